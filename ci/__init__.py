@@ -1,0 +1,1 @@
+"""Ferry core: settings, logging, Kubernetes access, forges, controller, local runner, CLI."""

@@ -1,0 +1,50 @@
+"""The forge-neutral event a pipeline runs for.
+
+Everything here except `kind` and the changed-file list is attacker-controlled text (branch
+names, titles, authors): the compiler passes it to steps only as Tekton params mapped to
+environment variables, never into a script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    PUSH = "push"
+    PULL_REQUEST = "pull_request"
+    TAG = "tag"
+    COMMENT = "comment"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullRequest:
+    number: int
+    title: str
+    head_branch: str
+    base_branch: str
+    author: str
+    from_fork: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What happened on the forge, reduced to what filtering and compiling need.
+
+    `branch` is the branch a `when.branch` filter matches: the pushed branch for a push, the
+    target (base) branch for a pull request, as GitHub Actions and Woodpecker do.
+    `changed_files` is `None` when unknown, and then a `when.paths` filter does not skip.
+    """
+
+    kind: EventKind
+    repository: str  # "owner/name" as the forge spells it
+    repository_url: str  # clone URL
+    sha: str
+    ref: str  # full ref: refs/heads/main, refs/tags/v1.0, refs/pull/7/head
+    branch: str | None = None
+    tag: str | None = None
+    pull_request: PullRequest | None = None
+    author: str = ""
+    changed_files: tuple[str, ...] | None = None

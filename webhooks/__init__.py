@@ -1,0 +1,1 @@
+"""The webhook receiver: forge events in, PipelineRuns out."""
