@@ -1,0 +1,1 @@
+"""Subcommands of `ferry`, one module each (see `ci.cli`)."""
