@@ -1,0 +1,103 @@
+"""Structured logging for every Ferry process: JSON lines in a cluster, readable lines on a TTY.
+
+Secrets never reach logs. Two guards, because either alone is leaky:
+- values under keys that name a credential (`token`, `secret`, `password`, `authorization`,
+  ...) are replaced before rendering, whatever they hold;
+- values registered with `Redactor.add` (webhook secrets, API tokens, run secrets) are masked
+  wherever they appear inside any logged string.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+MASK = "***"
+# Credential-looking keys: matched as whole words inside snake/kebab-case keys.
+_SENSITIVE_KEY = re.compile(
+    r"(^|[_-])(token|secret|password|passwd|authorization|api[_-]?key|private[_-]?key|"
+    r"signature|cookie)s?($|[_-])",
+    re.IGNORECASE,
+)
+# Shorter values would mask ordinary words ("on", "ci") all over the logs.
+MIN_MASKED_LENGTH = 4
+
+
+class Redactor:
+    """A structlog processor that masks credentials; shared by all loggers of a process."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        if len(secret) >= MIN_MASKED_LENGTH:
+            self._secrets.add(secret)
+
+    def mask(self, text: str) -> str:
+        # Longest first, so a secret that contains another is masked whole.
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def _clean(self, key: str, value: Any) -> Any:
+        if _SENSITIVE_KEY.search(key) and value not in (None, "", False):
+            return MASK
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {k: self._clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._clean(key, v) for v in value)
+        return value
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key in list(event_dict):
+            event_dict[key] = self._clean(key, event_dict[key])
+        return event_dict
+
+
+def configure(
+    *,
+    json: bool | None = None,
+    level: str = "info",
+    redactor: Redactor | None = None,
+    stream: TextIO | None = None,
+) -> Redactor:
+    """Set up structlog for this process and return the redactor to register secrets with.
+
+    `json=None` picks JSON when the stream is not a terminal (in a pod), readable otherwise.
+    """
+    out = stream or sys.stderr
+    redactor = redactor or Redactor()
+    use_json = not out.isatty() if json is None else json
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    return redactor
