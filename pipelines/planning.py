@@ -1,0 +1,462 @@
+"""The plan: what runs for one event, backend-neutral (Tekton today, `ferry run` tomorrow).
+
+The contract, in call order, for every backend (the webhook receiver, `ferry render`, the local
+runner):
+
+1. `pipelines.linting.load_spec(text)` -> `Spec` (raises `SpecError` for an invalid spec).
+2. `plan(spec, event)` -> `Plan`, or `NothingToRun(reason)` when the pipeline-level `when`
+   does not hold or every regular job is skipped. Raises `PlanError` (a `SpecError`) for what
+   the linter cannot see: `MissingDependencyError`, `DependencyCycleError`,
+   `UnknownMatrixVariableError`, `MatrixTooLargeError`.
+3. The backend walks `Plan.jobs` (already in dependency order: each job comes after all of its
+   `needs`) and then `Plan.finally_jobs`, which run whatever happened to the regular jobs.
+   For each job it runs `PlannedJob.steps` in order, each with `PlannedJob.env_for(step)`, in a
+   fresh workspace holding the repository at `event.sha` (or the run's shared workspace when
+   `share_workspace` is set). Event data is the backend's to expose (as `FERRY_*` variables);
+   the plan never copies it into scripts.
+
+Decisions:
+
+- Environment precedence, lowest first: pipeline `env` < job `env` < `MATRIX_<KEY>` variables
+  < step `env`. Secrets are separate (`PlannedJob.secrets`); backends set them after plain
+  variables, so a secret wins over a plain variable of the same name.
+- Matrix: the axes' product in file order (first axis slowest), minus every combination that
+  matches all keys of an `exclude` entry, plus each `include` entry not already present. Each
+  combination is one planned job named `<job>-<value>-<value>` (DNS-1123, <= 63 characters,
+  a short hash appended when cut or when two names would clash). `${{ matrix.KEY }}` is
+  replaced in the job and step `image`, env values, `run`, and service images and env: all
+  spec-controlled text, never event data.
+- `needs: [test]` on a matrix job means every variant of `test`.
+- A job whose `when` does not hold is skipped, and so is every job that needs a skipped job,
+  transitively: running `deploy` because `test` was filtered out would skip a safety check.
+  Skipped jobs are listed in `Plan.skipped` with their reason.
+- Finally jobs are filtered by their own `when` but take no part in the DAG (`needs` is not
+  allowed on them by the linter; if present it is ignored).
+- Order: topological; among jobs that are ready at the same time, file order (and matrix
+  order within a job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from pipelines.events import Event
+from pipelines.filtering import why_not
+from pipelines.problems import Position, Problem, Severity, SpecError
+from pipelines.spec import (
+    MAX_MATRIX_COMBINATIONS,
+    Job,
+    Matrix,
+    SecretRef,
+    Spec,
+)
+
+MAX_NAME_LENGTH = 63  # a DNS-1123 label, as Tekton requires of pipeline task names
+_HASH_LENGTH = 6
+_MATRIX_VARIABLE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z0-9_.-]+)\s*\}\}")
+_NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9]+")
+_NOWHERE = Position("<none>", 0, 0)
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
+class PlanError(SpecError):
+    """A spec the linter accepted but that cannot be planned; one problem, with its position."""
+
+    def __init__(self, *, message: str, position: Position, path: str = "") -> None:
+        super().__init__(
+            [Problem(severity=Severity.ERROR, message=message, position=position, path=path)]
+        )
+
+
+class MissingDependencyError(PlanError):
+    def __init__(self, *, job: str, dependency: str, position: Position) -> None:
+        self.job = job
+        self.dependency = dependency
+        super().__init__(
+            message=f"job `{job}` needs `{dependency}`, which is not a job",
+            position=position,
+            path=f"jobs.{job}.needs",
+        )
+
+
+class DependencyCycleError(PlanError):
+    def __init__(self, *, path: tuple[str, ...], position: Position) -> None:
+        self.path = path  # first and last are the same job: ("a", "b", "a")
+        super().__init__(
+            message="jobs depend on each other in a cycle: " + " -> ".join(path),
+            position=position,
+            path=f"jobs.{path[0]}.needs",
+        )
+
+
+class UnknownMatrixVariableError(PlanError):
+    def __init__(self, *, job: str, variable: str, position: Position) -> None:
+        self.job = job
+        self.variable = variable
+        super().__init__(
+            message=f"job `{job}` uses `${{{{ matrix.{variable} }}}}`, "
+            f"but its matrix has no key `{variable}`",
+            position=position,
+            path=f"jobs.{job}",
+        )
+
+
+class MatrixTooLargeError(PlanError):
+    def __init__(self, *, job: str, combinations: int, position: Position) -> None:
+        self.job = job
+        self.combinations = combinations
+        super().__init__(
+            message=f"job `{job}` has {combinations} matrix combinations; "
+            f"the limit is {MAX_MATRIX_COMBINATIONS}",
+            position=position,
+            path=f"jobs.{job}.matrix",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedStep:
+    name: str  # unique within the job, DNS-1123, never "clone" (the backend's own first step)
+    script: str  # the `run` text, matrix variables replaced
+    image: str
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    position: Position = field(default=_NOWHERE, compare=False, repr=False)  # of the spec step
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedService:
+    name: str
+    image: str
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedJob:
+    name: str  # unique across the plan, DNS-1123 label <= 63
+    spec_job: str  # the job's name in `.ci.yaml` (several planned jobs share it in a matrix)
+    matrix: Mapping[str, str]  # this variant's values; empty for a job without a matrix
+    image: str
+    steps: tuple[PlannedStep, ...]
+    env: Mapping[str, str]  # pipeline < job < MATRIX_*; steps add their own on top
+    secrets: tuple[SecretRef, ...] = ()
+    services: tuple[PlannedService, ...] = ()
+    needs: tuple[str, ...] = ()  # planned job names
+    timeout_seconds: int | None = None  # None: the backend's default
+    retries: int = 0
+    allow_failure: bool = False
+    share_workspace: bool = False
+    is_finally: bool = False
+    position: Position = field(default=_NOWHERE, compare=False, repr=False)  # of the spec job
+
+    def env_for(self, step: PlannedStep) -> Mapping[str, str]:
+        """The step's effective plain environment (secrets not included)."""
+        return _frozen({**self.env, **step.env})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkippedJob:
+    name: str  # the job's name in `.ci.yaml`
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    jobs: tuple[PlannedJob, ...]  # non-empty, dependency order
+    finally_jobs: tuple[PlannedJob, ...] = ()
+    skipped: tuple[SkippedJob, ...] = ()
+    timeout_seconds: int | None = None  # the whole run; None: the backend derives it
+
+    @property
+    def all_jobs(self) -> tuple[PlannedJob, ...]:
+        return (*self.jobs, *self.finally_jobs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NothingToRun:
+    reason: str
+    skipped: tuple[SkippedJob, ...] = ()
+
+
+def plan(spec: Spec, event: Event) -> Plan | NothingToRun:
+    """Filter, expand and order `spec` for `event` (see the module docstring)."""
+    reason = why_not(spec.when, event)
+    if reason is not None:
+        return NothingToRun(reason=f"the pipeline's `when` does not hold: {reason}")
+
+    _check_dependencies(spec.jobs)
+    skipped = _skipped_jobs(spec.jobs, event)
+    namer = _Namer()
+    variants = {
+        job.name: _expand(job, spec=spec, namer=namer)
+        for job in spec.jobs
+        if job.name not in skipped
+    }
+    variants = {
+        job.name: [
+            replace(
+                variant,
+                needs=tuple(v.name for needed in job.needs for v in variants[needed]),
+            )
+            for variant in variants[job.name]
+        ]
+        for job in spec.jobs
+        if job.name in variants
+    }
+    finally_jobs: list[PlannedJob] = []
+    for job in spec.finally_jobs:
+        job_reason = why_not(job.when, event)
+        if job_reason is None:
+            finally_jobs.extend(_expand(job, spec=spec, namer=namer))
+        else:
+            skipped[job.name] = job_reason
+
+    skipped_jobs = tuple(SkippedJob(name=name, reason=text) for name, text in skipped.items())
+    if not variants:
+        return NothingToRun(reason="every job is skipped for this event", skipped=skipped_jobs)
+    ordered = _topological(spec.jobs, variants)
+    return Plan(
+        jobs=ordered,
+        finally_jobs=tuple(finally_jobs),
+        skipped=skipped_jobs,
+        timeout_seconds=spec.timeout_seconds,
+    )
+
+
+def _check_dependencies(jobs: tuple[Job, ...]) -> None:
+    by_name = {job.name: job for job in jobs}
+    for job in jobs:
+        for dependency in job.needs:
+            if dependency not in by_name:
+                raise MissingDependencyError(
+                    job=job.name, dependency=dependency, position=job.position_of("needs")
+                )
+    # Depth-first search in file order, so the reported cycle is the first one a reader meets.
+    done: set[str] = set()
+    for job in jobs:
+        stack: list[str] = []
+        _visit(job.name, by_name=by_name, stack=stack, done=done)
+
+
+def _visit(name: str, *, by_name: Mapping[str, Job], stack: list[str], done: set[str]) -> None:
+    if name in done:
+        return
+    if name in stack:
+        cycle = (*stack[stack.index(name) :], name)
+        raise DependencyCycleError(path=cycle, position=by_name[cycle[0]].position_of("needs"))
+    stack.append(name)
+    for dependency in by_name[name].needs:
+        _visit(dependency, by_name=by_name, stack=stack, done=done)
+    stack.pop()
+    done.add(name)
+
+
+def _skipped_jobs(jobs: tuple[Job, ...], event: Event) -> dict[str, str]:
+    """Jobs whose `when` fails, then (in dependency order) jobs needing a skipped job."""
+    skipped: dict[str, str] = {}
+    for job in jobs:
+        reason = why_not(job.when, event)
+        if reason is not None:
+            skipped[job.name] = reason
+    changed = True
+    while changed:
+        changed = False
+        for job in jobs:
+            if job.name in skipped:
+                continue
+            for dependency in job.needs:
+                if dependency in skipped:
+                    skipped[job.name] = f"it needs `{dependency}`, which is skipped"
+                    changed = True
+                    break
+    return skipped
+
+
+def _topological(
+    jobs: tuple[Job, ...], variants: Mapping[str, list[PlannedJob]]
+) -> tuple[PlannedJob, ...]:
+    """Kahn's algorithm over spec jobs; ties broken by file order."""
+    remaining = [job for job in jobs if job.name in variants]
+    placed: set[str] = set()
+    ordered: list[PlannedJob] = []
+    while remaining:
+        ready = next(job for job in remaining if all(d in placed for d in job.needs))
+        remaining.remove(ready)
+        placed.add(ready.name)
+        ordered.extend(variants[ready.name])
+    return tuple(ordered)
+
+
+def matrix_combinations(matrix: Matrix) -> tuple[Mapping[str, str], ...]:
+    """Every combination of `matrix`, in the order documented in the module docstring."""
+    keys = tuple(matrix.axes)
+    combinations: list[dict[str, str]] = (
+        [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(matrix.axes[key] for key in keys))
+        ]
+        if keys
+        else []
+    )
+    combinations = [
+        combination
+        for combination in combinations
+        if not any(_matches(combination, entry) for entry in matrix.exclude)
+    ]
+    for entry in matrix.include:
+        extra = dict(entry)
+        if extra not in combinations:
+            combinations.append(extra)
+    return tuple(_frozen(combination) for combination in combinations)
+
+
+def _matches(combination: Mapping[str, str], entry: Mapping[str, str]) -> bool:
+    return all(combination.get(key) == value for key, value in entry.items())
+
+
+def _expand(
+    job: Job,
+    *,
+    spec: Spec,
+    namer: _Namer,
+) -> list[PlannedJob]:
+    if job.matrix is None:
+        return [_planned(job, spec=spec, name=namer.name(job.name, ()), values={})]
+    combinations = matrix_combinations(job.matrix)
+    if len(combinations) > MAX_MATRIX_COMBINATIONS:
+        raise MatrixTooLargeError(
+            job=job.name, combinations=len(combinations), position=job.position_of("matrix")
+        )
+    return [
+        _planned(
+            job,
+            spec=spec,
+            name=namer.name(job.name, tuple(values.values())),
+            values=values,
+        )
+        for values in combinations
+    ]
+
+
+def _planned(
+    job: Job,
+    *,
+    spec: Spec,
+    name: str,
+    values: Mapping[str, str],
+) -> PlannedJob:
+    def substitute(text: str) -> str:
+        if job.matrix is None:
+            return text  # `${{ }}` without a matrix is the user's text; the linter may warn
+
+        def matrix_value(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in values:
+                raise UnknownMatrixVariableError(job=job.name, variable=key, position=job.position)
+            return values[key]
+
+        return _MATRIX_VARIABLE.sub(matrix_value, text)
+
+    def substitute_all(mapping: Mapping[str, str]) -> dict[str, str]:
+        return {key: substitute(value) for key, value in mapping.items()}
+
+    matrix_env = {f"MATRIX_{_env_suffix(key)}": value for key, value in values.items()}
+    image = substitute(job.image)
+    step_names = _StepNamer()
+    steps = tuple(
+        PlannedStep(
+            name=step_names.name(step.name, index),
+            script=substitute(step.run),
+            image=substitute(step.image) if step.image else image,
+            env=_frozen(substitute_all(step.env)),
+            position=step.position,
+        )
+        for index, step in enumerate(job.steps, start=1)
+    )
+    services = tuple(
+        PlannedService(
+            name=service.name,
+            image=substitute(service.image),
+            env=_frozen(substitute_all(service.env)),
+            command=tuple(substitute(part) for part in service.command),
+        )
+        for service in job.services
+    )
+    return PlannedJob(
+        name=name,
+        spec_job=job.name,
+        matrix=_frozen(values),
+        image=image,
+        steps=steps,
+        env=_frozen({**substitute_all(spec.env), **substitute_all(job.env), **matrix_env}),
+        secrets=job.secrets,
+        services=services,
+        timeout_seconds=job.timeout_seconds,
+        retries=job.retries,
+        allow_failure=job.allow_failure,
+        share_workspace=job.share_workspace,
+        is_finally=job.is_finally,
+        position=job.position,
+    )
+
+
+def _env_suffix(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
+
+
+def dns_label(text: str, *, fallback: str = "x") -> str:
+    """`text` as a DNS-1123 label: lower case, runs of other characters become one `-`."""
+    label = _NOT_NAME_CHARACTERS.sub("-", text.lower()).strip("-")
+    return label or fallback
+
+
+def short_hash(*parts: str) -> str:
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return digest[:_HASH_LENGTH]
+
+
+def fit_label(label: str, *, limit: int = MAX_NAME_LENGTH, salt: Iterable[str] = ()) -> str:
+    """Cut `label` to `limit`, keeping it unique by appending a hash of what was cut."""
+    if len(label) <= limit:
+        return label
+    suffix = short_hash(label, *salt)
+    return f"{label[: limit - _HASH_LENGTH - 1].rstrip('-')}-{suffix}"
+
+
+class _Namer:
+    """Unique planned-job names: spec job names as they are, matrix variants slugged."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def name(self, job: str, values: tuple[str, ...]) -> str:
+        base = dns_label("-".join((job, *values))) if values else job
+        name = fit_label(base)
+        if name in self._taken:
+            name = fit_label(f"{base}-{short_hash(job, *values)}", limit=MAX_NAME_LENGTH)
+        self._taken.add(name)
+        return name
+
+
+class _StepNamer:
+    """Unique step names within a job; `clone` is reserved for the backend's checkout."""
+
+    _LIMIT = 58  # Tekton names the container `step-<name>`, cut at 63 characters
+
+    def __init__(self) -> None:
+        self._taken: set[str] = {"clone"}
+
+    def name(self, given: str | None, index: int) -> str:
+        base = fit_label(dns_label(given), limit=self._LIMIT) if given else f"run-{index}"
+        name = base
+        if name in self._taken:
+            name = fit_label(f"{base}-{index}", limit=self._LIMIT)
+        self._taken.add(name)
+        return name

@@ -1,0 +1,530 @@
+"""Compile a `Plan` for an `Event` into a Tekton `tekton.dev/v1` PipelineRun (a plain dict).
+
+Call order: `plan = planning.plan(spec, event)`, then
+`run = compile_pipeline_run(plan, event, options=CompileOptions(...))`, then `to_yaml(run)`
+for people or the dict itself for the Kubernetes API. `pipeline_run_name(event)` is the
+idempotent run name the webhook uses to make a redelivered event a no-op.
+
+The shape of the output, and why:
+
+- The run embeds its `pipelineSpec` and each job's `taskSpec`: it is fully described by the
+  commit it came from, and needs no Task objects in the cluster.
+- One job is one pipeline task (one pod). Its first step, `clone`, fetches exactly `event.sha`
+  into the `source` workspace, mounted at `/workspace/source` and the working directory of
+  every step. `source` is bound to an `emptyDir` (one per TaskRun, so per job); a job with
+  `share_workspace` binds it to the run's `shared` workspace instead, backed by a
+  `volumeClaimTemplate`: the only PersistentVolumeClaim Ferry ever asks for, because volume
+  attach is slow. Jobs on the shared volume skip the clone when it already holds the commit.
+- Event data (attacker-controlled: branch names, titles) enters only as PipelineRun `params`,
+  is passed to each task's params, and reaches steps only as `env` values
+  (`FERRY_BRANCH: $(params.branch)`). It is never written into a `script`.
+- Tekton substitutes `$(params.…)`, `$(context.…)`, `$(workspaces.…)` and the like in the
+  scripts, images, env values and commands of an embedded taskSpec, with plain string
+  replacement of the exact variable text (`pkg/substitution/substitution.go`
+  `ApplyReplacements`, applied to steps and sidecars by `ApplyContainerReplacements`). A
+  user script saying `echo $(params.branch)` would therefore run the branch name as shell.
+  Rewriting the text cannot keep shell meaning in every quoting context, so the compiler
+  refuses spec text containing a Tekton variable (`TektonVariableError`) and points to the
+  `FERRY_*` environment variables instead. In a shell, `$(params.branch)` would mean "run the
+  command `params.branch`", so no real script is refused by this.
+- Every step has a `script` (without one, Tekton asks the image registry for the entrypoint).
+  A `run` starting with `#!` is used as it is. Otherwise the script starts with `#!/bin/sh`,
+  re-executes itself with `bash -eo pipefail` when the image has bash, and runs under
+  `set -e` either way: the behaviour `Step` documents, and the one that works on images with
+  no bash (alpine, distroless-busybox).
+- `allow_failure` becomes `onError: continue` on the pipeline task (beta, on by default).
+  Tekton rejects it together with `retries`, so that combination is a `CompileError`.
+- Timeouts: each task gets its job's timeout, or `CompileOptions.default_job_timeout_seconds`.
+  Without a spec-level timeout, the run's timeout is the longest chain of task timeouts through
+  the DAG (each times its attempts) plus the longest finally task, so a run never times out
+  before its tasks could. With finally jobs, `timeouts.tasks` and `timeouts.finally` are set
+  too (`pipeline` = `tasks` + `finally`, as Tekton requires), so finally jobs keep their time.
+- Output is deterministic: dicts are built in a fixed key order and `to_yaml` keeps it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import yaml
+
+from pipelines.events import Event
+from pipelines.planning import (
+    Plan,
+    PlannedJob,
+    PlannedStep,
+    dns_label,
+    fit_label,
+)
+from pipelines.problems import Position, Problem, Severity, SpecError
+
+API_VERSION = "tekton.dev/v1"
+DEFAULT_CLONE_IMAGE = "docker.io/alpine/git:2.45.2"
+DEFAULT_JOB_TIMEOUT_SECONDS = 3600  # Tekton's own default-timeout-minutes
+DEFAULT_SHARED_WORKSPACE_SIZE = "1Gi"
+SOURCE_PATH = "/workspace/source"
+SOURCE_WORKSPACE = "source"
+SHARED_WORKSPACE = "shared"
+MAX_LABEL_VALUE_LENGTH = 63
+LABEL_PREFIX = "ferry.dev/"
+PLACEHOLDER_NAMESPACE = "default"
+
+# Every Tekton variable root (docs/variables.md); matched after `$(` in spec text.
+_TEKTON_VARIABLE = re.compile(
+    r"\$\((?:params|context|workspaces|tasks|results|steps|step|credentials|resources"
+    r"|inputs|outputs|finally|matrix)[.\[][^)]*\)?"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_NOT_LABEL_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+# (param name, env var name, description). Order is the output order.
+EVENT_PARAMS: tuple[tuple[str, str, str], ...] = (
+    ("event", "FERRY_EVENT", "push, pull_request, tag, comment or manual"),
+    ("repository", "FERRY_REPOSITORY", "owner/name as the forge spells it"),
+    ("repository-url", "FERRY_REPO_URL", "clone URL"),
+    ("sha", "FERRY_SHA", "the commit to build"),
+    ("ref", "FERRY_REF", "full git ref"),
+    ("branch", "FERRY_BRANCH", "pushed branch, or a pull request's base branch"),
+    ("tag", "FERRY_TAG", "the tag, for a tag event"),
+    ("pull-request-number", "FERRY_PULL_REQUEST", "pull request number, or empty"),
+    ("pull-request-title", "FERRY_PULL_REQUEST_TITLE", "pull request title, or empty"),
+    ("pull-request-head-branch", "FERRY_PULL_REQUEST_BRANCH", "pull request head branch"),
+    ("author", "FERRY_AUTHOR", "who caused the event"),
+)
+
+_CLONE_SCRIPT = """\
+#!/bin/sh
+set -eu
+# Event data arrives only through the environment, never in this text.
+if [ -d .git ]; then
+  head=$(git -c safe.directory='*' rev-parse HEAD 2>/dev/null || true)
+  if [ "$head" = "$FERRY_SHA" ]; then
+    echo "the shared workspace already holds $FERRY_SHA"
+    exit 0
+  fi
+fi
+git -c safe.directory='*' init --quiet .
+git -c safe.directory='*' remote remove origin 2>/dev/null || true
+git -c safe.directory='*' remote add origin "$FERRY_REPO_URL"
+git -c safe.directory='*' fetch --quiet --depth 1 origin "$FERRY_SHA"
+git -c safe.directory='*' checkout --quiet --detach FETCH_HEAD
+"""
+
+# Re-run this very file (Tekton writes the script to a file: $0) under bash when there is one.
+_SHELL_PRELUDE = """\
+#!/bin/sh
+if [ -z "${FERRY_SHELL:-}" ] && command -v bash >/dev/null 2>&1; then
+  FERRY_SHELL=bash exec bash -eo pipefail "$0" "$@"
+fi
+set -e
+"""
+
+
+class CompileError(SpecError):
+    """A plan Tekton cannot run as written; one problem, pinned to the spec when possible."""
+
+    def __init__(self, *, message: str, path: str, position: Position, hint: str | None = None):
+        super().__init__(
+            [
+                Problem(
+                    severity=Severity.ERROR,
+                    message=message,
+                    position=position,
+                    path=path,
+                    hint=hint,
+                )
+            ]
+        )
+        self.path = path
+
+
+class TektonVariableError(CompileError):
+    """Spec text contains `$(params.…)`-style text that Tekton would substitute."""
+
+    def __init__(self, *, path: str, variable: str, position: Position) -> None:
+        self.variable = variable
+        super().__init__(
+            message=f"`{variable}` would be replaced by Tekton before the shell runs, which "
+            "lets event data (branch names, titles) run as commands",
+            path=path,
+            position=position,
+            hint='use the environment variables instead, e.g. "$FERRY_BRANCH"',
+        )
+
+
+class RetriesWithAllowFailureError(CompileError):
+    def __init__(self, *, job: str, position: Position) -> None:
+        self.job = job
+        super().__init__(
+            message=f"job `{job}` sets both `retries` and `allow_failure`, which Tekton "
+            "does not allow together (onError: continue with retries)",
+            path=f"jobs.{job}",
+            position=position,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompileOptions:
+    """How to compile; everything the spec does not say.
+
+    `namespace` None leaves `metadata.namespace` out (the client's namespace applies).
+    `ferry_version` goes into labels and annotations, to trace a run to the compiler.
+    """
+
+    namespace: str | None = None
+    name_prefix: str = ""  # prepended to `pipeline_run_name`, e.g. "ferry-"
+    service_account: str | None = None  # None: the namespace's Tekton default (`default`)
+    clone_image: str = DEFAULT_CLONE_IMAGE
+    ferry_version: str = "dev"
+    default_job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
+    shared_workspace_size: str = DEFAULT_SHARED_WORKSPACE_SIZE
+
+
+def pipeline_run_name(event: Event, *, prefix: str = "") -> str:
+    """An idempotent PipelineRun name: the same (repository, kind, ref, sha) gives the same name.
+
+    `<prefix><repository-slug>-<sha[:7]>-<hash>`, a DNS-1123 label of at most 63 characters,
+    so that the name also fits a label value and Tekton's TaskRun names derived from it.
+    """
+    digest = hashlib.sha256(
+        "\x00".join((event.repository, event.kind.value, event.ref, event.sha)).encode()
+    ).hexdigest()[:8]
+    tail = f"-{dns_label(event.sha[:7], fallback='0')}-{digest}"
+    head = dns_label(prefix + event.repository.rsplit("/", 1)[-1], fallback="run")
+    head = head[: MAX_LABEL_VALUE_LENGTH - len(tail)].rstrip("-") or "run"
+    return head + tail
+
+
+def compile_pipeline_run(
+    plan: Plan, event: Event, *, options: CompileOptions | None = None
+) -> dict[str, Any]:
+    """The PipelineRun for `plan` and `event` (see the module docstring)."""
+    options = options or CompileOptions()
+    for job in plan.all_jobs:
+        _check_job(job)
+    metadata: dict[str, Any] = {"name": pipeline_run_name(event, prefix=options.name_prefix)}
+    if options.namespace is not None:
+        metadata["namespace"] = options.namespace
+    metadata["labels"] = _run_labels(event, options)
+    metadata["annotations"] = _run_annotations(event, options)
+
+    uses_shared = any(job.share_workspace for job in plan.all_jobs)
+    cap = plan.timeout_seconds
+    pipeline_spec: dict[str, Any] = {
+        "params": [
+            {"name": name, "type": "string", "description": description}
+            for name, _, description in EVENT_PARAMS
+        ],
+        "workspaces": [{"name": SOURCE_WORKSPACE}]
+        + ([{"name": SHARED_WORKSPACE}] if uses_shared else []),
+        "tasks": [_pipeline_task(job, options, cap=cap) for job in plan.jobs],
+    }
+    if plan.finally_jobs:
+        pipeline_spec["finally"] = [
+            _pipeline_task(job, options, cap=cap) for job in plan.finally_jobs
+        ]
+
+    spec: dict[str, Any] = {
+        "params": [
+            {"name": name, "value": value}
+            for (name, _, _), value in zip(EVENT_PARAMS, _event_values(event), strict=True)
+        ],
+        "pipelineSpec": pipeline_spec,
+        "timeouts": _timeouts(plan, options),
+        "workspaces": _workspace_bindings(uses_shared=uses_shared, options=options),
+    }
+    if options.service_account is not None:
+        spec["taskRunTemplate"] = {"serviceAccountName": options.service_account}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PipelineRun",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+def _check_job(job: PlannedJob) -> None:
+    if job.retries and job.allow_failure:
+        raise RetriesWithAllowFailureError(job=job.spec_job, position=job.position)
+    where = f"jobs.{job.spec_job}"
+    # (field path, position, text) of every piece of spec text Tekton would substitute in.
+    texts: list[tuple[str, Position, str]] = [(f"{where}.image", job.position, job.image)]
+    texts += [(f"{where}.env.{key}", job.position, value) for key, value in job.env.items()]
+    for secret in job.secrets:
+        texts += [(f"{where}.secrets", job.position, f"{secret.secret} {secret.key}")]
+    for index, step in enumerate(job.steps):
+        at = f"{where}.steps[{index}]"
+        texts += [(f"{at}.run", step.position, step.script)]
+        texts += [(f"{at}.image", step.position, step.image)]
+        texts += [(f"{at}.env.{key}", step.position, value) for key, value in step.env.items()]
+    for service in job.services:
+        at = f"{where}.services.{service.name}"
+        texts += [(f"{at}.image", job.position, service.image)]
+        texts += [(f"{at}.command", job.position, " ".join(service.command))]
+        texts += [(f"{at}.env.{key}", job.position, value) for key, value in service.env.items()]
+    for path, position, text in texts:
+        match = _TEKTON_VARIABLE.search(text)
+        if match is not None:
+            raise TektonVariableError(path=path, variable=match.group(0), position=position)
+
+
+def _event_values(event: Event) -> tuple[str, ...]:
+    pull_request = event.pull_request
+    return (
+        event.kind.value,
+        event.repository,
+        event.repository_url,
+        event.sha,
+        event.ref,
+        event.branch or "",
+        event.tag or "",
+        str(pull_request.number) if pull_request else "",
+        pull_request.title if pull_request else "",
+        pull_request.head_branch if pull_request else "",
+        event.author,
+    )
+
+
+def _pipeline_task(job: PlannedJob, options: CompileOptions, *, cap: int | None) -> dict[str, Any]:
+    task: dict[str, Any] = {"name": job.name}
+    if job.needs:
+        task["runAfter"] = list(job.needs)
+    if job.allow_failure:
+        task["onError"] = "continue"
+    if job.retries:
+        task["retries"] = job.retries
+    task["timeout"] = go_duration(_job_timeout(job, options, cap=cap))
+    task["params"] = [{"name": name, "value": f"$(params.{name})"} for name, _, _ in EVENT_PARAMS]
+    task["workspaces"] = [
+        {
+            "name": SOURCE_WORKSPACE,
+            "workspace": SHARED_WORKSPACE if job.share_workspace else SOURCE_WORKSPACE,
+        }
+    ]
+    task["taskSpec"] = _task_spec(job, options)
+    return task
+
+
+def _task_spec(job: PlannedJob, options: CompileOptions) -> dict[str, Any]:
+    labels = {
+        f"{LABEL_PREFIX}job": job.name,
+        f"{LABEL_PREFIX}spec-job": label_value(job.spec_job),
+    }
+    ferry_env = {env: f"$(params.{param})" for param, env, _ in EVENT_PARAMS}
+    ferry_env |= {
+        "CI": "true",
+        "FERRY": "true",
+        "FERRY_JOB": job.name,
+        "FERRY_PIPELINE_RUN": "$(context.pipelineRun.name)",
+    }
+    task_spec: dict[str, Any] = {
+        "metadata": {"labels": labels},
+        "params": [{"name": name, "type": "string"} for name, _, _ in EVENT_PARAMS],
+        "workspaces": [{"name": SOURCE_WORKSPACE, "mountPath": SOURCE_PATH}],
+        # Ferry's own variables reach every step, the clone included, through the template.
+        "stepTemplate": {"workingDir": SOURCE_PATH, "env": _env(ferry_env.items())},
+        "steps": [_clone_step(options)] + [_step(job, step, ferry_env) for step in job.steps],
+    }
+    if job.services:
+        task_spec["sidecars"] = [
+            _container(
+                name=service.name,
+                image=service.image,
+                env=_env(service.env.items()),
+                command=service.command,
+            )
+            for service in job.services
+        ]
+    return task_spec
+
+
+def _clone_step(options: CompileOptions) -> dict[str, Any]:
+    return {"name": "clone", "image": options.clone_image, "script": _CLONE_SCRIPT}
+
+
+def _step(job: PlannedJob, step: PlannedStep, ferry_env: Mapping[str, str]) -> dict[str, Any]:
+    # Ferry's variables describe the run and win a clash; secrets win over plain variables.
+    secret_names = {secret.env for secret in job.secrets}
+    plain = {
+        key: value
+        for key, value in job.env_for(step).items()
+        if key not in ferry_env and key not in secret_names
+    }
+    env = _env(plain.items())
+    env += [
+        {
+            "name": secret.env,
+            "valueFrom": {"secretKeyRef": {"name": secret.secret, "key": secret.key}},
+        }
+        for secret in job.secrets
+    ]
+    compiled: dict[str, Any] = {"name": step.name, "image": step.image}
+    if env:
+        compiled["env"] = env
+    compiled["script"] = shell_script(step.script)
+    return compiled
+
+
+def shell_script(run: str) -> str:
+    """The Tekton `script` for a `run` text (see the module docstring)."""
+    if run.startswith("#!"):
+        return run
+    body = run if run.endswith("\n") else run + "\n"
+    return _SHELL_PRELUDE + body
+
+
+def _container(
+    *, name: str, image: str, env: list[dict[str, Any]], command: tuple[str, ...]
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": name, "image": image}
+    if command:
+        container["command"] = list(command)
+    if env:
+        container["env"] = env
+    return container
+
+
+def _env(items: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"name": name, "value": value} for name, value in items]
+
+
+def _job_timeout(job: PlannedJob, options: CompileOptions, *, cap: int | None = None) -> int:
+    """A job cannot outlive its run: its timeout is cut to the run's, when the spec sets one."""
+    timeout = job.timeout_seconds or options.default_job_timeout_seconds
+    return timeout if cap is None else min(timeout, cap)
+
+
+def _timeouts(plan: Plan, options: CompileOptions) -> dict[str, str]:
+    """`spec.timeouts`, keeping Tekton's rule `pipeline >= tasks + finally`."""
+
+    def budget(job: PlannedJob) -> int:
+        return _job_timeout(job, options, cap=plan.timeout_seconds) * (job.retries + 1)
+
+    finally_budget = max((budget(job) for job in plan.finally_jobs), default=0)
+    if plan.timeout_seconds is not None:
+        total = plan.timeout_seconds
+        if finally_budget and total > finally_budget:
+            return {
+                "pipeline": go_duration(total),
+                "tasks": go_duration(total - finally_budget),
+                "finally": go_duration(finally_budget),
+            }
+        return {"pipeline": go_duration(total)}
+    # The longest chain: jobs are in dependency order, so one pass suffices.
+    finish: dict[str, int] = {}
+    for job in plan.jobs:
+        start = max((finish[need] for need in job.needs), default=0)
+        finish[job.name] = start + budget(job)
+    tasks_budget = max(finish.values(), default=0)
+    if not finally_budget:
+        return {"pipeline": go_duration(tasks_budget)}
+    return {
+        "pipeline": go_duration(tasks_budget + finally_budget),
+        "tasks": go_duration(tasks_budget),
+        "finally": go_duration(finally_budget),
+    }
+
+
+def go_duration(seconds: int) -> str:
+    """Seconds as Go's `time.Duration.String()` spells them (`1h30m0s`), as Tekton echoes it."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _workspace_bindings(*, uses_shared: bool, options: CompileOptions) -> list[dict[str, Any]]:
+    bindings: list[dict[str, Any]] = [{"name": SOURCE_WORKSPACE, "emptyDir": {}}]
+    if uses_shared:
+        bindings.append(
+            {
+                "name": SHARED_WORKSPACE,
+                "volumeClaimTemplate": {
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": options.shared_workspace_size}},
+                    }
+                },
+            }
+        )
+    return bindings
+
+
+def label_value(text: str) -> str:
+    """`text` as a valid label value (<= 63, `[A-Za-z0-9._-]`, alphanumeric ends).
+
+    Unchanged when already valid; otherwise cleaned, and cut with a hash of the original when
+    too long. Raw values go into annotations, so a label only needs to be stable and close.
+    """
+    if len(text) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE.match(text):
+        return text
+    cleaned = _NOT_LABEL_CHARACTERS.sub("-", text).strip("-_.")
+    cleaned = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+    if len(cleaned) <= MAX_LABEL_VALUE_LENGTH:
+        return cleaned
+    return fit_label(cleaned, limit=MAX_LABEL_VALUE_LENGTH, salt=(text,))
+
+
+def _run_labels(event: Event, options: CompileOptions) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/managed-by": "ferry",
+        f"{LABEL_PREFIX}repository": label_value(event.repository.replace("/", ".")),
+        f"{LABEL_PREFIX}event": event.kind.value,
+        f"{LABEL_PREFIX}sha": label_value(event.sha),
+    }
+    if event.branch:
+        labels[f"{LABEL_PREFIX}branch"] = label_value(event.branch)
+    if event.tag:
+        labels[f"{LABEL_PREFIX}tag"] = label_value(event.tag)
+    if event.pull_request:
+        labels[f"{LABEL_PREFIX}pull-request"] = str(event.pull_request.number)
+    labels[f"{LABEL_PREFIX}version"] = label_value(options.ferry_version)
+    return {key: value for key, value in labels.items() if value}
+
+
+def _run_annotations(event: Event, options: CompileOptions) -> dict[str, str]:
+    annotations = {
+        f"{LABEL_PREFIX}repository": event.repository,
+        f"{LABEL_PREFIX}repository-url": event.repository_url,
+        f"{LABEL_PREFIX}event": event.kind.value,
+        f"{LABEL_PREFIX}sha": event.sha,
+        f"{LABEL_PREFIX}ref": event.ref,
+    }
+    if event.branch:
+        annotations[f"{LABEL_PREFIX}branch"] = event.branch
+    if event.tag:
+        annotations[f"{LABEL_PREFIX}tag"] = event.tag
+    if event.pull_request:
+        annotations[f"{LABEL_PREFIX}pull-request"] = str(event.pull_request.number)
+    annotations[f"{LABEL_PREFIX}version"] = options.ferry_version
+    return annotations
+
+
+def _represent_str(dumper: yaml.representer.BaseRepresenter, text: Any) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, multi-line strings as `|` literals, keys in the order they were built."""
+
+    yaml_representers: ClassVar = {**yaml.SafeDumper.yaml_representers, str: _represent_str}
+
+
+def to_yaml(run: Mapping[str, Any]) -> str:
+    """Byte-stable YAML for a compiled run: the same dict always gives the same text."""
+    return yaml.dump(
+        run,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
+    )
