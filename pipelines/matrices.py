@@ -1,0 +1,175 @@
+"""The `matrix` of a job: reading it, sizing it, and checking `${{ matrix.KEY }}` uses.
+
+Only the size is computed here, so the linter can refuse a matrix over
+`MAX_MATRIX_COMBINATIONS` before anything expands it; the planner does the expansion.
+The size is the product of the axes, minus the combinations an `exclude` entry matches,
+plus one per `include` entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+from pipelines import reading
+from pipelines.parsing import Node
+from pipelines.reading import Collector, join
+from pipelines.spec import MAX_MATRIX_COMBINATIONS, Job, Matrix
+
+_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
+_MATRIX_REFERENCE = re.compile(r"matrix\.([A-Za-z_][A-Za-z0-9_]*)")
+# Above this many raw combinations we do not enumerate to apply `exclude`: no realistic
+# list of exclusions brings a product this large back under the limit.
+_ENUMERATION_LIMIT = 100 * MAX_MATRIX_COMBINATIONS
+
+
+def matrix_env_name(key: str) -> str:
+    """The environment variable that carries a matrix value to steps: `MATRIX_PYTHON`."""
+    return f"MATRIX_{key.upper()}"
+
+
+def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
+    matrix = reading.mapping(out, node, path)
+    if matrix is None:
+        return None
+    axes: dict[str, tuple[str, ...]] = {}
+    include: tuple[Mapping[str, str], ...] = ()
+    exclude: tuple[Mapping[str, str], ...] = ()
+    for entry in matrix.entries:
+        entry_path = join(path, entry.name)
+        if entry.name == "include":
+            include = _combinations(out, entry.value, entry_path, axes=None)
+            continue
+        if entry.name == "exclude":
+            exclude = _combinations(out, entry.value, entry_path, axes=axes)
+            continue
+        if not _AXIS_NAME.fullmatch(entry.name):
+            out.error(entry.key, entry_path,
+                      f"matrix key `{entry.name}` cannot become the environment variable "
+                      f"`{matrix_env_name(entry.name)}`",
+                      hint="use letters, digits and `_`, not starting with a digit")
+            continue
+        values = _values(out, entry.value, entry_path)
+        if values is not None:
+            axes[entry.name] = values
+    if not axes and not include:
+        out.error(matrix, path, f"`{path}` has no axes",
+                  hint="add one, e.g. `python: [\"3.11\", \"3.12\"]`")
+        return None
+    size = matrix_size(axes=axes, include=include, exclude=exclude)
+    if size > MAX_MATRIX_COMBINATIONS:
+        out.error(matrix, path,
+                  f"the matrix expands to {size} combinations, over the limit of "
+                  f"{MAX_MATRIX_COMBINATIONS} (each is one pod)",
+                  hint="drop values, add `exclude` entries, or split the job")
+    elif size == 0:
+        out.error(matrix, path, "the matrix has no combinations left after `exclude`")
+    return Matrix(axes=MappingProxyType(axes), include=include, exclude=exclude,
+                  position=matrix.position,
+                  key_positions=MappingProxyType({e.name: e.key.position
+                                                  for e in matrix.entries}))
+
+
+def matrix_size(*, axes: Mapping[str, Sequence[str]], include: Sequence[Mapping[str, str]],
+                exclude: Sequence[Mapping[str, str]]) -> int:
+    raw = math.prod(len(values) for values in axes.values()) if axes else 0
+    if not exclude or raw > _ENUMERATION_LIMIT:
+        return raw + len(include)
+    names = list(axes)
+    kept = 0
+    for combination in itertools.product(*axes.values()):
+        chosen = dict(zip(names, combination, strict=True))
+        if not any(all(chosen.get(k) == v for k, v in rule.items()) for rule in exclude):
+            kept += 1
+    return kept + len(include)
+
+
+def _values(out: Collector, node: Node, path: str) -> tuple[str, ...] | None:
+    items = reading.sequence(out, node, path)
+    if items is None:
+        return None
+    if not items.items:
+        out.error(node, path, f"matrix axis `{path}` has no values")
+        return None
+    values: list[str] = []
+    for index, item in enumerate(items.items):
+        text = reading.scalar_text(out, item, join(path, index))
+        if text is None:
+            continue
+        if text in values:
+            out.error(item, join(path, index), f"`{text}` is listed twice in `{path}`")
+            continue
+        values.append(text)
+    return tuple(values)
+
+
+def _combinations(out: Collector, node: Node, path: str,
+                  axes: Mapping[str, object] | None) -> tuple[Mapping[str, str], ...]:
+    """`include` (any keys) or `exclude` (only keys of the axes above it)."""
+    items = reading.sequence(out, node, path)
+    if items is None:
+        return ()
+    combinations = []
+    for index, item in enumerate(items.items):
+        item_path = join(path, index)
+        combination = reading.mapping(out, item, item_path)
+        if combination is None:
+            continue
+        if not combination.entries:
+            out.error(combination, item_path, f"`{item_path}` is empty")
+            continue
+        values: dict[str, str] = {}
+        for entry in combination.entries:
+            entry_path = join(item_path, entry.name)
+            if axes is not None and entry.name not in axes:
+                out.error(entry.key, entry_path,
+                          f"`exclude` names `{entry.name}`, which is not a matrix axis",
+                          hint=reading.suggestion(entry.name, list(axes))
+                          or "list axes before `exclude`")
+                continue
+            if not _AXIS_NAME.fullmatch(entry.name):
+                out.error(entry.key, entry_path,
+                          f"matrix key `{entry.name}` is not a valid name",
+                          hint="use letters, digits and `_`, not starting with a digit")
+                continue
+            text = reading.scalar_text(out, entry.value, entry_path)
+            if text is not None:
+                values[entry.name] = text
+        combinations.append(MappingProxyType(values))
+    return tuple(combinations)
+
+
+def check_placeholders(out: Collector, *, job: Job,
+                       uses: Sequence[tuple[str, Node, str]]) -> None:
+    """`${{ matrix.KEY }}` is allowed in a matrix job's images and env values, for known keys.
+
+    `uses` lists those values (text, node, path); `run` is checked separately (a warning),
+    and any other place that contains `${{` is reported by the linter itself.
+    """
+    keys: set[str] = set()
+    if job.matrix is not None:
+        keys.update(job.matrix.axes)
+        for combination in job.matrix.include:
+            keys.update(combination)
+    for text, node, path in uses:
+        for match in _PLACEHOLDER.finditer(text):
+            expression = match.group(1).strip()
+            reference = _MATRIX_REFERENCE.fullmatch(expression)
+            if reference is None:
+                out.error(node, path, f"`{match.group(0)}` is not supported",
+                          hint="only `${{ matrix.KEY }}` is replaced; event data reaches "
+                               "steps as environment variables")
+            elif job.matrix is None:
+                out.error(node, path,
+                          f"`{match.group(0)}` is used, but job `{job.name}` has no `matrix`")
+            elif reference.group(1) not in keys:
+                out.error(node, path,
+                          f"`{match.group(0)}`: the matrix has no key `{reference.group(1)}`",
+                          hint=reading.suggestion(reference.group(1), keys)
+                          or f"keys are: {', '.join(sorted(keys))}")
+
+
