@@ -47,6 +47,7 @@ from types import MappingProxyType
 
 from pipelines.events import Event
 from pipelines.filtering import why_not
+from pipelines.matrices import matrix_env_name
 from pipelines.problems import Position, Problem, Severity, SpecError
 from pipelines.spec import (
     MAX_MATRIX_COMBINATIONS,
@@ -367,7 +368,7 @@ def _planned(
     def substitute_all(mapping: Mapping[str, str]) -> dict[str, str]:
         return {key: substitute(value) for key, value in mapping.items()}
 
-    matrix_env = {f"MATRIX_{_env_suffix(key)}": value for key, value in values.items()}
+    matrix_env = {matrix_env_name(key): value for key, value in values.items()}
     image = substitute(job.image)
     step_names = _StepNamer()
     steps = tuple(
@@ -405,10 +406,6 @@ def _planned(
         is_finally=job.is_finally,
         position=job.position,
     )
-
-
-def _env_suffix(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
 
 
 def dns_label(text: str, *, fallback: str = "x") -> str:
