@@ -340,7 +340,8 @@ class _Linter:
     def check_run(self, run: str, node: Node, path: str) -> None:
         if "${{" in run:
             self.out.warn(node, path,
-                          "`${{ }}` is not replaced in `run`: the shell sees it as it is",
+                          "avoid `${{ }}` in `run`: text pasted into a script is how "
+                          "injection bugs start",
                           hint="read matrix values from `$MATRIX_<KEY>` (e.g. `$MATRIX_PYTHON`)"
                                " and event data from environment variables")
 

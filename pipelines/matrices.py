@@ -2,8 +2,8 @@
 
 Only the size is computed here, so the linter can refuse a matrix over
 `MAX_MATRIX_COMBINATIONS` before anything expands it; the planner does the expansion.
-The size is the product of the axes, minus the combinations an `exclude` entry matches,
-plus one per `include` entry.
+The size follows the planner's expansion: the product of the axes, minus the combinations
+that match every key of an `exclude` entry, plus each `include` entry not already there.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pipelines.parsing import Node
 from pipelines.reading import Collector, join
 from pipelines.spec import MAX_MATRIX_COMBINATIONS, Job, Matrix
 
-_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# `python-version` is common (GitHub Actions); its variable is `MATRIX_PYTHON_VERSION`.
+_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
-_MATRIX_REFERENCE = re.compile(r"matrix\.([A-Za-z_][A-Za-z0-9_]*)")
+_MATRIX_REFERENCE = re.compile(r"matrix\.([A-Za-z_][A-Za-z0-9_-]*)")
 # Above this many raw combinations we do not enumerate to apply `exclude`: no realistic
 # list of exclusions brings a product this large back under the limit.
 _ENUMERATION_LIMIT = 100 * MAX_MATRIX_COMBINATIONS
@@ -29,7 +30,7 @@ _ENUMERATION_LIMIT = 100 * MAX_MATRIX_COMBINATIONS
 
 def matrix_env_name(key: str) -> str:
     """The environment variable that carries a matrix value to steps: `MATRIX_PYTHON`."""
-    return f"MATRIX_{key.upper()}"
+    return f"MATRIX_{key.replace('-', '_').upper()}"
 
 
 def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
@@ -39,6 +40,7 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
     axes: dict[str, tuple[str, ...]] = {}
     include: tuple[Mapping[str, str], ...] = ()
     exclude: tuple[Mapping[str, str], ...] = ()
+    variables: dict[str, str] = {}
     for entry in matrix.entries:
         entry_path = join(path, entry.name)
         if entry.name == "include":
@@ -53,6 +55,13 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
                       f"`{matrix_env_name(entry.name)}`",
                       hint="use letters, digits and `_`, not starting with a digit")
             continue
+        variable = matrix_env_name(entry.name)
+        if variable in variables:
+            out.error(entry.key, entry_path,
+                      f"matrix keys `{variables[variable]}` and `{entry.name}` would both "
+                      f"become `{variable}`", hint="rename one of them")
+            continue
+        variables[variable] = entry.name
         values = _values(out, entry.value, entry_path)
         if values is not None:
             axes[entry.name] = values
@@ -77,15 +86,18 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
 def matrix_size(*, axes: Mapping[str, Sequence[str]], include: Sequence[Mapping[str, str]],
                 exclude: Sequence[Mapping[str, str]]) -> int:
     raw = math.prod(len(values) for values in axes.values()) if axes else 0
-    if not exclude or raw > _ENUMERATION_LIMIT:
-        return raw + len(include)
+    if raw > _ENUMERATION_LIMIT:
+        return raw
     names = list(axes)
-    kept = 0
-    for combination in itertools.product(*axes.values()):
-        chosen = dict(zip(names, combination, strict=True))
-        if not any(all(chosen.get(k) == v for k, v in rule.items()) for rule in exclude):
-            kept += 1
-    return kept + len(include)
+    kept: list[dict[str, str]] = []
+    for values in itertools.product(*axes.values()) if axes else ():
+        combination = dict(zip(names, values, strict=True))
+        if not any(all(combination.get(k) == v for k, v in rule.items()) for rule in exclude):
+            kept.append(combination)
+    for entry in include:
+        if dict(entry) not in kept:
+            kept.append(dict(entry))
+    return len(kept)
 
 
 def _values(out: Collector, node: Node, path: str) -> tuple[str, ...] | None:
