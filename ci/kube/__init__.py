@@ -1,0 +1,1 @@
+"""The Kubernetes adapter: the only place that imports the Kubernetes client."""

@@ -1,0 +1,45 @@
+"""Make a Kubernetes API client from explicit settings: a kubeconfig, or the pod's own account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubernetesSettings:
+    """Where the API server is. No kubeconfig and not in a pod means: no cluster."""
+
+    kubeconfig: Path | None = None  # None: in-cluster config (the pod's ServiceAccount)
+    context: str | None = None
+    # Seconds for one API call (not watches, which have their own timeouts).
+    request_timeout: float = 10.0
+
+
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def cluster_configured(settings: KubernetesSettings) -> bool:
+    """Is there a cluster to talk to? (Else `ferry serve` uses the local backend.)"""
+    if settings.kubeconfig is not None:
+        return settings.kubeconfig.is_file()
+    return IN_CLUSTER_TOKEN.is_file()
+
+
+def api_client(settings: KubernetesSettings) -> Any:
+    """A `kubernetes.client.ApiClient` for `settings`; the caller closes it."""
+    import kubernetes  # noqa: PLC0415 (heavy; `ferry lint` and `ferry run` never pay for it)
+
+    configuration = kubernetes.client.Configuration()
+    if settings.kubeconfig is not None:
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(settings.kubeconfig),
+            context=settings.context,
+            client_configuration=configuration,
+        )
+    else:
+        kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    return kubernetes.client.ApiClient(configuration)

@@ -1,0 +1,264 @@
+"""Keep a consumer in step with a collection of custom objects: list, then watch, forever.
+
+Three small loops, outermost first (the shape kopf uses):
+
+- `watch_forever` reconnects with backoff after any failure, until stopped;
+- `list_and_watch` lists the collection (handing the consumer the whole state, so it can drop
+  what vanished while nobody watched), then watches from the list's `resourceVersion`,
+  tracking the version of every event, BOOKMARK included, and relisting on 410 Gone;
+- `_stream` reads the raw watch response line by line.
+
+The official client's `Watch.stream` retries 410 once and ignores bookmarks, which loses
+transitions after an etcd compaction; this module is the one place that watches.
+
+The consumer is called from the watching thread, in order. It must not block for long: hand
+work to a queue (see `ci.controller`) rather than calling the forge from `on_event`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+
+from ci.kube.resources import ResourceKind
+
+log = structlog.get_logger(__name__)
+
+Object = dict[str, Any]
+
+
+class EventType(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: EventType
+    object: Object
+
+
+class Consumer(Protocol):
+    """What a watch feeds. `on_relist` gets the whole collection after every (re)list."""
+
+    def on_relist(self, objects: Sequence[Object]) -> None: ...
+
+    def on_event(self, event: WatchEvent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchSettings:
+    """Timings of the watch loop; seconds throughout."""
+
+    # The API server ends each watch after this long; a new one resumes from the last
+    # version. Kept under the usual proxy idle timeouts (300 s).
+    server_timeout: int = 240
+    # No byte at all (not even a bookmark) for this long means a dead connection.
+    inactivity_timeout: float = 300.0
+    connect_timeout: float = 10.0
+    # Delays between reconnects after failures; the last one repeats.
+    backoff: Sequence[float] = field(default=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0))
+    page_size: int = 500
+
+
+class ResourceVersionGoneError(Exception):
+    """The watched resourceVersion is too old (410): only a fresh list can continue."""
+
+
+class WatchStoppedError(Exception):
+    """The watch was stopped from another thread."""
+
+
+class Watcher:
+    """Lists and watches one kind of object for one consumer, until `stop()`.
+
+    `namespace=None` watches all namespaces. `label_selector` narrows to Ferry's own objects.
+    """
+
+    def __init__(
+        self,
+        *,
+        api: Any,  # kubernetes.client.CustomObjectsApi
+        kind: ResourceKind,
+        consumer: Consumer,
+        settings: WatchSettings,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> None:
+        self._api = api
+        self._kind = kind
+        self._consumer = consumer
+        self._settings = settings
+        self._namespace = namespace
+        self._label_selector = label_selector
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self.restarts = 0  # reconnects after a failure or a 410, for metrics and tests
+        self.relists = 0
+        self._log = log.bind(kind=kind.plural, namespace=namespace or "*")
+
+    # -- the outer loop ---------------------------------------------------------------------
+
+    def watch_forever(self) -> None:
+        """Run until `stop()`; never raises for API failures, which it logs and retries."""
+        delays = _backoff(self._settings.backoff)
+        while not self._stopped.is_set():
+            try:
+                self.list_and_watch()
+            except WatchStoppedError:
+                return
+            except Exception as error:  # any failure: reconnect, never die silently
+                if self._stopped.is_set():
+                    return
+                self.restarts += 1
+                delay = next(delays)
+                self._log.warning("watch failed; reconnecting", error=repr(error)[:500],
+                                  retry_in=delay)
+                self._stopped.wait(delay)
+            else:
+                delays = _backoff(self._settings.backoff)
+
+    def stop(self) -> None:
+        """Stop from any thread; closes the open stream so a blocked read returns at once."""
+        self._stopped.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            response.close()
+
+    # -- the middle loop --------------------------------------------------------------------
+
+    def list_and_watch(self, *, since: str | None = None) -> None:
+        """One list, then watches resumed from the last seen version until a 410 or a stop.
+
+        `since` resumes from a version the consumer already holds, skipping the first list;
+        if that version is too old the API server answers 410 and a list follows anyway.
+        """
+        version = since if since is not None else self._relist()
+        while not self._stopped.is_set():
+            try:
+                version = self._watch_from(version)
+            except ResourceVersionGoneError:
+                self.restarts += 1
+                self._log.info("watch version expired (410); relisting")
+                version = self._relist()
+        raise WatchStoppedError
+
+    def _relist(self) -> str:
+        objects: list[Object] = []
+        token: str | None = None
+        version = ""
+        while True:
+            page = self._list(limit=self._settings.page_size, continue_token=token)
+            objects.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            version = str(metadata.get("resourceVersion") or version)
+            token = metadata.get("continue")
+            if not token:
+                break
+        # A list's items carry no apiVersion/kind; fill them so consumers see whole objects.
+        for obj in objects:
+            obj.setdefault("apiVersion", self._kind.api_version)
+            obj.setdefault("kind", self._kind.kind)
+        self.relists += 1
+        self._consumer.on_relist(objects)
+        self._log.debug("listed", count=len(objects), resource_version=version)
+        return version
+
+    def _watch_from(self, version: str) -> str:
+        for event_type, obj in self._stream(version):
+            metadata = obj.get("metadata") or {}
+            version = str(metadata.get("resourceVersion") or version)
+            if event_type == "BOOKMARK":
+                continue
+            if event_type == "ERROR":
+                if obj.get("code") == 410:
+                    raise ResourceVersionGoneError
+                raise RuntimeError(f"watch error: {json.dumps(obj)[:500]}")
+            self._consumer.on_event(WatchEvent(EventType(event_type), obj))
+        return version
+
+    # -- the raw stream ---------------------------------------------------------------------
+
+    def _stream(self, version: str) -> Iterator[tuple[str, Object]]:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
+
+        try:
+            response = self._call(
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=version,
+                timeout_seconds=self._settings.server_timeout,
+                _preload_content=False,
+                _request_timeout=(self._settings.connect_timeout,
+                                  self._settings.inactivity_timeout),
+            )
+        except ApiException as error:
+            if error.status == 410:
+                raise ResourceVersionGoneError from error
+            raise
+        with self._lock:
+            self._response = response
+        try:
+            if self._stopped.is_set():
+                raise WatchStoppedError
+            for line in _lines(response.stream(amt=None, decode_content=True)):
+                message = json.loads(line)
+                yield message["type"], message["object"]
+        except Exception:
+            if self._stopped.is_set():
+                raise WatchStoppedError from None
+            raise
+        finally:
+            with self._lock:
+                self._response = None
+            response.release_conn()
+
+    def _list(self, *, limit: int, continue_token: str | None) -> Object:
+        result: Object = self._call(limit=limit, _continue=continue_token)
+        return result
+
+    def _call(self, **options: Any) -> Any:
+        kind = self._kind
+        if self._label_selector:
+            options["label_selector"] = self._label_selector
+        options = {key: value for key, value in options.items() if value is not None}
+        if self._namespace is None:
+            return self._api.list_cluster_custom_object(
+                kind.group, kind.version, kind.plural, **options
+            )
+        return self._api.list_namespaced_custom_object(
+            kind.group, kind.version, self._namespace, kind.plural, **options
+        )
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Whole lines from a chunked stream; a JSON event never contains a raw newline."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if buffer.strip():
+        yield buffer
+
+
+def _backoff(delays: Sequence[float]) -> Iterator[float]:
+    return itertools.chain(delays, itertools.repeat(delays[-1] if delays else 1.0))
+
+
+def run_in_thread(watcher: Watcher, *, name: str) -> threading.Thread:
+    """Start `watcher.watch_forever` in a daemon thread (it dies with the process)."""
+    thread = threading.Thread(target=watcher.watch_forever, name=name, daemon=True)
+    thread.start()
+    return thread
+
