@@ -213,7 +213,7 @@ def compile_pipeline_run(
     metadata["annotations"] = _run_annotations(event, options)
 
     uses_shared = any(job.share_workspace for job in plan.all_jobs)
-    cap = plan.timeout_seconds
+    timeouts = _timeouts(plan, options)
     pipeline_spec: dict[str, Any] = {
         "params": [
             {"name": name, "type": "string", "description": description}
@@ -221,11 +221,11 @@ def compile_pipeline_run(
         ],
         "workspaces": [{"name": SOURCE_WORKSPACE}]
         + ([{"name": SHARED_WORKSPACE}] if uses_shared else []),
-        "tasks": [_pipeline_task(job, options, cap=cap) for job in plan.jobs],
+        "tasks": [_pipeline_task(job, options, cap=timeouts.cap(job)) for job in plan.jobs],
     }
     if plan.finally_jobs:
         pipeline_spec["finally"] = [
-            _pipeline_task(job, options, cap=cap) for job in plan.finally_jobs
+            _pipeline_task(job, options, cap=timeouts.cap(job)) for job in plan.finally_jobs
         ]
 
     spec: dict[str, Any] = {
@@ -234,7 +234,7 @@ def compile_pipeline_run(
             for (name, _, _), value in zip(EVENT_PARAMS, _event_values(event), strict=True)
         ],
         "pipelineSpec": pipeline_spec,
-        "timeouts": _timeouts(plan, options),
+        "timeouts": timeouts.as_spec(),
         "workspaces": _workspace_bindings(uses_shared=uses_shared, options=options),
     }
     if options.service_account is not None:
@@ -289,7 +289,7 @@ def _event_values(event: Event) -> tuple[str, ...]:
     )
 
 
-def _pipeline_task(job: PlannedJob, options: CompileOptions, *, cap: int | None) -> dict[str, Any]:
+def _pipeline_task(job: PlannedJob, options: CompileOptions, *, cap: int) -> dict[str, Any]:
     task: dict[str, Any] = {"name": job.name}
     if job.needs:
         task["runAfter"] = list(job.needs)
@@ -393,40 +393,52 @@ def _env(items: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
 
 
 def _job_timeout(job: PlannedJob, options: CompileOptions, *, cap: int | None = None) -> int:
-    """A job cannot outlive its run: its timeout is cut to the run's, when the spec sets one."""
+    """A job cannot outlive its section of the run: its timeout is cut to `cap`."""
     timeout = job.timeout_seconds or options.default_job_timeout_seconds
     return timeout if cap is None else min(timeout, cap)
 
 
-def _timeouts(plan: Plan, options: CompileOptions) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class _Timeouts:
+    """Seconds: the run's `spec.timeouts`, and the most each kind of task may be given."""
+
+    pipeline: int
+    tasks: int | None = None
+    finally_: int | None = None
+
+    def cap(self, job: PlannedJob) -> int:
+        section = self.finally_ if job.is_finally else self.tasks
+        return self.pipeline if section is None else section
+
+    def as_spec(self) -> dict[str, str]:
+        spec = {"pipeline": go_duration(self.pipeline)}
+        if self.tasks is not None and self.finally_ is not None:
+            spec |= {"tasks": go_duration(self.tasks), "finally": go_duration(self.finally_)}
+        return spec
+
+
+def _timeouts(plan: Plan, options: CompileOptions) -> _Timeouts:
     """`spec.timeouts`, keeping Tekton's rule `pipeline >= tasks + finally`."""
 
-    def budget(job: PlannedJob) -> int:
-        return _job_timeout(job, options, cap=plan.timeout_seconds) * (job.retries + 1)
+    def budget(job: PlannedJob, cap: int | None) -> int:
+        return _job_timeout(job, options, cap=cap) * (job.retries + 1)
 
-    finally_budget = max((budget(job) for job in plan.finally_jobs), default=0)
-    if plan.timeout_seconds is not None:
-        total = plan.timeout_seconds
+    total = plan.timeout_seconds
+    finally_budget = max((budget(job, total) for job in plan.finally_jobs), default=0)
+    if total is not None:
+        # The spec's timeout is the whole run: keep the finally jobs' share out of the DAG's.
         if finally_budget and total > finally_budget:
-            return {
-                "pipeline": go_duration(total),
-                "tasks": go_duration(total - finally_budget),
-                "finally": go_duration(finally_budget),
-            }
-        return {"pipeline": go_duration(total)}
+            return _Timeouts(total, total - finally_budget, finally_budget)
+        return _Timeouts(total)
     # The longest chain: jobs are in dependency order, so one pass suffices.
     finish: dict[str, int] = {}
     for job in plan.jobs:
         start = max((finish[need] for need in job.needs), default=0)
-        finish[job.name] = start + budget(job)
+        finish[job.name] = start + budget(job, None)
     tasks_budget = max(finish.values(), default=0)
     if not finally_budget:
-        return {"pipeline": go_duration(tasks_budget)}
-    return {
-        "pipeline": go_duration(tasks_budget + finally_budget),
-        "tasks": go_duration(tasks_budget),
-        "finally": go_duration(finally_budget),
-    }
+        return _Timeouts(tasks_budget)
+    return _Timeouts(tasks_budget + finally_budget, tasks_budget, finally_budget)
 
 
 def go_duration(seconds: int) -> str:

@@ -81,7 +81,7 @@ def violations(run: Mapping[str, Any]) -> tuple[str, ...]:
                       for binding in task.get("workspaces", [])
                       if binding.get("workspace") not in declared_workspaces]
     found += _workspace_bindings(spec.get("workspaces", []), declared_workspaces)
-    found += _timeouts(spec.get("timeouts", {}), [*tasks, *finally_tasks])
+    found += _timeouts(spec.get("timeouts", {}), tasks, finally_tasks)
     return tuple(found)
 
 
@@ -169,7 +169,11 @@ def _workspace_bindings(bindings: Iterable[Mapping[str, Any]], declared: set[str
     return found
 
 
-def _timeouts(timeouts: Mapping[str, str], tasks: Iterable[Mapping[str, Any]]) -> list[str]:
+def _timeouts(
+    timeouts: Mapping[str, str],
+    tasks: Iterable[Mapping[str, Any]],
+    finally_tasks: Iterable[Mapping[str, Any]],
+) -> list[str]:
     found: list[str] = []
     seconds: dict[str, int] = {}
     for key, value in timeouts.items():
@@ -182,10 +186,11 @@ def _timeouts(timeouts: Mapping[str, str], tasks: Iterable[Mapping[str, Any]]) -
     if pipeline is not None and pipeline > 0:
         if seconds.get("tasks", 0) + seconds.get("finally", 0) > pipeline:
             found.append("spec.timeouts: pipeline must be >= tasks + finally")
-        for task in tasks:
-            task_seconds = duration_seconds(task.get("timeout", "")) or 0
-            if task_seconds > pipeline:
-                found.append(f"task {task.get('name')!r} timeout exceeds the pipeline's")
+        for section, group in (("tasks", tasks), ("finally", finally_tasks)):
+            limit = seconds.get(section, pipeline)
+            for task in group:
+                if (duration_seconds(task.get("timeout", "")) or 0) > limit:
+                    found.append(f"task {task.get('name')!r} timeout exceeds timeouts.{section}")
     elif pipeline is None and (seconds.get("tasks") == 0 or seconds.get("finally") == 0):
         found.append('spec.timeouts: tasks or finally "0" requires pipeline "0"')
     return found
