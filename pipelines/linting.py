@@ -115,7 +115,9 @@ class _Linter:
 
     def spec(self, root: MappingNode) -> Spec:
         out = self.out
-        reading.mapping(out, root, "", allowed=TOP_KEYS)
+        # `x-...` keys are free, as in Compose files: a place for anchors to share blocks.
+        extensions = [entry.name for entry in root.entries if entry.name.startswith("x-")]
+        reading.mapping(out, root, "", allowed=(*TOP_KEYS, *extensions))
         env = self.env(_value(root.get("env")), "env", in_matrix_job=None)
         when = self.when(_value(root.get("when")), "when")
         timeout = self.timeout(_value(root.get("timeout")), "timeout")
@@ -312,6 +314,11 @@ class _Linter:
             if script is not None:
                 self.check_run(script, node, path)
             return Step(run=script or "", position=node.position)
+        if not isinstance(node, MappingNode):
+            out.error(node, path, f"`{path}` must be a script (a string) or a mapping with "
+                                  f"`run`, got a {node.kind}",
+                      hint="quote it" if isinstance(node, ScalarNode) else None)
+            return None
         step = reading.mapping(out, node, path, allowed=STEP_KEYS)
         if step is None:
             return None

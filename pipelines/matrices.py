@@ -135,6 +135,7 @@ def _combinations(out: Collector, node: Node, path: str,
             out.error(combination, item_path, f"`{item_path}` is empty")
             continue
         values: dict[str, str] = {}
+        valid = True
         for entry in combination.entries:
             entry_path = join(item_path, entry.name)
             if axes is not None and entry.name not in axes:
@@ -142,16 +143,21 @@ def _combinations(out: Collector, node: Node, path: str,
                           f"`exclude` names `{entry.name}`, which is not a matrix axis",
                           hint=reading.suggestion(entry.name, list(axes))
                           or "list axes before `exclude`")
+                valid = False
                 continue
             if not _AXIS_NAME.fullmatch(entry.name):
                 out.error(entry.key, entry_path,
                           f"matrix key `{entry.name}` is not a valid name",
                           hint="use letters, digits and `_`, not starting with a digit")
+                valid = False
                 continue
             text = reading.scalar_text(out, entry.value, entry_path)
-            if text is not None:
-                values[entry.name] = text
-        combinations.append(MappingProxyType(values))
+            if text is None:
+                valid = False
+                continue
+            values[entry.name] = text
+        if valid:  # a broken entry is reported above; sizing it would only add noise
+            combinations.append(MappingProxyType(values))
     return tuple(combinations)
 
 

@@ -242,6 +242,7 @@ def spec_json_schema() -> dict[str, object]:
         "$id": SCHEMA_ID,
         "title": "Ferry .ci.yaml",
         **schema,
+        "patternProperties": {"^x-": {"description": "Free for anchors (`x-defaults: &d`)."}},
         "oneOf": [{"required": ["jobs"]}, {"required": ["steps"]}],
         "dependencies": {"image": ["steps"]},
     }
