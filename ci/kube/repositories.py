@@ -1,0 +1,182 @@
+"""Repository objects, and the in-memory index by URL that a watch keeps current.
+
+The receiver looks up a Repository for every delivery; a list per request would put the API
+server on the hot path of every push, so the index is fed by `ci.kube.watching.Watcher`.
+Two Repository objects claiming the same URL are a conflict that the lookup reports, never
+silently both served (a team could otherwise capture another team's pushes).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from ci.kube.watching import EventType, WatchEvent
+
+
+class UntrustedPolicy(StrEnum):
+    RUN_WITHOUT_SECRETS = "runWithoutSecrets"
+    WAIT_FOR_OK_TO_TEST = "waitForOkToTest"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretKeys:
+    name: str
+    webhook_secret_key: str = "webhook-secret"
+    token_key: str = "token"
+    private_key_key: str = "private-key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitHubApp:
+    app_id: int
+    installation_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Repository:
+    """A `ferry.dev/v1alpha1` Repository, with the CRD's defaults applied."""
+
+    namespace: str
+    name: str
+    uid: str
+    forge: str
+    url: str
+    secret: SecretKeys
+    api_url: str | None = None
+    github_app: GitHubApp | None = None
+    spec_path: str = ".ci.yaml"
+    service_account: str = "default"
+    concurrency_limit: int | None = None
+    cancel_in_progress: bool = False
+    keep_runs: int = 20
+    untrusted: UntrustedPolicy = UntrustedPolicy.RUN_WITHOUT_SECRETS
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> Repository:
+        metadata = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        secret = spec.get("secretRef") or {}
+        app = spec.get("githubApp")
+        concurrency = spec.get("concurrency") or {}
+        return cls(
+            namespace=str(metadata.get("namespace", "")),
+            name=str(metadata.get("name", "")),
+            uid=str(metadata.get("uid", "")),
+            forge=str(spec.get("forge", "")),
+            url=str(spec.get("url", "")),
+            api_url=spec.get("apiURL"),
+            secret=SecretKeys(
+                name=str(secret.get("name", "")),
+                webhook_secret_key=str(secret.get("webhookSecretKey", "webhook-secret")),
+                token_key=str(secret.get("tokenKey", "token")),
+                private_key_key=str(secret.get("privateKeyKey", "private-key")),
+            ),
+            github_app=(
+                GitHubApp(app_id=int(app["appID"]), installation_id=int(app["installationID"]))
+                if app
+                else None
+            ),
+            spec_path=str(spec.get("specPath", ".ci.yaml")),
+            service_account=str(spec.get("serviceAccountName", "default")),
+            concurrency_limit=concurrency.get("limit"),
+            cancel_in_progress=bool(concurrency.get("cancelInProgress", False)),
+            keep_runs=int(spec.get("keepRuns", 20)),
+            untrusted=UntrustedPolicy(
+                spec.get("untrustedPullRequests", UntrustedPolicy.RUN_WITHOUT_SECRETS)
+            ),
+        )
+
+
+def normalize_url(url: str) -> str:
+    """The form two spellings of one repository URL share: scheme and host lower-cased,
+    no credentials, no trailing `/` or `.git`. Paths keep their case: GitLab's are
+    case-sensitive."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    path = parts.path.rstrip("/")
+    path = path.removesuffix(".git")
+    return f"{parts.scheme.lower()}://{host}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """More than one Repository claims one URL."""
+
+    url: str
+    repositories: tuple[Repository, ...]
+
+    def describe(self) -> str:
+        names = ", ".join(sorted(repository.key for repository in self.repositories))
+        return f"{len(self.repositories)} Repository objects claim {self.url}: {names}"
+
+
+class RepositoryIndex:
+    """Repositories by normalized URL; a `watching.Consumer`, safe to read from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[str, Repository] = {}
+        self._by_url: dict[str, tuple[Repository, ...]] = {}
+        self.synced = threading.Event()  # set after the first full list
+
+    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        repositories = [_parse_or_none(obj) for obj in objects]
+        with self._lock:
+            self._by_key = {r.key: r for r in repositories if r is not None}
+            self._rebuild()
+        self.synced.set()
+
+    def on_event(self, event: WatchEvent) -> None:
+        repository = _parse_or_none(event.object)
+        metadata = event.object.get("metadata") or {}
+        key = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+        with self._lock:
+            if event.type == EventType.DELETED or repository is None:
+                self._by_key.pop(key, None)
+            else:
+                self._by_key[key] = repository
+            self._rebuild()
+
+    def lookup(self, url: str) -> Repository | Conflict | None:
+        normalized = normalize_url(url)
+        with self._lock:
+            found = self._by_url.get(normalized, ())
+        if not found:
+            return None
+        if len(found) > 1:
+            return Conflict(normalized, found)
+        return found[0]
+
+    def namespaces(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(repository.namespace for repository in self._by_key.values())
+
+    def all(self) -> tuple[Repository, ...]:
+        with self._lock:
+            return tuple(self._by_key.values())
+
+    def _rebuild(self) -> None:
+        by_url: dict[str, list[Repository]] = {}
+        for repository in sorted(self._by_key.values(), key=lambda r: r.key):
+            by_url.setdefault(normalize_url(repository.url), []).append(repository)
+        self._by_url = {url: tuple(found) for url, found in by_url.items()}
+
+
+def _parse_or_none(obj: Mapping[str, Any]) -> Repository | None:
+    # The CRD's schema makes a malformed object unlikely; one that still slips through (an
+    # older CRD version) is left out rather than taking the whole index down.
+    try:
+        return Repository.from_object(obj)
+    except (KeyError, TypeError, ValueError):
+        return None
