@@ -26,8 +26,8 @@ class UntrustedPolicy(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SecretKeys:
     name: str
-    webhook_secret_key: str = "webhook-secret"
-    token_key: str = "token"
+    webhook_secret_key: str = "webhook-secret"  # noqa: S105 (a key name, not a secret)
+    token_key: str = "token"  # noqa: S105 (a key name, not a secret)
     private_key_key: str = "private-key"
 
 
