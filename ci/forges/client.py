@@ -1,0 +1,64 @@
+"""The one small protocol every forge's async client implements, and the credentials it takes.
+
+A client is cheap: make one per Repository object around a shared `httpx.AsyncClient`, which
+the receiver and controller open in their lifespan and close on shutdown. Every method may
+raise the `ForgeError`s of `ci.forges.errors`; the caller decides about retries with
+`is_temporary` and `retry_after`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ci.forges.statuses import Status
+from ci.forges.types import InstallationId, ReportId, RepositoryName
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCredentials:
+    """A personal, project or bot access token (GitHub token mode, Gitea, GitLab)."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitHubAppCredentials:
+    """A GitHub App installation: statuses are reported as check runs."""
+
+    app_id: str
+    private_key: str = field(repr=False)  # PEM, RS256
+    installation_id: InstallationId
+
+
+Credentials = TokenCredentials | GitHubAppCredentials
+
+
+class ForgeClient(Protocol):
+    async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
+        """The file's bytes at `ref` (a commit sha, preferably), or None if there is none."""
+
+    async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
+        """Paths a pull request touches (both sides of a rename), sorted, all pages read."""
+
+    async def report_status(
+        self,
+        repository: RepositoryName,
+        sha: str,
+        status: Status,
+        *,
+        report_id: ReportId | None = None,
+    ) -> ReportId | None:
+        """Show `status` on the commit.
+
+        Where the forge updates a report in place (GitHub check runs), pass the `ReportId` a
+        previous call returned to update it instead of creating another; keep it somewhere
+        that survives restarts. Commit statuses are keyed by `status.context` on the forge
+        itself and return None.
+        """
+
+    async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
+        """Add a comment to pull request `number`."""
+
+    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+        """Whether `user` may push to the repository (the `/ok-to-test` and trust check)."""

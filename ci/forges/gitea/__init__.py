@@ -1,0 +1,1 @@
+"""Gitea and Forgejo: webhook parsing and the REST client (Forgejo keeps Gitea's API)."""

@@ -1,0 +1,144 @@
+"""Gitea/Forgejo REST client (`/api/v1`): files, pull request files, statuses, comments, access.
+
+Requests follow ../shared/contracts/gitea/swagger-subset.json; the two calls that subset lacks
+(issue comments, collaborator permission) follow Gitea's published API of the same version and
+are checked by the fake forge against a supplement written from it.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ci.forges.client import Credentials, TokenCredentials
+from ci.forges.errors import NotFoundError, UnexpectedResponseError
+from ci.forges.statuses import Conclusion, Status, shorten
+from ci.forges.transport import MAXIMUM_PAGES, PAGE_SIZE, file_content, json_of, send
+from ci.forges.types import ReportId, RepositoryName
+
+# Gitea stores descriptions in a 255-byte column; long ones are cut by some databases.
+DESCRIPTION_LIMIT = 255
+
+COMMIT_STATES: Mapping[Conclusion, str] = {
+    Conclusion.QUEUED: "pending",
+    Conclusion.RUNNING: "pending",
+    Conclusion.SUCCESS: "success",
+    Conclusion.FAILURE: "failure",
+    Conclusion.TIMED_OUT: "failure",
+    Conclusion.CANCELLED: "error",
+    Conclusion.ERROR: "error",
+    # Gitea only learnt "skipped" in 1.24-era releases; "success" works on all of them and
+    # does not block branch protection.
+    Conclusion.SKIPPED: "success",
+    Conclusion.NEUTRAL: "success",
+}
+
+WRITE_PERMISSIONS = frozenset({"owner", "admin", "write"})
+
+
+def default_api_url(repository_url: str) -> str:
+    parts = urllib.parse.urlsplit(repository_url)
+    return f"{parts.scheme}://{parts.netloc}/api/v1"
+
+
+def _repository_path(repository: RepositoryName) -> str:
+    owner, _, name = repository.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"a Gitea repository is owner/name, not {repository!r}")
+    return f"/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+class GiteaClient:
+    def __init__(self, http: httpx.AsyncClient, *, api_url: str, credentials: Credentials) -> None:
+        if not isinstance(credentials, TokenCredentials):
+            raise TypeError("Gitea takes an access token, not GitHub App credentials")
+        self._http = http
+        self._api_url = api_url.rstrip("/")
+        self._headers = {
+            "Accept": "application/json",
+            "Authorization": f"token {credentials.token}",
+        }
+
+    def _url(self, repository: RepositoryName, tail: str) -> str:
+        return f"{self._api_url}{_repository_path(repository)}{tail}"
+
+    async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
+        url = self._url(repository, f"/contents/{urllib.parse.quote(path.lstrip('/'))}")
+        try:
+            response = await send(
+                self._http, "GET", url, headers=self._headers, params={"ref": ref}
+            )
+        except NotFoundError:
+            return None
+        return file_content(json_of(response), path=path, ref=ref)
+
+    async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
+        # Gitea caps `limit` at its MAX_RESPONSE_ITEMS (50 by default) silently, so a short
+        # page does not mean the last one; X-HasMore does, and an empty page ends it anyway.
+        url = self._url(repository, f"/pulls/{number}/files")
+        files: set[str] = set()
+        for page_number in range(1, MAXIMUM_PAGES + 1):
+            response = await send(
+                self._http,
+                "GET",
+                url,
+                headers=self._headers,
+                params={"page": page_number, "limit": PAGE_SIZE},
+            )
+            page = json_of(response)
+            if not isinstance(page, list):
+                raise UnexpectedResponseError("pull request files response is not a list")
+            for entry in page:
+                files.update(_changed_file_paths(entry))
+            has_more = response.headers.get("x-hasmore")
+            if not page or has_more == "false":
+                return tuple(sorted(files))
+        raise UnexpectedResponseError(f"pull request {number}: over {MAXIMUM_PAGES} pages")
+
+    async def report_status(
+        self,
+        repository: RepositoryName,
+        sha: str,
+        status: Status,
+        *,
+        report_id: ReportId | None = None,
+    ) -> ReportId | None:
+        body: dict[str, Any] = {
+            "state": COMMIT_STATES[status.conclusion],
+            "context": status.context,
+            "description": shorten(status.title, DESCRIPTION_LIMIT),
+        }
+        if status.details_url:
+            body["target_url"] = status.details_url
+        url = self._url(repository, f"/statuses/{sha}")
+        await send(self._http, "POST", url, headers=self._headers, json=body)
+        return None
+
+    async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
+        url = self._url(repository, f"/issues/{number}/comments")
+        await send(self._http, "POST", url, headers=self._headers, json={"body": body})
+
+    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+        url = self._url(
+            repository, f"/collaborators/{urllib.parse.quote(user, safe='')}/permission"
+        )
+        try:
+            response = await send(self._http, "GET", url, headers=self._headers)
+        except NotFoundError:
+            return False
+        body = json_of(response)
+        if not isinstance(body, dict):
+            raise UnexpectedResponseError("collaborator permission response is not an object")
+        return body.get("permission") in WRITE_PERMISSIONS
+
+
+def _changed_file_paths(entry: object) -> tuple[str, ...]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
+        raise UnexpectedResponseError("pull request file entry has no `filename`")
+    previous = entry.get("previous_filename")
+    return (entry["filename"], previous) if isinstance(previous, str) and previous else (
+        entry["filename"],
+    )

@@ -1,0 +1,196 @@
+"""Gitea/Forgejo webhook deliveries: detect, verify `X-Gitea-Signature`, parse.
+
+Header and payload facts: ../shared/contracts/gitea/WEBHOOKS.md. Differences from GitHub that
+matter here: the signature header has no `sha256=` prefix and signs the JSON even for form
+deliveries; push payloads have no created/deleted/forced flags; pull request actions are
+`synchronized` (not `synchronize`); a deleted branch sends only a `delete` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, PullRequestClosed
+from ci.forges.errors import PayloadError
+from ci.forges.payloads import Fields, body_digest, decode, form_payload, is_form, lower_headers
+from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
+from ci.forges.signatures import check_hmac_sha256, require_secret
+from ci.forges.types import DeliveryId, ForgeKind, RepositoryName, RepositoryRef
+from pipelines.events import Event, EventKind, PullRequest
+
+# Forgejo sends its own headers and Gitea's; a Forgejo header is preferred when both are there.
+EVENT_HEADERS = ("x-forgejo-event", "x-gitea-event")
+DELIVERY_HEADERS = ("x-forgejo-delivery", "x-gitea-delivery")
+SIGNATURE_HEADERS = ("x-forgejo-signature", "x-gitea-signature")
+_RUN_ACTIONS = frozenset({"opened", "synchronized", "reopened"})
+
+
+def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str:
+    for name in names:
+        value = headers.get(name)
+        if value:
+            return value
+    return ""
+
+
+def detect(headers: Mapping[str, str]) -> bool:
+    lowered = lower_headers(headers)
+    return any(name in lowered for name in EVENT_HEADERS)
+
+
+def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) -> None:
+    """Check the HMAC-SHA256 of the payload JSON (for a form delivery: of its `payload` field).
+
+    Gitea always sends the header, empty when the hook has no secret; an empty signature is a
+    rejection like a missing one.
+    """
+    key = require_secret(secret)
+    lowered = lower_headers(headers)
+    message = form_payload(body) if is_form(lowered) else body
+    check_hmac_sha256(secret=key, message=message, signature=_first(lowered, SIGNATURE_HEADERS))
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
+    lowered = lower_headers(headers)
+    event_name = _first(lowered, EVENT_HEADERS).strip()
+    if not event_name:
+        raise PayloadError("the X-Gitea-Event header is missing")
+    payload = decode(lowered, body)
+    repository = _repository(payload.optional_object("repository"))
+    handler = _HANDLERS.get(event_name)
+    parsed = (
+        handler(payload, repository)
+        if handler
+        else Ignored(reason=f"{event_name} events do not start pipelines")
+    )
+    return Delivery(
+        forge=ForgeKind.GITEA,
+        delivery_id=DeliveryId(_first(lowered, DELIVERY_HEADERS) or body_digest(body)),
+        event_name=event_name,
+        parsed=parsed,
+        repository=repository,
+    )
+
+
+def _repository(fields: Fields | None) -> RepositoryRef | None:
+    if fields is None:
+        return None
+    return RepositoryRef(
+        name=RepositoryName(fields.text("full_name")),
+        html_url=fields.text("html_url"),
+        clone_url=fields.text("clone_url"),
+    )
+
+
+def _require(repository: RepositoryRef | None) -> RepositoryRef:
+    if repository is None:
+        raise PayloadError("payload field `repository` is missing")
+    return repository
+
+
+def _login(user: Fields | None) -> str:
+    if user is None:
+        return ""
+    return user.optional_text("login") or user.optional_text("username") or ""
+
+
+def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    ref = payload.text("ref")
+    before = payload.text("before")
+    after = payload.text("after")
+    branch, tag = branch_name(ref), tag_name(ref)
+    if is_zero_sha(after):
+        return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
+    if branch is None and tag is None:
+        return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
+    where = _require(repository)
+    commits = payload.objects("commits")
+    total = payload.optional_integer("total_commits")
+    # Gitea lists only the newest commits of a large push; `total_commits` tells (newer Gitea).
+    complete = (
+        branch is not None
+        and not is_zero_sha(before)
+        and (total is None or total <= len(commits))
+    )
+    return Event(
+        kind=EventKind.PUSH if branch is not None else EventKind.TAG,
+        repository=where.name,
+        repository_url=where.clone_url,
+        sha=after,
+        ref=ref,
+        branch=branch,
+        tag=tag,
+        author=_login(payload.optional_object("sender")) or _login(
+            payload.optional_object("pusher")
+        ),
+        changed_files=changed_files(commits, complete=complete),
+    )
+
+
+def pull_request_event(pull_request: Fields, repository: RepositoryRef) -> Event:
+    """The event a pull request's head runs; `issue_comment` payloads carry the same object."""
+    number = pull_request.integer("number")
+    head = pull_request.object("head")
+    base = pull_request.object("base")
+    author = _login(pull_request.optional_object("user"))
+    return Event(
+        kind=EventKind.PULL_REQUEST,
+        repository=repository.name,
+        repository_url=repository.clone_url,
+        sha=head.text("sha"),
+        ref=f"refs/pull/{number}/head",
+        branch=base.text("ref"),
+        pull_request=PullRequest(
+            number=number,
+            title=pull_request.text("title"),
+            head_branch=head.text("ref"),
+            base_branch=base.text("ref"),
+            author=author,
+            from_fork=head.integer("repo_id") != base.integer("repo_id"),
+        ),
+        author=author,
+    )
+
+
+def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    action = payload.text("action")
+    pull_request = payload.object("pull_request")
+    if action in _RUN_ACTIONS:
+        return pull_request_event(pull_request, _require(repository))
+    if action == "closed":
+        return PullRequestClosed(
+            number=pull_request.integer("number"), merged=pull_request.boolean("merged")
+        )
+    return Ignored(reason=f"pull_request action {action!r} does not start pipelines")
+
+
+def _issue_comment(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    action = payload.text("action")
+    if not payload.boolean("is_pull"):
+        return Ignored(reason="comment on an issue, not a pull request")
+    if action != "created":
+        return Ignored(reason=f"comment {action}, only new comments are commands")
+    where = _require(repository)
+    comment = payload.object("comment")
+    issue = payload.object("issue")
+    pull_request = payload.optional_object("pull_request")
+    return Comment(
+        number=issue.integer("number"),
+        body=comment.text("body"),
+        author=_login(comment.optional_object("user")),
+        pull_request=pull_request_event(pull_request, where) if pull_request else None,
+    )
+
+
+def _deleted(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    kind = payload.optional_text("ref_type") or "ref"
+    return Ignored(reason=f"{kind} deleted")
+
+
+_Handler = Callable[[Fields, RepositoryRef | None], Parsed]
+_HANDLERS: Mapping[str, _Handler] = {
+    "push": _push,
+    "pull_request": _pull_request,
+    "issue_comment": _issue_comment,
+    "delete": _deleted,
+}

@@ -1,0 +1,1 @@
+"""GitHub (and GitHub Enterprise Server): webhook parsing and the REST client."""

@@ -1,0 +1,205 @@
+"""GitHub REST client: files, pull request files, statuses (or check runs), comments, access.
+
+Requests follow ../shared/contracts/github/openapi-subset.json; the fake forge in
+tests/fakeforge validates each one against it.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ci.forges.client import Credentials
+from ci.forges.errors import NotFoundError, UnexpectedResponseError
+from ci.forges.github.authentication import GitHubAuthentication
+from ci.forges.statuses import Conclusion, Status, shorten
+from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
+from ci.forges.types import ReportId, RepositoryName
+
+DEFAULT_API_URL = "https://api.github.com"
+# GitHub cuts longer commit status descriptions with a 422.
+DESCRIPTION_LIMIT = 140
+# Check run `output.summary` and `output.text` are capped at 65535 characters each.
+OUTPUT_LIMIT = 65535
+
+COMMIT_STATES: Mapping[Conclusion, str] = {
+    Conclusion.QUEUED: "pending",
+    Conclusion.RUNNING: "pending",
+    Conclusion.SUCCESS: "success",
+    Conclusion.FAILURE: "failure",
+    Conclusion.TIMED_OUT: "failure",
+    # Commit statuses have no "cancelled": "error" says it did not fail on its merits.
+    Conclusion.CANCELLED: "error",
+    Conclusion.ERROR: "error",
+    # A run that `when` skipped must not block branch protection.
+    Conclusion.SKIPPED: "success",
+    Conclusion.NEUTRAL: "success",
+}
+
+# Check runs: (status, conclusion); GitHub spells it "cancelled" and has no "error".
+CHECK_RUN_STATES: Mapping[Conclusion, tuple[str, str | None]] = {
+    Conclusion.QUEUED: ("queued", None),
+    Conclusion.RUNNING: ("in_progress", None),
+    Conclusion.SUCCESS: ("completed", "success"),
+    Conclusion.FAILURE: ("completed", "failure"),
+    Conclusion.TIMED_OUT: ("completed", "timed_out"),
+    Conclusion.CANCELLED: ("completed", "cancelled"),
+    Conclusion.ERROR: ("completed", "failure"),
+    Conclusion.SKIPPED: ("completed", "skipped"),
+    Conclusion.NEUTRAL: ("completed", "neutral"),
+}
+
+# Permission levels that can push. The legacy `permission` field folds "maintain" into
+# "write"; `role_name` keeps it (and custom roles).
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+
+
+def default_api_url(repository_url: str) -> str:
+    """github.com uses api.github.com; GitHub Enterprise Server serves `/api/v3` on its host."""
+    parts = urllib.parse.urlsplit(repository_url)
+    if parts.hostname in (None, "github.com", "www.github.com"):
+        return DEFAULT_API_URL
+    return f"{parts.scheme}://{parts.netloc}/api/v3"
+
+
+def _repository_path(repository: RepositoryName) -> str:
+    owner, _, name = repository.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"a GitHub repository is owner/name, not {repository!r}")
+    return f"/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+class GitHubClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        credentials: Credentials,
+        clock: Clock = time.time,
+    ) -> None:
+        self._http = http
+        self._api_url = api_url.rstrip("/")
+        self._authentication = GitHubAuthentication(
+            credentials, http=http, api_url=self._api_url, clock=clock
+        )
+
+    def _url(self, repository: RepositoryName, tail: str) -> str:
+        return f"{self._api_url}{_repository_path(repository)}{tail}"
+
+    async def _send(self, method: str, url: str, *, json: object = None) -> httpx.Response:
+        return await send(
+            self._http, method, url, headers=await self._authentication.headers(), json=json
+        )
+
+    async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
+        # Slashes stay literal: GitHub routes `contents/dir/file`, not `dir%2Ffile`.
+        url = self._url(repository, f"/contents/{urllib.parse.quote(path.lstrip('/'))}")
+        try:
+            response = await send(
+                self._http,
+                "GET",
+                url,
+                headers=await self._authentication.headers(),
+                params={"ref": ref},
+            )
+        except NotFoundError:
+            return None
+        return file_content(json_of(response), path=path, ref=ref)
+
+    async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
+        files: set[str] = set()
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/pulls/{number}/files"),
+            headers=await self._authentication.headers(),
+            params={"per_page": PAGE_SIZE},
+        ):
+            for entry in page:
+                files.update(_diff_entry_paths(entry))
+        return tuple(sorted(files))
+
+    async def report_status(
+        self,
+        repository: RepositoryName,
+        sha: str,
+        status: Status,
+        *,
+        report_id: ReportId | None = None,
+    ) -> ReportId | None:
+        if self._authentication.app_mode:
+            return await self._report_check_run(repository, sha, status, report_id=report_id)
+        body: dict[str, Any] = {
+            "state": COMMIT_STATES[status.conclusion],
+            "context": status.context,
+            "description": shorten(status.title, DESCRIPTION_LIMIT),
+        }
+        if status.details_url:
+            body["target_url"] = status.details_url
+        await self._send("POST", self._url(repository, f"/statuses/{sha}"), json=body)
+        return None
+
+    async def _report_check_run(
+        self,
+        repository: RepositoryName,
+        sha: str,
+        status: Status,
+        *,
+        report_id: ReportId | None,
+    ) -> ReportId:
+        state, conclusion = CHECK_RUN_STATES[status.conclusion]
+        body: dict[str, Any] = {
+            "name": status.context,
+            "status": state,
+            "output": {
+                "title": status.title,
+                "summary": shorten(status.summary or status.title, OUTPUT_LIMIT),
+                **({"text": shorten(status.text, OUTPUT_LIMIT)} if status.text else {}),
+            },
+        }
+        if conclusion is not None:
+            body["conclusion"] = conclusion
+        if status.details_url:
+            body["details_url"] = status.details_url
+        if status.external_id:
+            body["external_id"] = status.external_id
+        if report_id is not None:
+            url = self._url(repository, f"/check-runs/{report_id}")
+            response = await self._send("PATCH", url, json=body)
+        else:
+            body["head_sha"] = sha
+            response = await self._send("POST", self._url(repository, "/check-runs"), json=body)
+        created = json_of(response)
+        identifier = created.get("id") if isinstance(created, dict) else None
+        if not isinstance(identifier, int):
+            raise UnexpectedResponseError("check run response has no integer `id`")
+        return ReportId(str(identifier))
+
+    async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
+        url = self._url(repository, f"/issues/{number}/comments")
+        await self._send("POST", url, json={"body": body})
+
+    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+        url = self._url(
+            repository, f"/collaborators/{urllib.parse.quote(user, safe='')}/permission"
+        )
+        try:
+            response = await self._send("GET", url)
+        except NotFoundError:
+            return False  # no such user
+        body = json_of(response)
+        if not isinstance(body, dict):
+            raise UnexpectedResponseError("collaborator permission response is not an object")
+        levels = {body.get("permission"), body.get("role_name")}
+        return not WRITE_PERMISSIONS.isdisjoint(levels)
+
+
+def _diff_entry_paths(entry: object) -> tuple[str, ...]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
+        raise UnexpectedResponseError("pull request file entry has no `filename`")
+    previous = entry.get("previous_filename")
+    return (entry["filename"], previous) if isinstance(previous, str) else (entry["filename"],)

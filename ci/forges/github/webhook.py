@@ -1,0 +1,188 @@
+"""GitHub webhook deliveries: detect from headers, verify `X-Hub-Signature-256`, parse.
+
+Header and payload facts: ../shared/contracts/github/WEBHOOKS.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, Ping, PullRequestClosed
+from ci.forges.errors import PayloadError
+from ci.forges.payloads import Fields, body_digest, decode, lower_headers
+from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
+from ci.forges.signatures import check_hmac_sha256, require_secret
+from ci.forges.types import DeliveryId, ForgeKind, InstallationId, RepositoryName, RepositoryRef
+from pipelines.events import Event, EventKind, PullRequest
+
+EVENT_HEADER = "x-github-event"
+DELIVERY_HEADER = "x-github-delivery"
+SIGNATURE_HEADER = "x-hub-signature-256"
+SIGNATURE_PREFIX = "sha256="
+# Gitea and Forgejo send GitHub's headers too, for compatibility; their own header wins.
+_IMITATORS = ("x-gitea-event", "x-forgejo-event", "x-gogs-event")
+# GitHub lists at most this many commits in a push payload; at the cap the list is cut short.
+MAXIMUM_PUSH_COMMITS = 2048
+_RUN_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
+
+
+def detect(headers: Mapping[str, str]) -> bool:
+    lowered = lower_headers(headers)
+    return EVENT_HEADER in lowered and not any(name in lowered for name in _IMITATORS)
+
+
+def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) -> None:
+    """Check the HMAC-SHA256 of the raw body (the raw form body too, in form mode)."""
+    key = require_secret(secret)
+    signature = lower_headers(headers).get(SIGNATURE_HEADER, "")
+    if not signature.startswith(SIGNATURE_PREFIX):
+        signature = ""  # the legacy SHA-1 header alone is not accepted
+    check_hmac_sha256(
+        secret=key, message=body, signature=signature.removeprefix(SIGNATURE_PREFIX)
+    )
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
+    lowered = lower_headers(headers)
+    event_name = lowered.get(EVENT_HEADER, "").strip()
+    if not event_name:
+        raise PayloadError("the X-GitHub-Event header is missing")
+    payload = decode(lowered, body)
+    repository = _repository(payload.optional_object("repository"))
+    installation = payload.optional_object("installation")
+    handler = _HANDLERS.get(event_name)
+    parsed = (
+        handler(payload, repository)
+        if handler
+        else Ignored(reason=f"{event_name} events do not start pipelines")
+    )
+    return Delivery(
+        forge=ForgeKind.GITHUB,
+        delivery_id=DeliveryId(lowered.get(DELIVERY_HEADER) or body_digest(body)),
+        event_name=event_name,
+        parsed=parsed,
+        repository=repository,
+        installation_id=InstallationId(installation.integer("id")) if installation else None,
+    )
+
+
+def _repository(fields: Fields | None) -> RepositoryRef | None:
+    if fields is None:
+        return None
+    return RepositoryRef(
+        name=RepositoryName(fields.text("full_name")),
+        html_url=fields.text("html_url"),
+        clone_url=fields.text("clone_url"),
+    )
+
+
+def _require(repository: RepositoryRef | None) -> RepositoryRef:
+    if repository is None:
+        raise PayloadError("payload field `repository` is missing")
+    return repository
+
+
+def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    ref = payload.text("ref")
+    after = payload.text("after")
+    branch, tag = branch_name(ref), tag_name(ref)
+    if payload.boolean("deleted") or is_zero_sha(after):
+        return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
+    if branch is None and tag is None:
+        return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
+    where = _require(repository)
+    sender = payload.optional_object("sender")
+    pusher = payload.optional_object("pusher")
+    author = (sender.optional_text("login") if sender else None) or (
+        pusher.optional_text("name") if pusher else None
+    )
+    commits = payload.objects("commits")
+    # A new branch or a force push lists commits relative to nothing we know, so the changed
+    # files would be a guess; None makes `when.paths` run rather than wrongly skip.
+    complete = (
+        branch is not None
+        and not payload.boolean("created")
+        and not payload.boolean("forced")
+        and len(commits) < MAXIMUM_PUSH_COMMITS
+    )
+    return Event(
+        kind=EventKind.PUSH if branch is not None else EventKind.TAG,
+        repository=where.name,
+        repository_url=where.clone_url,
+        sha=after,
+        ref=ref,
+        branch=branch,
+        tag=tag,
+        author=author or "",
+        changed_files=changed_files(commits, complete=complete),
+    )
+
+
+def _pull_request_event(
+    pull_request: Fields, number: int, repository: RepositoryRef
+) -> Event:
+    head = pull_request.object("head")
+    base = pull_request.object("base")
+    head_repository = head.optional_object("repo")  # null once the fork is deleted
+    base_repository = base.object("repo")
+    from_fork = head_repository is None or (
+        head_repository.text("full_name").lower() != base_repository.text("full_name").lower()
+    )
+    author = pull_request.object("user").text("login")
+    return Event(
+        kind=EventKind.PULL_REQUEST,
+        repository=repository.name,
+        repository_url=repository.clone_url,
+        sha=head.text("sha"),
+        ref=f"refs/pull/{number}/head",
+        branch=base.text("ref"),
+        pull_request=PullRequest(
+            number=number,
+            title=pull_request.text("title"),
+            head_branch=head.text("ref"),
+            base_branch=base.text("ref"),
+            author=author,
+            from_fork=from_fork,
+        ),
+        author=author,
+    )
+
+
+def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    action = payload.text("action")
+    pull_request = payload.object("pull_request")
+    number = payload.integer("number")
+    if action in _RUN_ACTIONS:
+        return _pull_request_event(pull_request, number, _require(repository))
+    if action == "closed":
+        return PullRequestClosed(number=number, merged=pull_request.boolean("merged"))
+    return Ignored(reason=f"pull_request action {action!r} does not start pipelines")
+
+
+def _issue_comment(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    action = payload.text("action")
+    issue = payload.object("issue")
+    if not issue.has("pull_request"):
+        return Ignored(reason="comment on an issue, not a pull request")
+    if action != "created":
+        return Ignored(reason=f"comment {action}, only new comments are commands")
+    _require(repository)
+    comment = payload.object("comment")
+    return Comment(
+        number=issue.integer("number"),
+        body=comment.text("body"),
+        author=comment.object("user").text("login"),
+    )
+
+
+def _ping(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    return Ping(hook_id=payload.optional_integer("hook_id"))
+
+
+_Handler = Callable[[Fields, RepositoryRef | None], Parsed]
+_HANDLERS: Mapping[str, _Handler] = {
+    "push": _push,
+    "pull_request": _pull_request,
+    "issue_comment": _issue_comment,
+    "ping": _ping,
+}

@@ -1,0 +1,1 @@
+"""GitLab (gitlab.com and self-managed): webhook parsing and the REST client."""

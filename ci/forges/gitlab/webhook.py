@@ -1,0 +1,187 @@
+"""GitLab webhook deliveries: detect, verify `X-Gitlab-Token`, parse.
+
+Facts: ../shared/contracts/gitlab/WEBHOOKS.md. GitLab sends the hook's secret token itself,
+not a signature, so verifying is a constant-time comparison. The body's `object_kind` says
+what happened; the `X-Gitlab-Event` header ("Push Hook", or "System Hook" for the same push
+seen by an instance hook) is only recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, PullRequestClosed
+from ci.forges.errors import PayloadError
+from ci.forges.payloads import Fields, body_digest, decode, lower_headers
+from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
+from ci.forges.signatures import check_token, require_secret
+from ci.forges.types import DeliveryId, ForgeKind, RepositoryName, RepositoryRef
+from pipelines.events import Event, EventKind, PullRequest
+
+EVENT_HEADER = "x-gitlab-event"
+AUTHENTICATION_HEADER = "x-gitlab-token"
+# Idempotency-Key (17.4+) survives retries and "Resend Request"; the event UUID (14.8+) is
+# the older per-event id.
+DELIVERY_HEADERS = ("idempotency-key", "x-gitlab-event-uuid")
+# GitLab lists at most the newest 20 commits; `total_commits_count` has the real number.
+_RUN_ACTIONS = frozenset({"open", "reopen"})
+_CLOSE_ACTIONS = frozenset({"close", "merge"})
+
+
+def detect(headers: Mapping[str, str]) -> bool:
+    return EVENT_HEADER in lower_headers(headers)
+
+
+def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) -> None:
+    key = require_secret(secret)
+    check_token(secret=key, token=lower_headers(headers).get(AUTHENTICATION_HEADER))
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
+    lowered = lower_headers(headers)
+    event_name = lowered.get(EVENT_HEADER, "").strip()
+    if not event_name:
+        raise PayloadError("the X-Gitlab-Event header is missing")
+    payload = decode(lowered, body)
+    object_kind = payload.text("object_kind")
+    repository = _repository(payload.optional_object("project"))
+    handler = _HANDLERS.get(object_kind)
+    parsed = (
+        handler(payload, repository)
+        if handler
+        else Ignored(reason=f"{object_kind} events do not start pipelines")
+    )
+    delivery_id = next((lowered[name] for name in DELIVERY_HEADERS if lowered.get(name)), None)
+    return Delivery(
+        forge=ForgeKind.GITLAB,
+        delivery_id=DeliveryId(delivery_id or body_digest(body)),
+        event_name=event_name,
+        parsed=parsed,
+        repository=repository,
+    )
+
+
+def _repository(project: Fields | None) -> RepositoryRef | None:
+    if project is None:
+        return None
+    return RepositoryRef(
+        name=RepositoryName(project.text("path_with_namespace")),
+        html_url=project.text("web_url"),
+        clone_url=project.text("git_http_url"),
+    )
+
+
+def _require(repository: RepositoryRef | None) -> RepositoryRef:
+    if repository is None:
+        raise PayloadError("payload field `project` is missing")
+    return repository
+
+
+def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    """Push Hook and Tag Push Hook: the same shape, the ref says which."""
+    ref = payload.text("ref")
+    before = payload.text("before")
+    after = payload.text("after")
+    branch, tag = branch_name(ref), tag_name(ref)
+    if is_zero_sha(after):
+        return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
+    if branch is None and tag is None:
+        return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
+    where = _require(repository)
+    commits = payload.objects("commits")
+    total = payload.optional_integer("total_commits_count")
+    complete = (
+        branch is not None
+        and not is_zero_sha(before)
+        and (total is None or total <= len(commits))
+    )
+    # For an annotated tag `after` is the tag object; `checkout_sha` is the commit to build.
+    sha = payload.optional_text("checkout_sha") or after
+    # Only a username is an author; tag pushes carry just the display name (`user_name`).
+    author = payload.optional_text("user_username")
+    return Event(
+        kind=EventKind.PUSH if branch is not None else EventKind.TAG,
+        repository=where.name,
+        repository_url=where.clone_url,
+        sha=sha,
+        ref=ref,
+        branch=branch,
+        tag=tag,
+        author=author or "",
+        changed_files=changed_files(commits, complete=complete),
+    )
+
+
+def merge_request_event(
+    merge_request: Fields, repository: RepositoryRef, *, author: str
+) -> Event:
+    """The event a merge request's head runs; Note Hooks carry the same object.
+
+    GitLab's merge request payload names its author only by id, so `author` is the user who
+    triggered the hook (for `open`, the author), or empty when unknown: an empty author never
+    passes a write-access check, so not knowing errs on the untrusted side.
+    """
+    number = merge_request.integer("iid")
+    target_branch = merge_request.text("target_branch")
+    return Event(
+        kind=EventKind.PULL_REQUEST,
+        repository=repository.name,
+        repository_url=repository.clone_url,
+        sha=merge_request.object("last_commit").text("id"),
+        ref=f"refs/merge-requests/{number}/head",
+        branch=target_branch,
+        pull_request=PullRequest(
+            number=number,
+            title=merge_request.text("title"),
+            head_branch=merge_request.text("source_branch"),
+            base_branch=target_branch,
+            author=author,
+            from_fork=merge_request.integer("source_project_id")
+            != merge_request.integer("target_project_id"),
+        ),
+        author=author,
+    )
+
+
+def _user(payload: Fields) -> str:
+    user = payload.optional_object("user")
+    return (user.optional_text("username") or "") if user else ""
+
+
+def _merge_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    attributes = payload.object("object_attributes")
+    action = attributes.optional_text("action")
+    if action is None:
+        return Ignored(reason="merge request hook without an action")
+    # An `update` fires for title and label edits too; `oldrev` is set only for new commits.
+    if action in _RUN_ACTIONS or (action == "update" and attributes.has("oldrev")):
+        return merge_request_event(attributes, _require(repository), author=_user(payload))
+    if action in _CLOSE_ACTIONS:
+        return PullRequestClosed(number=attributes.integer("iid"), merged=action == "merge")
+    if action == "update":
+        return Ignored(reason="merge request updated without new commits")
+    return Ignored(reason=f"merge request action {action!r} does not start pipelines")
+
+
+def _note(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    attributes = payload.object("object_attributes")
+    if attributes.optional_text("noteable_type") != "MergeRequest":
+        return Ignored(reason="comment on something other than a merge request")
+    where = _require(repository)
+    merge_request = payload.object("merge_request")
+    return Comment(
+        number=merge_request.integer("iid"),
+        body=attributes.text("note"),
+        author=_user(payload),
+        # The commenter is not the merge request's author, whom this payload does not name.
+        pull_request=merge_request_event(merge_request, where, author=""),
+    )
+
+
+_Handler = Callable[[Fields, RepositoryRef | None], Parsed]
+_HANDLERS: Mapping[str, _Handler] = {
+    "push": _push,
+    "tag_push": _push,
+    "merge_request": _merge_request,
+    "note": _note,
+}
