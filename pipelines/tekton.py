@@ -21,7 +21,8 @@ The shape of the output, and why:
 - Tekton substitutes `$(params.…)`, `$(context.…)`, `$(workspaces.…)` and the like in the
   scripts, images, env values and commands of an embedded taskSpec, with plain string
   replacement of the exact variable text (`pkg/substitution/substitution.go`
-  `ApplyReplacements`, applied to steps and sidecars by `ApplyContainerReplacements`). A
+  `ApplyReplacements`; `pkg/reconciler/taskrun/resources/apply.go` applies it to steps,
+  `stepTemplate`, sidecars and volumes, which is also how our `stepTemplate` env works). A
   user script saying `echo $(params.branch)` would therefore run the branch name as shell.
   Rewriting the text cannot keep shell meaning in every quoting context, so the compiler
   refuses spec text containing a Tekton variable (`TektonVariableError`) and points to the
