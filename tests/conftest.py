@@ -1,0 +1,3 @@
+"""Plugins shared by the whole test suite."""
+
+pytest_plugins = ["tests.cluster.fixtures"]
