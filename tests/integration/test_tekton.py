@@ -1,0 +1,221 @@
+"""Compiled PipelineRuns through the real Tekton controller and the simulated kubelet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.kubelet import EXIT_CODES_ANNOTATION, RUN_SCRIPTS_ANNOTATION, SimulatedKubelet
+from tests.cluster.resources import Kube, Obj
+from tests.cluster.tekton import (
+    TEKTON_API,
+    VALIDATION_FAILURE_REASONS,
+    TektonController,
+    succeeded_condition,
+    wait_for_pipeline_run,
+)
+from tests.integration.goldens import GOLDEN_DIR, golden_params, load_golden
+
+# A golden with several jobs in a DAG: the run the end-to-end path exercises most.
+DAG_GOLDEN = GOLDEN_DIR / "dag.pipelinerun.yaml"
+
+
+def _task_runs(kube: Kube, namespace: str, run_name: str) -> dict[str, Obj]:
+    """The run's TaskRuns by pipeline task name."""
+    listed = kube.get(
+        f"/apis/{TEKTON_API}/namespaces/{namespace}/taskruns",
+        labelSelector=f"tekton.dev/pipelineRun={run_name}",
+    )
+    return {tr["metadata"]["labels"]["tekton.dev/pipelineTask"]: tr for tr in listed["items"]}
+
+
+def _run(kube: Kube, tekton: TektonController, run: Obj, *, timeout: float = 240.0) -> Obj:
+    created = kube.create(run)
+    return wait_for_pipeline_run(
+        kube,
+        created["metadata"]["namespace"],
+        created["metadata"]["name"],
+        timeout=timeout,
+        watching=[c for c in tekton.control_plane.components],
+    )
+
+
+def _describe(run: Obj, task_runs: dict[str, Obj]) -> str:
+    lines = [f"PipelineRun: {succeeded_condition(run)}"]
+    for name, task_run in sorted(task_runs.items()):
+        lines.append(f"  {name}: {succeeded_condition(task_run)}")
+    return "\n".join(lines)
+
+
+def test_compiled_run_is_reconciled_into_pods_and_succeeds(
+    kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    run = load_golden(DAG_GOLDEN, namespace)
+    done = _run(kube, tekton, run)
+    task_runs = _task_runs(kube, namespace, run["metadata"]["name"])
+
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("True", "Succeeded"), _describe(
+        done, task_runs
+    )
+    expected_tasks = {task["name"] for task in run["spec"]["pipelineSpec"]["tasks"]}
+    assert set(task_runs) == expected_tasks
+    for task_run in task_runs.values():
+        pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{task_run['status']['podName']}")
+        assert pod["spec"]["nodeName"] == kubelet.node_name
+        assert pod["status"]["phase"] == "Succeeded"
+        steps = task_run["status"]["steps"]
+        assert [s["terminated"]["exitCode"] for s in steps] == [0] * len(steps)
+
+
+def test_failing_step_fails_the_run_and_names_the_task(
+    kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    spec = load_golden(DAG_GOLDEN, namespace)["spec"]["pipelineSpec"]
+    task = spec["tasks"][0]
+    failing_step = task["taskSpec"]["steps"][-1]["name"]
+    run = load_golden(
+        DAG_GOLDEN,
+        namespace,
+        **{EXIT_CODES_ANNOTATION: json.dumps({f"{task['name']}/{failing_step}": 3})},
+    )
+    done = _run(kube, tekton, run)
+    task_runs = _task_runs(kube, namespace, run["metadata"]["name"])
+
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("False", "Failed"), _describe(
+        done, task_runs
+    )
+    failed = succeeded_condition(task_runs[task["name"]])
+    assert failed is not None
+    assert failed["status"] == "False"
+    assert failed["reason"] == "StepFailed"
+    assert f'"step-{failing_step}" exited with code 3' in failed["message"]
+    # Tekton's run message counts failures; the failing task is named by its TaskRun, which
+    # the run lists in childReferences under the pipeline task's name.
+    children = {c["pipelineTaskName"] for c in done["status"]["childReferences"]}
+    assert task["name"] in children
+
+
+def _script_run(namespace: str) -> Obj:
+    """Two tasks that pass a result, whose scripts the kubelet really runs."""
+    return {
+        "apiVersion": TEKTON_API,
+        "kind": "PipelineRun",
+        "metadata": {
+            "name": "scripts",
+            "namespace": namespace,
+            "annotations": {RUN_SCRIPTS_ANNOTATION: "true"},
+        },
+        "spec": {
+            "params": [{"name": "greeting", "value": "hello; $(not interpolated)"}],
+            "pipelineSpec": {
+                "params": [{"name": "greeting"}],
+                "results": [{"name": "echoed", "value": "$(tasks.consume.results.echoed)"}],
+                "tasks": [
+                    {
+                        "name": "produce",
+                        "params": [{"name": "greeting", "value": "$(params.greeting)"}],
+                        "taskSpec": {
+                            "params": [{"name": "greeting"}],
+                            "results": [{"name": "greeting"}],
+                            "steps": [
+                                {
+                                    "name": "write",
+                                    "image": "alpine",
+                                    "env": [{"name": "GREETING", "value": "$(params.greeting)"}],
+                                    "script": 'printf %s "$GREETING" > $(results.greeting.path)',
+                                }
+                            ],
+                        },
+                    },
+                    {
+                        "name": "consume",
+                        "params": [{"name": "got", "value": "$(tasks.produce.results.greeting)"}],
+                        "taskSpec": {
+                            "params": [{"name": "got"}],
+                            "results": [{"name": "echoed"}],
+                            "steps": [
+                                {
+                                    "name": "python",
+                                    "image": "python",
+                                    "env": [{"name": "GOT", "value": "$(params.got)"}],
+                                    "script": (
+                                        "#!/usr/bin/env python3\n"
+                                        "import os\n"
+                                        "got = os.environ['GOT']\n"
+                                        "assert got.startswith('hello'), got\n"
+                                        "open('$(results.echoed.path)', 'w').write(got.upper())\n"
+                                    ),
+                                },
+                                {
+                                    "name": "fail-but-continue",
+                                    "image": "alpine",
+                                    "onError": "continue",
+                                    "script": "exit 7",
+                                },
+                            ],
+                        },
+                    },
+                ],
+            },
+        },
+    }
+
+
+def test_scripts_run_for_real_and_pass_results(
+    kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    done = _run(kube, tekton, _script_run(namespace))
+    task_runs = _task_runs(kube, namespace, "scripts")
+
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert condition["status"] == "True", _describe(done, task_runs)
+    assert done["status"]["results"] == [{"name": "echoed", "value": "HELLO; $(NOT INTERPOLATED)"}]
+    steps = {s["name"]: s for s in task_runs["consume"]["status"]["steps"]}
+    assert steps["fail-but-continue"]["terminated"]["exitCode"] == 7
+    assert steps["fail-but-continue"]["terminationReason"] == "Continued"
+    executed = {r.container for r in kubelet.records if r.namespace == namespace and r.executed}
+    assert executed == {"step-write", "step-python", "step-fail-but-continue"}
+
+
+def test_failing_script_fails_its_task_and_skips_the_rest(
+    kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    run = _script_run(namespace)
+    produce: dict[str, Any] = run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"]
+    produce["steps"].insert(0, {"name": "broken", "image": "alpine", "script": "false"})
+    done = _run(kube, tekton, run)
+    task_runs = _task_runs(kube, namespace, "scripts")
+
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("False", "Failed")
+    assert set(task_runs) == {"produce"}  # consume needs produce's result: never started
+    steps = {s["name"]: s for s in task_runs["produce"]["status"]["steps"]}
+    assert steps["broken"]["terminated"]["exitCode"] == 1
+    assert steps["write"]["terminationReason"] == "Skipped"
+
+
+@pytest.mark.parametrize("path", golden_params())
+def test_golden_run_passes_tekton_validation(
+    path: Path, kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    run = load_golden(path, namespace)
+    done = _run(kube, tekton, run)
+    task_runs = _task_runs(kube, namespace, run["metadata"]["name"])
+    description = _describe(done, task_runs)
+
+    for obj in [done, *task_runs.values()]:
+        condition = succeeded_condition(obj)
+        assert condition is not None
+        assert condition["reason"] not in VALIDATION_FAILURE_REASONS, description
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert condition["status"] == "True", description
