@@ -1,0 +1,86 @@
+"""The environment of a local step: the same variables, with the same precedence, as on Tekton.
+
+Lowest first:
+1. a clean base taken from the caller's environment (`BASE_VARIABLES`: PATH, HOME, LANG...),
+   so tools work, and nothing else of the developer's shell leaks in (on an engine the
+   image's own environment plays this part, and the base is left out);
+2. the plan's plain variables, `PlannedJob.env_for(step)` (pipeline < job < MATRIX_* < step);
+3. Ferry's variables (`CI`, `FERRY`, `FERRY_JOB`, `FERRY_PIPELINE_RUN` and one `FERRY_*` per
+   event field, named by `pipelines.tekton.EVENT_PARAMS`): they describe the run and win a
+   clash, as the Tekton compiler drops plain variables of the same name;
+4. secrets, which win over everything, as `secretKeyRef` entries do on Tekton.
+
+Event data is attacker-controlled text and only ever travels as these values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pipelines.events import Event
+from pipelines.planning import PlannedJob, PlannedStep
+from pipelines.tekton import EVENT_PARAMS
+
+BASE_VARIABLES = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+)
+# When the caller has no PATH at all, steps still need to find bash and coreutils.
+FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def base_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The clean base for host steps, from `source` (default: this process's environment)."""
+    source = os.environ if source is None else source
+    base = {name: source[name] for name in BASE_VARIABLES if name in source}
+    base.setdefault("PATH", FALLBACK_PATH)
+    return base
+
+
+def event_values(event: Event) -> dict[str, str]:
+    """The event's fields by Tekton param name, as the compiler passes them to steps."""
+    pull_request = event.pull_request
+    return {
+        "event": event.kind.value,
+        "repository": event.repository,
+        "repository-url": event.repository_url,
+        "sha": event.sha,
+        "ref": event.ref,
+        "branch": event.branch or "",
+        "tag": event.tag or "",
+        "pull-request-number": str(pull_request.number) if pull_request else "",
+        "pull-request-title": pull_request.title if pull_request else "",
+        "pull-request-head-branch": pull_request.head_branch if pull_request else "",
+        "author": event.author,
+    }
+
+
+def ferry_variables(event: Event, *, job: str, run_name: str) -> dict[str, str]:
+    """`CI`, `FERRY`, `FERRY_JOB`, `FERRY_PIPELINE_RUN` and the `FERRY_*` event variables."""
+    values = event_values(event)
+    # A param the compiler gained and this module does not know yet is empty rather than
+    # missing; a unit test compares both lists so that never lasts.
+    variables = {env: values.get(param, "") for param, env, _ in EVENT_PARAMS}
+    variables |= {"CI": "true", "FERRY": "true", "FERRY_JOB": job, "FERRY_PIPELINE_RUN": run_name}
+    return variables
+
+
+def step_environment(
+    *,
+    job: PlannedJob,
+    step: PlannedStep,
+    ferry: Mapping[str, str],
+    secrets: Mapping[str, str],
+    base: Mapping[str, str],
+) -> dict[str, str]:
+    """The whole environment of one step (see the module docstring for the precedence)."""
+    return {**base, **job.env_for(step), **ferry, **secrets}

@@ -1,0 +1,245 @@
+"""The local backend: run a `Plan` for an `Event` on this machine. `ferry run` and, later,
+`ferry serve` without Kubernetes call `run_plan`.
+
+Call order:
+
+1. `pipelines.linting.load_spec`, then `pipelines.planning.plan(spec, event)` -> `Plan`
+   (see `pipelines.planning`; `NothingToRun` is the caller's to explain).
+2. `await run_plan(plan, event, origin=..., options=..., observer=..., stop=...)`:
+   a. the workspace is prepared (a checkout of `origin.sha`); `WorkspaceError` is raised
+      before any job starts when that fails;
+   b. `observer.job_changed(QUEUED)` for every job, in plan order;
+   c. for each job as the DAG allows (`scheduling`): `job_changed(RUNNING, attempt=n)` per
+      attempt, `step_output(...)` per line of its steps, then one final `job_changed` with a
+      `JobResult` (SUCCESS, FAILURE, TIMED_OUT, SKIPPED or CANCELLED);
+   d. the same for finally jobs;
+   e. the `RunResult`, with every job in plan order. Temporary directories are gone by then.
+3. Setting `stop` cancels the run: running steps are stopped (their whole process groups),
+   jobs not started end CANCELLED, finally jobs do not run, and `run_plan` still returns a
+   `RunResult` (with `cancelled=True`). Cancelling the task that awaits `run_plan` stops
+   the processes too, but then `CancelledError` propagates and there is no result.
+
+A job's attempt runs its steps in order in a fresh copy of the workspace; the first step that
+fails ends the attempt. A failed or timed-out attempt is retried `retries` times, each in a
+new copy, as Tekton retries a task in a new pod. A job's `timeout` bounds each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets as random_tokens
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci.local.credentials import job_secrets
+from ci.local.engines import Engine, HostEngine
+from ci.local.environment import base_environment, ferry_variables, step_environment
+from ci.local.executing import DEFAULT_GRACE_SECONDS, ProcessEnd, run_process
+from ci.local.outcomes import (
+    JobChange,
+    JobResult,
+    JobState,
+    Observer,
+    RunResult,
+    StepResult,
+    StepState,
+)
+from ci.local.scheduling import schedule
+from ci.local.workspaces import WorkspaceOrigin, Workspaces
+from ci.logs import Redactor
+from pipelines.events import Event
+from pipelines.planning import Plan, PlannedJob, PlannedStep
+from pipelines.tekton import DEFAULT_JOB_TIMEOUT_SECONDS
+
+DEFAULT_RUN_NAME = "local"
+
+
+def _core_count() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """How to run a plan locally; everything the spec does not say."""
+
+    parallel: int = field(default_factory=_core_count)  # jobs at once; default: the cores
+    engine: Engine | None = None  # None: steps run on this machine (`HostEngine`)
+    # Secret values by env name or `secret/key` (see `credentials`); masked in all output.
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    run_name: str = DEFAULT_RUN_NAME  # FERRY_PIPELINE_RUN, and part of container names
+    # Tekton's own default, so a job without `timeout` is stopped at the same point.
+    default_job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
+    grace_seconds: float = DEFAULT_GRACE_SECONDS  # SIGTERM to SIGKILL, on timeout or stop
+    temporary_directory: Path | None = None  # where workspaces go; None: the system's
+
+
+async def run_plan(
+    plan: Plan,
+    event: Event,
+    *,
+    origin: WorkspaceOrigin,
+    options: RunOptions,
+    observer: Observer,
+    stop: asyncio.Event | None = None,
+) -> RunResult:
+    """Run `plan` for `event` (see the module docstring for the call order)."""
+    stop = stop or asyncio.Event()
+    started = time.monotonic()
+    with Workspaces(origin, parent=options.temporary_directory) as workspaces:
+        await asyncio.to_thread(workspaces.prepare)
+        runner = _JobRunner(
+            plan=plan, event=event, workspaces=workspaces, options=options, observer=observer
+        )
+        results = await schedule(
+            plan,
+            run_job=runner.run,
+            report=observer.job_changed,
+            parallel=options.parallel,
+            stop=stop,
+        )
+    return RunResult(jobs=results, cancelled=stop.is_set(), seconds=time.monotonic() - started)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Attempt:
+    state: JobState
+    steps: tuple[StepResult, ...]
+    reason: str = ""
+
+
+class _JobRunner:
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        event: Event,
+        workspaces: Workspaces,
+        options: RunOptions,
+        observer: Observer,
+    ) -> None:
+        self.plan = plan
+        self.event = event
+        self.workspaces = workspaces
+        self.options = options
+        self.observer = observer
+        self.engine = options.engine or HostEngine(base_environment())
+        self.redactor = Redactor(options.secrets.values())
+        self.container_prefix = f"ferry-{options.run_name}-{random_tokens.token_hex(3)}"
+        # Regular jobs share the run's timeout; finally jobs keep their own time, as Tekton's
+        # `timeouts.finally` gives them.
+        self.deadline = (
+            None if plan.timeout_seconds is None else time.monotonic() + plan.timeout_seconds
+        )
+
+    async def run(self, job: PlannedJob) -> JobResult:
+        started = time.monotonic()
+        attempt = _Attempt(state=JobState.SKIPPED, steps=())
+        number = 0
+        for number in range(1, job.retries + 2):
+            budget = self._budget(job)
+            if budget <= 0:
+                attempt = _Attempt(
+                    state=JobState.TIMED_OUT,
+                    steps=(),
+                    reason=f"the run's timeout ({self.plan.timeout_seconds}s) passed",
+                )
+                break
+            self.observer.job_changed(JobChange(job=job.name, state=JobState.RUNNING,
+                                                attempt=number))
+            attempt = await self._attempt(job, number=number, budget=budget)
+            if attempt.state is JobState.SUCCESS:
+                break
+        return JobResult(
+            name=job.name,
+            state=attempt.state,
+            allow_failure=job.allow_failure,
+            is_finally=job.is_finally,
+            attempts=number,
+            seconds=time.monotonic() - started,
+            reason=attempt.reason,
+            steps=attempt.steps,
+        )
+
+    def _budget(self, job: PlannedJob) -> float:
+        timeout = float(job.timeout_seconds or self.options.default_job_timeout_seconds)
+        if self.deadline is None or job.is_finally:
+            return timeout
+        return min(timeout, self.deadline - time.monotonic())
+
+    async def _attempt(self, job: PlannedJob, *, number: int, budget: float) -> _Attempt:
+        deadline = time.monotonic() + budget
+        workspace = await asyncio.to_thread(self.workspaces.for_job, job, attempt=number)
+        secrets = job_secrets(job.secrets, self.options.secrets).values
+        ferry = ferry_variables(self.event, job=job.name, run_name=self.options.run_name)
+        results: list[StepResult] = []
+        state, reason = JobState.SUCCESS, ""
+        for step in job.steps:
+            if state is not JobState.SUCCESS:
+                results.append(StepResult(name=step.name, state=StepState.NOT_RUN))
+                continue
+            result = await self._step(
+                job,
+                step,
+                number=number,
+                workspace=workspace,
+                environment=step_environment(
+                    job=job, step=step, ferry=ferry, secrets=secrets, base={}
+                ),
+                timeout=deadline - time.monotonic(),
+            )
+            results.append(result)
+            if result.state is StepState.TIMED_OUT:
+                state = JobState.TIMED_OUT
+                reason = f"timed out after {_duration(budget)} in step `{step.name}`"
+            elif result.state is not StepState.SUCCESS:
+                state = JobState.FAILURE
+                reason = f"step `{step.name}` exited with code {result.exit_code}"
+        return _Attempt(state=state, steps=tuple(results), reason=reason)
+
+    async def _step(
+        self,
+        job: PlannedJob,
+        step: PlannedStep,
+        *,
+        number: int,
+        workspace: Path,
+        environment: Mapping[str, str],
+        timeout: float,
+    ) -> StepResult:
+        started = time.monotonic()
+        if timeout <= 0:
+            return StepResult(name=step.name, state=StepState.TIMED_OUT)
+        launch = self.engine.launch(
+            script=step.script,
+            script_path=self.workspaces.root / "scripts" / f"{job.name}-{number}" / step.name,
+            workspace=workspace,
+            image=step.image,
+            environment=environment,
+            container_name=f"{self.container_prefix}-{job.name}-{number}-{step.name}",
+        )
+
+        def on_line(line: str) -> None:
+            self.observer.step_output(job=job.name, step=step.name, line=self.redactor.mask(line))
+
+        outcome = await run_process(
+            launch,
+            on_line=on_line,
+            timeout_seconds=timeout,
+            grace_seconds=self.options.grace_seconds,
+        )
+        seconds = time.monotonic() - started
+        if outcome.end is ProcessEnd.TIMED_OUT:
+            return StepResult(name=step.name, state=StepState.TIMED_OUT, seconds=seconds)
+        state = StepState.SUCCESS if outcome.succeeded else StepState.FAILURE
+        return StepResult(
+            name=step.name, state=state, exit_code=outcome.exit_code, seconds=seconds
+        )
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}m{rest}s" if minutes else f"{rest}s"

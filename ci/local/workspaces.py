@@ -1,0 +1,141 @@
+"""Workspaces for a local run: one pristine tree per run, one copy of it per job attempt.
+
+As on the cluster, where each job's pod clones the commit into its own `emptyDir`, every job
+(and every retry of it) starts from a clean copy and cannot see what another job wrote. Jobs
+with `share_workspace` share one copy, as they share one volume on Tekton.
+
+The pristine tree is either a fresh checkout of a commit (a `git clone --shared` of the
+developer's repository, so no object is copied) or that checkout with the working tree's
+uncommitted changes laid over it (`--dirty`): tracked and untracked files that git does not
+ignore, deletions included. Ignored files (virtualenvs, build output) never travel.
+
+A spec in a subdirectory of the repository (`examples/hello/.ci.yaml`) gets that directory
+as its workspace: the directory holding the spec plays the part of the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+
+import git
+
+from pipelines.planning import PlannedJob
+
+_SHARED = "shared"
+
+
+class WorkspaceSource(StrEnum):
+    COMMIT = "commit"  # a fresh checkout of the commit
+    WORKING_TREE = "working_tree"  # the commit plus the uncommitted changes
+
+
+class WorkspaceError(Exception):
+    """The repository cannot provide the requested tree (no such commit, not a repository)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkspaceOrigin:
+    """Where job workspaces come from."""
+
+    repository: Path  # the root of the developer's git checkout
+    sha: str  # the commit to check out
+    source: WorkspaceSource = WorkspaceSource.COMMIT
+    subdirectory: Path = Path()  # relative to `repository`: the directory holding the spec
+
+
+class Workspaces:
+    """The temporary directories of one run; everything is removed when the context exits.
+
+    Call order: `with Workspaces(origin) as workspaces:`, `prepare()` once, then
+    `for_job(job, attempt=n)` for each attempt. Both block on disk and git: call them from a
+    worker thread in async code.
+    """
+
+    def __init__(self, origin: WorkspaceOrigin, *, parent: Path | None = None) -> None:
+        self.origin = origin
+        self._parent = parent
+        self._root: Path | None = None
+
+    def __enter__(self) -> Workspaces:
+        self._root = Path(tempfile.mkdtemp(prefix="ferry-run-", dir=self._parent))
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            raise RuntimeError("use Workspaces as a context manager")
+        return self._root
+
+    @property
+    def pristine(self) -> Path:
+        return self.root / "pristine"
+
+    def prepare(self) -> None:
+        """Check the commit out (and lay the uncommitted changes over it for WORKING_TREE)."""
+        origin = self.origin
+        try:
+            with git.Repo(origin.repository) as repository:
+                with repository.clone(str(self.pristine), shared=True, no_checkout=True) as clone:
+                    clone.git.checkout("--quiet", "--detach", origin.sha)
+                if origin.source is WorkspaceSource.WORKING_TREE:
+                    _overlay_working_tree(repository, self.pristine)
+        except (git.GitCommandError, git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+            raise WorkspaceError(
+                f"cannot check out {origin.sha[:12]} from {origin.repository}: "
+                f"{_git_message(error)}"
+            ) from error
+        if not (self.pristine / origin.subdirectory).is_dir():
+            raise WorkspaceError(
+                f"`{origin.subdirectory}` is not in commit {origin.sha[:12]}: "
+                "commit it, or run the working tree with --dirty"
+            )
+
+    def for_job(self, job: PlannedJob, *, attempt: int) -> Path:
+        """A fresh copy for this attempt, or the run's shared copy for `share_workspace` jobs."""
+        name = _SHARED if job.share_workspace else f"{job.name}-{attempt}"
+        target = self.root / "jobs" / name
+        if not target.exists():
+            shutil.copytree(self.pristine / self.origin.subdirectory, target, symlinks=True)
+        return target
+
+
+def _overlay_working_tree(repository: git.Repo, target: Path) -> None:
+    source = Path(repository.working_tree_dir or ".")
+    listed = repository.git.ls_files("-z", "--cached", "--others", "--exclude-standard")
+    wanted = {name for name in listed.split("\0") if name}
+    with git.Repo(target) as checkout:
+        committed = {name for name in checkout.git.ls_files("-z").split("\0") if name}
+    for name in committed:
+        if name not in wanted or not os.path.lexists(source / name):
+            (target / name).unlink(missing_ok=True)
+    for name in sorted(wanted):
+        origin, copy = source / name, target / name
+        if origin.is_symlink():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.unlink(missing_ok=True)
+            copy.symlink_to(origin.readlink())
+        elif origin.is_file():  # submodules (directories) and deleted files are left out
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, copy)
+
+
+def _git_message(error: Exception) -> str:
+    """The last line git printed (`fatal: ...`), which is the one that says what went wrong."""
+    text = str(getattr(error, "stderr", "") or error).strip()
+    return text.splitlines()[-1].strip() if text else type(error).__name__
