@@ -148,7 +148,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path, *, name: str) -> Spec:
-    """The spec, its warnings printed; or its errors printed as `ferry lint` does, and _CommandError."""
+    """The spec, warnings printed; or its errors printed as `ferry lint` does, and stop."""
     try:
         source = path.read_bytes()
     except OSError as error:
