@@ -116,7 +116,9 @@ class FakeForge:
     def assert_no_violations(self) -> None:
         if self.violations:
             listed = "\n  ".join(self.violations)
-            raise AssertionError(f"requests the real {self.kind.value} API would reject:\n  {listed}")
+            raise AssertionError(
+                f"requests the real {self.kind.value} API would reject:\n  {listed}"
+            )
 
     def next_id(self) -> int:
         return next(iter(self._ids))
@@ -214,7 +216,11 @@ class FakeForge:
                 self.app_public_key,
                 algorithms=["RS256"],
                 # Times are checked below against the forge's clock, which tests move.
-                options={"require": ["iat", "exp", "iss"], "verify_exp": False, "verify_iat": False},
+                options={
+                    "require": ["iat", "exp", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as error:
             return JSONResponse({"message": f"JWT rejected: {error}"}, 401)
@@ -295,9 +301,7 @@ def _add_status(
 def _permission(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     user = urllib.parse.unquote(groups[2])
     level = forge.permissions.get((_repository(groups), user), "none")
-    return JSONResponse(
-        {"permission": level, "role_name": level, "user": {"login": user, "id": 1}}
-    )
+    return JSONResponse({"permission": level, "role_name": level, "user": {"login": user, "id": 1}})
 
 
 # GitHub

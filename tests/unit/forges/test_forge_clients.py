@@ -22,7 +22,7 @@ from ci.forges.errors import (
 )
 from ci.forges.gitea.client import COMMIT_STATES as GITEA_STATES
 from ci.forges.github.authentication import TOKEN_REFRESH_MARGIN_SECONDS
-from ci.forges.github.client import CHECK_RUN_STATES
+from ci.forges.github.client import CHECK_RUN_STATES, GitHubClient
 from ci.forges.github.client import COMMIT_STATES as GITHUB_STATES
 from ci.forges.gitlab.client import COMMIT_STATES as GITLAB_STATES
 from ci.forges.registry import PROVIDERS
@@ -129,7 +129,10 @@ async def test_report_status_in_the_forges_words(forge: FakeForge, conclusion: C
         assert (stored["status"], stored["name"]) == (GITLAB_STATES[conclusion], "ferry/test")
     else:
         tables = {G: GITHUB_STATES, T: GITEA_STATES}
-        assert (stored["state"], stored["context"]) == (tables[forge.kind][conclusion], "ferry/test")
+        assert (stored["state"], stored["context"]) == (
+            tables[forge.kind][conclusion],
+            "ferry/test",
+        )
     assert stored["target_url"] == status.details_url
     assert len(stored["description"]) <= 255
 
@@ -196,7 +199,9 @@ async def test_every_status_arrives_through_a_failing_forge(forge: FakeForge) ->
                     break
                 except Exception as error:
                     assert is_temporary(error), error
-    contexts = [stored.get("context", stored.get("name")) for stored in forge.statuses_for(repository, SHA)]
+    contexts = [
+        stored.get("context", stored.get("name")) for stored in forge.statuses_for(repository, SHA)
+    ]
     assert contexts == [f"job-{index}" for index in range(40)]
     assert forge.faults.injected > 0
 
@@ -244,9 +249,11 @@ def app_keys() -> tuple[str, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -262,9 +269,9 @@ def app_forge(app_keys: tuple[str, str], clock: Clock) -> FakeForge:
     return FakeForge(G, tokens=set(), app_id="4242", app_public_key=app_keys[1], clock=clock)
 
 
-def app_client(http: httpx.AsyncClient, forge: FakeForge, private_key: str, clock: Clock) -> Any:
-    from ci.forges.github.client import GitHubClient
-
+def app_client(
+    http: httpx.AsyncClient, forge: FakeForge, private_key: str, clock: Clock
+) -> GitHubClient:
     credentials = GitHubAppCredentials(
         app_id="4242", private_key=private_key, installation_id=InstallationId(7)
     )
@@ -337,7 +344,9 @@ def test_served_over_a_socket() -> None:
 
     async def read(url: str) -> bytes | None:
         async with httpx.AsyncClient() as http:
-            client = PROVIDERS[T].client(http, api_url=url, credentials=TokenCredentials("test-token"))
+            client = PROVIDERS[T].client(
+                http, api_url=url, credentials=TokenCredentials("test-token")
+            )
             return await client.read_file(REPOSITORY, ".ci.yaml", SHA)
 
     with serve(forge) as url:

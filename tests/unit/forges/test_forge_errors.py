@@ -27,7 +27,9 @@ pytestmark = pytest.mark.anyio
 NOW = 1_700_000_000.0
 
 
-def respond(status: int, headers: dict[str, str] | None = None, body: str = "{}") -> httpx.AsyncClient:
+def respond(
+    status: int, headers: dict[str, str] | None = None, body: str = "{}"
+) -> httpx.AsyncClient:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, headers=headers, text=body)
 
@@ -98,10 +100,12 @@ async def test_connection_failures_are_temporary_and_chained() -> None:
 
 async def test_pagination_does_not_follow_links_to_other_hosts() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=[1], headers={"Link": '<https://evil.example/p2>; rel="next"'})
+        return httpx.Response(
+            200, json=[1], headers={"Link": '<https://evil.example/p2>; rel="next"'}
+        )
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        with pytest.raises(UnexpectedResponseError, match="leaves forge.example"):
+        with pytest.raises(UnexpectedResponseError, match=r"leaves forge\.example"):
             async for _ in pages(http, "https://forge.example/p1", headers={}, params={}):
                 pass
 

@@ -17,8 +17,9 @@ from .contracts import headers_for, load, payload_files
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 # Real event names and field names, so fuzzing reaches past the first lookup.
@@ -26,9 +27,28 @@ EVENT_NAMES = st.sampled_from(
     ["push", "pull_request", "issue_comment", "ping", "delete", "Push Hook", "other"]
 )
 FIELDS = st.sampled_from(
-    ["ref", "after", "before", "repository", "project", "pull_request", "action", "commits",
-     "object_kind", "object_attributes", "number", "issue", "comment", "head", "base",
-     "full_name", "installation", "sender", "merge_request", "is_pull"]
+    [
+        "ref",
+        "after",
+        "before",
+        "repository",
+        "project",
+        "pull_request",
+        "action",
+        "commits",
+        "object_kind",
+        "object_attributes",
+        "number",
+        "issue",
+        "comment",
+        "head",
+        "base",
+        "full_name",
+        "installation",
+        "sender",
+        "merge_request",
+        "is_pull",
+    ]
 )
 OBJECTS = st.dictionaries(FIELDS, JSON, max_size=8)
 CONTRACT_FILES = [(forge, path) for forge in ForgeKind for path in payload_files(forge)]

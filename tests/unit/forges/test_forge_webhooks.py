@@ -255,9 +255,7 @@ def test_gitlab_merge_request_actions() -> None:
     assert parse(*_gitlab_merge_request("close")).parsed == PullRequestClosed(
         number=1, merged=False
     )
-    assert parse(*_gitlab_merge_request("merge")).parsed == PullRequestClosed(
-        number=1, merged=True
-    )
+    assert parse(*_gitlab_merge_request("merge")).parsed == PullRequestClosed(number=1, merged=True)
     fork = parse(*_gitlab_merge_request("open", source_project_id=99)).parsed
     assert isinstance(fork, Event)
     assert fork.pull_request is not None
