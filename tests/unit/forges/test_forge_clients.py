@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -30,8 +31,9 @@ from ci.forges.statuses import Conclusion, Status
 from ci.forges.types import InstallationId, ReportId, RepositoryName
 from tests.fakeforge import FakeForge, Faults
 from tests.fakeforge.connecting import connected
-from tests.fakeforge.descriptions import description_document
+from tests.fakeforge.descriptions import description, description_document
 from tests.fakeforge.serving import serve
+from tests.fakeforge.validation import problems
 
 pytestmark = pytest.mark.anyio
 
@@ -356,3 +358,29 @@ def test_served_over_a_socket() -> None:
     assert json.loads(json.dumps([r.path for r in forge.requests])) == [
         "/api/v1/repos/acme/app/contents/.ci.yaml"
     ]
+
+
+def test_descriptions_are_built_once_and_validate_quickly() -> None:
+    assert description(G) is description(G)
+    started = time.perf_counter()
+    for number in range(200):
+        problem = problems(
+            G,
+            method="POST",
+            raw_path=f"/repos/acme/app/statuses/{number:040}",
+            query=[],
+            headers=[("content-type", "application/json")],
+            body=b'{"state": "success", "context": "ferry"}',
+        )
+        assert problem is None
+    # About 2 ms each on a laptop core; the bound only catches a pathological slowdown.
+    assert time.perf_counter() - started < 10
+    missing_auth = problems(
+        T,
+        method="GET",
+        raw_path="/api/v1/repos/acme/app/contents/x",
+        query=[],
+        headers=[],
+        body=b"",
+    )
+    assert missing_auth is not None
