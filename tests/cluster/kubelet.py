@@ -17,9 +17,11 @@ What a step does is decided per step, first match wins:
 
 - an exit code forced with the ``kubelet.ferry.dev/exit-codes`` annotation (on the
   PipelineRun; Tekton copies annotations down to the pod), a JSON object whose keys are
-  ``"<pipeline task>/<step>"`` or ``"<step>"``, e.g. ``{"build/test": 1}``;
+  ``"<pipeline task>/<step>"`` or ``"<step>"``, e.g. ``{"build/test": 1}``; or, for runs
+  the test does not create itself, with ``kubelet.force_exit_code(namespace, "build/test", 1)``;
 - the step's real script, run as a local process, when the kubelet was created with
-  ``run_scripts=True`` or the pod carries ``kubelet.ferry.dev/run-scripts: "true"``. The
+  ``run_scripts=True``, ``kubelet.run_scripts_in(namespace)`` was called, or the pod carries
+  ``kubelet.ferry.dev/run-scripts: "true"``. The
   script (decoded from ``place-scripts``), literal env values, env from Secrets/ConfigMaps and
   ``workingDir`` are used; paths under ``/tekton/`` and ``/workspace`` are rewritten into a
   directory per pod, so results files work. The container image is ignored: scripts run
@@ -151,6 +153,9 @@ class SimulatedKubelet:
     run_scripts: bool = False
     node_name: str = NODE_NAME
     records: list[StepRecord] = field(default_factory=list)
+    # For runs a test does not create itself (Ferry's webhook does): outcomes by namespace.
+    exit_codes: dict[str, dict[str, int]] = field(default_factory=dict)
+    script_namespaces: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -162,6 +167,15 @@ class SimulatedKubelet:
     @property
     def log_path(self) -> Path:
         return self.work_dir / "kubelet.log"
+
+    def force_exit_code(self, namespace: str, step: str, exit_code: int) -> None:
+        """Make ``step`` (``"<pipeline task>/<step>"`` or ``"<step>"``) exit with ``exit_code``
+        in every pod of ``namespace``; the annotation does the same per run."""
+        self.exit_codes.setdefault(namespace, {})[step] = exit_code
+
+    def run_scripts_in(self, namespace: str) -> None:
+        """Run the real scripts of every pod in ``namespace``."""
+        self.script_namespaces.add(namespace)
 
     def log(self, message: str) -> None:
         with self._lock, self.log_path.open("a") as log:
@@ -376,8 +390,15 @@ class _PodWorker(threading.Thread):
                 return
 
         annotations = self.pod["metadata"].get("annotations", {}) or {}
-        forced = _forced_exit_codes(annotations.get(EXIT_CODES_ANNOTATION, ""))
-        run_scripts = kubelet.run_scripts or annotations.get(RUN_SCRIPTS_ANNOTATION) == "true"
+        forced = {
+            **kubelet.exit_codes.get(self.namespace, {}),
+            **_forced_exit_codes(annotations.get(EXIT_CODES_ANNOTATION, "")),
+        }
+        run_scripts = (
+            kubelet.run_scripts
+            or self.namespace in kubelet.script_namespaces
+            or annotations.get(RUN_SCRIPTS_ANNOTATION) == "true"
+        )
         scripts = decode_scripts(self.pod) if run_scripts else {}
         task = self.pod["metadata"].get("labels", {}).get("tekton.dev/pipelineTask", "")
 

@@ -25,6 +25,8 @@ STOP_GRACE_SECONDS = 10.0
 
 _PR_SET_PDEATHSIG = 1
 
+_handed_out: set[int] = set()
+
 
 class ComponentExitedError(RuntimeError):
     """A component stopped while we were waiting for it to become ready."""
@@ -37,10 +39,15 @@ def free_port() -> int:
     between; on a test machine that race is rare enough, and a lost race shows up as the
     component exiting at once with "address already in use" in its log.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        # Never hand out the same port twice in one session (etcd's two ports are asked for
+        # before either is bound).
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _die_with_parent() -> None:

@@ -219,3 +219,27 @@ def test_golden_run_passes_tekton_validation(
     condition = succeeded_condition(done)
     assert condition is not None
     assert condition["status"] == "True", description
+
+
+def test_finally_tasks_run_after_a_failure_forced_by_namespace(
+    kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    # The way an end-to-end test fails a job in a run that Ferry created, not the test.
+    kubelet.force_exit_code(namespace, "test/run-1", 2)
+    run = load_golden(GOLDEN_DIR / "finally.pipelinerun.yaml", namespace)
+    done = _run(kube, tekton, run)
+    task_runs = _task_runs(kube, namespace, run["metadata"]["name"])
+
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("False", "Failed")
+    outcomes = {
+        name: (c["status"], c["reason"])
+        for name, task_run in task_runs.items()
+        if (c := succeeded_condition(task_run)) is not None
+    }
+    assert outcomes == {
+        "test": ("False", "StepFailed"),
+        "notify": ("True", "Succeeded"),
+        "cleanup": ("True", "Succeeded"),
+    }
