@@ -1,0 +1,242 @@
+"""What to report for a run and its jobs, and the memory of what was reported.
+
+The memory is JSON in the run's `ferry.dev/reported` annotation, so it lives as long as the
+run and survives controller restarts. The delivery loop (`ci.controller.delivering`):
+
+1. plans the reports that differ from the memory (`plan`);
+2. writes them into `sending`, with this process's incarnation, *before* calling the forge;
+3. calls the forge; after it acknowledged, moves each report to `acknowledged`.
+
+A restarted controller therefore never loses a report (anything not acknowledged is sent
+again) and repeats one only when it was killed between the forge's answer and step 3. It
+knows when that may have happened (a `sending` entry of another incarnation) and records it
+in `doubts`; without a way to read statuses back from every forge, that window cannot be
+closed, only made one round trip wide and visible.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from ci.controller.runs import JobState, RunState
+from ci.forges.statuses import Conclusion
+from ci.forges.types import ReportId
+from ci.kube import labels
+
+RUN_REPORT = "run"  # the key of the pipeline's own report; jobs are "job/<name>"
+MEMORY_VERSION = 1
+# Doubts are kept for operators and tests; a run that is retried in a loop must not grow
+# its annotation without bound.
+MAX_DOUBTS = 20
+
+
+class ReportMode(StrEnum):
+    """What the forge can show: one commit status per pipeline, or check runs per job."""
+
+    COMMIT_STATUS = "commit-status"
+    CHECK_RUNS = "check-runs"
+
+
+def job_key(job: str) -> str:
+    return f"job/{job}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Acknowledged:
+    conclusion: Conclusion
+    report_id: ReportId | None = None
+    rejected: bool = False  # the forge refused it for good (4xx): not retried
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sending:
+    conclusion: Conclusion
+    incarnation: str  # which controller process wrote it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Memory:
+    """What the forge has acknowledged, per report key; `sequence` orders two copies."""
+
+    sequence: int = 0
+    acknowledged: Mapping[str, Acknowledged] = field(default_factory=dict)
+    sending: Mapping[str, Sending] = field(default_factory=dict)
+    doubts: tuple[str, ...] = ()
+
+    def report_id(self, key: str) -> ReportId | None:
+        found = self.acknowledged.get(key)
+        return found.report_id if found is not None else None
+
+    def in_doubt(self, key: str, conclusion: Conclusion, *, incarnation: str) -> bool:
+        """Whether another process may already have delivered this very report."""
+        sending = self.sending.get(key)
+        return (
+            sending is not None
+            and sending.conclusion == conclusion
+            and sending.incarnation != incarnation
+        )
+
+    def with_sending(self, reports: Sequence[Report], *, incarnation: str) -> Memory:
+        sending = dict(self.sending)
+        doubts = list(self.doubts)
+        for report in reports:
+            if self.in_doubt(report.key, report.conclusion, incarnation=incarnation):
+                doubts.append(f"{report.key}={report.conclusion.value}")
+            sending[report.key] = Sending(conclusion=report.conclusion, incarnation=incarnation)
+        return replace(
+            self,
+            sequence=self.sequence + 1,
+            sending=MappingProxyType(sending),
+            doubts=tuple(doubts[-MAX_DOUBTS:]),
+        )
+
+    def with_acknowledged(
+        self,
+        key: str,
+        conclusion: Conclusion,
+        *,
+        report_id: ReportId | None,
+        rejected: bool = False,
+    ) -> Memory:
+        acknowledged = dict(self.acknowledged)
+        previous = acknowledged.get(key)
+        acknowledged[key] = Acknowledged(
+            conclusion=conclusion,
+            # A commit status answers no id; keep the check run's from earlier reports.
+            report_id=report_id or (previous.report_id if previous is not None else None),
+            rejected=rejected,
+        )
+        sending = {k: v for k, v in self.sending.items() if k != key}
+        return replace(
+            self,
+            sequence=self.sequence + 1,
+            acknowledged=MappingProxyType(acknowledged),
+            sending=MappingProxyType(sending),
+        )
+
+    # -- the annotation ---------------------------------------------------------------------
+
+    def dumps(self) -> str:
+        document: dict[str, Any] = {
+            "v": MEMORY_VERSION,
+            "seq": self.sequence,
+            "ack": {
+                key: [entry.conclusion.value, entry.report_id, *([1] if entry.rejected else [])]
+                for key, entry in sorted(self.acknowledged.items())
+            },
+        }
+        if self.sending:
+            document["sending"] = {
+                key: [entry.conclusion.value, entry.incarnation]
+                for key, entry in sorted(self.sending.items())
+            }
+        if self.doubts:
+            document["doubts"] = list(self.doubts)
+        return json.dumps(document, separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str | None) -> Memory:
+        """The memory in an annotation; an unreadable one counts as nothing reported (a
+        repeated report is better than a lost one)."""
+        if not text:
+            return cls()
+        try:
+            document = json.loads(text)
+            acknowledged = {
+                str(key): Acknowledged(
+                    conclusion=Conclusion(value[0]),
+                    report_id=ReportId(str(value[1])) if value[1] is not None else None,
+                    rejected=len(value) > 2 and bool(value[2]),
+                )
+                for key, value in (document.get("ack") or {}).items()
+            }
+            sending = {
+                str(key): Sending(conclusion=Conclusion(value[0]), incarnation=str(value[1]))
+                for key, value in (document.get("sending") or {}).items()
+            }
+            return cls(
+                sequence=int(document.get("seq", 0)),
+                acknowledged=MappingProxyType(acknowledged),
+                sending=MappingProxyType(sending),
+                doubts=tuple(str(doubt) for doubt in document.get("doubts") or ()),
+            )
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return cls()
+
+    @classmethod
+    def of_annotations(cls, annotations: Mapping[str, str]) -> Memory:
+        return cls.loads(annotations.get(labels.REPORTED))
+
+
+def newest(*memories: Memory | None) -> Memory:
+    """Of several copies (the annotation of an event, the one this process last wrote), the
+    most recent: the annotation of a queued event can be older than our own last write."""
+    present = [memory for memory in memories if memory is not None]
+    return max(present, key=lambda memory: memory.sequence, default=Memory())
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    key: str
+    conclusion: Conclusion
+    job: JobState | None = None  # None: the pipeline's own report
+    report_id: ReportId | None = None  # the check run to update, if one exists
+
+
+def _stage(conclusion: Conclusion) -> int:
+    """Reports only move forward: queued, then running, then one final conclusion."""
+    if conclusion is Conclusion.QUEUED:
+        return 0
+    if conclusion is Conclusion.RUNNING:
+        return 1
+    return 2
+
+
+def _due(key: str, conclusion: Conclusion, memory: Memory) -> bool:
+    previous = memory.acknowledged.get(key)
+    if previous is None:
+        return True
+    if previous.conclusion.final:
+        return False  # one final report, ever; a run does not come back to life
+    return previous.conclusion != conclusion and _stage(conclusion) >= _stage(
+        previous.conclusion
+    )
+
+
+def plan(state: RunState, memory: Memory, *, mode: ReportMode) -> tuple[Report, ...]:
+    """The reports to send now, jobs first so the pipeline's summary is the last word."""
+    reports: list[Report] = []
+    if mode is ReportMode.CHECK_RUNS:
+        for job in state.jobs:
+            key = job_key(job.name)
+            if _due(key, job.conclusion, memory):
+                reports.append(
+                    Report(
+                        key=key,
+                        conclusion=job.conclusion,
+                        job=job,
+                        report_id=memory.report_id(key),
+                    )
+                )
+    if _due(RUN_REPORT, state.conclusion, memory):
+        reports.append(
+            Report(
+                key=RUN_REPORT,
+                conclusion=state.conclusion,
+                report_id=memory.report_id(RUN_REPORT),
+            )
+        )
+    return tuple(reports)
+
+
+def finished_reporting(state: RunState, memory: Memory, *, mode: ReportMode) -> bool:
+    """Whether every final report was acknowledged (so the run may be pruned)."""
+    return state.conclusion.final and not plan(state, memory, mode=mode)

@@ -1,0 +1,151 @@
+"""The words on the forge: titles, the job table, failing log tails, the details link."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ci.controller.reporting import Report
+from ci.controller.runs import JobState, RunState
+from ci.forges.statuses import Conclusion, Status
+from ci.kube import labels
+
+_WORDS: Mapping[Conclusion, str] = {
+    Conclusion.QUEUED: "Queued",
+    Conclusion.RUNNING: "Running",
+    Conclusion.SUCCESS: "Succeeded",
+    Conclusion.FAILURE: "Failed",
+    Conclusion.CANCELLED: "Cancelled",
+    Conclusion.TIMED_OUT: "Timed out",
+    Conclusion.ERROR: "Could not run",
+    Conclusion.SKIPPED: "Skipped",
+    Conclusion.NEUTRAL: "Failed (allowed)",
+}
+DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "sha", "task_run"})
+
+
+def check_details_url_template(template: str | None) -> None:
+    """Fail at startup, not at the first report, on a template naming an unknown field."""
+    if template is None:
+        return
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None and name not in DETAILS_URL_FIELDS:
+            raise ValueError(
+                f"details URL template names {{{name}}}; known: {sorted(DETAILS_URL_FIELDS)}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presentation:
+    context_prefix: str = "ferry"
+    details_url_template: str | None = None
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    minutes, second = divmod(whole, 60)
+    hours, minute = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minute}m"
+    if minutes:
+        return f"{minutes}m {second}s"
+    return f"{second}s"
+
+
+def run_context(state: RunState, presentation: Presentation) -> str:
+    pipeline = state.run.annotations.get(labels.PIPELINE)
+    prefix = presentation.context_prefix
+    return f"{prefix}/{pipeline}" if pipeline else prefix
+
+
+def details_url(
+    state: RunState, presentation: Presentation, *, job: JobState | None = None
+) -> str | None:
+    template = presentation.details_url_template
+    if template is None:
+        return None
+    run = state.run
+    return template.format(
+        namespace=run.namespace,
+        name=run.name,
+        uid=run.uid,
+        repository=run.repository or "",
+        sha=run.sha or "",
+        task_run=job.task_run.name if job is not None and job.task_run is not None else "",
+    )
+
+
+def job_table(state: RunState) -> str:
+    rows = ["| Job | Status | Duration |", "| --- | --- | --- |"]
+    rows.extend(
+        f"| `{job.name}` | {_WORDS[job.conclusion]} | {format_duration(job.duration)} |"
+        for job in state.jobs
+    )
+    return "\n".join(rows)
+
+
+def run_title(state: RunState) -> str:
+    word = _WORDS[state.conclusion]
+    if not state.conclusion.final:
+        return word
+    failed = [job.name for job in state.jobs if job.conclusion in _BAD]
+    tail = f" in {format_duration(state.duration)}" if state.duration is not None else ""
+    if failed:
+        shown = ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
+        return f"{word}{tail}: {shown}"
+    return f"{word}{tail}"
+
+
+_BAD = frozenset({Conclusion.FAILURE, Conclusion.ERROR, Conclusion.TIMED_OUT})
+
+
+def log_section(job: JobState, log_tail: str | None) -> str:
+    step = job.task_run.failing_step if job.task_run is not None else None
+    message = job.task_run.condition.message if job.task_run and job.task_run.condition else ""
+    parts = [f"### `{job.name}`"]
+    if message:
+        parts.append(message)
+    if step is not None and log_tail is not None:
+        # Four backticks: a log line with three must not end the block early.
+        parts.append(f"Last lines of step `{step.name}`:\n\n````\n{log_tail.rstrip()}\n````")
+    return "\n\n".join(parts)
+
+
+def render(
+    report: Report,
+    state: RunState,
+    *,
+    presentation: Presentation,
+    log_tails: Mapping[str, str],
+) -> Status:
+    """The status for one planned report. `log_tails` holds masked tails by job name."""
+    external_id = f"{state.run.uid}/{report.key}"
+    job = report.job
+    if job is None:
+        failed = [j for j in state.jobs if j.conclusion in _BAD]
+        text = "\n\n".join(log_section(j, log_tails.get(j.name)) for j in failed)
+        return Status(
+            conclusion=report.conclusion,
+            context=run_context(state, presentation),
+            title=run_title(state),
+            summary=job_table(state),
+            text=text,
+            details_url=details_url(state, presentation),
+            external_id=external_id,
+        )
+    title = _WORDS[job.conclusion]
+    if job.conclusion.final and job.duration is not None:
+        title = f"{title} in {format_duration(job.duration)}"
+    text = log_section(job, log_tails.get(job.name)) if job.conclusion in _BAD else ""
+    return Status(
+        conclusion=report.conclusion,
+        context=f"{run_context(state, presentation)}/{job.name}",
+        title=title,
+        summary=f"Job `{job.name}` of run `{state.run.name}`: {title.lower()}.",
+        text=text,
+        details_url=details_url(state, presentation, job=job),
+        external_id=external_id,
+    )

@@ -1,0 +1,55 @@
+"""What the forge shows: titles, job table, log tails, details URL."""
+
+from __future__ import annotations
+
+import pytest
+
+from ci.controller.reporting import Memory, ReportMode, plan
+from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
+from ci.controller.summaries import (
+    Presentation,
+    check_details_url_template,
+    format_duration,
+    render,
+)
+from ci.forges.statuses import Conclusion
+from tests.unit.controller.builders import pipeline_run, task_run
+
+TEMPLATE = "https://dashboard.example/#/namespaces/{namespace}/pipelineruns/{name}"
+
+
+def test_failed_run_summary_lists_jobs_and_shows_the_failing_log() -> None:
+    run = pipeline_run(condition=("False", "Failed"), completion="2024-05-01T10:01:30Z")
+    failing = task_run(task="build", condition=("False", "StepFailed"), exit_codes=(0, 2),
+                       completion="2024-05-01T10:00:31Z")
+    state = observe(RunSnapshot.of(run), [TaskRunSnapshot.of(failing)])
+    reports = plan(state, Memory(), mode=ReportMode.CHECK_RUNS)
+    presentation = Presentation(details_url_template=TEMPLATE)
+    tails = {"build": "make: *** [test] Error 2"}
+    statuses = {r.key: render(r, state, presentation=presentation, log_tails=tails)
+                for r in reports}
+    pipeline = statuses["run"]
+    assert pipeline.conclusion is Conclusion.FAILURE
+    assert pipeline.context == "ferry"
+    assert pipeline.title == "Failed in 1m 30s: build"
+    assert "| `build` | Failed | 30s |" in pipeline.summary
+    assert "| `test` | Skipped | - |" in pipeline.summary
+    assert "make: *** [test] Error 2" in pipeline.text
+    assert pipeline.details_url == (
+        "https://dashboard.example/#/namespaces/team/pipelineruns/widget-abc")
+    job = statuses["job/build"]
+    assert job.context == "ferry/build"
+    assert "Last lines of step `s1`" in job.text
+    assert statuses["job/test"].text == ""
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, "-"), (0.4, "0s"), (75, "1m 15s"),
+                                                (3720, "1h 2m")])
+def test_durations(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_details_url_template_is_checked_at_startup() -> None:
+    check_details_url_template(TEMPLATE)
+    with pytest.raises(ValueError, match="pipeline_run"):
+        check_details_url_template("https://x/{pipeline_run}")
