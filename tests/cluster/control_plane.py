@@ -165,6 +165,9 @@ class ControlPlane:
                 f"--service-account-key-file={self.pki.service_account_public_key}",
                 f"--service-account-signing-key-file={self.pki.service_account_key}",
                 "--allow-privileged=true",
+                # The default reconciler publishes the advertise address as the endpoint of
+                # Service "kubernetes", and 127.0.0.1 is refused there every 10 s.
+                "--endpoint-reconciler-type=none",
                 "--profiling=false",
             ],
         )

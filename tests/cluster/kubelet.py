@@ -249,7 +249,12 @@ class SimulatedKubelet:
                     uid = pod["metadata"]["uid"]
                     present.add(uid)
                     node = pod["spec"].get("nodeName")
-                    if uid in self._workers or (node and node != self.node_name):
+                    if node and node != self.node_name:
+                        continue
+                    if pod["metadata"].get("deletionTimestamp"):
+                        self._finish_deletion(kube, pod)
+                        continue
+                    if uid in self._workers:
                         continue
                     if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
                         continue
@@ -261,6 +266,33 @@ class SimulatedKubelet:
                 self.errors.append(traceback.format_exc())
                 self.log(f"loop error:\n{traceback.format_exc()}")
             self._stop.wait(POLL_SECONDS)
+
+    def _finish_deletion(self, kube: Kube, pod: Obj) -> None:
+        """What a kubelet does for a gracefully deleted pod: kill it, then remove the object.
+
+        Without this the pod would stay, Terminating, forever (Tekton deletes the pods of
+        cancelled and timed-out TaskRuns).
+        """
+        meta = pod["metadata"]
+        worker = self._workers.get(meta["uid"])
+        if worker is not None:
+            worker.cancel()
+            worker.join(timeout=30)
+        self.log(f"{meta['namespace']}/{meta['name']}: deleted, containers killed")
+        try:
+            kube.request(
+                "DELETE",
+                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                body={
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]},
+                },
+            )
+        except KubeError as error:
+            if error.status not in (404, 409):
+                raise
 
     def _start_worker(self, kube: Kube, pod: Obj) -> _PodWorker:
         ip = f"{POD_IP_PREFIX}{self._next_ip}"

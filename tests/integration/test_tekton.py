@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cluster.kubelet import EXIT_CODES_ANNOTATION, RUN_SCRIPTS_ANNOTATION, SimulatedKubelet
+from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube, Obj
 from tests.cluster.tekton import (
     TEKTON_API,
@@ -243,3 +245,41 @@ def test_finally_tasks_run_after_a_failure_forced_by_namespace(
         "notify": ("True", "Succeeded"),
         "cleanup": ("True", "Succeeded"),
     }
+
+
+def test_cancelling_a_run_stops_its_running_script(
+    kube: Kube, namespace: str, tekton: TektonController, kubelet: SimulatedKubelet
+) -> None:
+    run = _script_run(namespace)
+    produce: dict[str, Any] = run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"]
+    produce["steps"].insert(0, {"name": "slow", "image": "alpine", "script": "sleep 300"})
+    kube.create(run)
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+
+    def sleeping() -> bool:
+        return any(
+            s["name"] == "step-slow" and "running" in s["state"]
+            for pod in kube.get(pods)["items"]
+            if pod.get("status", {}).get("phase") == "Running"
+            and pod["metadata"]["annotations"].get("tekton.dev/ready") == "READY"
+            for s in pod["status"].get("containerStatuses", [])
+        )
+
+    wait_until(sleeping, what="the slow step to start", timeout=120)
+    time.sleep(1)  # let the kubelet start the script
+    kube.merge_patch(
+        f"/apis/{TEKTON_API}/namespaces/{namespace}/pipelineruns/scripts",
+        {"spec": {"status": "Cancelled"}},
+    )
+    started = time.monotonic()
+    done = wait_for_pipeline_run(kube, namespace, "scripts", timeout=120)
+    condition = succeeded_condition(done)
+    assert condition is not None
+    assert (condition["status"], condition["reason"]) == ("False", "Cancelled")
+    wait_until(
+        lambda: not kube.get(pods)["items"], what="the cancelled run's pod to go", timeout=120
+    )
+    assert time.monotonic() - started < 120  # not the 300 s the script would sleep
+    assert not [
+        r for r in kubelet.records if r.namespace == namespace and r.container == "step-slow"
+    ]
