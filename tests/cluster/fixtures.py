@@ -80,6 +80,7 @@ def _announce(config: pytest.Config, message: str) -> None:
 # --- hooks ------------------------------------------------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):

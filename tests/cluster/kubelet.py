@@ -13,6 +13,8 @@ a kubelet and Tekton's entrypoint binary would report:
 4. sidecars stop when the controller swaps their image for the nop image; the pod ends
    Succeeded or Failed.
 
+Pods without ``step-*`` containers (not Tekton's) are bound and stay Running until deleted.
+
 What a step does is decided per step, first match wins:
 
 - an exit code forced with the ``kubelet.ferry.dev/exit-codes`` annotation (on the
@@ -411,8 +413,10 @@ class _PodWorker(threading.Thread):
         for container in others:
             self.statuses[container["name"]] = self._running(container, ready=True, since=now)
         self._publish(phase="Running")
+        if not steps:
+            return  # not a Tekton pod: it runs until it is deleted, like a service
 
-        if steps and DOWNWARD_READY_FILE in entrypoint_args(steps[0])[0].get("wait_file", []):
+        if DOWNWARD_READY_FILE in entrypoint_args(steps[0])[0].get("wait_file", []):
             ready = self._wait_for(
                 lambda pod: pod["metadata"].get("annotations", {}).get(READY_ANNOTATION) == "READY",
                 f"the {READY_ANNOTATION} annotation",
