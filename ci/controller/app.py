@@ -1,0 +1,318 @@
+"""The controller process, wired top to bottom: lease, watches, queue, workers, housekeeping.
+
+`run_controller(settings, stop=event)` blocks until `stop` is set (or the lease is lost, after
+which the process should exit and be restarted as a standby).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import structlog
+
+from ci.controller import admission, pruning
+from ci.controller.delivering import Clients, Deliverer
+from ci.controller.leadership import Leadership
+from ci.controller.logs import LogTails
+from ci.controller.metrics import ControllerMetrics
+from ci.controller.queueing import KeyedQueue
+from ci.controller.retrying import Retry
+from ci.controller.runs import RunKey, RunSnapshot
+from ci.controller.settings import ControllerSettings
+from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
+from ci.controller.summaries import check_details_url_template
+from ci.kube import labels, patching
+from ci.kube.connecting import api_client
+from ci.kube.credentials import CredentialsCache, api_secret_reader
+from ci.kube.leases import Leases
+from ci.kube.pods import api_log_reader
+from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
+from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
+from ci.kube.watching import Consumer, Watcher, WatchEvent, run_in_thread
+
+log = structlog.get_logger(__name__)
+
+# Seconds between checks of the caller's `stop` event.
+STOP_POLL = 0.2
+# Seconds to wait for a watch's first list before starting the next one anyway.
+FIRST_LIST_TIMEOUT = 120.0
+# Seconds to wait for watch threads to end on shutdown.
+JOIN_TIMEOUT = 10.0
+
+Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
+
+
+def run_controller(
+    settings: ControllerSettings,
+    *,
+    stop: threading.Event,
+    metrics: ControllerMetrics | None = None,
+) -> None:
+    """Run until `stop` is set or the lease is lost."""
+    check_details_url_template(settings.details_url_template)
+    asyncio.run(_Controller(settings, metrics=metrics or ControllerMetrics()).run(stop))
+
+
+class _FirstList:
+    """Wraps a consumer to tell when its first list arrived."""
+
+    def __init__(self, consumer: Consumer, *, after: Callable[[], None] | None = None) -> None:
+        self._consumer = consumer
+        self._after = after
+        self.listed = threading.Event()
+
+    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        self._consumer.on_relist(list(objects))  # type: ignore[arg-type]
+        self.listed.set()
+        if self._after is not None:
+            self._after()
+
+    def on_event(self, event: WatchEvent) -> None:
+        self._consumer.on_event(event)
+        if self._after is not None:
+            self._after()
+
+
+class _Controller:
+    def __init__(self, settings: ControllerSettings, *, metrics: ControllerMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
+        # A new one per process: tells a report this process was sending from one a killed
+        # predecessor may have delivered.
+        self._incarnation = f"{self._identity}-{uuid.uuid4().hex[:8]}"
+        self._watchers: list[Watcher] = []
+        self._threads: list[threading.Thread] = []
+
+    async def run(self, stop: threading.Event) -> None:
+        settings = self._settings
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        watch_stop = loop.create_task(self._watch_stop(stop, stopping))
+        client = api_client(settings.kubernetes)
+        http = httpx.AsyncClient(timeout=settings.forge_timeout)
+        server = None
+        try:
+            if settings.metrics_port is not None:
+                from prometheus_client import start_http_server  # noqa: PLC0415
+
+                server, _ = start_http_server(settings.metrics_port,
+                                              registry=self._metrics.registry)
+            leases = (
+                Leases(client, namespace=settings.leader.namespace, name=settings.leader.name,
+                       timeout=settings.kubernetes.request_timeout)
+                if settings.leader.enabled else None
+            )
+            leadership = Leadership(leases, identity=self._identity, settings=settings.leader)
+            if not await leadership.acquire(stopping):
+                return
+            self._metrics.leader.set(1)
+            await self._serve(client, http, leadership, stopping)
+        finally:
+            self._metrics.leader.set(0)
+            stopping.set()
+            for watcher in self._watchers:
+                watcher.stop()
+            for thread in self._threads:
+                await asyncio.to_thread(thread.join, JOIN_TIMEOUT)
+            await http.aclose()
+            client.close()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+            watch_stop.cancel()
+            await asyncio.gather(watch_stop, return_exceptions=True)
+            log.info("controller stopped", identity=self._identity)
+
+    async def _watch_stop(self, stop: threading.Event, stopping: asyncio.Event) -> None:
+        while not stop.is_set() and not stopping.is_set():
+            await asyncio.sleep(STOP_POLL)
+        stopping.set()
+
+    def _watch(self, *, api: Any, kind: Any, consumer: Consumer, namespace: str | None,
+               selector: str | None) -> None:
+        watcher = Watcher(api=api, kind=kind, consumer=consumer, settings=self._settings.watch,
+                          namespace=namespace, label_selector=selector)
+        self._watchers.append(watcher)
+        self._threads.append(run_in_thread(
+            watcher, name=f"watch {kind.plural} {namespace or '*'}"))
+
+    async def _wait_listed(self, consumers: Sequence[_FirstList], stopping: asyncio.Event
+                           ) -> None:
+        for consumer in consumers:
+            waited = 0.0
+            while not consumer.listed.is_set() and not stopping.is_set():
+                await asyncio.sleep(STOP_POLL)
+                waited += STOP_POLL
+                if waited > FIRST_LIST_TIMEOUT:
+                    log.warning("first list is late; going on")
+                    break
+
+    async def _serve(self, client: Any, http: httpx.AsyncClient, leadership: Leadership,
+                     stopping: asyncio.Event) -> None:
+        from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (kept lazy)
+
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        api = CustomObjectsApi(client)
+        namespaces: Sequence[str | None] = settings.namespaces or (None,)
+        read_secret = api_secret_reader(client)
+
+        queue: KeyedQueue[Key, Observation | None]
+        def notify(key: RunKey, observation: Observation) -> None:
+            loop.call_soon_threadsafe(self._submit_run, queue, key, observation)
+
+        store = RunStore(notify)
+        repositories = RepositoryIndex()
+
+        def repositories_changed() -> None:
+            loop.call_soon_threadsafe(self._resubmit_all, queue, store)
+
+        deliverer = Deliverer(
+            api=api, store=store, repositories=repositories,
+            credentials=CredentialsCache(read_secret, ttl=settings.credentials_ttl),
+            clients=Clients(http),
+            log_tails=LogTails(read_log=api_log_reader(
+                client, timeout=settings.kubernetes.request_timeout),
+                read_secret=read_secret, lines=settings.log_tail_lines),
+            leadership=leadership, metrics=self._metrics, settings=settings,
+            incarnation=self._incarnation,
+            on_final=lambda run, repository: self._on_final(queue, run, repository),
+        )
+        housekeeping = _Housekeeping(api=api, store=store, repositories=repositories,
+                                     leadership=leadership, metrics=self._metrics)
+
+        async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
+            action, namespace, name = key
+            if action == "run" and item is not None:
+                return await deliverer.handle((namespace, name), item, attempt)
+            if action == "admit":
+                return await housekeeping.admit(namespace, name)
+            if action == "prune":
+                return await housekeeping.prune(namespace, name)
+            return None
+
+        queue = KeyedQueue(handle, workers=settings.workers)
+        self._metrics.queue_depth.set_function(lambda: queue.depth)
+        self._metrics.watch_restarts_from(
+            lambda: float(sum(watcher.restarts for watcher in self._watchers)))
+        self._admit = settings.admit
+        self._prune = settings.prune
+
+        # Repositories first (credentials and keepRuns), then TaskRuns, then runs: a resumed
+        # run must find its Repository and its jobs when its first event is handled.
+        repository_consumers = []
+        for namespace in namespaces:
+            consumer = _FirstList(repositories, after=repositories_changed)
+            repository_consumers.append(consumer)
+            self._watch(api=api, kind=REPOSITORY, consumer=consumer, namespace=namespace,
+                        selector=None)
+        await self._wait_listed(repository_consumers, stopping)
+        task_run_consumers = []
+        for namespace in namespaces:
+            consumer = _FirstList(TaskRunConsumer(store, namespace=namespace))
+            task_run_consumers.append(consumer)
+            self._watch(api=api, kind=TASK_RUN, consumer=consumer, namespace=namespace,
+                        selector=labels.MANAGED_SELECTOR)
+        await self._wait_listed(task_run_consumers, stopping)
+        for namespace in namespaces:
+            self._watch(api=api, kind=PIPELINE_RUN,
+                        consumer=PipelineRunConsumer(store, namespace=namespace),
+                        namespace=namespace, selector=labels.MANAGED_SELECTOR)
+        log.info("controller running", identity=self._identity,
+                 namespaces=list(settings.namespaces) or "*")
+        keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
+        stopped = asyncio.get_running_loop().create_task(stopping.wait())
+        try:
+            await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.set()
+            await queue.close()
+            await asyncio.gather(keeping, stopped, return_exceptions=True)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    _admit = True
+    _prune = True
+
+    def _submit_run(self, queue: KeyedQueue[Key, Observation | None], key: RunKey,
+                    observation: Observation) -> None:
+        queue.submit(("run", *key), observation)
+        run = observation.run
+        if self._admit and run is not None:
+            group = admission.group_of(run)
+            if group is not None:
+                queue.submit(("admit", run.namespace, group), None)
+
+    def _resubmit_all(self, queue: KeyedQueue[Key, Observation | None], store: RunStore
+                      ) -> None:
+        # A Repository (or its Secret name) appeared or changed: runs that found none before
+        # are looked at again. Cheap: runs with nothing to report return at once.
+        seen = time.time()
+        for run in store.runs():
+            queue.submit(("run", *run.key), Observation(None, seen))
+
+    def _on_final(self, queue: KeyedQueue[Key, Observation | None], run: RunSnapshot,
+                  repository: Repository) -> None:
+        if self._prune:
+            queue.submit(("prune", repository.namespace, repository.name), None)
+
+
+class _Housekeeping:
+    """Admission and pruning: both change runs, so only the leader does them."""
+
+    def __init__(self, *, api: Any, store: RunStore, repositories: RepositoryIndex,
+                 leadership: Leadership, metrics: ControllerMetrics) -> None:
+        self._api = api
+        self._store = store
+        self._repositories = repositories
+        self._leadership = leadership
+        self._metrics = metrics
+
+    async def admit(self, namespace: str, group: str) -> Retry | None:
+        if not self._leadership.held():
+            return None
+        runs = [run for run in self._store.runs(namespace) if admission.group_of(run) == group]
+        for run in admission.to_admit(runs):
+            try:
+                written = await asyncio.to_thread(
+                    patching.merge_patch, self._api, PIPELINE_RUN, namespace=namespace,
+                    name=run.name, patch={"spec": {"status": None}},
+                    resource_version=run.resource_version,
+                )
+            except patching.PatchConflictError:
+                return Retry(0.5)  # the run changed: decide again on what the watch shows
+            except patching.ObjectGoneError:
+                continue
+            self._store.remember(RunSnapshot.of(written))
+            self._metrics.admitted.inc()
+            log.info("admitted", run=f"{namespace}/{run.name}", group=group)
+        return None
+
+    async def prune(self, namespace: str, name: str) -> Retry | None:
+        if not self._leadership.held():
+            return None
+        found = [r for r in self._repositories.all()
+                 if r.namespace == namespace and r.name == name]
+        if not found:
+            return None
+        repository = found[0]
+        url = normalize_url(repository.url)
+        runs = [run for run in self._store.runs(namespace)
+                if run.repository_url and normalize_url(run.repository_url) == url]
+        for run in pruning.to_prune(runs, keep=repository.keep_runs):
+            deleted = await asyncio.to_thread(
+                patching.delete, self._api, PIPELINE_RUN, namespace=namespace,
+                name=run.name, uid=run.uid)
+            if deleted:
+                self._metrics.pruned.inc()
+                log.info("pruned", run=f"{namespace}/{run.name}", keep=repository.keep_runs)
+        return None

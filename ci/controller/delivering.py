@@ -1,0 +1,291 @@
+"""Handle one run: plan its reports, write them ahead, send them, remember the answers.
+
+Called by the queue, one call per run at a time. Nothing here blocks the event loop: API
+server calls go to threads, forge calls are async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from ci.controller.leadership import Leadership
+from ci.controller.logs import LogTails
+from ci.controller.metrics import ControllerMetrics
+from ci.controller.reporting import Memory, Report, ReportMode, newest, plan
+from ci.controller.retrying import Retry, retry_for
+from ci.controller.runs import RunKey, RunSnapshot, RunState, observe
+from ci.controller.settings import ControllerSettings
+from ci.controller.store import Observation, RunStore, newer_version
+from ci.controller.summaries import Presentation, render
+from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
+from ci.forges.errors import ForgeError, ForgeUnreachableError
+from ci.forges.registry import provider_for
+from ci.forges.types import RepositoryName
+from ci.kube import labels, patching
+from ci.kube.credentials import CredentialsCache, CredentialsError
+from ci.kube.repositories import Conflict, Repository, RepositoryIndex
+from ci.kube.resources import PIPELINE_RUN
+
+log = structlog.get_logger(__name__)
+
+# Attempts at writing the memory annotation when the run keeps changing under us.
+SAVE_ATTEMPTS = 5
+# Seconds before re-planning when another writer changed the memory first.
+REPLAN_DELAY = 0.2
+# Seconds before looking again at a run whose Repository or credentials are missing: the
+# platform engineer may be creating them right now.
+MISSING_SETUP_DELAY = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Forge:
+    client: ForgeClient
+    kind: str
+    mode: ReportMode
+    masked: tuple[str, ...]  # credential values never to show in a log tail
+
+
+class Clients:
+    """One forge client per Repository and credentials, sharing one HTTP client."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._clients: dict[tuple[str, str, Credentials], ForgeClient] = {}
+
+    def get(self, repository: Repository, credentials: Credentials) -> Forge:
+        provider = provider_for(repository.forge)
+        key = (repository.key, repository.uid, credentials)
+        client = self._clients.get(key)
+        if client is None:
+            api_url = repository.api_url or provider.default_api_url(repository.url)
+            client = provider.client(self._http, api_url=api_url, credentials=credentials)
+            self._clients[key] = client
+        if isinstance(credentials, GitHubAppCredentials):
+            return Forge(client=client, kind=provider.kind.value, mode=ReportMode.CHECK_RUNS,
+                         masked=(credentials.private_key,))
+        token = credentials.token if isinstance(credentials, TokenCredentials) else ""
+        return Forge(client=client, kind=provider.kind.value, mode=ReportMode.COMMIT_STATUS,
+                     masked=(token,))
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        api: Any,  # kubernetes.client.CustomObjectsApi
+        store: RunStore,
+        repositories: RepositoryIndex,
+        credentials: CredentialsCache,
+        clients: Clients,
+        log_tails: LogTails,
+        leadership: Leadership,
+        metrics: ControllerMetrics,
+        settings: ControllerSettings,
+        incarnation: str,
+        on_final: Callable[[RunSnapshot, Repository], None],
+    ) -> None:
+        self._api = api
+        self._store = store
+        self._repositories = repositories
+        self._credentials = credentials
+        self._clients = clients
+        self._log_tails = log_tails
+        self._leadership = leadership
+        self._metrics = metrics
+        self._settings = settings
+        self._incarnation = incarnation
+        self._on_final = on_final
+        self._presentation = Presentation(
+            context_prefix=settings.context_prefix,
+            details_url_template=settings.details_url_template,
+        )
+        # The memory this process last wrote, per run uid: newer than the annotation of an
+        # event that was queued before our write.
+        self._memories: dict[str, Memory] = {}
+
+    async def handle(self, key: RunKey, observation: Observation, attempt: int) -> Retry | None:
+        if observation.deleted:
+            if observation.run is not None:
+                self._memories.pop(observation.run.uid, None)
+            return None
+        run = observation.run or self._store.run(key)
+        repository = self._repository_of(run) if run is not None and not run.deleting else None
+        if run is None or repository is None:
+            return None
+        bound = log.bind(run=f"{run.namespace}/{run.name}", repository=run.repository,
+                         sha=run.sha)
+        forge = await self._forge_for(repository, log=bound)
+        if isinstance(forge, Retry):
+            return forge
+        state = observe(run, self._store.task_runs(key))
+        # The event may be older than our own last write, or than the store's copy: the
+        # memory is the newest of the three, whatever state the event shows.
+        stored = self._store.run(key)
+        memory = newest(
+            Memory.of_annotations(run.annotations),
+            Memory.of_annotations(stored.annotations) if stored is not None else None,
+            self._memories.get(run.uid),
+        )
+        reports = plan(state, memory, mode=forge.mode)
+        if not reports:
+            if state.conclusion.final:
+                self._on_final(run, repository)
+            return None
+        # A follower (or a leader that lost its lease) reports nothing; a run without its
+        # commit cannot be reported at all (the receiver always sets both).
+        if not self._leadership.held() or not run.repository or not run.sha:
+            return None
+        return await self._deliver(run, state, memory, reports, forge=forge,
+                                   observation=observation, attempt=attempt, log=bound)
+
+    async def _forge_for(self, repository: Repository, *, log: Any) -> Forge | Retry:
+        try:
+            found = await asyncio.to_thread(self._credentials.for_repository, repository)
+        except CredentialsError as error:
+            log.warning("no credentials to report with", error=str(error))
+            return Retry(MISSING_SETUP_DELAY)
+        if found.forge is None:
+            log.warning("the Repository's Secret has no forge credentials")
+            return Retry(MISSING_SETUP_DELAY)
+        return self._clients.get(repository, found.forge)
+
+    def _repository_of(self, run: RunSnapshot) -> Repository | None:
+        url = run.repository_url
+        if not url:
+            return None
+        found = self._repositories.lookup(url)
+        if isinstance(found, Conflict):
+            # Pick the one in the run's namespace: a run only ever uses its own namespace's
+            # credentials, whatever another namespace claims.
+            candidates = [r for r in found.repositories if r.namespace == run.namespace]
+            return candidates[0] if len(candidates) == 1 else None
+        if found is None or found.namespace != run.namespace:
+            return None
+        return found
+
+    async def _deliver(
+        self,
+        run: RunSnapshot,
+        state: RunState,
+        memory: Memory,
+        reports: Sequence[Report],
+        *,
+        forge: Forge,
+        observation: Observation,
+        attempt: int,
+        log: Any,
+    ) -> Retry | None:
+        ahead = memory.with_sending(reports, incarnation=self._incarnation)
+        new_doubts = len(ahead.doubts) - len(memory.doubts)
+        if new_doubts > 0:
+            self._metrics.doubts.inc(new_doubts)
+            log.warning("re-sending reports a killed controller may have delivered",
+                        doubts=list(ahead.doubts[-new_doubts:]))
+        saved = await self._save(run, ahead, base=memory)
+        if saved is None:
+            return Retry(REPLAN_DELAY)
+        run, memory = saved
+        tails = {}
+        if forge.mode is ReportMode.CHECK_RUNS and any(r.conclusion.final for r in reports):
+            tails = await self._log_tails.for_jobs(run, state.jobs, also_mask=forge.masked)
+        assert run.repository is not None and run.sha is not None  # checked by the caller
+        for report in reports:
+            if not self._leadership.held():
+                return None
+            status = render(report, state, presentation=self._presentation, log_tails=tails)
+            try:
+                report_id = await asyncio.wait_for(
+                    forge.client.report_status(RepositoryName(run.repository), run.sha, status,
+                                               report_id=report.report_id),
+                    self._settings.forge_timeout,
+                )
+            except (ForgeError, TimeoutError) as error:
+                failure = (error if isinstance(error, ForgeError)
+                           else ForgeUnreachableError("forge call timed out"))
+                retry = retry_for(failure, attempt=attempt, settings=self._settings.retry)
+                status_code = str(failure.status or type(failure).__name__)
+                if retry is not None:
+                    self._metrics.retries.labels(forge.kind, status_code).inc()
+                    log.info("report failed; will retry", report=report.key,
+                             conclusion=report.conclusion.value, retry_in=retry.delay,
+                             error=str(failure)[:300])
+                    self._memories[run.uid] = memory
+                    return retry
+                self._metrics.rejections.labels(forge.kind, status_code).inc()
+                self._metrics.reports.labels(forge.kind, "rejected").inc()
+                log.error("forge refused the report; not retrying", report=report.key,
+                          conclusion=report.conclusion.value, error=str(failure)[:300])
+                memory = memory.with_acknowledged(report.key, report.conclusion,
+                                                  report_id=None, rejected=True)
+            else:
+                self._metrics.reports.labels(forge.kind, "acknowledged").inc()
+                self._metrics.report_latency.labels(forge.kind).observe(
+                    max(0.0, time.time() - observation.seen))
+                log.info("reported", report=report.key, conclusion=report.conclusion.value,
+                         report_id=report_id, incarnation=self._incarnation)
+                memory = memory.with_acknowledged(report.key, report.conclusion,
+                                                  report_id=report_id)
+            # Written after each acknowledgement: a kill now repeats at most this report.
+            saved = await self._save(run, memory, base=None)
+            if saved is None:
+                return Retry(REPLAN_DELAY)
+            run, memory = saved
+        if state.conclusion.final:
+            repository = self._repository_of(run)
+            if repository is not None:
+                self._on_final(run, repository)
+        return None
+
+    async def _save(
+        self, run: RunSnapshot, memory: Memory, *, base: Memory | None
+    ) -> tuple[RunSnapshot, Memory] | None:
+        """Write `memory` to the run; None if another writer's memory is newer (re-plan).
+
+        `base` is the memory `memory` was planned from: on a conflict the fresh object's
+        memory must still be `base` (else someone else reported meanwhile). Without `base`
+        (an acknowledgement) our memory is written over anything older.
+        """
+        stored = self._store.run(run.key)
+        version: str | None = (
+            stored.resource_version
+            if stored is not None and stored.uid == run.uid
+            and newer_version(stored.resource_version, run.resource_version)
+            else run.resource_version
+        )
+        for _ in range(SAVE_ATTEMPTS):
+            try:
+                written = await asyncio.to_thread(
+                    patching.merge_patch, self._api, PIPELINE_RUN,
+                    namespace=run.namespace, name=run.name,
+                    patch={"metadata": {"annotations": {labels.REPORTED: memory.dumps()}}},
+                    resource_version=version,
+                )
+            except patching.PatchConflictError:
+                fresh = await asyncio.to_thread(
+                    patching.read, self._api, PIPELINE_RUN, namespace=run.namespace,
+                    name=run.name)
+                if fresh is None:
+                    return None
+                current = Memory.of_annotations(
+                    (fresh.get("metadata") or {}).get("annotations") or {})
+                limit = base.sequence if base is not None else memory.sequence - 1
+                if current.sequence > limit:
+                    self._memories.pop(run.uid, None)
+                    self._store.remember(RunSnapshot.of(fresh))
+                    return None
+                version = str((fresh.get("metadata") or {}).get("resourceVersion", ""))
+                continue
+            except patching.ObjectGoneError:
+                return None
+            snapshot = RunSnapshot.of(written)
+            self._memories[run.uid] = memory
+            self._store.remember(snapshot)
+            return snapshot, memory
+        return None

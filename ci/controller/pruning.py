@@ -1,0 +1,24 @@
+"""Keep the last `keepRuns` finished runs per Repository; older ones are deleted.
+
+A run is deleted only after its final report was acknowledged: deleting first would lose the
+memory of what was reported along with the status still owed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ci.controller.reporting import RUN_REPORT, Memory
+from ci.controller.runs import RunSnapshot
+
+
+def reported_final(run: RunSnapshot) -> bool:
+    entry = Memory.of_annotations(run.annotations).acknowledged.get(RUN_REPORT)
+    return entry is not None and entry.conclusion.final
+
+
+def to_prune(runs: Iterable[RunSnapshot], *, keep: int) -> list[RunSnapshot]:
+    """Of one Repository's runs, the finished ones beyond the newest `keep` finished."""
+    finished = [run for run in runs if run.conclusion.final and not run.deleting]
+    finished.sort(key=lambda run: (run.completion_time or run.created, run.name), reverse=True)
+    return [run for run in finished[max(0, keep):] if reported_final(run)]

@@ -1,0 +1,162 @@
+"""The controller's view of runs and task runs, fed by watches, read by workers.
+
+Watches call the consumers from their threads; the store is locked, and every change is
+handed to the event loop (`notify`) as an `Observation`, in the order the watch saw it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ci.controller.runs import RunKey, RunSnapshot, TaskRunSnapshot
+from ci.kube.watching import EventType, WatchEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A change to one run; `run` is the run as the event showed it (None: a TaskRun changed,
+    read the run from the store). `seen` is wall-clock time, for report latency."""
+
+    run: RunSnapshot | None
+    seen: float
+    deleted: bool = False
+
+
+Notify = Callable[[RunKey, Observation], None]
+
+
+def newer_version(candidate: str, current: str) -> bool:
+    # resourceVersions are etcd revisions in every API server we know; comparing them keeps a
+    # local write (an admission's patch result) from being undone by an older event still
+    # in flight. Non-numeric versions fall back on "the last one wins".
+    if candidate.isdigit() and current.isdigit():
+        return int(candidate) >= int(current)
+    return True
+
+
+class RunStore:
+    def __init__(self, notify: Notify) -> None:
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._runs: dict[RunKey, RunSnapshot] = {}
+        self._task_runs: dict[RunKey, dict[str, TaskRunSnapshot]] = {}
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def run(self, key: RunKey) -> RunSnapshot | None:
+        with self._lock:
+            return self._runs.get(key)
+
+    def task_runs(self, key: RunKey) -> tuple[TaskRunSnapshot, ...]:
+        with self._lock:
+            return tuple((self._task_runs.get(key) or {}).values())
+
+    def runs(self, namespace: str | None = None) -> tuple[RunSnapshot, ...]:
+        with self._lock:
+            return tuple(
+                run for run in self._runs.values()
+                if namespace is None or run.namespace == namespace
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def remember(self, run: RunSnapshot) -> bool:
+        """Take a run this process just wrote; False if the store already has a newer one."""
+        with self._lock:
+            current = self._runs.get(run.key)
+            if current is not None and not newer_version(run.resource_version,
+                                                  current.resource_version):
+                return False
+            self._runs[run.key] = run
+            return True
+
+    def replace_runs(self, runs: Iterable[RunSnapshot], *, namespace: str | None) -> None:
+        seen = time.time()
+        fresh = {run.key: run for run in runs}
+        with self._lock:
+            gone = [key for key in self._runs
+                    if (namespace is None or key[0] == namespace) and key not in fresh]
+            for key in gone:
+                del self._runs[key]
+                self._task_runs.pop(key, None)
+            self._runs.update(fresh)
+        for key, run in sorted(fresh.items(), key=lambda item: item[1].created):
+            self._notify(key, Observation(run, seen))
+
+    def update_run(self, run: RunSnapshot, *, deleted: bool) -> None:
+        seen = time.time()
+        with self._lock:
+            if deleted:
+                self._runs.pop(run.key, None)
+                self._task_runs.pop(run.key, None)
+            else:
+                current = self._runs.get(run.key)
+                if current is None or newer_version(run.resource_version, current.resource_version):
+                    self._runs[run.key] = run
+        self._notify(run.key, Observation(run, seen, deleted=deleted))
+
+    def replace_task_runs(self, task_runs: Iterable[TaskRunSnapshot], *,
+                          namespace: str | None) -> None:
+        grouped: dict[RunKey, dict[str, TaskRunSnapshot]] = {}
+        for task_run in task_runs:
+            grouped.setdefault((task_run.namespace, task_run.pipeline_run), {})[
+                task_run.name] = task_run
+        with self._lock:
+            for key in [k for k in self._task_runs if namespace is None or k[0] == namespace]:
+                del self._task_runs[key]
+            self._task_runs.update(grouped)
+
+    def update_task_run(self, task_run: TaskRunSnapshot, *, deleted: bool) -> None:
+        key = (task_run.namespace, task_run.pipeline_run)
+        with self._lock:
+            children = self._task_runs.setdefault(key, {})
+            if deleted:
+                children.pop(task_run.name, None)
+            else:
+                children[task_run.name] = task_run
+            known = key in self._runs
+        if known and not deleted:
+            self._notify(key, Observation(None, time.time()))
+
+
+class PipelineRunConsumer:
+    """A `watching.Consumer` for PipelineRuns in one namespace (None: all)."""
+
+    def __init__(self, store: RunStore, *, namespace: str | None) -> None:
+        self._store = store
+        self._namespace = namespace
+
+    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        self._store.replace_runs((RunSnapshot.of(obj) for obj in objects),
+                                 namespace=self._namespace)
+
+    def on_event(self, event: WatchEvent) -> None:
+        self._store.update_run(RunSnapshot.of(event.object),
+                               deleted=event.type == EventType.DELETED)
+
+
+class TaskRunConsumer:
+    """A `watching.Consumer` for TaskRuns; their runs' workers are woken on every change.
+
+    Relisted before the PipelineRuns' watch starts (see the app), so a resumed run sees its
+    jobs at once."""
+
+    def __init__(self, store: RunStore, *, namespace: str | None) -> None:
+        self._store = store
+        self._namespace = namespace
+
+    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        self._store.replace_task_runs((TaskRunSnapshot.of(obj) for obj in objects),
+                                      namespace=self._namespace)
+
+    def on_event(self, event: WatchEvent) -> None:
+        self._store.update_task_run(TaskRunSnapshot.of(event.object),
+                                    deleted=event.type == EventType.DELETED)
