@@ -21,7 +21,7 @@ from ci.forges.github import client as github_client
 from ci.forges.github import webhook as github_webhook
 from ci.forges.gitlab import client as gitlab_client
 from ci.forges.gitlab import webhook as gitlab_webhook
-from ci.forges.types import ForgeKind
+from ci.forges.types import ForgeKind, RepositoryRef
 
 Headers = Mapping[str, str]
 
@@ -43,6 +43,8 @@ class Provider:
     kind: ForgeKind
     detect: Callable[[Headers], bool]
     """Cheap, from headers only."""
+    locate: Callable[[Headers, bytes], RepositoryRef | None]
+    """The repository a delivery is about, before verification (to find its secret)."""
     verify: Callable[[Headers, bytes, str | bytes | None], None]
     """Raises `SignatureError`; a missing secret or signature is a rejection."""
     parse: Callable[[Headers, bytes], Delivery]
@@ -57,6 +59,7 @@ PROVIDERS: Mapping[ForgeKind, Provider] = MappingProxyType(
         ForgeKind.GITHUB: Provider(
             kind=ForgeKind.GITHUB,
             detect=github_webhook.detect,
+            locate=github_webhook.locate,
             verify=github_webhook.verify,
             parse=github_webhook.parse,
             default_api_url=github_client.default_api_url,
@@ -65,6 +68,7 @@ PROVIDERS: Mapping[ForgeKind, Provider] = MappingProxyType(
         ForgeKind.GITEA: Provider(
             kind=ForgeKind.GITEA,
             detect=gitea_webhook.detect,
+            locate=gitea_webhook.locate,
             verify=gitea_webhook.verify,
             parse=gitea_webhook.parse,
             default_api_url=gitea_client.default_api_url,
@@ -73,6 +77,7 @@ PROVIDERS: Mapping[ForgeKind, Provider] = MappingProxyType(
         ForgeKind.GITLAB: Provider(
             kind=ForgeKind.GITLAB,
             detect=gitlab_webhook.detect,
+            locate=gitlab_webhook.locate,
             verify=gitlab_webhook.verify,
             parse=gitlab_webhook.parse,
             default_api_url=gitlab_client.default_api_url,

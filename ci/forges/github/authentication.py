@@ -66,12 +66,14 @@ class GitHubAuthentication:
         return isinstance(self._credentials, GitHubAppCredentials)
 
     async def headers(self) -> dict[str, str]:
+        return {**BASE_HEADERS, "Authorization": f"Bearer {await self.token()}"}
+
+    async def token(self) -> str:
+        """The token itself (the receiver hands an App's installation token to a clone)."""
         credentials = self._credentials
         if isinstance(credentials, TokenCredentials):
-            token = credentials.token
-        else:
-            token = await self._installation_token(credentials)
-        return {**BASE_HEADERS, "Authorization": f"Bearer {token}"}
+            return credentials.token
+        return await self._installation_token(credentials)
 
     async def _installation_token(self, credentials: GitHubAppCredentials) -> str:
         # One refresh at a time: concurrent reports would otherwise each mint a token.

@@ -37,6 +37,12 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) 
     check_token(secret=key, token=lower_headers(headers).get(AUTHENTICATION_HEADER))
 
 
+def locate(headers: Mapping[str, str], body: bytes) -> RepositoryRef | None:
+    """The repository a delivery names, and nothing else: read before the signature is
+    checked, only to find the Repository whose secret checks it. Raises `PayloadError`."""
+    return _repository(decode(lower_headers(headers), body).optional_object("project"))
+
+
 def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
     lowered = lower_headers(headers)
     event_name = lowered.get(EVENT_HEADER, "").strip()
