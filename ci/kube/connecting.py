@@ -15,6 +15,9 @@ class KubernetesSettings:
     context: str | None = None
     # Seconds for one API call (not watches, which have their own timeouts).
     request_timeout: float = 10.0
+    # Connections kept to the API server; None: the client's default (4), which serialises
+    # a busy receiver's concurrent calls.
+    pool_size: int | None = None
 
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -42,4 +45,6 @@ def api_client(settings: KubernetesSettings) -> Any:
         kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )
+    if settings.pool_size is not None:
+        configuration.connection_pool_maxsize = settings.pool_size
     return kubernetes.client.ApiClient(configuration)

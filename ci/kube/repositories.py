@@ -55,6 +55,7 @@ class Repository:
     cancel_in_progress: bool = False
     keep_runs: int = 20
     untrusted: UntrustedPolicy = UntrustedPolicy.RUN_WITHOUT_SECRETS
+    private: bool = False  # runs clone with a per-run token Secret
 
     @property
     def key(self) -> str:
@@ -93,6 +94,7 @@ class Repository:
             untrusted=UntrustedPolicy(
                 spec.get("untrustedPullRequests", UntrustedPolicy.RUN_WITHOUT_SECRETS)
             ),
+            private=bool(spec.get("private", False)),
         )
 
 

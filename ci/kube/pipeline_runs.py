@@ -1,0 +1,205 @@
+"""Ferry's PipelineRuns: create idempotently, find by labels, cancel, delete.
+
+Shared by the receiver (create, cancel superseded runs) and the controller (watch, prune).
+Every method blocks on the API server: call it from a worker thread in async code.
+Failures to reach the API server, and its 5xx answers, are `ApiUnavailableError`, which the
+receiver answers with 503 so the forge shows the delivery as failed.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ci.kube.resources import PIPELINE_RUN
+
+# Labels the compiler does not set: which Repository object a run belongs to (its name, and
+# its uid so a run survives its Repository being recreated under the same name unconfused).
+REPOSITORY_OBJECT_LABEL = "ferry.dev/repository-object"
+REPOSITORY_UID_LABEL = "ferry.dev/repository-uid"
+BRANCH_LABEL = "ferry.dev/branch"
+PULL_REQUEST_LABEL = "ferry.dev/pull-request"
+EVENT_LABEL = "ferry.dev/event"
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=ferry"
+CANCELLED = "Cancelled"  # Tekton v1's spec.status for "stop everything now"
+
+
+class ApiUnavailableError(Exception):
+    """The API server could not be reached, or answered 5xx: try again later."""
+
+
+class ApiRefusedError(Exception):
+    """The API server refused the request for good (4xx other than 404/409)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreatedRun:
+    name: str
+    namespace: str
+    uid: str
+    created: bool  # False: a run of that name existed already (a redelivery), and is reported
+
+
+@contextmanager
+def translate_api_errors(what: str) -> Iterator[None]:
+    """Kubernetes client errors as `ApiUnavailableError` (retry later) or `ApiRefusedError`."""
+    import urllib3  # noqa: PLC0415 (the Kubernetes client's transport; kept lazy)
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    try:
+        yield
+    except ApiException as error:
+        status = int(error.status or 0)
+        if status == 0 or status >= 500 or status == 429:
+            raise ApiUnavailableError(f"{what}: {status} {error.reason}") from error
+        raise ApiRefusedError(f"{what}: {status} {error.reason}", status=status) from error
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ApiUnavailableError(f"{what}: {type(error).__name__}: {error}") from error
+
+
+class PipelineRuns:
+    """PipelineRuns (and their per-run Secrets) through one `kubernetes.client.ApiClient`."""
+
+    def __init__(self, api_client: Any, *, request_timeout: float = 10.0) -> None:
+        from kubernetes.client import CoreV1Api, CustomObjectsApi, VersionApi  # noqa: PLC0415
+
+        self._custom = CustomObjectsApi(api_client)
+        self._core = CoreV1Api(api_client)
+        self._version = VersionApi(api_client)
+        self._timeout = request_timeout
+
+    def create(self, run: Mapping[str, Any]) -> CreatedRun:
+        """Create `run`; an existing run of the same name is the same run (409 is success)."""
+        metadata = run["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        kind = PIPELINE_RUN
+        try:
+            with translate_api_errors(f"create PipelineRun {namespace}/{name}"):
+                created: Any = self._custom.create_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, dict(run),
+                    _request_timeout=self._timeout,
+                )
+        except ApiRefusedError as error:
+            if error.status != 409:
+                raise
+            existing = self.get(namespace, name)
+            uid = str((existing or {}).get("metadata", {}).get("uid", ""))
+            return CreatedRun(name=name, namespace=namespace, uid=uid, created=False)
+        return CreatedRun(
+            name=name, namespace=namespace, uid=str(created["metadata"]["uid"]), created=True
+        )
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        kind = PIPELINE_RUN
+        try:
+            with translate_api_errors(f"read PipelineRun {namespace}/{name}"):
+                found: Any = self._custom.get_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, name,
+                    _request_timeout=self._timeout,
+                )
+        except ApiRefusedError as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found)
+
+    def list(self, namespace: str, *, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Ferry's runs in `namespace` carrying all of `labels`."""
+        selector = ",".join([MANAGED_BY_SELECTOR, *(f"{k}={v}" for k, v in labels.items())])
+        kind = PIPELINE_RUN
+        with translate_api_errors(f"list PipelineRuns in {namespace}"):
+            listed: Any = self._custom.list_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, label_selector=selector,
+                _request_timeout=self._timeout,
+            )
+        items: list[dict[str, Any]] = listed.get("items") or []
+        return items
+
+    def cancel(self, namespace: str, name: str) -> bool:
+        """Ask Tekton to stop the run (`spec.status: Cancelled`); False if it is gone."""
+        kind = PIPELINE_RUN
+        try:
+            with translate_api_errors(f"cancel PipelineRun {namespace}/{name}"):
+                self._custom.patch_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, name,
+                    {"spec": {"status": CANCELLED}},
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=self._timeout,
+                )
+        except ApiRefusedError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def delete(self, namespace: str, name: str) -> bool:
+        """Delete the run (its TaskRuns, pods and Secret follow by ownerReference)."""
+        kind = PIPELINE_RUN
+        try:
+            with translate_api_errors(f"delete PipelineRun {namespace}/{name}"):
+                self._custom.delete_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, name,
+                    propagation_policy="Background", _request_timeout=self._timeout,
+                )
+        except ApiRefusedError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def create_owned_secret(
+        self, run: CreatedRun, *, name: str, data: Mapping[str, str]
+    ) -> None:
+        """A Secret that lives and dies with `run` (garbage-collected with it); an existing
+        one of that name (a redelivery) is kept."""
+        from kubernetes.client import V1Secret  # noqa: PLC0415
+
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": run.namespace,
+                "labels": {"app.kubernetes.io/managed-by": "ferry"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": PIPELINE_RUN.api_version,
+                        "kind": PIPELINE_RUN.kind,
+                        "name": run.name,
+                        "uid": run.uid,
+                        "blockOwnerDeletion": False,
+                    }
+                ],
+            },
+            "type": "Opaque",
+            "data": {
+                key: base64.b64encode(value.encode("utf-8")).decode("ascii")
+                for key, value in data.items()
+            },
+        }
+        secret = V1Secret.from_dict(body)
+        assert secret is not None  # from_dict returns None only for None
+        try:
+            with translate_api_errors(f"create Secret {run.namespace}/{name}"):
+                self._core.create_namespaced_secret(
+                    run.namespace, secret, _request_timeout=self._timeout
+                )
+        except ApiRefusedError as error:
+            if error.status != 409:
+                raise
+
+    def reachable(self) -> bool:
+        """Whether the API server answers at all (for readiness probes)."""
+        try:
+            with translate_api_errors("read /version"):
+                self._version.get_code(_request_timeout=self._timeout)
+        except (ApiUnavailableError, ApiRefusedError):
+            return False
+        return True
