@@ -1,0 +1,66 @@
+"""Where runs go: the `Backend` protocol, with Tekton (`tekton.py`) and this machine (`local.py`).
+
+`ferry serve` picks one from settings: a configured cluster means Tekton, none means local.
+The receiver's flow is the same for both; only `submit` and the cancellations differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ci.forges.client import ForgeClient
+from ci.forges.types import RepositoryName
+from ci.kube.repositories import Repository
+from pipelines.events import Event
+from pipelines.planning import Plan
+
+# The forge status every run reports under; branch protection rules match it, so it is stable.
+STATUS_CONTEXT = "ferry"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """One run to start: a plan for an event of a repository."""
+
+    repository: Repository
+    event: Event
+    plan: Plan
+    # Distinguishes deliberate re-runs (`/retest`) of one commit from redeliveries, which
+    # must land on the same name.
+    name_prefix: str = ""
+    clone_token: str | None = None  # None: clone without credentials
+    forge: ForgeClient  # where a backend that tracks its own runs reports them
+    forge_repository: RepositoryName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmittedRun:
+    name: str
+    created: bool  # False: the same run existed already (a redelivery)
+
+
+class Backend(Protocol):
+    """Runs plans. Call order, per event: `submit` once; then, if the spec or Repository asks
+    to cancel in progress and the run was `created`, `cancel_superseded` with its name. A
+    closed pull request calls `cancel_pull_request`. `ready` answers readiness probes.
+
+    `submit` is idempotent by run name (the same event and prefix give the same name): a
+    second call returns the existing run with `created=False`. It may raise
+    `pipelines.problems.SpecError` for a plan the backend cannot run as written.
+    """
+
+    async def submit(self, request: RunRequest) -> SubmittedRun: ...
+
+    async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
+        """Stop the unfinished runs of the same branch or pull request started before
+        `newest`; returns their names."""
+        ...
+
+    async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
+        """Stop the unfinished runs of pull request `number`; returns their names."""
+        ...
+
+    async def ready(self) -> str | None:
+        """None when runs can be submitted; otherwise why not."""
+        ...

@@ -1,0 +1,330 @@
+"""The local backend: run plans on this machine (`ci.local`), report to the forge as they go.
+
+What `ferry serve` uses when no cluster is configured. Each run is a background task: the
+commit is fetched into a bare mirror under the state directory, then `ci.local.run_plan`
+checks it out fresh for each job. Job changes become statuses (`ferry/<job>`), and the run's
+end becomes the final `ferry` status.
+
+A restart must not leave a commit pending forever: every started run is written to
+`in-flight.json` and removed when it ends; whatever is still listed at the next start was
+interrupted, and is reported as an error then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import git
+import structlog
+
+from ci.backends import STATUS_CONTEXT, RunRequest, SubmittedRun
+from ci.forges.client import ForgeClient
+from ci.forges.errors import ForgeError
+from ci.forges.statuses import Conclusion, Status
+from ci.forges.types import RepositoryName
+from ci.kube.repositories import Repository
+from ci.local.outcomes import JobChange, JobState, RunResult
+from ci.local.running import RunOptions, run_plan
+from ci.local.workspaces import WorkspaceError, WorkspaceOrigin
+from pipelines.tekton import pipeline_run_name
+
+log = structlog.get_logger(__name__)
+
+IN_FLIGHT_FILE = "in-flight.json"
+# Names of finished runs remembered, so a late redelivery does not run a commit again.
+FINISHED_MEMORY = 1000
+# Seconds a stopping run gets to end its steps when the server shuts down.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+_JOB_CONCLUSIONS: Mapping[JobState, Conclusion] = {
+    JobState.QUEUED: Conclusion.QUEUED,
+    JobState.RUNNING: Conclusion.RUNNING,
+    JobState.SUCCESS: Conclusion.SUCCESS,
+    JobState.FAILURE: Conclusion.FAILURE,
+    JobState.SKIPPED: Conclusion.SKIPPED,
+    JobState.CANCELLED: Conclusion.CANCELLED,
+    JobState.TIMED_OUT: Conclusion.TIMED_OUT,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InFlight:
+    """A started run, as written to the state file."""
+
+    name: str
+    repository_key: str  # the Repository's namespace/name
+    forge_repository: str  # owner/name on the forge
+    sha: str
+    group: str  # runs of one branch or pull request share it (cancel-in-progress)
+
+
+ClientFor = Callable[[str], ForgeClient | None]  # Repository key -> its forge client
+
+
+@dataclass(slots=True)
+class _Run:
+    flight: InFlight
+    stop: asyncio.Event
+    task: asyncio.Task[None] | None = None
+
+
+class LocalBackend:
+    """Call order: `await start(...)` once (reports interrupted runs), then the `Backend`
+    methods, then `await close()` (stops running runs, which report as cancelled)."""
+
+    def __init__(
+        self,
+        *,
+        state_directory: Path,
+        parallel_jobs: int,
+        secrets: Mapping[str, str],
+        clone_url: Callable[[Repository], str | None],
+    ) -> None:
+        self._state = state_directory
+        self._parallel = parallel_jobs
+        self._secrets = dict(secrets)
+        self._clone_url = clone_url
+        self._runs: dict[str, _Run] = {}
+        self._finished: deque[str] = deque(maxlen=FINISHED_MEMORY)
+
+    @property
+    def _in_flight_path(self) -> Path:
+        return self._state / IN_FLIGHT_FILE
+
+    async def start(self, client_for: ClientFor) -> None:
+        self._state.mkdir(parents=True, exist_ok=True)
+        for flight in self._read_in_flight():
+            client = client_for(flight.repository_key)
+            log.warning("run interrupted by a restart", pipeline_run=flight.name)
+            if client is not None:
+                await _report(
+                    client,
+                    flight,
+                    Status(
+                        conclusion=Conclusion.ERROR,
+                        context=STATUS_CONTEXT,
+                        title=f"{flight.name}: interrupted by a restart of ferry serve",
+                        external_id=flight.name,
+                    ),
+                )
+        self._write_in_flight()
+
+    async def close(self) -> None:
+        for run in self._runs.values():
+            run.stop.set()
+        tasks = [run.task for run in self._runs.values() if run.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def submit(self, request: RunRequest) -> SubmittedRun:
+        name = pipeline_run_name(request.event, prefix=request.name_prefix)
+        if name in self._runs or name in self._finished:
+            return SubmittedRun(name=name, created=False)
+        flight = InFlight(
+            name=name,
+            repository_key=request.repository.key,
+            forge_repository=request.forge_repository,
+            sha=request.event.sha,
+            group=_group(request),
+        )
+        run = _Run(flight=flight, stop=asyncio.Event())
+        self._runs[name] = run
+        self._write_in_flight()
+        run.task = asyncio.create_task(self._run(request, run), name=f"ferry-run-{name}")
+        return SubmittedRun(name=name, created=True)
+
+    async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
+        group = _group(request)
+        if not group:
+            return ()
+        return self._stop(lambda flight: flight.group == group and flight.name != newest)
+
+    async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
+        group = f"{repository.key}#pull/{number}"
+        return self._stop(lambda flight: flight.group == group)
+
+    async def ready(self) -> str | None:
+        return None
+
+    def _stop(self, matches: Callable[[InFlight], bool]) -> tuple[str, ...]:
+        stopped = []
+        for name, run in sorted(self._runs.items()):
+            if matches(run.flight) and not run.stop.is_set():
+                run.stop.set()
+                stopped.append(name)
+        return tuple(stopped)
+
+    async def _run(self, request: RunRequest, run: _Run) -> None:
+        flight = run.flight
+        reporter = _JobReporter(request.forge, flight)
+        structlog.contextvars.bind_contextvars(pipeline_run=flight.name)
+        status = Status(
+            conclusion=Conclusion.ERROR,
+            context=STATUS_CONTEXT,
+            title=f"{flight.name}: Ferry failed to run it",
+            external_id=flight.name,
+        )
+        try:
+            origin = await asyncio.to_thread(self._fetch, request)
+            result = await run_plan(
+                request.plan,
+                request.event,
+                origin=origin,
+                options=RunOptions(
+                    parallel=self._parallel,
+                    secrets=self._secrets,
+                    run_name=flight.name,
+                    temporary_directory=self._work_directory(),
+                ),
+                observer=reporter,
+                stop=run.stop,
+            )
+            status = _final_status(flight.name, result)
+        except WorkspaceError as error:
+            log.warning("could not check the commit out", error=str(error))
+            status = Status(
+                conclusion=Conclusion.ERROR,
+                context=STATUS_CONTEXT,
+                title=f"{flight.name}: cannot fetch {flight.sha[:12]}",
+                text=str(error),
+                external_id=flight.name,
+            )
+        except Exception:  # a bug in a background task: report it, never leave it pending
+            log.exception("local run failed")
+        finally:
+            await reporter.drain()
+            await _report(request.forge, flight, status)
+            self._runs.pop(flight.name, None)
+            self._finished.append(flight.name)
+            self._write_in_flight()
+            log.info("local run ended", conclusion=status.conclusion.value)
+
+    def _work_directory(self) -> Path:
+        directory = self._state / "work"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    def _fetch(self, request: RunRequest) -> WorkspaceOrigin:
+        """The commit, fetched into a bare mirror of the repository (git runs without a
+        shell: the URL and sha are arguments, and `--` ends the options)."""
+        url = self._clone_url(request.repository) or request.event.repository_url
+        mirror = self._state / "repositories" / hashlib.sha256(url.encode()).hexdigest()[:16]
+        environment = {"GIT_TERMINAL_PROMPT": "0"}
+        if request.clone_token:
+            basic = base64.b64encode(f"x-access-token:{request.clone_token}".encode()).decode()
+            environment |= {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+            }
+        sha = request.event.sha
+        try:
+            repository = (
+                git.Repo(mirror) if mirror.is_dir() else git.Repo.init(mirror, bare=True)
+            )
+            with repository, repository.git.custom_environment(**environment):
+                try:
+                    repository.git.fetch("--quiet", "--depth=1", "--", url, sha)
+                except git.GitCommandError:
+                    # Servers that refuse a bare sha: fetch the refs, which hold it.
+                    refs = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+                    repository.git.fetch("--quiet", "--", url, *refs)
+        except (git.GitCommandError, OSError) as error:
+            raise WorkspaceError(f"cannot fetch {sha[:12]}: {error}") from error
+        return WorkspaceOrigin(repository=mirror, sha=sha)
+
+    def _read_in_flight(self) -> list[InFlight]:
+        try:
+            entries = json.loads(self._in_flight_path.read_text(encoding="utf-8"))
+            return [InFlight(**entry) for entry in entries]
+        except FileNotFoundError:
+            return []
+        except (ValueError, TypeError) as error:
+            log.error("unreadable in-flight run list; starting afresh", error=str(error))
+            return []
+
+    def _write_in_flight(self) -> None:
+        entries = [asdict(run.flight) for run in self._runs.values()]
+        temporary = self._in_flight_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+        os.replace(temporary, self._in_flight_path)  # atomic: a crash leaves old or new
+
+
+class _JobReporter:
+    """A `ci.local` observer that reports each job's state as `ferry/<job>`, in order.
+
+    `job_changed` must not block, so changes go through a queue to one reporting task;
+    one task keeps a job's `running` from overtaking its final state.
+    """
+
+    def __init__(self, forge: ForgeClient, flight: InFlight) -> None:
+        self._forge = forge
+        self._flight = flight
+        self._queue: asyncio.Queue[JobChange | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._send())
+
+    def job_changed(self, change: JobChange) -> None:
+        self._queue.put_nowait(change)
+
+    def step_output(self, *, job: str, step: str, line: str) -> None:
+        log.debug("step output", job=job, step=step, line=line)
+
+    async def drain(self) -> None:
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _send(self) -> None:
+        while (change := await self._queue.get()) is not None:
+            result = change.result
+            title = f"{change.job} {change.state.phrase}"
+            if result is not None and result.reason:
+                title += f": {result.reason}"
+            await _report(
+                self._forge,
+                self._flight,
+                Status(
+                    conclusion=_JOB_CONCLUSIONS[change.state],
+                    context=f"{STATUS_CONTEXT}/{change.job}",
+                    title=title,
+                    external_id=self._flight.name,
+                ),
+            )
+
+
+def _final_status(name: str, result: RunResult) -> Status:
+    if result.cancelled:
+        conclusion, title = Conclusion.CANCELLED, f"{name}: cancelled"
+    elif result.passed:
+        conclusion, title = Conclusion.SUCCESS, f"{name}: passed in {result.seconds:.0f}s"
+    else:
+        failed = [job.name for job in result.jobs if job.blocks_run]
+        conclusion, title = Conclusion.FAILURE, f"{name}: {', '.join(failed)} failed"
+    return Status(conclusion=conclusion, context=STATUS_CONTEXT, title=title, external_id=name)
+
+
+def _group(request: RunRequest) -> str:
+    event = request.event
+    if event.pull_request is not None:
+        return f"{request.repository.key}#pull/{event.pull_request.number}"
+    if event.branch and event.tag is None:
+        return f"{request.repository.key}#branch/{event.branch}"
+    return ""
+
+
+async def _report(forge: ForgeClient, flight: InFlight, status: Status) -> None:
+    """Best effort: a forge that is down must not stop the run or the other reports."""
+    try:
+        await forge.report_status(RepositoryName(flight.forge_repository), flight.sha, status)
+    except ForgeError as error:
+        log.warning("could not report a status", context=status.context, error=str(error))

@@ -1,0 +1,147 @@
+"""The Tekton backend: compile a plan into a PipelineRun in the Repository's namespace.
+
+Runs carry the compiler's `ferry.dev/*` labels plus the Repository object's name and uid, so
+the controller and the cancellations below find them by label, never by listing everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ci.backends import RunRequest, SubmittedRun
+from ci.kube.pipeline_runs import (
+    BRANCH_LABEL,
+    EVENT_LABEL,
+    PULL_REQUEST_LABEL,
+    REPOSITORY_OBJECT_LABEL,
+    REPOSITORY_UID_LABEL,
+    PipelineRuns,
+)
+from ci.kube.repositories import Repository
+from pipelines.events import EventKind
+from pipelines.tekton import (
+    CLONE_TOKEN_KEY,
+    CompileOptions,
+    compile_pipeline_run,
+    label_value,
+    pipeline_run_name,
+)
+
+# `spec.status` values with which Tekton is already stopping a run (`PipelineRunPending` is
+# not one: a pending run has not started yet, and is cancelled like a running one).
+_STOPPING = frozenset({"Cancelled", "CancelledRunFinally", "StoppedRunFinally"})
+CLONE_SECRET_SUFFIX = "-clone"  # noqa: S105 (a name suffix, not a secret)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TektonOptions:
+    name_prefix: str = ""
+    clone_image: str = "docker.io/alpine/git:2.45.2"
+    ferry_version: str = "dev"
+
+
+class TektonBackend:
+    def __init__(self, runs: PipelineRuns, *, options: TektonOptions) -> None:
+        self._runs = runs
+        self._options = options
+
+    async def submit(self, request: RunRequest) -> SubmittedRun:
+        repository = request.repository
+        prefix = self._options.name_prefix + request.name_prefix
+        name = pipeline_run_name(request.event, prefix=prefix)
+        secret_name = f"{name}{CLONE_SECRET_SUFFIX}" if request.clone_token else None
+        run = compile_pipeline_run(
+            request.plan,
+            request.event,
+            options=CompileOptions(
+                namespace=repository.namespace,
+                name_prefix=prefix,
+                service_account=repository.service_account,
+                clone_image=self._options.clone_image,
+                ferry_version=self._options.ferry_version,
+                clone_secret=secret_name,
+            ),
+        )
+        run["metadata"]["labels"] |= repository_labels(repository)
+        created = await asyncio.to_thread(self._runs.create, run)
+        if request.clone_token and secret_name:
+            # After the run, so the Secret can name it as owner and go when it goes. Until the
+            # Secret exists the clone step's pod waits (its env cannot be resolved yet), which
+            # is a moment, not a failure. Also for an existing run: the first delivery may
+            # have died between the two calls.
+            await asyncio.to_thread(
+                self._runs.create_owned_secret,
+                created,
+                name=secret_name,
+                data={CLONE_TOKEN_KEY: request.clone_token},
+            )
+        return SubmittedRun(name=created.name, created=created.created)
+
+    async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
+        group = _group_labels(request)
+        if group is None:
+            return ()  # tags and manual runs have no "newer run of the same thing"
+        labels = repository_labels(request.repository) | group
+        runs = await asyncio.to_thread(
+            self._runs.list, request.repository.namespace, labels=labels
+        )
+        by_name = {run["metadata"]["name"]: run for run in runs}
+        newest_run = by_name.get(newest)
+        cutoff = _created(newest_run) if newest_run else None
+        older = [
+            name
+            for name, run in sorted(by_name.items())
+            if name != newest and is_unfinished(run) and (cutoff is None or _created(run) <= cutoff)
+        ]
+        return await self._cancel(request.repository.namespace, older)
+
+    async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
+        labels = repository_labels(repository) | {PULL_REQUEST_LABEL: str(number)}
+        runs = await asyncio.to_thread(self._runs.list, repository.namespace, labels=labels)
+        names = sorted(run["metadata"]["name"] for run in runs if is_unfinished(run))
+        return await self._cancel(repository.namespace, names)
+
+    async def ready(self) -> str | None:
+        reachable = await asyncio.to_thread(self._runs.reachable)
+        return None if reachable else "the Kubernetes API server does not answer"
+
+    async def _cancel(self, namespace: str, names: list[str]) -> tuple[str, ...]:
+        cancelled = []
+        for name in names:
+            if await asyncio.to_thread(self._runs.cancel, namespace, name):
+                cancelled.append(name)
+        return tuple(cancelled)
+
+
+def repository_labels(repository: Repository) -> dict[str, str]:
+    return {
+        REPOSITORY_OBJECT_LABEL: repository.name,
+        REPOSITORY_UID_LABEL: label_value(repository.uid),
+    }
+
+
+def _group_labels(request: RunRequest) -> dict[str, str] | None:
+    event = request.event
+    if event.pull_request is not None:
+        return {PULL_REQUEST_LABEL: str(event.pull_request.number)}
+    if event.kind is EventKind.PUSH and event.branch:
+        return {EVENT_LABEL: EventKind.PUSH.value, BRANCH_LABEL: label_value(event.branch)}
+    return None
+
+
+def is_unfinished(run: Mapping[str, Any]) -> bool:
+    """Not yet succeeded, failed or asked to stop."""
+    if (run.get("spec") or {}).get("status") in _STOPPING:
+        return False
+    for condition in (run.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Succeeded":
+            return bool(condition.get("status") == "Unknown")
+    return True  # not reconciled yet
+
+
+def _created(run: Mapping[str, Any]) -> str:
+    # RFC 3339 in UTC with a fixed width: string order is time order.
+    return str((run.get("metadata") or {}).get("creationTimestamp", ""))

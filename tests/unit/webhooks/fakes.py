@@ -1,0 +1,112 @@
+"""Test doubles and helpers for the receiver: a recording backend, signing, settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.backends import RunRequest, SubmittedRun
+from ci.forges.types import ForgeKind
+from ci.kube.repositories import Repository
+from ci.settings import LocalRepository, LocalSettings, Settings, WebhookSettings
+from pipelines.tekton import pipeline_run_name
+from tests.fakeforge.descriptions import API_PREFIXES
+
+SECRET = "hook-secret-for-tests"
+TOKEN = "test-token"
+CONTRACTS = Path(__file__).resolve().parents[4] / "shared" / "contracts"
+SPEC = """\
+jobs:
+  test:
+    image: alpine
+    secrets:
+      API_KEY: deploy/key
+    steps:
+      - run: echo hello
+"""
+
+
+@dataclass
+class RecordingBackend:
+    """Records every call; `fail_with` makes `submit` raise (an unreachable API server)."""
+
+    requests: list[RunRequest] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    closed: list[tuple[str, int]] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    async def submit(self, request: RunRequest) -> SubmittedRun:
+        if self.fail_with is not None:
+            raise self.fail_with
+        name = pipeline_run_name(request.event, prefix=request.name_prefix)
+        created = name not in self.names
+        self.names.add(name)
+        self.requests.append(request)
+        return SubmittedRun(name=name, created=created)
+
+    async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
+        self.superseded.append(newest)
+        return ("older-run",)
+
+    async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
+        self.closed.append((repository.key, number))
+        return (f"run-of-{number}",)
+
+    async def ready(self) -> str | None:
+        return None
+
+
+def api_url(kind: ForgeKind) -> str:
+    return f"http://{kind.value}.fake{API_PREFIXES[kind]}"
+
+
+def local_repository(kind: ForgeKind, url: str, **overrides: Any) -> LocalRepository:
+    values: dict[str, Any] = {
+        "forge": kind.value,
+        "url": url,
+        "api_url": api_url(kind),
+        "webhook_secret": SECRET,
+        "token": TOKEN,
+    }
+    return LocalRepository(**(values | overrides))
+
+
+def settings_for(
+    state: Path, repositories: list[LocalRepository], **webhooks: Any
+) -> Settings:
+    return Settings(
+        webhooks=WebhookSettings(**webhooks),
+        local=LocalSettings(repositories=tuple(repositories), state_directory=state),
+    )
+
+
+def signed_headers(kind: ForgeKind, body: bytes, headers: dict[str, str], *,
+                   secret: str = SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if kind is ForgeKind.GITHUB:
+        return headers | {"X-Hub-Signature-256": f"sha256={digest}"}
+    if kind is ForgeKind.GITEA:
+        return headers | {"X-Gitea-Signature": digest}
+    return headers | {"X-Gitlab-Token": secret}
+
+
+def github_headers(event: str, delivery: str = "delivery-1") -> dict[str, str]:
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+
+
+def contract(kind: ForgeKind, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((CONTRACTS / kind.value / "webhooks" / name).read_bytes())
+    return data
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()

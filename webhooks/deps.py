@@ -1,0 +1,32 @@
+"""The routes' dependencies, as `Annotated` aliases; tests swap them with
+`app.dependency_overrides[runtime] = ...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ci.settings import Settings
+from webhooks.metrics import Metrics
+from webhooks.wiring import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+def settings(request: Request) -> Settings:
+    found: Settings = request.app.state.settings
+    return found
+
+
+def metrics(request: Request) -> Metrics:
+    found: Metrics = request.app.state.metrics
+    return found
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+MetricsDep = Annotated[Metrics, Depends(metrics)]

@@ -1,0 +1,436 @@
+"""The receiver's flow: one delivery in, at most one run out, a status on the commit.
+
+`receive` takes a delivery from detection to the dispatch on what it means; `start_run` takes
+an event from its spec to a queued run. Each reads top to bottom, one step per line, in the
+order of DESIGN.md; the steps themselves live in small modules (`trust`, `statuses`, ...).
+
+Nothing is parsed before the signature is checked except the repository URL, which is
+needed to find the secret that checks it. Refusals are exceptions (`DeliveryRejectedError`, and the
+forge, credential and Kubernetes errors) that `answer_for_error` turns into 4xx/5xx answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import httpx
+import structlog
+from structlog.contextvars import bind_contextvars
+
+from ci.backends import Backend, RunRequest
+from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
+from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed
+from ci.forges.errors import ForgeError, PayloadError, SignatureError
+from ci.forges.github.authentication import GitHubAuthentication
+from ci.forges.registry import Provider, detect_forge, provider_for
+from ci.forges.statuses import Status
+from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
+from ci.kube.credentials import CredentialsError, RepositoryCredentials
+from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.repositories import Conflict, Repository
+from ci.logs import Redactor
+from ci.settings import ForgeSettings
+from pipelines.events import Event
+from pipelines.linting import lint_spec
+from pipelines.planning import NothingToRun, Plan, plan
+from pipelines.problems import SpecError
+from pipelines.spec import Spec
+from webhooks import statuses
+from webhooks.bodies import BodyTooLargeError
+from webhooks.deliveries import DeliveryMemory
+from webhooks.retrying import with_retries
+from webhooks.trust import Decision, Trust, decide
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+OK_TO_TEST = "/ok-to-test"
+RETEST = "/retest"
+
+
+class DeliveryRejectedError(Exception):
+    """A delivery refused with `status_code` and a message for whoever reads the forge's log."""
+
+    def __init__(self, status_code: int, message: str, *, outcome: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.outcome = outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Incoming:
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    status_code: int
+    body: Mapping[str, Any]
+    outcome: str  # the metrics label: created, existing, skipped, ignored, ping, ...
+    runs_created: int = 0
+
+
+@dataclass(slots=True)
+class Labels:
+    """What is known about a delivery so far, for metrics even when it is refused."""
+
+    forge: str = "unknown"
+    event: str = "unknown"
+
+
+class RepositoryLookup(Protocol):
+    def lookup(self, url: str) -> Repository | Conflict | None: ...
+
+
+class CredentialsSource(Protocol):
+    def for_repository(self, repository: Repository) -> RepositoryCredentials: ...
+
+
+@dataclass(kw_only=True)
+class Receiver:
+    """Everything the flow uses, opened once by the app's lifespan."""
+
+    repositories: RepositoryLookup
+    credentials: CredentialsSource
+    backend: Backend
+    http: httpx.AsyncClient  # shared by every forge client
+    deliveries: DeliveryMemory[Answer]
+    forges: ForgeSettings
+    redactor: Redactor = field(default_factory=Redactor)
+    # Clients by Repository, API URL and credentials: a GitHub App client caches its
+    # installation token, which a client per delivery would mint again every time.
+    _clients: dict[tuple[str, str, Credentials], ForgeClient] = field(default_factory=dict)
+
+    def forge_client(self, repository: Repository, credentials: Credentials) -> ForgeClient:
+        provider = provider_for(repository.forge)
+        api_url = repository.api_url or provider.default_api_url(repository.url)
+        key = (repository.key, api_url, credentials)
+        client = self._clients.get(key)
+        if client is None:
+            client = provider.client(self.http, api_url=api_url, credentials=credentials)
+            self._clients[key] = client
+        return client
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """The Repository a verified delivery is for, and the forge API to answer it with."""
+
+    repository: Repository
+    name: RepositoryName  # owner/name as the forge spells it
+    credentials: RepositoryCredentials
+    delivery_id: DeliveryId
+    receiver: Receiver
+
+    @property
+    def forge(self) -> ForgeClient:
+        if self.credentials.forge is None:
+            raise DeliveryRejectedError(
+                422,
+                f"Repository {self.repository.key}: its Secret has no API credentials, so "
+                "Ferry cannot read the spec or report statuses",
+                outcome="no-credentials",
+            )
+        return self.receiver.forge_client(self.repository, self.credentials.forge)
+
+    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await with_retries(call, settings=self.receiver.forges)
+
+
+async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> Answer:
+    """Detect, find the Repository, verify, parse, dedupe; then act on what the delivery means."""
+    provider = _detect(incoming.headers)
+    labels.forge = provider.kind.value
+    reference = provider.locate(incoming.headers, incoming.body)
+    repository = _find_repository(reference, provider, receiver.repositories)
+    bind_contextvars(repository=repository.key)
+    # A cache miss reads the Secret from the API server: off the event loop.
+    credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
+    _register_secrets(receiver.redactor, credentials)
+    provider.verify(incoming.headers, incoming.body, credentials.webhook_secret)
+    delivery = provider.parse(incoming.headers, incoming.body)
+    labels.event = delivery.event_name
+    bind_contextvars(delivery_id=delivery.delivery_id, event=delivery.event_name)
+    key = DeliveryId(f"{repository.key}/{delivery.delivery_id}")
+    remembered = receiver.deliveries.recall(key)
+    if remembered is not None:
+        log.info("delivery seen before; answering as then", outcome=remembered.outcome)
+        return remembered
+    target = Target(
+        repository=repository,
+        name=reference.name if reference else RepositoryName(""),
+        credentials=credentials,
+        delivery_id=delivery.delivery_id,
+        receiver=receiver,
+    )
+    answer = await _act(delivery, target)
+    receiver.deliveries.remember(key, answer)
+    log.info("delivery handled", outcome=answer.outcome, answer=dict(answer.body))
+    return answer
+
+
+async def start_run(
+    event: Event, target: Target, *, trust: Decision | None = None, name_prefix: str = ""
+) -> Answer:
+    """Read the spec at the commit, lint, decide trust, plan, submit, cancel older, report."""
+    forge, repository = target.forge, target.repository
+    path = repository.spec_path
+    source = await target.call(lambda: forge.read_file(target.name, path, event.sha))
+    if source is None:
+        return _skipped(f"no {repository.spec_path} at {event.sha[:12]}", outcome="no-spec")
+    spec, problems = lint_spec(source, filename=repository.spec_path)
+    if spec is None:
+        return await _report_invalid(problems, event=event, target=target)
+    decision = trust or await decide(
+        event,
+        policy=repository.untrusted,
+        has_write_access=lambda user: target.call(
+            lambda: forge.has_write_access(target.name, user)
+        ),
+    )
+    log.info("trust decided", trust=decision.trust.value, reason=decision.reason)
+    if decision.trust is Trust.WAIT_FOR_OK_TO_TEST:
+        await _report(target, event, statuses.waiting(decision.reason))
+        return _skipped(decision.reason, outcome="waiting")
+    event = await _with_changed_files(event, spec, target)
+    try:
+        planned = plan(spec, event)
+        if isinstance(planned, NothingToRun):
+            await _report(target, event, statuses.nothing_to_run(planned.reason))
+            return _skipped(planned.reason, outcome="nothing-to-run")
+        request = RunRequest(
+            repository=repository,
+            event=event,
+            plan=_without_secrets(planned) if decision.trust is Trust.WITHOUT_SECRETS else planned,
+            name_prefix=name_prefix,
+            clone_token=await _clone_token(target) if _needs_token(decision, repository) else None,
+            forge=forge,
+            forge_repository=target.name,
+        )
+        submitted = await target.receiver.backend.submit(request)
+    except SpecError as error:
+        return await _report_invalid(error.problems, event=event, target=target)
+    bind_contextvars(pipeline_run=submitted.name)
+    cancelled: tuple[str, ...] = ()
+    if submitted.created and (spec.concurrency.cancel_in_progress or repository.cancel_in_progress):
+        cancelled = await target.receiver.backend.cancel_superseded(request, newest=submitted.name)
+    await _report(target, event, statuses.queued(submitted.name, note=decision.reason))
+    log.info("run submitted", created=submitted.created, cancelled=list(cancelled))
+    body: dict[str, Any] = {"pipelineRuns": [submitted.name]}
+    if cancelled:
+        body["cancelled"] = list(cancelled)
+    if decision.reason:
+        body["trust"] = decision.reason
+    return Answer(
+        status_code=202,
+        body=body,
+        outcome="created" if submitted.created else "existing",
+        runs_created=int(submitted.created),
+    )
+
+
+# Refusals other than `DeliveryRejectedError`: (errors, status, metrics outcome, message).
+_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str], ...] = (
+    # The message names what is missing or wrong, never the secret itself.
+    ((SignatureError, CredentialsError), 401, "unauthorized", "signature rejected"),
+    ((PayloadError,), 400, "bad-payload", "bad payload"),
+    ((BodyTooLargeError,), 413, "too-large", "body too large"),
+    ((ApiUnavailableError,), 503, "unavailable", "the Kubernetes API is unavailable"),
+    ((ApiRefusedError,), 502, "kubernetes-refused", "the Kubernetes API refused"),
+    ((TimeoutError,), 503, "timeout", "the delivery took too long; it is safe to redeliver"),
+)
+
+
+def answer_for_error(error: Exception) -> Answer | None:
+    """The answer for a refusal; None for anything else (a bug, which must surface)."""
+    if isinstance(error, DeliveryRejectedError):
+        return _error(error.status_code, str(error), outcome=error.outcome)
+    for kinds, status_code, outcome, what in _REFUSALS:
+        if isinstance(error, kinds):
+            log.warning("delivery refused", outcome=outcome, reason=str(error))
+            return _error(status_code, f"{what}: {error}" if str(error) else what, outcome=outcome)
+    if isinstance(error, ForgeError):
+        # A forge that is down or rate-limits: 503, so the delivery shows as failed and can
+        # be redelivered; one that refuses for good (bad token, 404): 502.
+        log.warning("forge call failed", error=str(error), temporary=error.temporary)
+        status_code = 503 if error.temporary else 502
+        return _error(status_code, f"the forge's API failed: {error}", outcome="forge-error")
+    return None
+
+
+# Steps of `receive`
+
+
+def _detect(headers: Mapping[str, str]) -> Provider:
+    provider = detect_forge(headers)
+    if provider is None:
+        raise DeliveryRejectedError(
+            400,
+            "not a webhook delivery: no GitHub, Gitea/Forgejo or GitLab event header",
+            outcome="unknown-forge",
+        )
+    return provider
+
+
+def _find_repository(
+    reference: RepositoryRef | None, provider: Provider, repositories: RepositoryLookup
+) -> Repository:
+    if reference is None:
+        raise DeliveryRejectedError(400, "the payload names no repository", outcome="no-repository")
+    found = repositories.lookup(reference.html_url)
+    if found is None:
+        found = repositories.lookup(reference.clone_url)
+    if found is None:
+        raise DeliveryRejectedError(
+            404, f"no Repository object for {reference.html_url}", outcome="unknown-repository"
+        )
+    if isinstance(found, Conflict):
+        log.error("repository URL claimed twice", conflict=found.describe())
+        raise DeliveryRejectedError(409, found.describe(), outcome="conflict")
+    if found.forge != provider.kind.value:
+        raise DeliveryRejectedError(
+            400,
+            f"Repository {found.key} is on {found.forge}, but this delivery is from "
+            f"{provider.kind.value}",
+            outcome="wrong-forge",
+        )
+    return found
+
+
+def _register_secrets(redactor: Redactor, credentials: RepositoryCredentials) -> None:
+    if credentials.webhook_secret:
+        redactor.add(credentials.webhook_secret)
+    if isinstance(credentials.forge, TokenCredentials):
+        redactor.add(credentials.forge.token)
+    elif isinstance(credentials.forge, GitHubAppCredentials):
+        redactor.add(credentials.forge.private_key)
+
+
+async def _act(delivery: Delivery, target: Target) -> Answer:
+    parsed = delivery.parsed
+    if isinstance(parsed, Ping):
+        return Answer(
+            status_code=200, body={"pong": target.repository.key}, outcome="ping"
+        )
+    if isinstance(parsed, Ignored):
+        return _skipped(f"ignored: {parsed.reason}", outcome="ignored")
+    if isinstance(parsed, PullRequestClosed):
+        cancelled = await target.receiver.backend.cancel_pull_request(
+            target.repository, parsed.number
+        )
+        log.info("pull request closed", number=parsed.number, cancelled=list(cancelled))
+        return Answer(
+            status_code=202,
+            body={"skipped": f"pull request {parsed.number} closed", "cancelled": list(cancelled)},
+            outcome="closed",
+        )
+    if isinstance(parsed, Comment):
+        return await _command(parsed, target, forge_name=delivery.forge.value)
+    return await start_run(parsed, target)
+
+
+async def _command(comment: Comment, target: Target, *, forge_name: str) -> Answer:
+    command = comment.command
+    if command not in (OK_TO_TEST, RETEST):
+        return _skipped("ignored: the comment is not /ok-to-test or /retest", outcome="ignored")
+    if comment.pull_request is None:
+        # GitHub's issue_comment payload lacks the head commit, and the GitHub API
+        # description Ferry validates against has no `GET /pulls/{number}` to read it.
+        return _skipped(
+            f"ignored: {command} on {forge_name} needs the pull request's head commit, which "
+            "the comment payload does not carry; push again or re-run from the checks page",
+            outcome="ignored",
+        )
+    forge = target.forge
+    if not await target.call(lambda: forge.has_write_access(target.name, comment.author)):
+        log.info("command refused", command=command, author=comment.author)
+        return _skipped(
+            f"ignored: {command} from {comment.author or 'someone'}, who has no write access",
+            outcome="ignored",
+        )
+    # A re-run needs a new name (one per comment); `/ok-to-test` needs one that differs from a
+    # secret-less run of the same commit, and stays the same across its redeliveries.
+    digest = hashlib.sha256(target.delivery_id.encode()).hexdigest()[:6]
+    prefix = f"retest-{digest}-" if command == RETEST else "ok-"
+    decision = Decision(trust=Trust.TRUSTED, reason=f"{command} by {comment.author}")
+    return await start_run(comment.pull_request, target, trust=decision, name_prefix=prefix)
+
+
+# Steps of `start_run`
+
+
+async def _report(target: Target, event: Event, status: Status) -> None:
+    """Report, or log why not: the run (if any) exists, and the controller reports it later;
+    failing the delivery now would only make the forge show an error for a run that is fine."""
+    forge = target.forge
+    try:
+        await target.call(lambda: forge.report_status(target.name, event.sha, status))
+    except ForgeError as error:
+        log.warning("could not report the status", error=str(error), title=status.title)
+
+
+async def _report_invalid(problems: Any, *, event: Event, target: Target) -> Answer:
+    status = statuses.invalid_spec(tuple(problems))
+    log.info("invalid spec", first=status.title, problems=len(tuple(problems)))
+    await _report(target, event, status)
+    return _skipped(status.title, outcome="invalid-spec")
+
+
+def _uses_paths(spec: Spec) -> bool:
+    conditions = [spec.when, *(job.when for job in (*spec.jobs, *spec.finally_jobs))]
+    return any(when is not None and not when.paths.is_empty for when in conditions)
+
+
+async def _with_changed_files(event: Event, spec: Spec, target: Target) -> Event:
+    """Pull requests' changed files from the forge, only when a `when.paths` needs them."""
+    pull_request = event.pull_request
+    if event.changed_files is not None or pull_request is None or not _uses_paths(spec):
+        return event
+    forge = target.forge
+    files = await target.call(lambda: forge.changed_files(target.name, pull_request.number))
+    return dataclasses.replace(event, changed_files=files)
+
+
+def _without_secrets(planned: Plan) -> Plan:
+    return dataclasses.replace(
+        planned,
+        jobs=tuple(dataclasses.replace(job, secrets=()) for job in planned.jobs),
+        finally_jobs=tuple(dataclasses.replace(job, secrets=()) for job in planned.finally_jobs),
+    )
+
+
+def _needs_token(decision: Decision, repository: Repository) -> bool:
+    # A fork's code must not get a token to the private repository: its clone step runs in
+    # the same pod as the fork's own steps.
+    return repository.private and decision.trust is Trust.TRUSTED
+
+
+async def _clone_token(target: Target) -> str | None:
+    credentials = target.credentials.forge
+    if isinstance(credentials, TokenCredentials):
+        return credentials.token
+    if isinstance(credentials, GitHubAppCredentials):
+        provider = provider_for(target.repository.forge)
+        authentication = GitHubAuthentication(
+            credentials,
+            http=target.receiver.http,
+            api_url=target.repository.api_url or provider.default_api_url(target.repository.url),
+        )
+        token = await target.call(authentication.token)
+        target.receiver.redactor.add(token)
+        return token
+    return None
+
+
+def _skipped(reason: str, *, outcome: str) -> Answer:
+    return Answer(status_code=202, body={"skipped": reason}, outcome=outcome)
+
+
+def _error(status_code: int, message: str, *, outcome: str) -> Answer:
+    return Answer(status_code=status_code, body={"error": message}, outcome=outcome)

@@ -1,0 +1,207 @@
+"""What the app's lifespan opens: the forge HTTP client, then either the cluster side
+(Kubernetes client, Repository watch, Secret reader, Tekton backend) or the local backend.
+
+Everything opened is registered on the caller's exit stack, so shutdown closes it in reverse
+order whatever happened in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from ci.backends.configured import ConfiguredRepositories
+from ci.backends.local import LocalBackend
+from ci.backends.tekton import TektonBackend, TektonOptions
+from ci.forges.client import ForgeClient
+from ci.kube.connecting import api_client, cluster_configured
+from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
+from ci.kube.pipeline_runs import PipelineRuns, translate_api_errors
+from ci.kube.repositories import RepositoryIndex
+from ci.kube.resources import REPOSITORY
+from ci.kube.watching import Watcher, WatchSettings, run_in_thread
+from ci.logs import Redactor
+from ci.settings import Settings
+from webhooks.deliveries import DeliveryMemory
+from webhooks.handling import Answer, Receiver
+
+log = structlog.get_logger(__name__)
+
+# Seconds to wait for the watch thread after asking it to stop; it closes its stream at once.
+WATCH_STOP_SECONDS = 5.0
+
+Readiness = Callable[[], Awaitable[str | None]]  # None: ready; else why not
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    receiver: Receiver
+    readiness: Readiness
+    mode: str  # "cluster" or "local"
+
+
+def ferry_version() -> str:
+    try:
+        return importlib.metadata.version("ferry")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+async def open_runtime(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    redactor: Redactor,
+    forge_transport: httpx.AsyncBaseTransport | None = None,
+) -> Runtime:
+    forges = settings.forges
+    http = await stack.enter_async_context(
+        httpx.AsyncClient(
+            transport=forge_transport,
+            timeout=httpx.Timeout(forges.timeout_seconds, connect=forges.connect_timeout_seconds),
+            limits=httpx.Limits(max_connections=forges.max_connections),
+            follow_redirects=False,  # a redirect would carry our token elsewhere
+        )
+    )
+    deliveries: DeliveryMemory[Answer] = DeliveryMemory(
+        size=settings.webhooks.delivery_memory, ttl=settings.webhooks.delivery_memory_seconds
+    )
+    if cluster_configured(settings.kubernetes.connection()):
+        return _open_cluster(settings, stack, http=http, deliveries=deliveries, redactor=redactor)
+    return await _open_local(settings, stack, http=http, deliveries=deliveries, redactor=redactor)
+
+
+def _open_cluster(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    http: httpx.AsyncClient,
+    deliveries: DeliveryMemory[Answer],
+    redactor: Redactor,
+) -> Runtime:
+    from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (local mode never needs it)
+
+    api = api_client(settings.kubernetes.connection())
+    stack.callback(api.close)
+    index = RepositoryIndex()
+    watcher = Watcher(
+        api=CustomObjectsApi(api), kind=REPOSITORY, consumer=index, settings=WatchSettings()
+    )
+    thread = run_in_thread(watcher, name="ferry-repository-watch")
+
+    def stop_watching() -> None:
+        watcher.stop()
+        thread.join(timeout=WATCH_STOP_SECONDS)
+
+    stack.callback(stop_watching)
+    runs = PipelineRuns(api, request_timeout=settings.kubernetes.request_timeout_seconds)
+    backend = TektonBackend(
+        runs,
+        options=TektonOptions(
+            name_prefix=settings.webhooks.run_name_prefix,
+            clone_image=settings.webhooks.clone_image,
+            ferry_version=ferry_version(),
+        ),
+    )
+    receiver = Receiver(
+        repositories=index,
+        credentials=CredentialsCache(
+            _translated(api_secret_reader(api)), ttl=settings.webhooks.credentials_ttl_seconds
+        ),
+        backend=backend,
+        http=http,
+        deliveries=deliveries,
+        forges=settings.forges,
+        redactor=redactor,
+    )
+    probe = _CachedProbe(backend.ready, ttl=settings.webhooks.readiness_cache_seconds)
+
+    async def readiness() -> str | None:
+        if not index.synced.is_set():
+            return "the Repository index has not been listed yet"
+        return await probe()
+
+    log.info("serving webhooks with the Tekton backend")
+    return Runtime(receiver=receiver, readiness=readiness, mode="cluster")
+
+
+async def _open_local(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    http: httpx.AsyncClient,
+    deliveries: DeliveryMemory[Answer],
+    redactor: Redactor,
+) -> Runtime:
+    local = settings.local
+    repositories = ConfiguredRepositories(local.repositories)
+    for secret in [*repositories.secrets(), *local.secrets.values()]:
+        redactor.add(secret)
+    backend = LocalBackend(
+        state_directory=local.state_directory,
+        parallel_jobs=local.parallel_jobs,
+        secrets=local.secrets,
+        clone_url=repositories.clone_url,
+    )
+    receiver = Receiver(
+        repositories=repositories,
+        credentials=repositories,
+        backend=backend,
+        http=http,
+        deliveries=deliveries,
+        forges=settings.forges,
+        redactor=redactor,
+    )
+
+    def client_for(key: str) -> ForgeClient | None:
+        repository = repositories.by_key(key)
+        if repository is None:
+            return None
+        credentials = repositories.for_repository(repository).forge
+        return receiver.forge_client(repository, credentials) if credentials else None
+
+    await backend.start(client_for)
+    stack.push_async_callback(backend.close)
+    log.info(
+        "no cluster configured: running pipelines on this machine",
+        repositories=len(local.repositories),
+        state_directory=str(local.state_directory),
+    )
+    return Runtime(receiver=receiver, readiness=backend.ready, mode="local")
+
+
+def _translated(reader: SecretReader) -> SecretReader:
+    """Secret reads failing like every other API call: unreachable means 503, not a crash."""
+
+    def read(namespace: str, name: str) -> Any:
+        with translate_api_errors(f"read Secret {namespace}/{name}"):
+            return reader(namespace, name)
+
+    return read
+
+
+class _CachedProbe:
+    """A readiness check whose success counts for `ttl` seconds (failures are re-checked)."""
+
+    def __init__(self, check: Readiness, *, ttl: float) -> None:
+        self._check = check
+        self._ttl = ttl
+        self._ready_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> str | None:
+        async with self._lock:
+            if time.monotonic() < self._ready_until:
+                return None
+            reason = await self._check()
+            if reason is None:
+                self._ready_until = time.monotonic() + self._ttl
+            return reason
