@@ -29,6 +29,7 @@ DEFAULT_GRACE_SECONDS = 5.0
 # waited for longer than this after the step ended.
 DRAIN_SECONDS = 2.0
 READ_SIZE = 64 * 1024
+EXIT_POLL_SECONDS = 0.05  # only matters for a script that leaves a process behind
 EXIT_CANNOT_START = 127  # what a shell answers for a command it cannot run
 
 
@@ -78,7 +79,7 @@ async def run_process(
     try:
         try:
             async with asyncio.timeout(timeout_seconds):
-                exit_code = await process.wait()
+                exit_code = await _exited(process)
         except TimeoutError:
             await _stop(process, grace_seconds=grace_seconds)
             return ProcessOutcome(end=ProcessEnd.TIMED_OUT)
@@ -93,6 +94,29 @@ async def run_process(
         # On a timeout wait_for cancels the reader: the output of an escaped daemon is lost.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reader, DRAIN_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), DRAIN_SECONDS)  # closes the transport
+
+
+async def _exited(process: asyncio.subprocess.Process) -> int:
+    """The exit code of the step's own process, as soon as it has ended.
+
+    `Process.wait()` also waits for the output pipe to close, which never happens while
+    something the script started in the background holds it; the exit code is known
+    earlier, so look at it too (the fast path stays `wait()`, which returns at once when
+    the script leaves nothing behind).
+    """
+    waiter = asyncio.ensure_future(process.wait())
+    try:
+        while process.returncode is None:
+            done, _ = await asyncio.wait({waiter}, timeout=EXIT_POLL_SECONDS)
+            if done:
+                return waiter.result()
+        return process.returncode
+    finally:
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
 
 
 async def _stop(process: asyncio.subprocess.Process, *, grace_seconds: float) -> None:

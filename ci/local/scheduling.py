@@ -87,6 +87,8 @@ class _Scheduler:
         try:
             for need in job.needs:
                 await self.ended[need].wait()
+            if self.stop.is_set():  # the need ended because the run is being cancelled
+                raise asyncio.CancelledError
             reason = self._reason_to_skip(job)
             if reason is not None:
                 self._end(job, JobResult(name=job.name, state=JobState.SKIPPED, reason=reason,

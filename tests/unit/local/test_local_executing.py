@@ -1,0 +1,100 @@
+"""`run_process` on real processes; timeouts are short, and no assertion measures time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ci.local.engines import Launch
+from ci.local.executing import EXIT_CANNOT_START, ProcessEnd, run_process
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _dies(pid: int) -> bool:
+    """Has `pid` ended, or does it end soon? A killed process closes its files (which is what
+    the runner waits for) a moment before it leaves the process table."""
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _run(script: str, tmp_path: Path, *, timeout: float | None = None):
+    lines: list[str] = []
+    launch = Launch(argv=("bash", "-c", script), environment={"PATH": "/usr/bin:/bin"},
+                    directory=tmp_path)
+    outcome = asyncio.run(
+        run_process(launch, on_line=lines.append, timeout_seconds=timeout, grace_seconds=1)
+    )
+    return outcome, lines
+
+
+def test_lines_of_stdout_and_stderr_arrive_in_order_with_the_exit_code(tmp_path: Path) -> None:
+    outcome, lines = _run("echo one; echo two >&2; printf 'no newline'; exit 3", tmp_path)
+    assert outcome.end is ProcessEnd.EXITED
+    assert outcome.exit_code == 3
+    assert not outcome.succeeded
+    assert lines == ["one", "two", "no newline"]
+
+
+def test_a_line_longer_than_the_read_size_is_kept_whole(tmp_path: Path) -> None:
+    outcome, lines = _run("head -c 200000 /dev/zero | tr '\\0' x; echo; echo after", tmp_path)
+    assert outcome.succeeded
+    assert lines == ["x" * 200_000, "after"]
+
+
+def test_a_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    outcome, _ = _run(f"sleep 300 & echo $! > {pid_file}; wait", tmp_path, timeout=0.5)
+    assert outcome.end is ProcessEnd.TIMED_OUT
+    assert _dies(int(pid_file.read_text()))
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    outcome, _ = _run("trap '' TERM; sleep 300 & wait; sleep 300", tmp_path, timeout=0.5)
+    assert outcome.end is ProcessEnd.TIMED_OUT
+
+
+def test_background_processes_die_when_the_step_ends(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    outcome, _ = _run(f"sleep 300 >/dev/null & echo $! > {pid_file}", tmp_path)
+    assert outcome.succeeded
+    assert _dies(int(pid_file.read_text()))
+
+
+def test_cancelling_the_task_stops_the_group_and_propagates(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    launch = Launch(argv=("bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"),
+                    environment={"PATH": "/usr/bin:/bin"}, directory=tmp_path)
+
+    async def main() -> bool:
+        task = asyncio.create_task(run_process(launch, on_line=lambda line: None))
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            await asyncio.sleep(0.02)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert asyncio.run(main())
+    assert _dies(int(pid_file.read_text()))
+
+
+def test_a_command_that_cannot_start_is_exit_127(tmp_path: Path) -> None:
+    lines: list[str] = []
+    launch = Launch(argv=(str(tmp_path / "missing"),), environment={}, directory=tmp_path)
+    outcome = asyncio.run(run_process(launch, on_line=lines.append))
+    assert outcome.exit_code == EXIT_CANNOT_START
+    assert lines[0].startswith("ferry: cannot start the step")
