@@ -1,6 +1,6 @@
 """What `ferry run` prints: live step output, job progress, and a summary table.
 
-Every line goes through the run's `Redactor` on its way out, whatever produced it, so a
+Every line goes through the run's `Masker` on its way out, whatever produced it, so a
 secret a step prints, or one that ends up in a reason, is masked.
 
 On a terminal a status line (jobs waiting, running, passed, failed) stays at the bottom and
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
+from ci.local.masking import Masker
 from ci.local.outcomes import JobChange, JobResult, JobState, RunResult
-from ci.logs import Redactor
 
 _CLEAR_LINE = "\r\x1b[K"
 _LABELS = {
@@ -31,9 +31,9 @@ _LABELS = {
 class Reporter:
     """An `Observer` that writes to a stream, and prints the summary at the end."""
 
-    def __init__(self, *, stream: TextIO, redactor: Redactor, interactive: bool) -> None:
+    def __init__(self, *, stream: TextIO, masker: Masker, interactive: bool) -> None:
         self.stream = stream
-        self.redactor = redactor
+        self.masker = masker
         self.interactive = interactive
         self.states: dict[str, JobState] = {}
         self.retries: dict[str, int] = {}
@@ -80,7 +80,7 @@ class Reporter:
         self._redraw()
 
     def _write(self, text: str) -> None:
-        self.stream.write(self.redactor.mask(text) + "\n")
+        self.stream.write(self.masker.mask(text) + "\n")
         self.stream.flush()
 
     def _clear_status(self) -> None:

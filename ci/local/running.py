@@ -38,6 +38,7 @@ from ci.local.credentials import job_secrets
 from ci.local.engines import Engine, HostEngine
 from ci.local.environment import base_environment, ferry_variables, step_environment
 from ci.local.executing import DEFAULT_GRACE_SECONDS, ProcessEnd, run_process
+from ci.local.masking import Masker
 from ci.local.outcomes import (
     JobChange,
     JobResult,
@@ -49,7 +50,6 @@ from ci.local.outcomes import (
 )
 from ci.local.scheduling import schedule
 from ci.local.workspaces import WorkspaceOrigin, Workspaces
-from ci.logs import Redactor
 from pipelines.events import Event
 from pipelines.planning import Plan, PlannedJob, PlannedStep
 from pipelines.tekton import DEFAULT_JOB_TIMEOUT_SECONDS
@@ -126,7 +126,7 @@ class _JobRunner:
         self.options = options
         self.observer = observer
         self.engine = options.engine or HostEngine(base_environment())
-        self.redactor = Redactor(options.secrets.values())
+        self.masker = Masker(options.secrets.values())
         self.container_prefix = f"ferry-{options.run_name}-{random_tokens.token_hex(3)}"
         # Regular jobs share the run's timeout; finally jobs keep their own time, as Tekton's
         # `timeouts.finally` gives them.
@@ -222,7 +222,7 @@ class _JobRunner:
         )
 
         def on_line(line: str) -> None:
-            self.observer.step_output(job=job.name, step=step.name, line=self.redactor.mask(line))
+            self.observer.step_output(job=job.name, step=step.name, line=self.masker.mask(line))
 
         outcome = await run_process(
             launch,

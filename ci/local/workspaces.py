@@ -89,13 +89,18 @@ class Workspaces:
     def prepare(self) -> None:
         """Check the commit out (and lay the uncommitted changes over it for WORKING_TREE)."""
         origin = self.origin
+        # Plain git commands rather than `Repo` objects: this is on the path of every
+        # `ferry run`, and a `Repo` reads config and starts helper processes it does not need.
+        # No template: hook samples are files every job's copy would carry for nothing.
         try:
-            with git.Repo(origin.repository) as repository:
-                with repository.clone(str(self.pristine), shared=True, no_checkout=True) as clone:
-                    clone.git.checkout("--quiet", "--detach", origin.sha)
-                if origin.source is WorkspaceSource.WORKING_TREE:
-                    _overlay_working_tree(repository, self.pristine)
-        except (git.GitCommandError, git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+            git.Git(origin.repository).clone(
+                "--quiet", "--template=", "--shared", "--no-checkout",
+                str(origin.repository), str(self.pristine),
+            )  # fmt: skip
+            git.Git(self.pristine).checkout("--quiet", "--detach", origin.sha)
+            if origin.source is WorkspaceSource.WORKING_TREE:
+                _overlay_working_tree(origin.repository, self.pristine)
+        except (git.GitCommandError, git.NoSuchPathError) as error:
             raise WorkspaceError(
                 f"cannot check out {origin.sha[:12]} from {origin.repository}: "
                 f"{_git_message(error)}"
@@ -115,12 +120,10 @@ class Workspaces:
         return target
 
 
-def _overlay_working_tree(repository: git.Repo, target: Path) -> None:
-    source = Path(repository.working_tree_dir or ".")
-    listed = repository.git.ls_files("-z", "--cached", "--others", "--exclude-standard")
+def _overlay_working_tree(source: Path, target: Path) -> None:
+    listed = git.Git(source).ls_files("-z", "--cached", "--others", "--exclude-standard")
     wanted = {name for name in listed.split("\0") if name}
-    with git.Repo(target) as checkout:
-        committed = {name for name in checkout.git.ls_files("-z").split("\0") if name}
+    committed = {name for name in git.Git(target).ls_files("-z").split("\0") if name}
     for name in committed:
         if name not in wanted or not os.path.lexists(source / name):
             (target / name).unlink(missing_ok=True)

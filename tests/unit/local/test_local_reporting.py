@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 
+from ci.local.masking import Masker
 from ci.local.outcomes import JobChange, JobResult, JobState, RunResult
 from ci.local.reporting import Reporter, format_seconds, status_line
 from ci.logs import Redactor
@@ -10,7 +11,7 @@ from ci.logs import Redactor
 def _reporter(*, interactive: bool = False) -> tuple[Reporter, io.StringIO]:
     stream = io.StringIO()
     return (
-        Reporter(stream=stream, redactor=Redactor(["hunter2-value"]), interactive=interactive),
+        Reporter(stream=stream, masker=Masker(["hunter2-value"]), interactive=interactive),
         stream,
     )
 
@@ -74,3 +75,9 @@ def test_format_seconds() -> None:
     assert format_seconds(0.04) == "0.0s"
     assert format_seconds(59.94) == "59.9s"
     assert format_seconds(3600) == "60m00s"
+
+
+def test_masking_follows_the_rule_of_ferrys_logs() -> None:
+    secrets = ["abc", "hunter2", "hunter2-long", "s3cret"]
+    text = "abc hunter2-long hunter2 s3cret on"
+    assert Masker(secrets).mask(text) == Redactor(secrets).mask(text) == "abc *** *** *** on"
