@@ -133,6 +133,11 @@ class Watcher:
         with self._lock:
             response = self._response
         if response is not None:
+            # `close` alone does not wake a thread blocked reading the socket (it would wait
+            # for the next bookmark, a minute away); urllib3's `shutdown` does.
+            shutdown = getattr(response, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
             response.close()
 
     # -- the middle loop --------------------------------------------------------------------
