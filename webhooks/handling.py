@@ -210,6 +210,7 @@ async def start_run(
             plan=_without_secrets(planned) if decision.trust is Trust.WITHOUT_SECRETS else planned,
             name_prefix=name_prefix,
             clone_token=await _clone_token(target) if _needs_token(decision, repository) else None,
+            concurrency_limit=spec.concurrency.limit or repository.concurrency_limit,
             forge=forge,
             forge_repository=target.name,
         )

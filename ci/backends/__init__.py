@@ -30,6 +30,8 @@ class RunRequest:
     # must land on the same name.
     name_prefix: str = ""
     clone_token: str | None = None  # None: clone without credentials
+    # Runs of one branch or pull request allowed at once; None: no limit.
+    concurrency_limit: int | None = None
     forge: ForgeClient  # where a backend that tracks its own runs reports them
     forge_repository: RepositoryName
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.backends import RunRequest, SubmittedRun
+from ci.kube import labels
 from ci.kube.pipeline_runs import (
-    BRANCH_LABEL,
     EVENT_LABEL,
-    PULL_REQUEST_LABEL,
     REPOSITORY_OBJECT_LABEL,
     REPOSITORY_UID_LABEL,
     PipelineRuns,
@@ -66,6 +65,14 @@ class TektonBackend:
             ),
         )
         run["metadata"]["labels"] |= repository_labels(repository)
+        group = _group_labels(request)
+        if request.concurrency_limit is not None and group is not None:
+            # Held back until the controller admits it under the group's limit.
+            run["metadata"]["labels"] |= {
+                labels.CONCURRENCY_GROUP: concurrency_group(repository, group),
+                labels.CONCURRENCY_LIMIT: str(request.concurrency_limit),
+            }
+            run["spec"]["status"] = labels.PENDING
         created = await asyncio.to_thread(self._runs.create, run)
         if request.clone_token and secret_name:
             # After the run, so the Secret can name it as owner and go when it goes. Until the
@@ -84,9 +91,9 @@ class TektonBackend:
         group = _group_labels(request)
         if group is None:
             return ()  # tags and manual runs have no "newer run of the same thing"
-        labels = repository_labels(request.repository) | group
+        selector = repository_labels(request.repository) | group
         runs = await asyncio.to_thread(
-            self._runs.list, request.repository.namespace, labels=labels
+            self._runs.list, request.repository.namespace, selector=selector
         )
         by_name = {run["metadata"]["name"]: run for run in runs}
         newest_run = by_name.get(newest)
@@ -99,8 +106,8 @@ class TektonBackend:
         return await self._cancel(request.repository.namespace, older)
 
     async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
-        labels = repository_labels(repository) | {PULL_REQUEST_LABEL: str(number)}
-        runs = await asyncio.to_thread(self._runs.list, repository.namespace, labels=labels)
+        selector = repository_labels(repository) | {labels.PULL_REQUEST: str(number)}
+        runs = await asyncio.to_thread(self._runs.list, repository.namespace, selector=selector)
         names = sorted(run["metadata"]["name"] for run in runs if is_unfinished(run))
         return await self._cancel(repository.namespace, names)
 
@@ -123,12 +130,17 @@ def repository_labels(repository: Repository) -> dict[str, str]:
     }
 
 
+def concurrency_group(repository: Repository, group: Mapping[str, str]) -> str:
+    """A label-safe name for the runs of one branch or pull request of one Repository."""
+    return label_value(".".join([repository.name, *group.values()]))
+
+
 def _group_labels(request: RunRequest) -> dict[str, str] | None:
     event = request.event
     if event.pull_request is not None:
-        return {PULL_REQUEST_LABEL: str(event.pull_request.number)}
+        return {labels.PULL_REQUEST: str(event.pull_request.number)}
     if event.kind is EventKind.PUSH and event.branch:
-        return {EVENT_LABEL: EventKind.PUSH.value, BRANCH_LABEL: label_value(event.branch)}
+        return {EVENT_LABEL: EventKind.PUSH.value, labels.BRANCH: label_value(event.branch)}
     return None
 
 

@@ -14,16 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ci.kube import labels
 from ci.kube.resources import PIPELINE_RUN
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
 # its uid so a run survives its Repository being recreated under the same name unconfused).
-REPOSITORY_OBJECT_LABEL = "ferry.dev/repository-object"
-REPOSITORY_UID_LABEL = "ferry.dev/repository-uid"
-BRANCH_LABEL = "ferry.dev/branch"
-PULL_REQUEST_LABEL = "ferry.dev/pull-request"
-EVENT_LABEL = "ferry.dev/event"
-MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=ferry"
+REPOSITORY_OBJECT_LABEL = f"{labels.PREFIX}repository-object"
+REPOSITORY_UID_LABEL = f"{labels.PREFIX}repository-uid"
+EVENT_LABEL = f"{labels.PREFIX}event"
 CANCELLED = "Cancelled"  # Tekton v1's spec.status for "stop everything now"
 
 
@@ -110,13 +108,13 @@ class PipelineRuns:
             raise
         return dict(found)
 
-    def list(self, namespace: str, *, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Ferry's runs in `namespace` carrying all of `labels`."""
-        selector = ",".join([MANAGED_BY_SELECTOR, *(f"{k}={v}" for k, v in labels.items())])
+    def list(self, namespace: str, *, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Ferry's runs in `namespace` carrying all the labels of `selector`."""
+        wanted = ",".join([labels.MANAGED_SELECTOR, *(f"{k}={v}" for k, v in selector.items())])
         kind = PIPELINE_RUN
         with translate_api_errors(f"list PipelineRuns in {namespace}"):
             listed: Any = self._custom.list_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural, label_selector=selector,
+                kind.group, kind.version, namespace, kind.plural, label_selector=wanted,
                 _request_timeout=self._timeout,
             )
         items: list[dict[str, Any]] = listed.get("items") or []
@@ -167,7 +165,7 @@ class PipelineRuns:
             "metadata": {
                 "name": name,
                 "namespace": run.namespace,
-                "labels": {"app.kubernetes.io/managed-by": "ferry"},
+                "labels": {labels.MANAGED_BY: labels.MANAGED_BY_FERRY},
                 "ownerReferences": [
                     {
                         "apiVersion": PIPELINE_RUN.api_version,

@@ -1,0 +1,302 @@
+"""The receiver against the real API server: Repository objects and Secrets created for real,
+PipelineRuns read back, the fake forge (validating every call) standing in for GitHub."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from ci.backends.tekton import TektonBackend, TektonOptions
+from ci.forges.types import ForgeKind
+from ci.kube.connecting import KubernetesSettings as Connection
+from ci.kube.connecting import api_client
+from ci.kube.pipeline_runs import PipelineRuns
+from ci.settings import KubernetesSettings, Settings
+from tests.cluster.control_plane import ControlPlane
+from tests.cluster.resources import Kube
+from tests.cluster.tekton import TEKTON_API
+from tests.fakeforge import FakeForge
+from webhooks.app import create_app
+
+CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "github" / "webhooks"
+SECRET = "integration-hook-secret"
+TOKEN = "test-token"
+SPEC = """\
+jobs:
+  test:
+    image: alpine
+    secrets:
+      API_KEY: deploy/key
+    steps:
+      - run: echo hello
+"""
+WAIT_SECONDS = 30.0
+
+
+@dataclass
+class Receiver:
+    client: TestClient
+    forge: FakeForge
+    kube: Kube
+    namespace: str
+    owner_name: str  # unique per test: Repository URLs never clash across tests
+
+    @property
+    def url(self) -> str:
+        return f"https://github.com/{self.owner_name}"
+
+    def payload(self, name: str) -> dict[str, Any]:
+        """A contract payload moved to this test's repository."""
+        data: dict[str, Any] = json.loads((CONTRACTS / name).read_bytes())
+        repository = data["repository"]
+        repository |= {
+            "full_name": self.owner_name,
+            "html_url": self.url,
+            "clone_url": f"{self.url}.git",
+        }
+        pull_request = data.get("pull_request")
+        if pull_request:
+            pull_request["base"]["repo"] = dict(repository)
+            pull_request["head"]["repo"] = dict(repository)
+        return data
+
+    def post(self, payload: dict[str, Any], *, event: str, delivery: str = "d-1",
+             secret: str = SECRET) -> Any:
+        body = json.dumps(payload).encode()
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return self.client.post(
+            "/hooks",
+            content=body,
+            headers={
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": delivery,
+                "X-Hub-Signature-256": f"sha256={digest}",
+                "Content-Type": "application/json",
+            },
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        listed = self.kube.get(f"/apis/{TEKTON_API}/namespaces/{self.namespace}/pipelineruns")
+        items: list[dict[str, Any]] = listed["items"]
+        return items
+
+    def add_repository(self, name: str, **spec: Any) -> dict[str, Any]:
+        created = self.kube.create(
+            {
+                "apiVersion": "ferry.dev/v1alpha1",
+                "kind": "Repository",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {
+                    "forge": "github",
+                    "url": self.url,
+                    "apiURL": self.forge.api_url,
+                    "secretRef": {"name": "forge"},
+                    **spec,
+                },
+            }
+        )
+        return created
+
+
+def _wait(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def receiver_for(
+    cluster: ControlPlane, kube: Kube, namespace: str
+) -> Iterator[Callable[..., Receiver]]:
+    clients: list[TestClient] = []
+
+    def start(**repository_spec: Any) -> Receiver:
+        forge = FakeForge(ForgeKind.GITHUB)
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "forge", "namespace": namespace},
+                "stringData": {"webhook-secret": SECRET, "token": TOKEN},
+            }
+        )
+        receiver = Receiver(
+            client=TestClient(create_app(
+                Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig)),
+                forge_transport=forge.transport(),
+            )),
+            forge=forge,
+            kube=kube,
+            namespace=namespace,
+            owner_name=f"acme/{namespace}",
+        )
+        receiver.client.__enter__()
+        clients.append(receiver.client)
+        receiver.add_repository("app", **repository_spec)
+        index = receiver.client.app.state.runtime.receiver.repositories  # type: ignore[attr-defined]
+        _wait(lambda: index.lookup(receiver.url) is not None, "the Repository in the index")
+        assert receiver.client.get("/readyz").status_code == 200
+        return receiver
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def _push(receiver: Receiver, spec: str = SPEC) -> tuple[dict[str, Any], str]:
+    payload = receiver.payload("push.commits.json")
+    sha = payload["after"]
+    receiver.forge.add_file(receiver.owner_name, sha, ".ci.yaml", spec)
+    return payload, sha
+
+
+def test_signed_push_creates_one_labelled_run_even_redelivered_100_times(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for()
+    payload, sha = _push(receiver)
+    first = receiver.post(payload, event="push")
+    assert first.status_code == 202, first.text
+    [name] = first.json()["pipelineRuns"]
+    for attempt in range(100):
+        # Half under the same delivery id, half as new deliveries of the same event.
+        again = receiver.post(payload, event="push", delivery=f"d-{attempt % 2 + 1}")
+        assert again.status_code == 202 and again.json()["pipelineRuns"] == [name]
+    [run] = receiver.runs()
+    labels = run["metadata"]["labels"]
+    assert run["metadata"]["name"] == name
+    assert run["metadata"]["namespace"] == receiver.namespace
+    assert labels["ferry.dev/repository-object"] == "app"
+    assert labels["ferry.dev/sha"] == sha
+    assert labels["ferry.dev/branch"] == payload["ref"].removeprefix("refs/heads/")
+    assert labels["app.kubernetes.io/managed-by"] == "ferry"
+    statuses = receiver.forge.statuses_for(receiver.owner_name, sha)
+    assert statuses and all(s["state"] == "pending" for s in statuses)
+    receiver.forge.assert_no_violations()
+
+
+def test_bad_signature_creates_nothing(receiver_for: Callable[..., Receiver]) -> None:
+    receiver = receiver_for()
+    payload, _ = _push(receiver)
+    response = receiver.post(payload, event="push", secret="not-the-secret")
+    assert response.status_code == 401
+    assert receiver.runs() == [] and receiver.forge.requests == []
+
+
+def test_fork_pull_request_run_has_no_secret_refs(receiver_for: Callable[..., Receiver]) -> None:
+    receiver = receiver_for()
+    payload = receiver.payload("pull_request.opened.json")
+    pull_request = payload["pull_request"]
+    pull_request["head"]["repo"] = dict(pull_request["head"]["repo"], full_name="mallory/fork")
+    receiver.forge.add_file(receiver.owner_name, pull_request["head"]["sha"], ".ci.yaml", SPEC)
+    response = receiver.post(payload, event="pull_request")
+    assert response.status_code == 202, response.text
+    [run] = receiver.runs()
+    assert "secretKeyRef" not in json.dumps(run)
+    assert run["metadata"]["labels"]["ferry.dev/pull-request"] == str(payload["number"])
+
+
+def test_invalid_spec_fails_the_commit_with_line_and_column(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for()
+    payload, sha = _push(receiver, spec="jobs:\n  test:\n    image: alpine\n    steps: nope\n")
+    response = receiver.post(payload, event="push")
+    assert response.status_code == 202
+    [status] = receiver.forge.statuses_for(receiver.owner_name, sha)
+    assert status["state"] == "failure"
+    assert ".ci.yaml:4:" in status["description"], status
+    assert receiver.runs() == []
+
+
+def test_closed_pull_request_cancels_its_running_runs(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for()
+    opened = receiver.payload("pull_request.opened.json")
+    receiver.forge.add_file(
+        receiver.owner_name, opened["pull_request"]["head"]["sha"], ".ci.yaml", SPEC
+    )
+    assert receiver.post(opened, event="pull_request").status_code == 202
+    closed = copy.deepcopy(opened) | {"action": "closed"}
+    response = receiver.post(closed, event="pull_request", delivery="d-closed")
+    assert response.status_code == 202
+    [run] = receiver.runs()
+    assert response.json()["cancelled"] == [run["metadata"]["name"]]
+    assert run["spec"]["status"] == "Cancelled"
+
+
+def test_private_repository_runs_clone_with_a_secret_the_run_owns(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for(private=True)
+    payload, _ = _push(receiver)
+    assert receiver.post(payload, event="push").status_code == 202
+    [run] = receiver.runs()
+    name = run["metadata"]["name"]
+    secret = receiver.kube.get(f"/api/v1/namespaces/{receiver.namespace}/secrets/{name}-clone")
+    [owner] = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "PipelineRun", name, run["metadata"]["uid"])
+    assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
+    clone = run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"]["steps"][0]
+    assert clone["env"][0]["valueFrom"]["secretKeyRef"]["name"] == f"{name}-clone"
+
+
+def test_two_repositories_with_one_url_are_a_409_naming_both(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for()
+    receiver.add_repository("app-again")
+    index = receiver.client.app.state.runtime.receiver.repositories  # type: ignore[attr-defined]
+    _wait(lambda: not hasattr(index.lookup(receiver.url), "uid"), "the conflict in the index")
+    payload, _ = _push(receiver)
+    response = receiver.post(payload, event="push")
+    assert response.status_code == 409
+    message = response.json()["error"]
+    assert f"{receiver.namespace}/app" in message and f"{receiver.namespace}/app-again" in message
+    assert receiver.runs() == []
+
+
+def test_unreachable_api_server_is_503(
+    receiver_for: Callable[..., Receiver], cluster: ControlPlane, tmp_path: Path
+) -> None:
+    receiver = receiver_for()
+    # The same credentials, pointed at a port nobody listens on.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{dead_port}"
+    dead_kubeconfig = tmp_path / "dead-kubeconfig"
+    dead_kubeconfig.write_text(yaml.safe_dump(config))
+    with api_client(Connection(kubeconfig=dead_kubeconfig, request_timeout=2.0)) as dead:
+        runtime = receiver.client.app.state.runtime  # type: ignore[attr-defined]
+        live = runtime.receiver.backend
+        runtime.receiver.backend = TektonBackend(
+            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions()
+        )
+        try:
+            payload, _ = _push(receiver)
+            response = receiver.post(payload, event="push")
+        finally:
+            runtime.receiver.backend = live
+    assert response.status_code == 503, response.text
+    assert "Kubernetes API is unavailable" in response.json()["error"]
+    assert receiver.runs() == []
