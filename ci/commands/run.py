@@ -100,7 +100,11 @@ def _run_command(args: argparse.Namespace) -> int:
     spec_path = Path(args.file)
     spec = _load(spec_path, name=args.file)
     try:
-        checkout = read_checkout(spec_path.resolve().parent, sha=args.sha)
+        checkout = read_checkout(
+            spec_path.resolve().parent,
+            sha=args.sha,
+            tags=args.event is EventKind.TAG and not args.tag,
+        )
         secrets_given = parse_secret_arguments(args.secret)
         engine = find_engine(args.engine, base=base_environment()) if args.engine else None
     except (CheckoutError, SecretArgumentError, EngineNotFoundError) as error:

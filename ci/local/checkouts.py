@@ -26,7 +26,7 @@ class Checkout:
     root: Path  # the working tree's top directory
     sha: str  # the commit asked for (HEAD by default), in full
     branch: str | None  # the branch checked out; None when HEAD is detached
-    tags: tuple[str, ...]  # tags pointing at `sha`, sorted
+    tags: tuple[str, ...]  # tags pointing at `sha`, sorted (when asked for)
     repository: str  # "owner/name" from `origin`, else "local/<directory name>"
     repository_url: str  # `origin`'s URL, else the working tree's path
     author: str  # the commit's author name
@@ -36,8 +36,11 @@ class Checkout:
 _OWNER_AND_NAME = re.compile(r"([^/:]+)/([^/:]+?)(?:\.git)?/?$")
 
 
-def read_checkout(directory: Path, *, sha: str | None = None) -> Checkout:
-    """Describe the git checkout holding `directory` (raises `CheckoutError`)."""
+def read_checkout(directory: Path, *, sha: str | None = None, tags: bool = False) -> Checkout:
+    """Describe the git checkout holding `directory` (raises `CheckoutError`).
+
+    `tags`: also list the tags on the commit (one more git command; only tag events need it).
+    """
     try:
         with git.Repo(directory, search_parent_directories=True) as repository:
             root = Path(repository.working_tree_dir or directory).resolve()
@@ -47,7 +50,9 @@ def read_checkout(directory: Path, *, sha: str | None = None) -> Checkout:
                 what = f"`{sha}`" if sha else "HEAD (the repository has no commit yet)"
                 raise CheckoutError(f"cannot find commit {what} in {root}") from error
             branch = None if repository.head.is_detached else repository.active_branch.name
-            tags = sorted(tag.name for tag in repository.tags if tag.commit == commit)
+            on_commit = (
+                repository.git.tag("--points-at", commit.hexsha).split() if tags else []
+            )
             url = next(
                 (remote.url for remote in repository.remotes if remote.name == "origin"), ""
             )
@@ -55,7 +60,7 @@ def read_checkout(directory: Path, *, sha: str | None = None) -> Checkout:
                 root=root,
                 sha=commit.hexsha,
                 branch=branch,
-                tags=tuple(tags),
+                tags=tuple(sorted(on_commit)),
                 repository=_repository_name(url) or f"local/{root.name}",
                 repository_url=url or str(root),
                 author=str(commit.author.name or ""),

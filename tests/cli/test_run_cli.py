@@ -567,3 +567,21 @@ def test_a_spec_in_a_subdirectory_runs_in_that_directory(tmp_path: Path) -> None
     result = ferry_run(app)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "build/run-1 | index.html" in result.stdout
+
+
+def test_a_tag_event_takes_the_tag_on_the_commit(tmp_path: Path) -> None:
+    repository = _repository(
+        tmp_path / "repo",
+        """
+        jobs:
+          release:
+            when:
+              tag: v*
+            steps:
+              - run: echo "releasing $FERRY_TAG from $FERRY_REF"
+        """,
+    )
+    _git(repository, "tag", "v1.2.0")
+    result = ferry_run(repository, "--event", "tag")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "releasing v1.2.0 from refs/tags/v1.2.0" in result.stdout
