@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 # Listed here, imported lazily: `ferry lint` must not pay for the Kubernetes client.
-SUBCOMMANDS: tuple[str, ...] = ("controller", "lint", "render", "run", "schema")
+SUBCOMMANDS: tuple[str, ...] = ("controller", "lint", "render", "run", "schema", "serve")
 
 Handler = Callable[[argparse.Namespace], int]
 

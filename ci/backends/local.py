@@ -234,8 +234,11 @@ class LocalBackend:
                 git.Repo(mirror) if mirror.is_dir() else git.Repo.init(mirror, bare=True)
             )
             with repository, repository.git.custom_environment(**environment):
+                # Under a ref of its own: the per-job checkouts clone the mirror, and see
+                # only what refs reach. Full history (no --depth): the mirror is reused, so
+                # later fetches are small, and a shallow mirror cannot be cloned from.
                 try:
-                    repository.git.fetch("--quiet", "--depth=1", "--", url, sha)
+                    repository.git.fetch("--quiet", "--", url, f"+{sha}:refs/ferry/{sha}")
                 except git.GitCommandError:
                     # Servers that refuse a bare sha: fetch the refs, which hold it.
                     refs = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
