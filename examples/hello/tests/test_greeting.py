@@ -1,9 +1,11 @@
+import unittest
+
 from hello import greeting
 
 
-def test_greets_by_name() -> None:
-    assert greeting("Ferry") == "Hello, Ferry!"
+class GreetingTest(unittest.TestCase):
+    def test_greets_by_name(self) -> None:
+        self.assertEqual(greeting("Ferry"), "Hello, Ferry!")
 
-
-def test_blank_name_greets_the_world() -> None:
-    assert greeting("  ") == "Hello, world!"
+    def test_blank_name_greets_the_world(self) -> None:
+        self.assertEqual(greeting("  "), "Hello, world!")
