@@ -119,17 +119,17 @@ git -c safe.directory='*' checkout --quiet --detach FETCH_HEAD
 # header set through git's environment config: never in argv, never written to .git/config,
 # where later steps (the repository's own code) could read it. `x-access-token` is a user
 # name GitHub, Gitea and GitLab all accept with a token as the password.
-_TOKEN_FETCH = """\
+_PLAIN_FETCH = """\
 git -c safe.directory='*' fetch --quiet --depth 1 origin "$FERRY_SHA"
 """
-_TOKEN_FETCH_WITH_HEADER = """\
+_FETCH_WITH_HEADER = """\
 basic=$(printf 'x-access-token:%s' "$FERRY_CLONE_TOKEN" | base64 | tr -d '\\n')
 GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader \\
   GIT_CONFIG_VALUE_0="Authorization: Basic $basic" \\
   git -c safe.directory='*' fetch --quiet --depth 1 origin "$FERRY_SHA"
 unset basic
 """
-CLONE_TOKEN_ENV = "FERRY_CLONE_TOKEN"
+CLONE_TOKEN_ENV = "FERRY_CLONE_TOKEN"  # noqa: S105 (a variable name, not a secret)
 CLONE_TOKEN_KEY = "token"  # noqa: S105 (the key's name in the clone Secret, not a secret)
 
 # Re-run this very file (Tekton writes the script to a file: $0) under bash when there is one.
@@ -371,7 +371,7 @@ def _clone_step(options: CompileOptions) -> dict[str, Any]:
         "name": "clone",
         "image": options.clone_image,
         "env": [{"name": CLONE_TOKEN_ENV, "valueFrom": secret}],
-        "script": _CLONE_SCRIPT.replace(_TOKEN_FETCH, _TOKEN_FETCH_WITH_HEADER),
+        "script": _CLONE_SCRIPT.replace(_PLAIN_FETCH, _FETCH_WITH_HEADER),
     }
 
 
