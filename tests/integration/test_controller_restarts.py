@@ -1,0 +1,184 @@
+"""The controller killed, the forge failing, two replicas: statuses still arrive, once.
+
+Exactly once has one honest limit. A status the forge acknowledged just before a SIGKILL,
+before the controller wrote that down, is sent again by the next incarnation: no forge offers
+an idempotency key for statuses. The controller writes each report ahead of sending it, so it
+knows when that window was hit and records it on the run (`doubts` in `ferry.dev/reported`).
+These tests allow a repeat only where the run records such a doubt, and count them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from tests.cluster.resources import Kube
+from tests.integration.controller_fixtures import (
+    OWNER_NAME,
+    ControllerProcess,
+    ServedForge,
+    controller,
+    create_repository,
+    ferry_run,
+    reported,
+    served_forge,
+    set_condition,
+    sha_for,
+    wait_for,
+)
+
+__all__ = ["controller", "served_forge"]
+
+FINALS = {  # Tekton reason -> (condition status, commit status state)
+    "Succeeded": ("True", "success"),
+    "Failed": ("False", "failure"),
+    "Cancelled": ("False", "error"),
+    "PipelineRunTimeout": ("False", "failure"),
+}
+
+
+def _final_acknowledged(kube: Kube, namespace: str, name: str) -> bool:
+    entry = reported(kube, namespace, name).get("ack", {}).get("run")
+    return entry is not None and entry[0] not in ("queued", "running")
+
+
+def _drive(kube: Kube, namespace: str, names: list[str], outcomes: dict[str, str],
+           rng: random.Random, done: threading.Event) -> None:
+    """Move every run to running, then to its final condition, at random moments."""
+    try:
+        for name in names:
+            set_condition(kube, namespace, name, "Unknown", "Running")
+            time.sleep(rng.uniform(0.0, 0.1))
+        for name in names:
+            status, _ = FINALS[outcomes[name]]
+            set_condition(kube, namespace, name, status, outcomes[name])
+            time.sleep(rng.uniform(0.0, 0.15))
+    finally:
+        done.set()
+
+
+def _check_exactly_once(kube: Kube, namespace: str, served: ServedForge, names: list[str],
+                        outcomes: dict[str, str]) -> int:
+    """Every run has its one final status (a repeat only where a doubt is recorded);
+    returns the number of doubts."""
+    doubts_total = 0
+    problems = []
+    for index, name in enumerate(names):
+        memory = reported(kube, namespace, name)
+        doubts = Counter(memory.get("doubts", []))
+        posted = served.forge.statuses_for(OWNER_NAME, sha_for(index))
+        finals = [s["state"] for s in posted if s["state"] != "pending"]
+        expected = FINALS[outcomes[name]][1]
+        final_conclusion = memory["ack"]["run"][0]
+        allowed = 1 + doubts[f"run={final_conclusion}"]
+        doubts_total += sum(doubts.values())
+        if not finals:
+            problems.append(f"{name}: final status lost")
+        elif set(finals) != {expected} or len(finals) > allowed:
+            problems.append(f"{name}: finals {finals}, expected one {expected} "
+                            f"(+{allowed - 1} recorded doubts)")
+        pendings = [s for s in posted if s["state"] == "pending"]
+        if len(pendings) > 2 + sum(n for k, n in doubts.items() if not k.startswith("run=s")):
+            problems.append(f"{name}: {len(pendings)} pending statuses")
+    assert not problems, "\n".join(problems)
+    return doubts_total
+
+
+def test_sigkill_at_random_points_loses_and_repeats_nothing(
+    kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
+) -> None:
+    rng = random.Random(5)  # seeded: a failure replays the same kills
+    create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=100)
+    names = [f"run-{index:02d}" for index in range(50)]
+    outcomes = {name: rng.choice(sorted(FINALS)) for name in names}
+    controller.start()
+    for index, name in enumerate(names):
+        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+    done = threading.Event()
+    driver = threading.Thread(target=_drive, args=(kube, namespace, names, outcomes,
+                                                   random.Random(6), done), daemon=True)
+    driver.start()
+    kills = 0
+    while not done.is_set() or kills < 6:
+        time.sleep(rng.uniform(0.3, 2.0))
+        controller.kill()
+        kills += 1
+        controller.start()
+    driver.join()
+    wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
+             what="every final status acknowledged", controller=controller, timeout=300)
+    doubts = _check_exactly_once(kube, namespace, served_forge, names, outcomes)
+    print(f"\n{kills} SIGKILLs over {len(names)} runs; {doubts} reports re-sent in doubt")
+
+
+def test_a_forge_failing_30_percent_still_gets_every_status_once(
+    kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
+) -> None:
+    served_forge.forge.faults.rate = 0.3  # 500 or 429 (Retry-After: 1)
+    create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=100)
+    rng = random.Random(7)
+    names = [f"run-{index:02d}" for index in range(12)]
+    outcomes = {name: rng.choice(sorted(FINALS)) for name in names}
+    controller.start()
+    controller.wait_ready()
+    for index, name in enumerate(names):
+        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+    _drive(kube, namespace, names, outcomes, random.Random(8), threading.Event())
+    wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
+             what="every final status acknowledged", controller=controller, timeout=300)
+    assert served_forge.forge.faults.injected > 0
+    assert _check_exactly_once(kube, namespace, served_forge, names, outcomes) == 0
+    for index, name in enumerate(names):
+        states = [s["description"].split(" in ")[0]
+                  for s in served_forge.forge.statuses_for(OWNER_NAME, sha_for(index))]
+        # A retry reports the newest state, so a failed "Queued" may never be shown; what is
+        # shown moves forward only, each state once.
+        stages = [{"Queued": 0, "Running": 1}.get(state, 2) for state in states]
+        assert stages == sorted(set(stages)), (name, states)
+    retried = [e for e in controller.logs() if e.get("event") == "report failed; will retry"]
+    assert retried, "the faults were retried"
+
+
+def test_two_controllers_with_a_lease_only_one_reports(
+    kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
+) -> None:
+    create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=100)
+    standby = ControllerProcess(controller.cluster, namespace, controller.log_dir,
+                                identity="standby")
+    controller.start()
+    controller.wait_ready()
+    standby.start()
+    try:
+        names = [f"first-{index}" for index in range(5)]
+        for index, name in enumerate(names):
+            kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+            set_condition(kube, namespace, name, "True", "Succeeded")
+        wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
+                 what="first runs reported", controller=controller)
+        assert _reporters(controller, standby) == {"controller"}
+
+        controller.kill()  # the leader dies holding the lease; the standby waits it out
+        standby.wait_ready()
+        later = [f"later-{index}" for index in range(5)]
+        for index, name in enumerate(later, start=len(names)):
+            kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+            set_condition(kube, namespace, name, "True", "Succeeded")
+        wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in later),
+                 what="later runs reported by the standby", controller=standby)
+        assert _reporters(standby) == {"standby"}
+        for index in range(len(names) + len(later)):
+            finals = [s for s in served_forge.forge.statuses_for(OWNER_NAME, sha_for(index))
+                      if s["state"] != "pending"]
+            assert len(finals) == 1
+    finally:
+        standby.stop()
+
+
+def _reporters(*processes: ControllerProcess) -> set[str]:
+    found: set[Any] = set()
+    for process in processes:
+        found |= {process.identity for entry in process.logs() if entry.get("event") == "reported"}
+    return found
