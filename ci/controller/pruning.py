@@ -20,5 +20,7 @@ def reported_final(run: RunSnapshot) -> bool:
 def to_prune(runs: Iterable[RunSnapshot], *, keep: int) -> list[RunSnapshot]:
     """Of one Repository's runs, the finished ones beyond the newest `keep` finished."""
     finished = [run for run in runs if run.conclusion.final and not run.deleting]
-    finished.sort(key=lambda run: (run.completion_time or run.created, run.name), reverse=True)
+    # Timestamps have one-second resolution: ties fall back on creation, then on the name.
+    finished.sort(key=lambda run: (run.completion_time or run.created, run.created, run.name),
+                  reverse=True)
     return [run for run in finished[max(0, keep):] if reported_final(run)]

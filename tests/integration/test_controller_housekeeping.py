@@ -1,0 +1,89 @@
+"""Admission under a concurrency limit and pruning beyond keepRuns, on the real API server."""
+
+from __future__ import annotations
+
+from ci.kube import labels
+from tests.cluster.resources import Kube
+from tests.integration.controller_fixtures import (
+    ControllerProcess,
+    ServedForge,
+    controller,
+    create_repository,
+    ferry_run,
+    reported,
+    run_path,
+    served_forge,
+    set_condition,
+    sha_for,
+    wait_for,
+)
+
+__all__ = ["controller", "served_forge"]
+
+
+def _pending(kube: Kube, namespace: str, name: str) -> bool:
+    return kube.get(run_path(namespace, name))["spec"].get("status") == labels.PENDING
+
+
+def test_pending_runs_are_admitted_in_creation_order_one_slot_at_a_time(
+    kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
+) -> None:
+    create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=100)
+    group = {labels.CONCURRENCY_GROUP: "branch-main"}
+    limit = {labels.CONCURRENCY_LIMIT: "1"}
+    names = ["first", "second", "third"]
+    for index, name in enumerate(names):
+        kube.create(ferry_run(namespace, name, sha=sha_for(index), extra_labels=group,
+                              extra_annotations=limit))
+    # Another group is not held back by this one.
+    kube.create(ferry_run(namespace, "elsewhere", sha=sha_for(9),
+                          extra_labels={labels.CONCURRENCY_GROUP: "pr-7"},
+                          extra_annotations=limit))
+    controller.start()
+
+    wait_for(lambda: not _pending(kube, namespace, "first"), what="first admitted",
+             controller=controller)
+    wait_for(lambda: not _pending(kube, namespace, "elsewhere"), what="other group admitted",
+             controller=controller)
+    assert _pending(kube, namespace, "second")
+    assert _pending(kube, namespace, "third")
+
+    # The admitted run finishes (as Tekton would write it): its slot goes to the next.
+    set_condition(kube, namespace, "first", "False", "Cancelled")
+    wait_for(lambda: not _pending(kube, namespace, "second"), what="second admitted",
+             controller=controller)
+    assert _pending(kube, namespace, "third")
+
+    # A restarted controller decides from the API server's state alone.
+    controller.kill()
+    controller.start()
+    set_condition(kube, namespace, "second", "False", "Cancelled")
+    wait_for(lambda: not _pending(kube, namespace, "third"), what="third admitted",
+             controller=controller)
+
+
+def test_finished_runs_beyond_keep_runs_are_deleted_after_their_final_report(
+    kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
+) -> None:
+    create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=2)
+    controller.start()
+    names = ["run-1", "run-2", "run-3", "run-4"]  # one second may hold them all: names order
+    for index, name in enumerate(names):
+        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+    kube.create(ferry_run(namespace, "still-running", sha=sha_for(8)))
+    for name in names:
+        set_condition(kube, namespace, name, "True", "Succeeded")
+
+    def exists(name: str) -> bool:
+        return kube.exists(run_path(namespace, name))
+
+    wait_for(lambda: not exists("run-1") and not exists("run-2"), what="old runs pruned",
+             controller=controller)
+    assert exists("run-3") and exists("run-4") and exists("still-running")
+    for name in ("run-3", "run-4"):
+        assert reported(kube, namespace, name)["ack"]["run"][0] == "success"
+    # Pruned runs were reported before they went.
+    for index in (0, 1):
+        states = [s["state"] for s in served_forge.forge.statuses_for("acme/widget",
+                                                                      sha_for(index))]
+        assert states[-1] == "success"
