@@ -27,8 +27,9 @@ import yaml
 from openapi_core import OpenAPI
 
 from ci.forges.types import ForgeKind
+from tests.contracts import CONTRACTS as _CONTRACTS
 
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts"
+CONTRACTS = _CONTRACTS
 HERE = Path(__file__).resolve().parent
 
 # Where each fake serves its API, as the clients are configured in tests.

@@ -28,10 +28,11 @@ from ci.settings import KubernetesSettings, Settings
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TEKTON_API
+from tests.contracts import CONTRACTS
 from tests.fakeforge import FakeForge
 from webhooks.app import create_app
 
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "github" / "webhooks"
+CONTRACTS = CONTRACTS / "github" / "webhooks"
 SECRET = "integration-hook-secret"
 TOKEN = "test-token"
 SPEC = """\
@@ -73,8 +74,9 @@ class Receiver:
             pull_request["head"]["repo"] = dict(repository)
         return data
 
-    def post(self, payload: dict[str, Any], *, event: str, delivery: str = "d-1",
-             secret: str = SECRET) -> Any:
+    def post(
+        self, payload: dict[str, Any], *, event: str, delivery: str = "d-1", secret: str = SECRET
+    ) -> Any:
         body = json.dumps(payload).encode()
         digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         return self.client.post(
@@ -136,10 +138,12 @@ def receiver_for(
             }
         )
         receiver = Receiver(
-            client=TestClient(create_app(
-                Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig)),
-                forge_transport=forge.transport(),
-            )),
+            client=TestClient(
+                create_app(
+                    Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig)),
+                    forge_transport=forge.transport(),
+                )
+            ),
             forge=forge,
             kube=kube,
             namespace=namespace,
@@ -252,7 +256,10 @@ def test_private_repository_runs_clone_with_a_secret_the_run_owns(
     secret = receiver.kube.get(f"/api/v1/namespaces/{receiver.namespace}/secrets/{name}-clone")
     [owner] = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"]) == (
-        "PipelineRun", name, run["metadata"]["uid"])
+        "PipelineRun",
+        name,
+        run["metadata"]["uid"],
+    )
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
     clone = run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"]["steps"][0]
     assert clone["env"][0]["valueFrom"]["secretKeyRef"]["name"] == f"{name}-clone"

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ci.forges.types import ForgeKind
+from tests.contracts import CONTRACTS as _CONTRACTS
 
-CONTRACTS = Path(__file__).resolve().parents[4] / "shared" / "contracts"
+CONTRACTS = _CONTRACTS
 
 # GitLab's event header names, by the body's object_kind (contracts/gitlab/WEBHOOKS.md).
 GITLAB_EVENTS = {

@@ -28,12 +28,11 @@ from pipelines.linting import load_spec
 from pipelines.planning import Plan, plan
 from pipelines.tekton import CompileOptions, compile_pipeline_run, to_yaml
 from pipelines.tekton_rules import violations
+from tests.contracts import CONTRACTS
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden"
-CRDS = Path(
-    os.environ.get("FERRY_CONTRACTS", ROOT.parent / "shared" / "contracts")
-) / "tekton" / "crds"
+CRDS = CONTRACTS / "tekton" / "crds"
 CASES = sorted(path.name.removesuffix(".ci.yaml") for path in GOLDEN.glob("*.ci.yaml"))
 # Fixed, so the golden files do not change with the package version.
 OPTIONS = CompileOptions(namespace="team-widget", ferry_version="0.1.0")
@@ -114,8 +113,11 @@ def test_strict_schema_catches_a_typo() -> None:
     with pytest.raises(jsonschema.ValidationError):
         _validate(
             _crd_schema("300-task.yaml")["properties"]["spec"],
-            {k: v for k, v in run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"].items()
-             if k != "metadata"},
+            {
+                k: v
+                for k, v in run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"].items()
+                if k != "metadata"
+            },
         )
 
 

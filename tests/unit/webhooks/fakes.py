@@ -14,11 +14,12 @@ from ci.forges.types import ForgeKind
 from ci.kube.repositories import Repository
 from ci.settings import LocalRepository, LocalSettings, Settings, WebhookSettings
 from pipelines.tekton import pipeline_run_name
+from tests.contracts import CONTRACTS as _CONTRACTS
 from tests.fakeforge.descriptions import API_PREFIXES
 
 SECRET = "hook-secret-for-tests"
 TOKEN = "test-token"
-CONTRACTS = Path(__file__).resolve().parents[4] / "shared" / "contracts"
+CONTRACTS = _CONTRACTS
 SPEC = """\
 jobs:
   test:
@@ -76,17 +77,16 @@ def local_repository(kind: ForgeKind, url: str, **overrides: Any) -> LocalReposi
     return LocalRepository(**(values | overrides))
 
 
-def settings_for(
-    state: Path, repositories: list[LocalRepository], **webhooks: Any
-) -> Settings:
+def settings_for(state: Path, repositories: list[LocalRepository], **webhooks: Any) -> Settings:
     return Settings(
         webhooks=WebhookSettings(**webhooks),
         local=LocalSettings(repositories=tuple(repositories), state_directory=state),
     )
 
 
-def signed_headers(kind: ForgeKind, body: bytes, headers: dict[str, str], *,
-                   secret: str = SECRET) -> dict[str, str]:
+def signed_headers(
+    kind: ForgeKind, body: bytes, headers: dict[str, str], *, secret: str = SECRET
+) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if kind is ForgeKind.GITHUB:
         return headers | {"X-Hub-Signature-256": f"sha256={digest}"}
