@@ -7,6 +7,7 @@ which the process should exit and be restarted as a standby).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import threading
@@ -97,7 +98,11 @@ class _Controller:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         watch_stop = loop.create_task(self._watch_stop(stop, stopping))
-        client = api_client(settings.kubernetes)
+        kubernetes = settings.kubernetes
+        if kubernetes.pool_size is None:
+            # Every worker may be in an API call at once; a smaller pool serialises them.
+            kubernetes = dataclasses.replace(kubernetes, pool_size=settings.workers + 8)
+        client = api_client(kubernetes)
         http = httpx.AsyncClient(timeout=settings.forge_timeout)
         server = None
         try:
@@ -223,12 +228,15 @@ class _Controller:
             self._watch(api=api, kind=TASK_RUN, consumer=consumer, namespace=namespace,
                         selector=labels.MANAGED_SELECTOR)
         await self._wait_listed(task_run_consumers, stopping)
+        run_consumers = []
         for namespace in namespaces:
-            self._watch(api=api, kind=PIPELINE_RUN,
-                        consumer=PipelineRunConsumer(store, namespace=namespace),
+            consumer = _FirstList(PipelineRunConsumer(store, namespace=namespace))
+            run_consumers.append(consumer)
+            self._watch(api=api, kind=PIPELINE_RUN, consumer=consumer,
                         namespace=namespace, selector=labels.MANAGED_SELECTOR)
         log.info("controller running", identity=self._identity,
                  namespaces=list(settings.namespaces) or "*")
+        resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
         keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
         stopped = asyncio.get_running_loop().create_task(stopping.wait())
         try:
@@ -236,7 +244,21 @@ class _Controller:
         finally:
             stopping.set()
             await queue.close()
-            await asyncio.gather(keeping, stopped, return_exceptions=True)
+            for task in (stopped, resumed):
+                task.cancel()
+            await asyncio.gather(keeping, stopped, resumed, return_exceptions=True)
+
+    async def _log_resumed(self, consumers: Sequence[_FirstList],
+                           queue: KeyedQueue[Key, Observation | None], store: RunStore,
+                           stopping: asyncio.Event) -> None:
+        """Say when the runs present at startup were all looked at (operators and the bench
+        time a restart by it)."""
+        started = time.monotonic()
+        await self._wait_listed(consumers, stopping)
+        listed = time.monotonic() - started
+        await queue.idle()
+        log.info("resumed", runs=len(store), listed_seconds=round(listed, 3),
+                 resumed_seconds=round(time.monotonic() - started, 3))
 
     # -- routing ----------------------------------------------------------------------------
 

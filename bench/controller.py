@@ -1,0 +1,245 @@
+"""Benchmark the controller against a real API server and a fake forge on 127.0.0.1.
+
+    python bench/controller.py [--active 1000] [--present 10000]
+
+1. Creates `--active` runs, starts `python -m ci.controller`, waits until each is reported
+   queued; then moves every run to Running and then to a final condition through the status
+   subresource (as Tekton does) and measures, per transition, the delay from the API server
+   accepting the status change to the forge receiving the status: p50/p99.
+2. Reads the controller's RSS.
+3. Adds finished, already reported runs up to `--present`, restarts the controller, and
+   times its startup: to the first full list, and to every run looked at ("resumed").
+
+Needs the test cluster's binaries (`tests/cluster/build`). Prints what it measured; it
+asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ci.forges.types import ForgeKind  # noqa: E402
+from tests.cluster.control_plane import ControlPlane  # noqa: E402
+from tests.cluster.processes import wait_until  # noqa: E402
+from tests.cluster.resources import Kube  # noqa: E402
+from tests.cluster.tekton import ensure_namespace, install_crds  # noqa: E402
+from tests.fakeforge.forge import FakeForge  # noqa: E402
+from tests.fakeforge.serving import serve  # noqa: E402
+from tests.integration.controller_fixtures import (  # noqa: E402
+    OWNER_NAME,
+    ControllerProcess,
+    create_repository,
+    ferry_run,
+    set_condition,
+    sha_for,
+)
+
+NAMESPACE = "bench"
+STATUS_PATH = re.compile(r"/statuses/([0-9a-f]{40})$")
+
+
+class Receipts:
+    """ASGI wrapper around the fake forge: when each commit status arrived, to the microsecond."""
+
+    def __init__(self, forge: FakeForge) -> None:
+        self.forge = forge
+        self.kind = forge.kind
+        self.lock = threading.Lock()
+        self.arrived: dict[tuple[str, str], float] = {}  # (sha, description word) -> time
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.forge(scope, receive, send)
+        if scope.get("type") == "http" and scope.get("method") == "POST":
+            match = STATUS_PATH.search(scope.get("path", ""))
+            if match:
+                sha = match.group(1)
+                statuses = self.forge.statuses_for(OWNER_NAME, sha)
+                if statuses:
+                    word = statuses[-1]["description"].split(" ")[0]
+                    with self.lock:
+                        self.arrived.setdefault((sha, word), time.time())
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_megabytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--active", type=int, default=1000)
+    parser.add_argument("--present", type=int, default=10000)
+    parser.add_argument("--threads", type=int, default=16, help="API clients creating runs")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="runs finishing per second in the steady phase")
+    args = parser.parse_args()
+    bin_dir = Path(os.environ.get("FERRY_CLUSTER_BIN") or subprocess.run(
+        [str(REPO / "tests" / "cluster" / "build")], capture_output=True, text=True, check=True
+    ).stdout.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as scratch:
+        control_plane = ControlPlane(bin_dir=bin_dir, directory=Path(scratch) / "cluster")
+        control_plane.start()
+        try:
+            with control_plane.api_client() as api:
+                kube = Kube(api)
+                install_crds(kube, sorted((bin_dir.parent / "tekton-config" / "300-crds")
+                                          .glob("*.yaml")))
+                install_crds(kube, sorted((REPO / "crds").glob("*.yaml")))
+                ensure_namespace(kube, NAMESPACE)
+                _bench(kube, control_plane, args, Path(scratch))
+        finally:
+            control_plane.stop()
+    return 0
+
+
+def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
+           scratch: Path) -> None:
+    forge = FakeForge(ForgeKind.GITHUB, tokens={"test-token"})
+    receipts = Receipts(forge)
+    pool = concurrent.futures.ThreadPoolExecutor(args.threads)
+    with serve(receipts) as api_url:  # type: ignore[arg-type]
+        create_repository(kube, NAMESPACE, api_url=api_url, keep_runs=args.present * 2)
+        active = [f"active-{index:05d}" for index in range(args.active)]
+        started = time.monotonic()
+        list(pool.map(lambda item: kube.create(ferry_run(NAMESPACE, item[1],
+                                                         sha=sha_for(item[0]))),
+                      enumerate(active)))
+        print(f"created {len(active)} active runs in {time.monotonic() - started:.1f}s")
+
+        controller = ControllerProcess(control_plane, NAMESPACE, scratch / "controller",
+                                       extra=("--no-prune",))
+        controller.start()
+        controller.wait_ready()
+
+        def reported(word: str) -> int:
+            with receipts.lock:
+                return sum(1 for (_, seen) in receipts.arrived if seen == word)
+
+        wait_until(lambda: reported("Queued") >= len(active), what="all queued",
+                   timeout=600, watching=controller.watching(), interval=0.5)
+        print(f"all {len(active)} queued reported {time.monotonic() - started:.1f}s after "
+              "creation began")
+
+        changed: dict[tuple[str, str], float] = {}
+
+        def move(index: int, status: str, reason: str, word: str) -> None:
+            set_condition(kube, NAMESPACE, active[index], status, reason)
+            changed[(sha_for(index), word)] = time.time()
+
+        def delays(word: str) -> list[float]:
+            with receipts.lock:
+                return [receipts.arrived[key] - at for key, at in changed.items()
+                        if key[1] == word and key in receipts.arrived]
+
+        pid = controller.component.process.pid  # type: ignore[union-attr]
+        cpu_before = _cpu_seconds(pid)
+        # A burst: every run starts at once (a big merge train); the delay is mostly queueing.
+        started = time.monotonic()
+        list(pool.map(lambda index: move(index, "Unknown", "Running", "Running"),
+                      range(len(active))))
+        wait_until(lambda: reported("Running") >= len(active), what="all running",
+                   timeout=600, watching=controller.watching(), interval=0.2)
+        elapsed = time.monotonic() - started
+        burst = delays("Running")
+        print(f"burst: {len(burst)} runs Running at once, all reported in {elapsed:.1f}s "
+              f"({len(burst) / elapsed:.0f}/s); delay p50 {statistics.median(burst) * 1000:.0f}"
+              f" ms, p99 {_percentile(burst, 0.99) * 1000:.0f} ms")
+        # Steady: runs finish one by one at `--rate` per second, the others stay active.
+        interval = 1.0 / args.rate
+        for index in range(len(active)):
+            succeeded = index % 2 == 0
+            move(index, "True" if succeeded else "False",
+                 "Succeeded" if succeeded else "Failed",
+                 "Succeeded" if succeeded else "Failed")
+            time.sleep(interval)
+        wait_until(lambda: reported("Succeeded") + reported("Failed") >= len(active),
+                   what="all final", timeout=600, watching=controller.watching(), interval=0.2)
+        steady = delays("Succeeded") + delays("Failed")
+        print(f"steady: {len(steady)} runs finishing at {args.rate:.0f}/s among up to "
+              f"{len(active)} active: delay API server -> forge p50 "
+              f"{statistics.median(steady) * 1000:.0f} ms, p99 "
+              f"{_percentile(steady, 0.99) * 1000:.0f} ms, max {max(steady) * 1000:.0f} ms")
+        cpu = _cpu_seconds(pid) - cpu_before
+        print(f"controller CPU: {cpu:.1f}s for {len(burst) + len(steady)} reports "
+              f"({cpu / max(1, len(burst) + len(steady)) * 1000:.1f} ms each); "
+              f"machine has {os.cpu_count()} CPUs shared with etcd, the API server and the "
+              "fake forge")
+        print(f"controller RSS with {len(active)} runs: {_rss_megabytes(pid):.0f} MB")
+
+        more = args.present - len(active)
+        started = time.monotonic()
+        done_memory = json.dumps({"v": 1, "seq": 3, "ack": {"run": ["success", None]}})
+        list(pool.map(lambda index: _finished_run(kube, index, done_memory),
+                      range(len(active), len(active) + more)))
+        print(f"created {more} finished, reported runs in {time.monotonic() - started:.1f}s")
+        controller.stop()
+        began = time.monotonic()
+        controller.start()
+        wait_until(lambda: _resumed_after(controller) is not None, what="resumed",
+                   timeout=900, watching=controller.watching(), interval=0.2)
+        resumed = _resumed_after(controller)
+        assert resumed is not None
+        print(f"restart with {resumed['runs']} runs present: first list "
+              f"{resumed['listed_seconds']:.2f}s, every run looked at "
+              f"{resumed['resumed_seconds']:.2f}s after the watch started; "
+              f"{time.monotonic() - began:.1f}s from process start (incl. Python imports)")
+        assert controller.component is not None and controller.component.process is not None
+        print(f"controller RSS with {resumed['runs']} runs: "
+              f"{_rss_megabytes(controller.component.process.pid):.0f} MB")
+        extra_posts = len(forge.requests) - 2 * len(active) - len(active)
+        print(f"statuses posted on restart: {max(0, extra_posts)} (expected 0)")
+        controller.stop()
+        forge.assert_no_violations()
+    pool.shutdown()
+
+
+def _resumed_after(process: ControllerProcess) -> dict[str, Any] | None:
+    path = process.log_path
+    if not path.is_file():
+        return None
+    for line in path.read_text(errors="replace").splitlines():
+        if '"resumed"' in line:
+            entry: dict[str, Any] = json.loads(line)
+            return entry
+    return None
+
+
+def _finished_run(kube: Kube, index: int, memory: str) -> None:
+    name = f"done-{index:05d}"
+    run = ferry_run(NAMESPACE, name, sha=sha_for(index), pending=False)
+    run["metadata"]["annotations"]["ferry.dev/reported"] = memory
+    # A run Tekton never sees (no Tekton here): given a final status straight away.
+    kube.create(run)
+    set_condition(kube, NAMESPACE, name, "True", "Succeeded")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
