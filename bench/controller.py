@@ -126,7 +126,8 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
     receipts = Receipts(forge)
     pool = concurrent.futures.ThreadPoolExecutor(args.threads)
     with serve(receipts) as api_url:  # type: ignore[arg-type]
-        create_repository(kube, NAMESPACE, api_url=api_url, keep_runs=args.present * 2)
+        # The CRD's maximum; the controller runs with --no-prune anyway.
+        create_repository(kube, NAMESPACE, api_url=api_url, keep_runs=1000)
         active = [f"active-{index:05d}" for index in range(args.active)]
         started = time.monotonic()
         list(pool.map(lambda item: kube.create(ferry_run(NAMESPACE, item[1],
