@@ -219,6 +219,11 @@ class _Reader:
         except yaml.MarkedYAMLError as error:
             position = self._mark(error.problem_mark or error.context_mark)
             message = error.problem or error.context or "invalid YAML"
+            if "nesting depth" in message:
+                # libyaml 0.2.6+ (PyYAML 6.0.4 wheels) stops deep flow collections in its
+                # scanner, before our own check sees the events: say the same thing.
+                raise _refuse(position,
+                              f"the spec nests deeper than {MAX_NESTING_DEPTH} levels") from None
             raise _refuse(position, f"YAML syntax error: {message}") from None
         except yaml.reader.ReaderError as error:
             position = _offset_position(self._text, error.position, filename=self._filename)
