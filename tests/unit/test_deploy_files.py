@@ -1,0 +1,102 @@
+"""The image and the manifests, checked without a cluster or a container engine.
+
+No engine runs here (nor on CI's machine), so the Containerfile cannot be built in tests;
+these are the invariants a review would check. The manifests are applied to a real API
+server in tests/integration/test_deploy.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINERFILE = REPO / "Containerfile"
+BASE = REPO / "deploy" / "base"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments), continuation lines joined and comments dropped."""
+    lines = [line for line in CONTAINERFILE.read_text().splitlines()
+             if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [(parts[0].upper(), parts[1] if len(parts) > 1 else "")
+            for line in joined.splitlines() if (parts := line.strip().split(None, 1))]
+
+
+def test_base_image_is_pinned_to_an_exact_version_or_digest() -> None:
+    [argument] = [args for name, args in _instructions()
+                  if name == "ARG" and args.startswith("PYTHON_IMAGE=")]
+    image = argument.removeprefix("PYTHON_IMAGE=")
+    assert "@sha256:" in image or re.search(r":\d+\.\d+\.\d+-slim", image), image
+    stages = [args for name, args in _instructions() if name == "FROM"]
+    assert len(stages) == 2 and all(s.startswith("${PYTHON_IMAGE}") for s in stages), stages
+
+
+def test_final_stage_installs_the_wheel_and_runs_as_a_numeric_non_root_user() -> None:
+    instructions = _instructions()
+    final = instructions[max(i for i, (name, _) in enumerate(instructions) if name == "FROM"):]
+    runs = " ".join(args for name, args in final if name == "RUN")
+    assert "pip install --no-index" in runs and "/wheels" in runs
+    [user] = [args for name, args in final if name == "USER"]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    build = " ".join(args for name, args in instructions[:len(instructions) - len(final)])
+    assert "pip wheel" in build
+    assert [args for name, args in final if name == "ENTRYPOINT"] == ['["ferry"]']
+
+
+def test_no_secret_reaches_the_image() -> None:
+    text = CONTAINERFILE.read_text()
+    assert not re.search(r"(?i)(token|password|secret|private.key)\s*=", text)
+    copied = [args for name, args in _instructions() if name in ("COPY", "ADD")]
+    assert all(not args.startswith(". ") for args in copied), "copy named paths, not ."
+    # The build context starts empty and names what it lets in.
+    ignore = [line for line in (REPO / ".containerignore").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert ignore[0] == "*"
+    assert not [line for line in ignore if line.startswith("!") and "test" in line]
+
+
+def _documents() -> list[dict[str, Any]]:
+    return [document for path in sorted(BASE.glob("*.yaml"))
+            for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def test_every_container_is_locked_down_and_probed() -> None:
+    deployments = [d for d in _documents() if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"ferry-webhooks", "ferry-controller"}
+    for deployment in deployments:
+        spec = deployment["spec"]
+        assert spec["replicas"] == 2
+        pod = spec["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"]:
+            # Images come only through kustomize's `images:` entry.
+            assert container["image"] == "ferry"
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"] == {"drop": ["ALL"]}
+            assert container["readinessProbe"] and container["livenessProbe"]
+            assert set(container["resources"]) == {"requests", "limits"}
+    [webhooks] = [d for d in deployments if d["metadata"]["name"] == "ferry-webhooks"]
+    [container] = webhooks["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_no_rule_grants_wildcards_or_secrets_cluster_wide() -> None:
+    documents = _documents()
+    cluster_bound = {d["roleRef"]["name"] for d in documents if d["kind"] == "ClusterRoleBinding"}
+    for role in (d for d in documents if d["kind"] in ("ClusterRole", "Role")):
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], role
+            if role["metadata"]["name"] in cluster_bound:
+                # Cluster-wide grants are reads of Ferry's and Tekton's kinds, never Secrets.
+                assert set(rule["verbs"]) <= {"list", "watch"}, role
+                assert "secrets" not in rule["resources"], role
