@@ -152,7 +152,7 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         changed: dict[tuple[str, str], float] = {}
 
         def move(index: int, status: str, reason: str, word: str) -> None:
-            set_condition(kube, NAMESPACE, active[index], status, reason)
+            set_condition(kube, NAMESPACE, active[index], status, reason, until_stable=False)
             changed[(sha_for(index), word)] = time.time()
 
         def delays(word: str) -> list[float]:
@@ -239,7 +239,7 @@ def _finished_run(kube: Kube, index: int, memory: str) -> None:
     run["metadata"]["annotations"]["ferry.dev/reported"] = memory
     # A run Tekton never sees (no Tekton here): given a final status straight away.
     kube.create(run)
-    set_condition(kube, NAMESPACE, name, "True", "Succeeded")
+    set_condition(kube, NAMESPACE, name, "True", "Succeeded", until_stable=False)
 
 
 if __name__ == "__main__":

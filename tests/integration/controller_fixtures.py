@@ -117,9 +117,16 @@ def run_path(namespace: str, name: str) -> str:
     return f"/apis/{TEKTON_API}/namespaces/{namespace}/pipelineruns/{name}"
 
 
-def set_condition(kube: Kube, namespace: str, name: str, status: str, reason: str) -> Obj:
+def set_condition(kube: Kube, namespace: str, name: str, status: str, reason: str, *,
+                  until_stable: bool = True) -> Obj:
     """Write the `Succeeded` condition through the status subresource, as Tekton does
-    (REFERENCE.md section 5: Unknown/Running, False/Cancelled, False/PipelineRunTimeout...)."""
+    (REFERENCE.md section 5: Unknown/Running, False/Cancelled, False/PipelineRunTimeout...).
+
+    When the session's Tekton controller runs too, it reconciles these pending runs and may
+    write back a status computed before ours (`PipelineRunPending`). It leaves finished runs
+    alone, so a final condition is written until it stays (`until_stable=False` where no
+    Tekton runs, as in the bench).
+    """
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body: dict[str, Any] = {"status": {
         "conditions": [{"type": "Succeeded", "status": status, "reason": reason,
@@ -128,8 +135,23 @@ def set_condition(kube: Kube, namespace: str, name: str, status: str, reason: st
     }}
     if status != "Unknown":
         body["status"]["completionTime"] = now
-    return kube.request("PATCH", f"{run_path(namespace, name)}/status", body=body,
-                        content_type="application/merge-patch+json")
+    path = f"{run_path(namespace, name)}/status"
+    written = kube.request("PATCH", path, body=body,
+                           content_type="application/merge-patch+json")
+    if status == "Unknown" or not until_stable:
+        return written
+    deadline = time.monotonic() + WAIT
+    stable = 0
+    while stable < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        current = (kube.get(run_path(namespace, name)).get("status") or {}).get("conditions")
+        if current and current[0].get("reason") == reason:
+            stable += 1
+        else:
+            stable = 0
+            written = kube.request("PATCH", path, body=body,
+                                   content_type="application/merge-patch+json")
+    return written
 
 
 def reported(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
