@@ -212,8 +212,29 @@ class _Controller:
         self._admit = settings.admit
         self._prune = settings.prune
 
-        # Repositories first (credentials and keepRuns), then TaskRuns, then runs: a resumed
-        # run must find its Repository and its jobs when its first event is handled.
+        run_consumers = await self._start_watches(
+            api=api, namespaces=namespaces, store=store, repositories=repositories,
+            repositories_changed=repositories_changed, stopping=stopping)
+        log.info("controller running", identity=self._identity,
+                 namespaces=list(settings.namespaces) or "*")
+        resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
+        keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
+        stopped = asyncio.get_running_loop().create_task(stopping.wait())
+        try:
+            await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.set()
+            await queue.close()
+            for task in (stopped, resumed):
+                task.cancel()
+            await asyncio.gather(keeping, stopped, resumed, return_exceptions=True)
+
+    async def _start_watches(self, *, api: Any, namespaces: Sequence[str | None],
+                             store: RunStore, repositories: RepositoryIndex,
+                             repositories_changed: Callable[[], None],
+                             stopping: asyncio.Event) -> list[_FirstList]:
+        """Repositories first (credentials and keepRuns), then TaskRuns, then runs: a resumed
+        run must find its Repository and its jobs when its first event is handled."""
         repository_consumers = []
         for namespace in namespaces:
             consumer = _FirstList(repositories, after=repositories_changed)
@@ -234,19 +255,7 @@ class _Controller:
             run_consumers.append(consumer)
             self._watch(api=api, kind=PIPELINE_RUN, consumer=consumer,
                         namespace=namespace, selector=labels.MANAGED_SELECTOR)
-        log.info("controller running", identity=self._identity,
-                 namespaces=list(settings.namespaces) or "*")
-        resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
-        keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
-        stopped = asyncio.get_running_loop().create_task(stopping.wait())
-        try:
-            await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.set()
-            await queue.close()
-            for task in (stopped, resumed):
-                task.cancel()
-            await asyncio.gather(keeping, stopped, resumed, return_exceptions=True)
+        return run_consumers
 
     async def _log_resumed(self, consumers: Sequence[_FirstList],
                            queue: KeyedQueue[Key, Observation | None], store: RunStore,
