@@ -194,7 +194,10 @@ def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path
                    if key != "KUBECONFIG" and not key.startswith("FERRY_")}
     receiver = Component(
         name="ferry-webhooks",
-        argv=[*ferry_command(), *_container(objects, "ferry-webhooks")["args"],
+        # The ConfigMap is mounted at /etc/ferry in the pod; here it is a file in `directory`.
+        argv=[*ferry_command(),
+              *(arg.replace("/etc/ferry/", f"{directory}/")
+                for arg in _container(objects, "ferry-webhooks")["args"]),
               "--host", "127.0.0.1", "--port", str(port)],
         log_path=directory / "webhooks.log",
         env={**environment, "FERRY_KUBERNETES_KUBECONFIG": str(webhooks_kubeconfig)},

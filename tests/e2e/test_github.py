@@ -1,0 +1,163 @@
+"""From a signed GitHub webhook to the check on the commit, with everything real but the
+forge and the nodes: deploy/'s ServiceAccounts and RBAC, the receiver and the controller as
+processes, the API server, the Tekton controller, and the simulated kubelet running pods."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ci.forges.types import ForgeKind
+from tests.cluster.kubelet import SimulatedKubelet
+from tests.cluster.resources import Kube
+from tests.e2e.delivering import (
+    deliver,
+    pull_request_payload,
+    push_payload,
+    sha_of,
+    task_runs,
+    team,
+    wait_for,
+)
+from tests.e2e.installation import Installation
+
+BUILD = """\
+jobs:
+  build:
+    image: docker.io/library/alpine:3.20
+    steps:
+      - name: compile
+        run: {script}
+"""
+MATRIX = """\
+jobs:
+  build:
+    image: docker.io/library/alpine:3.20
+    steps:
+      - run: echo built
+  test:
+    image: docker.io/library/python:${{ matrix.python }}-slim
+    needs: build
+    matrix:
+      python: ["3.11", "3.12"]
+    steps:
+      - run: python -V
+"""
+
+
+def _descriptions(statuses: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    return [f"{s['state']}: {s['description'].split(' in ')[0]}" for s in statuses]
+
+
+def test_push_is_queued_then_running_then_succeeds(
+    ferry: Installation, kube: Kube, kubelet: SimulatedKubelet, namespace: str
+) -> None:
+    with team(kube, namespace, ForgeKind.GITHUB) as repository:
+        sha = sha_of(f"{namespace} success")
+        repository.forge.add_file(repository.owner_name, sha, ".ci.yaml",
+                                  BUILD.format(script="echo compiled"))
+        [run] = deliver(ferry, repository, "push", push_payload(repository, sha))
+        wait_for(ferry, lambda: repository.final_status(sha), what="the final status")
+
+        statuses = repository.statuses(sha)
+        # The receiver says queued (naming the run) as it creates the run; the controller
+        # then reports the run's life from Tekton's conditions, each step once.
+        assert statuses[0]["description"] == f"queued: {run}"
+        assert _descriptions(statuses[1:]) == [
+            "pending: Queued", "pending: Running", "success: Succeeded"]
+        assert {s["context"] for s in statuses} == {"ferry"}
+        # It really went through Tekton: one TaskRun whose pod the kubelet ran.
+        [task_run] = task_runs(kube, namespace, run)
+        pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{task_run['status']['podName']}")
+        assert pod["spec"]["nodeName"] == kubelet.node_name
+        assert pod["status"]["phase"] == "Succeeded"
+
+
+def test_failing_step_fails_the_commit_naming_the_job(
+    ferry: Installation, kube: Kube, kubelet: SimulatedKubelet, namespace: str
+) -> None:
+    kubelet.force_exit_code(namespace, "build/compile", 2)
+    with team(kube, namespace, ForgeKind.GITHUB) as repository:
+        sha = sha_of(f"{namespace} failure")
+        repository.forge.add_file(repository.owner_name, sha, ".ci.yaml",
+                                  BUILD.format(script="make"))
+        deliver(ferry, repository, "push", push_payload(repository, sha))
+        wait_for(ferry, lambda: repository.final_status(sha), what="the final status")
+
+        final = repository.final_status(sha)
+        assert final is not None
+        assert final["state"] == "failure"
+        assert final["description"].startswith("Failed in ")
+        assert final["description"].endswith(": build")
+
+
+def test_new_push_to_a_pull_request_cancels_the_older_run(
+    ferry: Installation, kube: Kube, kubelet: SimulatedKubelet, namespace: str
+) -> None:
+    # Real scripts, so the first run's step is still sleeping when the second push comes;
+    # the clone step would reach for the network, so it is made to succeed at once.
+    kubelet.run_scripts_in(namespace)
+    kubelet.force_exit_code(namespace, "clone", 0)
+    spec = "cancel_in_progress: true\n" + BUILD
+    with team(kube, namespace, ForgeKind.GITHUB) as repository:
+        older, newer = sha_of(f"{namespace} older"), sha_of(f"{namespace} newer")
+        forge = repository.forge
+        forge.add_file(repository.owner_name, older, ".ci.yaml", spec.format(script="sleep 300"))
+        forge.add_file(repository.owner_name, newer, ".ci.yaml", spec.format(script="'true'"))
+        deliver(ferry, repository, "pull_request",
+                pull_request_payload(repository, older, number=7, action="opened"))
+        wait_for(ferry, lambda: "pending: Running" in _descriptions(repository.statuses(older)),
+                 what="the older run running")
+        deliver(ferry, repository, "pull_request",
+                pull_request_payload(repository, newer, number=7, action="synchronize"))
+        wait_for(ferry, lambda: repository.final_status(older) and repository.final_status(newer),
+                 what="both runs final")
+
+        # GitHub's commit statuses have no "cancelled": Ferry says it in the description.
+        assert _descriptions(repository.statuses(older))[-1] == "error: Cancelled"
+        assert _descriptions(repository.statuses(newer))[-1] == "success: Succeeded"
+
+
+def test_run_over_its_timeout_is_reported_timed_out(
+    ferry: Installation, kube: Kube, kubelet: SimulatedKubelet, namespace: str
+) -> None:
+    kubelet.run_scripts_in(namespace)
+    kubelet.force_exit_code(namespace, "clone", 0)
+    with team(kube, namespace, ForgeKind.GITHUB) as repository:
+        sha = sha_of(f"{namespace} slow")
+        repository.forge.add_file(repository.owner_name, sha, ".ci.yaml",
+                                  "timeout: 5s\n" + BUILD.format(script="sleep 300"))
+        deliver(ferry, repository, "push", push_payload(repository, sha))
+        wait_for(ferry, lambda: repository.final_status(sha), what="the final status")
+
+        assert _descriptions(repository.statuses(sha))[-1] == "failure: Timed out"
+
+
+def test_matrix_job_reports_one_check_run_per_variant_with_a_github_app(
+    ferry: Installation, kube: Kube, namespace: str
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    with team(kube, namespace, ForgeKind.GITHUB, github_app=(4242, 77),
+              private_key=private_pem, public_key=public_pem) as repository:
+        sha = sha_of(f"{namespace} matrix")
+        repository.forge.add_file(repository.owner_name, sha, ".ci.yaml", MATRIX)
+        deliver(ferry, repository, "push", push_payload(repository, sha))
+        expected = {"ferry", "ferry/build", "ferry/test-3-11", "ferry/test-3-12"}
+
+        def all_completed() -> bool:
+            runs = repository.check_runs(sha)
+            return set(runs) >= expected and all(
+                runs[name]["status"] == "completed" for name in expected)
+
+        wait_for(ferry, all_completed, what="every check run completed")
+        runs = repository.check_runs(sha)
+        assert set(runs) == expected
+        assert {name: run["conclusion"] for name, run in runs.items()} == dict.fromkeys(
+            expected, "success")
+        summary = runs["ferry"]["output"]["summary"]
+        assert "`test-3-11`" in summary and "`test-3-12`" in summary
