@@ -68,10 +68,14 @@ class TektonBackend:
         group = _group_labels(request)
         if request.concurrency_limit is not None and group is not None:
             # Held back until the controller admits it under the group's limit.
-            run["metadata"]["labels"] |= {
-                labels.CONCURRENCY_GROUP: concurrency_group(repository, group),
-                labels.CONCURRENCY_LIMIT: str(request.concurrency_limit),
-            }
+            # The group is a label (the controller selects a group's runs by it); the limit
+            # is an annotation, which is where the controller's admission reads it.
+            run["metadata"]["labels"][labels.CONCURRENCY_GROUP] = concurrency_group(
+                repository, group
+            )
+            run["metadata"].setdefault("annotations", {})[labels.CONCURRENCY_LIMIT] = str(
+                request.concurrency_limit
+            )
             run["spec"]["status"] = labels.PENDING
         created = await asyncio.to_thread(self._runs.create, run)
         if request.clone_token and secret_name:

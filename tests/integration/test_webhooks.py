@@ -20,6 +20,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from ci.backends.tekton import TektonBackend, TektonOptions
+from ci.controller.admission import group_of, limit_of
+from ci.controller.runs import RunSnapshot
 from ci.forges.types import ForgeKind
 from ci.kube.connecting import KubernetesSettings as Connection
 from ci.kube.connecting import api_client
@@ -307,3 +309,18 @@ def test_unreachable_api_server_is_503(
     assert response.status_code == 503, response.text
     assert "Kubernetes API is unavailable" in response.json()["error"]
     assert receiver.runs() == []
+
+
+def test_run_over_a_concurrency_limit_waits_pending_for_the_controller(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for()
+    payload, _ = _push(receiver, spec="concurrency: 2\n" + SPEC)
+    response = receiver.post(payload, event="push")
+    assert response.status_code == 202, response.text
+    [run] = receiver.runs()
+    assert run["spec"]["status"] == "PipelineRunPending"
+    # What the receiver writes is what the controller's admission reads.
+    snapshot = RunSnapshot.of(run)
+    assert group_of(snapshot)
+    assert limit_of(snapshot) == 2
