@@ -84,8 +84,13 @@ def sha_for(index: int) -> str:
 def ferry_run(namespace: str, name: str, *, sha: str, jobs: Sequence[str] = ("build",),
               pending: bool = True, extra_labels: dict[str, str] | None = None,
               extra_annotations: dict[str, str] | None = None) -> Obj:
-    """A run as the receiver creates it. `pending` keeps Tekton's hands off it, so the test
-    writes its status (as Tekton would) through the status subresource."""
+    """A run as the receiver creates it, whose status the test writes (as Tekton would)
+    through the status subresource.
+
+    `spec.managedBy` names another controller, which makes the session's real Tekton
+    ignore the run (REFERENCE.md section 1): otherwise it reconciles
+    the pending run and can write `PipelineRunPending` back over the test's `Running`, and
+    the controller rightly reports that step backwards as a new status."""
     spec: dict[str, Any] = {
         "pipelineSpec": {
             "tasks": [
@@ -99,6 +104,7 @@ def ferry_run(namespace: str, name: str, *, sha: str, jobs: Sequence[str] = ("bu
     }
     if pending:
         spec["status"] = labels.PENDING
+    spec["managedBy"] = "ferry.dev/tests"
     return {
         "apiVersion": TEKTON_API, "kind": "PipelineRun",
         "metadata": {
