@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ci.forges.errors import PayloadError, excerpt
-from ci.forges.types import DeliveryId
+from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -164,3 +164,28 @@ def decode(headers: Mapping[str, str], body: bytes) -> Fields:
     if not isinstance(data, dict):
         raise PayloadError(f"body must be a JSON object, got {_type_name(data)}")
     return Fields(data)
+
+
+def repository_ref(
+    fields: Fields | None,
+    *,
+    name: str = "full_name",
+    html_url: str = "html_url",
+    clone_url: str = "clone_url",
+) -> RepositoryRef | None:
+    """The repository a payload names; the defaults are GitHub's keys, which Gitea shares."""
+    if fields is None:
+        return None
+    return RepositoryRef(
+        name=RepositoryName(fields.text(name)),
+        html_url=fields.text(html_url),
+        clone_url=fields.text(clone_url),
+    )
+
+
+def require_repository(
+    repository: RepositoryRef | None, *, field: str = "repository"
+) -> RepositoryRef:
+    if repository is None:
+        raise PayloadError(f"payload field `{field}` is missing")
+    return repository

@@ -12,10 +12,19 @@ from collections.abc import Callable, Mapping
 
 from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, PullRequestClosed
 from ci.forges.errors import PayloadError
-from ci.forges.payloads import Fields, body_digest, decode, form_payload, is_form, lower_headers
+from ci.forges.payloads import (
+    Fields,
+    body_digest,
+    decode,
+    form_payload,
+    is_form,
+    lower_headers,
+    repository_ref,
+    require_repository,
+)
 from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
 from ci.forges.signatures import check_hmac_sha256, require_secret
-from ci.forges.types import DeliveryId, ForgeKind, RepositoryName, RepositoryRef
+from ci.forges.types import DeliveryId, ForgeKind, RepositoryRef
 from pipelines.events import Event, EventKind, PullRequest
 
 # Forgejo sends its own headers and Gitea's; a Forgejo header is preferred when both are there.
@@ -53,7 +62,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) 
 def locate(headers: Mapping[str, str], body: bytes) -> RepositoryRef | None:
     """The repository a delivery names, and nothing else: read before the signature is
     checked, only to find the Repository whose secret checks it. Raises `PayloadError`."""
-    return _repository(decode(lower_headers(headers), body).optional_object("repository"))
+    return repository_ref(decode(lower_headers(headers), body).optional_object("repository"))
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
@@ -62,7 +71,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
     if not event_name:
         raise PayloadError("the X-Gitea-Event header is missing")
     payload = decode(lowered, body)
-    repository = _repository(payload.optional_object("repository"))
+    repository = repository_ref(payload.optional_object("repository"))
     handler = _HANDLERS.get(event_name)
     parsed = (
         handler(payload, repository)
@@ -76,22 +85,6 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
         parsed=parsed,
         repository=repository,
     )
-
-
-def _repository(fields: Fields | None) -> RepositoryRef | None:
-    if fields is None:
-        return None
-    return RepositoryRef(
-        name=RepositoryName(fields.text("full_name")),
-        html_url=fields.text("html_url"),
-        clone_url=fields.text("clone_url"),
-    )
-
-
-def _require(repository: RepositoryRef | None) -> RepositoryRef:
-    if repository is None:
-        raise PayloadError("payload field `repository` is missing")
-    return repository
 
 
 def _login(user: Fields | None) -> str:
@@ -109,7 +102,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
     if branch is None and tag is None:
         return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
-    where = _require(repository)
+    where = require_repository(repository)
     commits = payload.objects("commits")
     total = payload.optional_integer("total_commits")
     # Gitea lists only the newest commits of a large push; `total_commits` tells (newer Gitea).
@@ -162,7 +155,7 @@ def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     action = payload.text("action")
     pull_request = payload.object("pull_request")
     if action in _RUN_ACTIONS:
-        return pull_request_event(pull_request, _require(repository))
+        return pull_request_event(pull_request, require_repository(repository))
     if action == "closed":
         return PullRequestClosed(
             number=pull_request.integer("number"), merged=pull_request.boolean("merged")
@@ -176,7 +169,7 @@ def _issue_comment(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         return Ignored(reason="comment on an issue, not a pull request")
     if action != "created":
         return Ignored(reason=f"comment {action}, only new comments are commands")
-    where = _require(repository)
+    where = require_repository(repository)
     comment = payload.object("comment")
     issue = payload.object("issue")
     pull_request = payload.optional_object("pull_request")

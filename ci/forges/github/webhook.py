@@ -9,10 +9,17 @@ from collections.abc import Callable, Mapping
 
 from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, Ping, PullRequestClosed
 from ci.forges.errors import PayloadError
-from ci.forges.payloads import Fields, body_digest, decode, lower_headers
+from ci.forges.payloads import (
+    Fields,
+    body_digest,
+    decode,
+    lower_headers,
+    repository_ref,
+    require_repository,
+)
 from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
 from ci.forges.signatures import check_hmac_sha256, require_secret
-from ci.forges.types import DeliveryId, ForgeKind, InstallationId, RepositoryName, RepositoryRef
+from ci.forges.types import DeliveryId, ForgeKind, InstallationId, RepositoryRef
 from pipelines.events import Event, EventKind, PullRequest
 
 EVENT_HEADER = "x-github-event"
@@ -45,7 +52,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) 
 def locate(headers: Mapping[str, str], body: bytes) -> RepositoryRef | None:
     """The repository a delivery names, and nothing else: read before the signature is
     checked, only to find the Repository whose secret checks it. Raises `PayloadError`."""
-    return _repository(decode(lower_headers(headers), body).optional_object("repository"))
+    return repository_ref(decode(lower_headers(headers), body).optional_object("repository"))
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
@@ -54,7 +61,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
     if not event_name:
         raise PayloadError("the X-GitHub-Event header is missing")
     payload = decode(lowered, body)
-    repository = _repository(payload.optional_object("repository"))
+    repository = repository_ref(payload.optional_object("repository"))
     installation = payload.optional_object("installation")
     handler = _HANDLERS.get(event_name)
     parsed = (
@@ -72,22 +79,6 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
     )
 
 
-def _repository(fields: Fields | None) -> RepositoryRef | None:
-    if fields is None:
-        return None
-    return RepositoryRef(
-        name=RepositoryName(fields.text("full_name")),
-        html_url=fields.text("html_url"),
-        clone_url=fields.text("clone_url"),
-    )
-
-
-def _require(repository: RepositoryRef | None) -> RepositoryRef:
-    if repository is None:
-        raise PayloadError("payload field `repository` is missing")
-    return repository
-
-
 def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     ref = payload.text("ref")
     after = payload.text("after")
@@ -96,7 +87,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
     if branch is None and tag is None:
         return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
-    where = _require(repository)
+    where = require_repository(repository)
     sender = payload.optional_object("sender")
     pusher = payload.optional_object("pusher")
     author = (sender.optional_text("login") if sender else None) or (
@@ -159,7 +150,7 @@ def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     pull_request = payload.object("pull_request")
     number = payload.integer("number")
     if action in _RUN_ACTIONS:
-        return _pull_request_event(pull_request, number, _require(repository))
+        return _pull_request_event(pull_request, number, require_repository(repository))
     if action == "closed":
         return PullRequestClosed(number=number, merged=pull_request.boolean("merged"))
     return Ignored(reason=f"pull_request action {action!r} does not start pipelines")
@@ -172,7 +163,7 @@ def _issue_comment(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         return Ignored(reason="comment on an issue, not a pull request")
     if action != "created":
         return Ignored(reason=f"comment {action}, only new comments are commands")
-    _require(repository)
+    require_repository(repository)
     comment = payload.object("comment")
     return Comment(
         number=issue.integer("number"),

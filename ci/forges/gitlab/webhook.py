@@ -12,10 +12,17 @@ from collections.abc import Callable, Mapping
 
 from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, PullRequestClosed
 from ci.forges.errors import PayloadError
-from ci.forges.payloads import Fields, body_digest, decode, lower_headers
+from ci.forges.payloads import (
+    Fields,
+    body_digest,
+    decode,
+    lower_headers,
+    repository_ref,
+    require_repository,
+)
 from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
 from ci.forges.signatures import check_token, require_secret
-from ci.forges.types import DeliveryId, ForgeKind, RepositoryName, RepositoryRef
+from ci.forges.types import DeliveryId, ForgeKind, RepositoryRef
 from pipelines.events import Event, EventKind, PullRequest
 
 EVENT_HEADER = "x-gitlab-event"
@@ -40,7 +47,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes | None) 
 def locate(headers: Mapping[str, str], body: bytes) -> RepositoryRef | None:
     """The repository a delivery names, and nothing else: read before the signature is
     checked, only to find the Repository whose secret checks it. Raises `PayloadError`."""
-    return _repository(decode(lower_headers(headers), body).optional_object("project"))
+    return _project(decode(lower_headers(headers), body).optional_object("project"))
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
@@ -50,7 +57,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
         raise PayloadError("the X-Gitlab-Event header is missing")
     payload = decode(lowered, body)
     object_kind = payload.text("object_kind")
-    repository = _repository(payload.optional_object("project"))
+    repository = _project(payload.optional_object("project"))
     handler = _HANDLERS.get(object_kind)
     parsed = (
         handler(payload, repository)
@@ -67,20 +74,14 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
     )
 
 
-def _repository(project: Fields | None) -> RepositoryRef | None:
-    if project is None:
-        return None
-    return RepositoryRef(
-        name=RepositoryName(project.text("path_with_namespace")),
-        html_url=project.text("web_url"),
-        clone_url=project.text("git_http_url"),
+def _project(fields: Fields | None) -> RepositoryRef | None:
+    return repository_ref(
+        fields, name="path_with_namespace", html_url="web_url", clone_url="git_http_url"
     )
 
 
 def _require(repository: RepositoryRef | None) -> RepositoryRef:
-    if repository is None:
-        raise PayloadError("payload field `project` is missing")
-    return repository
+    return require_repository(repository, field="project")
 
 
 def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
