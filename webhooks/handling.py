@@ -178,7 +178,8 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
 async def start_run(
     event: Event, target: Target, *, trust: Decision | None = None, name_prefix: str = ""
 ) -> Answer:
-    """Read the spec at the commit, lint, decide trust, plan, submit, cancel older, report."""
+    """Read the spec at the commit, lint, decide trust, plan, submit, cancel older; report
+    "queued" only for a backend whose runs no one else reports."""
     forge, repository = target.forge, target.repository
     path = repository.spec_path
     source = await target.call(lambda: forge.read_file(target.name, path, event.sha))
@@ -213,6 +214,7 @@ async def start_run(
             concurrency_limit=spec.concurrency.limit or repository.concurrency_limit,
             forge=forge,
             forge_repository=target.name,
+            note=decision.reason,
         )
         submitted = await target.receiver.backend.submit(request)
     except SpecError as error:
@@ -221,7 +223,8 @@ async def start_run(
     cancelled: tuple[str, ...] = ()
     if submitted.created and (spec.concurrency.cancel_in_progress or repository.cancel_in_progress):
         cancelled = await target.receiver.backend.cancel_superseded(request, newest=submitted.name)
-    await _report(target, event, statuses.queued(submitted.name, note=decision.reason))
+    if not target.receiver.backend.reports_runs:
+        await _report(target, event, statuses.queued(submitted.name, note=decision.reason))
     log.info("run submitted", created=submitted.created, cancelled=list(cancelled))
     body: dict[str, Any] = {"pipelineRuns": [submitted.name]}
     if cancelled:
@@ -367,8 +370,8 @@ async def _command(comment: Comment, target: Target, *, forge_name: str) -> Answ
 
 
 async def _report(target: Target, event: Event, status: Status) -> None:
-    """Report, or log why not: the run (if any) exists, and the controller reports it later;
-    failing the delivery now would only make the forge show an error for a run that is fine."""
+    """Report, or log why not: failing the delivery for a status would only make the forge
+    show an error for an event that was handled."""
     forge = target.forge
     try:
         await target.call(lambda: forge.report_status(target.name, event.sha, status))

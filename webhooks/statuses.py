@@ -1,4 +1,5 @@
-"""The statuses the receiver shows on a commit: queued, invalid spec, waiting, nothing to run."""
+"""The statuses the receiver shows on a commit: invalid spec, waiting, nothing to run (no run
+to report), and queued for a backend whose runs no one else reports."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ MAX_LISTED_PROBLEMS = 50
 
 
 def queued(run_name: str, *, note: str = "") -> Status:
+    """For a backend whose runs no one else reports (`Backend.reports_runs` false)."""
     title = f"queued: {run_name}" + (f" ({note})" if note else "")
     return Status(
         conclusion=Conclusion.QUEUED, context=STATUS_CONTEXT, title=title, external_id=run_name

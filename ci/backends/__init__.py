@@ -34,6 +34,9 @@ class RunRequest:
     concurrency_limit: int | None = None
     forge: ForgeClient  # where a backend that tracks its own runs reports them
     forge_repository: RepositoryName
+    # Why the run is as it is (the trust decision: "without secrets: ..."); whoever reports
+    # the run shows it in the status description. Empty: nothing to say.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +53,16 @@ class Backend(Protocol):
     `submit` is idempotent by run name (the same event and prefix give the same name): a
     second call returns the existing run with `created=False`. It may raise
     `pipelines.problems.SpecError` for a plan the backend cannot run as written.
+
+    `reports_runs` says whether something other than the receiver reports a submitted run's
+    whole life to the forge, "queued" included (Tekton: the controller; local: the backend
+    itself). The receiver then reports nothing about the run: a second "queued" under the
+    same context would be a second, never-completed check run in GitHub App mode, and a
+    redelivery would set a finished commit back to pending.
     """
+
+    @property
+    def reports_runs(self) -> bool: ...
 
     async def submit(self, request: RunRequest) -> SubmittedRun: ...
 

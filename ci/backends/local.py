@@ -80,6 +80,9 @@ class LocalBackend:
     """Call order: `await start(...)` once (reports interrupted runs), then the `Backend`
     methods, then `await close()` (stops running runs, which report as cancelled)."""
 
+    # Each run reports itself: queued as it starts, its jobs as they go, then the verdict.
+    reports_runs = True
+
     def __init__(
         self,
         *,
@@ -176,6 +179,9 @@ class LocalBackend:
             external_id=flight.name,
         )
         try:
+            # In the run's own task, so this "queued" cannot overtake its verdict, and the
+            # delivery does not wait for the forge.
+            await _report(request.forge, flight, _queued_status(flight.name, request.note))
             origin = await asyncio.to_thread(self._fetch, request)
             result = await run_plan(
                 request.plan,
@@ -303,6 +309,13 @@ class _JobReporter:
                     external_id=self._flight.name,
                 ),
             )
+
+
+def _queued_status(name: str, note: str) -> Status:
+    title = f"queued: {name}" + (f" ({note})" if note else "")
+    return Status(
+        conclusion=Conclusion.QUEUED, context=STATUS_CONTEXT, title=title, external_id=name
+    )
 
 
 def _final_status(name: str, result: RunResult) -> Status:

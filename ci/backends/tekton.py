@@ -43,6 +43,9 @@ class TektonOptions:
 
 
 class TektonBackend:
+    # The controller reports every run it sees, from queued to the verdict, exactly once.
+    reports_runs = True
+
     def __init__(self, runs: PipelineRuns, *, options: TektonOptions) -> None:
         self._runs = runs
         self._options = options
@@ -65,6 +68,9 @@ class TektonBackend:
             ),
         )
         run["metadata"]["labels"] |= repository_labels(repository)
+        if request.note:
+            # The controller, which reports the run, shows it in the run's status description.
+            run["metadata"].setdefault("annotations", {})[labels.NOTE] = request.note
         group = _group_labels(request)
         if request.concurrency_limit is not None and group is not None:
             # Held back until the controller admits it under the group's limit.

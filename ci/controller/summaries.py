@@ -88,6 +88,13 @@ def job_table(state: RunState) -> str:
 
 
 def run_title(state: RunState) -> str:
+    # The receiver's note says why the run is as it is ("running without secrets": a fork
+    # whose author has no write access); the issue asks that the decision be visible here.
+    note = state.run.annotations.get(labels.NOTE, "")
+    return f"{_verdict(state)} ({note})" if note else _verdict(state)
+
+
+def _verdict(state: RunState) -> str:
     word = _WORDS[state.conclusion]
     if not state.conclusion.final:
         return word

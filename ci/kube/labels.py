@@ -37,6 +37,10 @@ CONCURRENCY_GROUP: Final = f"{PREFIX}concurrency-group"
 # How many runs of the group may be active at once (a decimal integer >= 1).
 CONCURRENCY_LIMIT: Final = f"{PREFIX}concurrency-limit"
 
+# Annotation written by the receiver: why the run is as it is (the trust decision for an
+# untrusted pull request, or who said `/ok-to-test`), shown in the run's status description.
+NOTE: Final = f"{PREFIX}note"
+
 # What the controller last reported for the run and its jobs, as JSON (see
 # `ci.controller.reporting.Memory`). Written only after the forge acknowledged.
 REPORTED: Final = f"{PREFIX}reported"

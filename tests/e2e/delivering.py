@@ -67,8 +67,14 @@ class Team:
         return finals[-1] if finals else None
 
     def check_runs(self, sha: str) -> dict[str, dict[str, Any]]:
+        """By name; the latest created wins where names repeat (see `check_run_names`)."""
         return {run["name"]: run for run in list(self.forge.check_runs.values())
                 if run.get("head_sha") == sha}
+
+    def check_run_names(self, sha: str) -> list[str]:
+        """The name of every check run created on `sha`, repeats included."""
+        return [run["name"] for run in list(self.forge.check_runs.values())
+                if run.get("head_sha") == sha]
 
 
 @contextlib.contextmanager

@@ -53,7 +53,9 @@ def test_pushes_report_commit_statuses_from_queued_to_the_verdict(
 
         for sha, verdict in ((passing, "success"), (failing, "failure")):
             statuses = repository.statuses(sha)
-            assert statuses[0]["state"] == "pending"  # the receiver's "queued"
+            # The controller's "Queued" first: the receiver reports nothing of a run it
+            # leaves to the controller.
+            assert (statuses[0]["state"], statuses[0]["description"]) == ("pending", "Queued")
             assert any(s["state"] == states["running"] and s["description"] == "Running"
                        for s in statuses), statuses
             assert statuses[-1]["state"] == states[verdict], statuses

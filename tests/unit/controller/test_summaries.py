@@ -13,6 +13,7 @@ from ci.controller.summaries import (
     render,
 )
 from ci.forges.statuses import Conclusion
+from ci.kube import labels
 from tests.unit.controller.builders import pipeline_run, task_run
 
 TEMPLATE = "https://dashboard.example/#/namespaces/{namespace}/pipelineruns/{name}"
@@ -53,3 +54,14 @@ def test_details_url_template_is_checked_at_startup() -> None:
     check_details_url_template(TEMPLATE)
     with pytest.raises(ValueError, match="pipeline_run"):
         check_details_url_template("https://x/{pipeline_run}")
+
+
+def test_the_receivers_note_is_in_the_run_title_from_queued_to_the_verdict() -> None:
+    note = "pull request from a fork and mallory has no write access: running without secrets"
+    for condition, title in [(None, "Queued"), (("True", "Succeeded"), "Succeeded in 1m 30s")]:
+        run = pipeline_run(condition=condition, completion="2024-05-01T10:01:30Z")
+        run["metadata"]["annotations"][labels.NOTE] = note
+        state = observe(RunSnapshot.of(run), [])
+        [report, *_] = plan(state, Memory(), mode=ReportMode.COMMIT_STATUS)
+        status = render(report, state, presentation=Presentation(), log_tails={})
+        assert status.title == f"{title} ({note})"

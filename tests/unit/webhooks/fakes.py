@@ -33,13 +33,16 @@ jobs:
 
 @dataclass
 class RecordingBackend:
-    """Records every call; `fail_with` makes `submit` raise (an unreachable API server)."""
+    """Records every call; `fail_with` makes `submit` raise (an unreachable API server).
+    Its runs are reported by someone else, as both real backends' are, unless a test says
+    `reports_runs = False`."""
 
     requests: list[RunRequest] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     closed: list[tuple[str, int]] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
+    reports_runs: bool = True
 
     async def submit(self, request: RunRequest) -> SubmittedRun:
         if self.fail_with is not None:

@@ -42,7 +42,7 @@ def seed_spec(forge: FakeForge, sha: str, spec: str = SPEC) -> None:
     forge.add_file(REPOSITORY, sha, ".ci.yaml", spec)
 
 
-def test_signed_push_creates_one_run_and_reports_it_queued(
+def test_signed_push_creates_one_run_and_leaves_its_reports_to_the_backend(
     serve: Serve, forge: FakeForge, backend: RecordingBackend
 ) -> None:
     payload = push_payload()
@@ -55,9 +55,23 @@ def test_signed_push_creates_one_run_and_reports_it_queued(
     request = backend.requests[0]
     assert request.event.sha == sha and request.repository.url == HELLO_WORLD
     assert request.plan.jobs[0].secrets  # a push to the repository is trusted
+    # Whoever reports the run (the controller, the local backend) says "queued": a second
+    # `ferry` report from the receiver would be a second check run in GitHub App mode.
+    assert forge.statuses_for(REPOSITORY, sha) == []
+
+
+def test_a_backend_whose_runs_no_one_reports_gets_queued_from_the_receiver(
+    serve: Serve, forge: FakeForge, backend: RecordingBackend
+) -> None:
+    backend.reports_runs = False
+    payload = push_payload()
+    sha = str(payload["after"])
+    seed_spec(forge, sha)
+    response = post(serve(), payload)
+    [name] = response.json()["pipelineRuns"]
     [status] = forge.statuses_for(REPOSITORY, sha)
     assert status["state"] == "pending" and status["context"] == "ferry"
-    assert names[0] in status["description"]
+    assert status["description"] == f"queued: {name}"
 
 
 def test_redeliveries_are_answered_alike_without_a_second_run(
@@ -155,8 +169,9 @@ def test_fork_pull_request_runs_without_secrets_and_says_so(
     assert "without secrets" in response.json()["trust"]
     [request] = backend.requests
     assert all(not job.secrets for job in request.plan.all_jobs)
-    [status] = forge.statuses_for(REPOSITORY, sha)
-    assert "without secrets" in status["description"]
+    # The run's reporter shows the decision in its status description.
+    assert "running without secrets" in request.note
+    assert forge.statuses_for(REPOSITORY, sha) == []
 
 
 def test_fork_pull_request_by_a_maintainer_keeps_its_secrets(
