@@ -6,28 +6,45 @@ TOML by its `.toml` suffix) with one table per group, then environment variables
 (`FERRY_FORGES_BACKOFF_SECONDS=[1, 5, 30]`) is written as JSON.
 
 Adding a component is adding a group: a frozen model below and one field on `Settings`;
-the loader finds both without further wiring.
+the loader finds both without further wiring. The receiver (`ferry serve webhooks`) and the
+controller (`ferry serve controller`) read the same file; each uses its own group and shares
+`kubernetes`, `logging`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from ci.controller import settings as controller_settings
+from ci.controller.summaries import check_details_url_template
 from ci.kube import connecting
 from ci.kube.repositories import UntrustedPolicy
+from ci.kube.watching import WatchSettings
 
 ENV_PREFIX = "FERRY_"
 CONFIG_FILE_ENV = "FERRY_CONFIG"
 # GitHub's documented maximum payload; bigger deliveries are cut by GitHub itself.
 MAXIMUM_PAYLOAD_BYTES = 25 * 1024 * 1024
+# API connections the controller needs beyond one per worker: its three watches and the Lease.
+CONTROLLER_SPARE_CONNECTIONS = 8
+# Seconds between a standby's attempts at the Lease, at most (Kubernetes' own: 2).
+LEASE_RETRY_SECONDS = 2.0
 
 
 class SettingsError(Exception):
@@ -144,6 +161,131 @@ class ForgeSettings(_Group):
     )
 
 
+class ControllerGroupSettings(_Group):
+    """The controller (`ferry serve controller`): PipelineRun statuses back to the forge."""
+
+    namespaces: tuple[str, ...] = Field(
+        default=(),
+        description="Namespaces to watch (a JSON list in the environment). Empty: all, which "
+        "needs deploy/'s cluster-wide list/watch; either way only runs in namespaces holding a "
+        "Repository are reported.",
+    )
+    identity: str = Field(
+        default="",
+        description="This replica's name in the Lease and in logs. Empty: `<hostname>-<pid>`, "
+        "unique without configuration; deploy/ sets the pod's name.",
+    )
+    details_url_template: str | None = Field(
+        default=None,
+        description="Link on every status, with {namespace} {name} {uid} {repository} {sha} "
+        "{task_run}, e.g. `https://tekton.example/#/namespaces/{namespace}/pipelineruns/{name}`."
+        " Unset: no link, since Ferry cannot guess where a log viewer runs.",
+    )
+    context_prefix: str = Field(
+        default="ferry",
+        min_length=1,
+        description="Commit status context and check run name prefix; branch protection rules "
+        "match it, so changing it needs the rules changed too.",
+    )
+    workers: int = Field(
+        default=32,
+        ge=1,
+        description="Runs reported at the same time; more wait in the queue, their events in "
+        "order. A report is a few forge calls, so 32 keeps up with hundreds of busy runs.",
+    )
+    retry_backoff_seconds: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+        default=(1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+        min_length=1,
+        description="Seconds between retries of a temporary forge failure (5xx, 429, network)."
+        " The last delay repeats for as long as the failure lasts: a final status must arrive "
+        "even after an hour-long forge outage.",
+    )
+    max_retry_after_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="Seconds; a `Retry-After` or rate-limit reset further away is capped, so a "
+        "wrong clock on the forge cannot park a run for a day. GitHub resets hourly at most.",
+    )
+    leader_election: bool = Field(
+        default=True,
+        description="Elect one leader with a Lease, so two replicas never both report. Off "
+        "only for a single replica outside Kubernetes' supervision.",
+    )
+    lease_namespace: str = Field(
+        default="ferry-system",
+        min_length=1,
+        description="Namespace of the Lease; deploy/ sets the pod's own namespace.",
+    )
+    lease_name: str = Field(default="ferry-controller", min_length=1,
+                            description="Name of the Lease.")
+    lease_duration_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds a lease lasts without renewal; a standby takes over this long "
+        "after the leader dies. 15 as Kubernetes' own controllers.",
+    )
+    lease_renew_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between renewals; well under the duration so one slow API call "
+        "loses nothing. Must be less than `lease_duration_seconds`.",
+    )
+    prune: bool = Field(
+        default=True,
+        description="Delete finished runs beyond each Repository's `keepRuns`, once their "
+        "final status was acknowledged; off keeps every run (etcd grows).",
+    )
+    admit: bool = Field(
+        default=True,
+        description="Admit `PipelineRunPending` runs under their concurrency limit; off leaves "
+        "held runs pending (for another admitter).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="TCP port of the Prometheus endpoint, on all interfaces. Unset: none, so "
+        "a developer's run takes no port; deploy/ sets 9090, probed by the kubelet.",
+    )
+    log_tail_lines: int = Field(
+        default=40,
+        ge=0,
+        description="Lines of a failing step's log shown on its check run: enough for a "
+        "stack trace, short enough to read on the pull request.",
+    )
+    credentials_ttl_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds a Repository's Secret is cached: a rotated token is used within "
+        "this time, and a burst of reports reads it once.",
+    )
+    forge_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds for one forge call before it counts as failed and is retried. "
+        "Longer than the receiver's 10 s: nobody waits on a report, and retrying costs calls.",
+    )
+
+    @field_validator("details_url_template")
+    @classmethod
+    def _known_fields_only(cls, template: str | None) -> str | None:
+        # Refused at startup, not at the first report of a run.
+        check_details_url_template(template)
+        return template
+
+    @field_validator("lease_renew_seconds")
+    @classmethod
+    def _renewed_before_it_lapses(cls, renew: float, info: ValidationInfo) -> float:
+        # Declared after the duration, so a valid duration is in `info.data` by now.
+        duration = info.data.get("lease_duration_seconds")
+        if duration is not None and renew >= duration:
+            raise ValueError(
+                f"must be less than lease_duration_seconds ({duration}), or the lease lapses "
+                "between renewals"
+            )
+        return renew
+
+
 class LoggingSettings(_Group):
     level: str = Field(default="info", pattern="^(?i)(debug|info|warning|error)$",
                        description="The lowest level written.")
@@ -195,33 +337,106 @@ class LocalSettings(_Group):
 class Settings(_Group):
     kubernetes: KubernetesSettings = KubernetesSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    controller: ControllerGroupSettings = ControllerGroupSettings()
     forges: ForgeSettings = ForgeSettings()
     logging: LoggingSettings = LoggingSettings()
     local: LocalSettings = LocalSettings()
 
 
 def load_settings(
-    *, environ: Mapping[str, str], config_file: Path | None = None
+    *,
+    environ: Mapping[str, str],
+    config_file: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
-    """Settings from defaults, `config_file` (else `$FERRY_CONFIG`), then `environ`."""
+    """Settings from defaults, `config_file` (else `$FERRY_CONFIG`), `environ`, then
+    `overrides` (command-line flags, by group and field; `None` values are not given)."""
     path = config_file or (Path(environ[CONFIG_FILE_ENV]) if environ.get(CONFIG_FILE_ENV) else None)
     values: dict[str, dict[str, Any]] = _read_file(path) if path is not None else {}
+    # Where each value came from, so an error names what the operator has to fix.
+    sources: dict[tuple[str, str], str] = {
+        (group, name): f"{group}.{name} in {path}"
+        for group, table in values.items() for name in table
+    }
     for group, group_field in Settings.model_fields.items():
         model = group_field.annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
         for name in model.model_fields:
-            raw = environ.get(f"{ENV_PREFIX}{group}_{name}".upper())
+            variable = f"{ENV_PREFIX}{group}_{name}".upper()
+            raw = environ.get(variable)
             if raw is not None:
-                values.setdefault(group, {})[name] = _env_value(raw)
+                values.setdefault(group, {})[name] = _env_value(raw, variable=variable)
+                sources[group, name] = variable
     if "kubeconfig" not in values.get("kubernetes", {}) and environ.get("KUBECONFIG"):
         # The first file only: Ferry does not merge kubeconfigs.
         values.setdefault("kubernetes", {})["kubeconfig"] = environ["KUBECONFIG"].split(
             os.pathsep
         )[0]
+        sources["kubernetes", "kubeconfig"] = "KUBECONFIG"
+    for group, table in (overrides or {}).items():
+        for name, value in table.items():
+            if value is not None:
+                values.setdefault(group, {})[name] = value
+                sources[group, name] = f"the command line ({group}.{name})"
     try:
         return Settings.model_validate(values)
     except ValidationError as error:
-        raise SettingsError(f"invalid settings: {error}") from error
+        problems = "; ".join(_problem(detail, sources) for detail in error.errors())
+        raise SettingsError(f"invalid settings: {problems}") from error
+
+
+def _problem(detail: Any, sources: Mapping[tuple[str, str], str]) -> str:
+    """One validation error, named by where its value came from."""
+    location = tuple(str(part) for part in detail["loc"])
+    where = ".".join(location)
+    if len(location) >= 2:
+        group, name = location[0], location[1]
+        where = sources.get((group, name), f"{group}.{name}") + "".join(
+            f"[{part}]" for part in location[2:])
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    value = detail.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {str(value)[:80]!r})"
+    return f"{where}: {message}{shown}"
+
+
+def controller_settings_from(settings: Settings) -> controller_settings.ControllerSettings:
+    """What `ferry serve controller` runs with: the controller group, with the shared
+    `kubernetes` group. Pure: validation happened when `settings` was loaded."""
+    controller = settings.controller
+    connection = settings.kubernetes.connection()
+    # Every worker may be in an API call at once, beside the watches and the Lease; a smaller
+    # pool would serialise them, so the shared pool size is a floor here, not a cap.
+    pool_size = max(settings.kubernetes.pool_size,
+                    controller.workers + CONTROLLER_SPARE_CONNECTIONS)
+    return controller_settings.ControllerSettings(
+        kubernetes=dataclasses.replace(connection, pool_size=pool_size),
+        watch=WatchSettings(),
+        retry=controller_settings.RetrySettings(
+            backoff=controller.retry_backoff_seconds,
+            max_retry_after=controller.max_retry_after_seconds,
+        ),
+        leader=controller_settings.LeaderSettings(
+            enabled=controller.leader_election,
+            namespace=controller.lease_namespace,
+            name=controller.lease_name,
+            duration=controller.lease_duration_seconds,
+            renew_interval=controller.lease_renew_seconds,
+            # A standby retries often enough to take over soon after the lease lapses, and
+            # never less often than the leader renews.
+            retry_interval=min(LEASE_RETRY_SECONDS, controller.lease_renew_seconds),
+        ),
+        namespaces=controller.namespaces,
+        identity=controller.identity,
+        details_url_template=controller.details_url_template,
+        context_prefix=controller.context_prefix,
+        workers=controller.workers,
+        forge_timeout=controller.forge_timeout_seconds,
+        log_tail_lines=controller.log_tail_lines,
+        credentials_ttl=controller.credentials_ttl_seconds,
+        prune=controller.prune,
+        admit=controller.admit,
+        metrics_port=controller.metrics_port,
+    )
 
 
 def _read_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -237,11 +452,11 @@ def _read_file(path: Path) -> dict[str, dict[str, Any]]:
     return {str(key): dict(value) for key, value in data.items()}
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str, *, variable: str) -> Any:
     text = raw.strip()
     if text[:1] in ("[", "{"):
         try:
             return json.loads(text)
         except ValueError as error:
-            raise SettingsError(f"not JSON: {text[:80]!r}") from error
+            raise SettingsError(f"{variable}: not JSON: {text[:80]!r}") from error
     return raw

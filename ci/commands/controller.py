@@ -1,85 +1,80 @@
-"""`ferry controller`: run the controller (PipelineRun status to the forge) until SIGTERM.
+"""`ferry controller`: an alias of `ferry serve controller` whose flags override settings.
 
-`ferry serve controller` (the receiver's `ci.commands.serve`) calls the same
-`ci.controller.app.run_controller`; this command exists for running the controller alone.
+`ferry serve controller` with a settings file and `FERRY_CONTROLLER_*` variables is the one
+documented way (docs/controller.md). This alias stays because scripts, the integration tests
+and bench/controller.py start the controller with flags; each flag given wins over the same
+setting from the environment and the file (flags > env > file > defaults), so every flag is
+only a shortcut for one setting, never a second configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from ci.controller.settings import ControllerSettings, LeaderSettings, RetrySettings
-from ci.kube.connecting import KubernetesSettings
-from ci.kube.watching import WatchSettings
+from ci.commands.serve import EXIT_SETTINGS, load_or_report, serve_controller
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
-        "controller", help="report PipelineRun statuses to the forge (the controller)"
+        "controller", help="alias of `ferry serve controller`; flags override settings"
     )
-    parser.add_argument("--kubeconfig", type=Path, help="default: the pod's ServiceAccount")
-    parser.add_argument("--context", help="kubeconfig context")
-    parser.add_argument("--namespace", action="append", default=[], dest="namespaces",
-                        help="watch only this namespace (repeatable); default: all")
-    parser.add_argument("--identity", default="", help="name in the Lease; default host-pid")
-    parser.add_argument("--details-url", help="URL template, e.g. "
-                        "https://dash/#/namespaces/{namespace}/pipelineruns/{name}")
-    parser.add_argument("--context-prefix", default="ferry", help="status context prefix")
-    parser.add_argument("--workers", type=int, default=32, help="runs reported at once")
-    parser.add_argument("--backoff", default="1,2,5,10,30,60",
-                        help="seconds between forge retries, comma-separated")
-    parser.add_argument("--no-leader-election", action="store_true")
-    parser.add_argument("--lease-namespace", default="ferry-system")
-    parser.add_argument("--lease-name", default="ferry-controller")
-    parser.add_argument("--lease-duration", type=float, default=15.0, help="seconds")
-    parser.add_argument("--lease-renew", type=float, default=5.0, help="seconds")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics here")
-    parser.add_argument("--no-prune", action="store_true", help="keep every finished run")
-    parser.add_argument("--log-level", default="info")
+    # No defaults here: an absent flag leaves the setting to the environment and the file.
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a YAML or TOML settings file (default: $FERRY_CONFIG)")
+    parser.add_argument("--kubeconfig", type=Path, help="FERRY_KUBERNETES_KUBECONFIG")
+    parser.add_argument("--context", help="FERRY_KUBERNETES_CONTEXT")
+    parser.add_argument("--namespace", action="append", dest="namespaces",
+                        help="FERRY_CONTROLLER_NAMESPACES (repeatable)")
+    parser.add_argument("--identity", help="FERRY_CONTROLLER_IDENTITY")
+    parser.add_argument("--details-url", help="FERRY_CONTROLLER_DETAILS_URL_TEMPLATE")
+    parser.add_argument("--context-prefix", help="FERRY_CONTROLLER_CONTEXT_PREFIX")
+    parser.add_argument("--workers", type=int, help="FERRY_CONTROLLER_WORKERS")
+    parser.add_argument("--backoff", help="FERRY_CONTROLLER_RETRY_BACKOFF_SECONDS, "
+                        "comma-separated seconds")
+    parser.add_argument("--no-leader-election", action="store_const", const=False,
+                        dest="leader_election", help="FERRY_CONTROLLER_LEADER_ELECTION=false")
+    parser.add_argument("--lease-namespace", help="FERRY_CONTROLLER_LEASE_NAMESPACE")
+    parser.add_argument("--lease-name", help="FERRY_CONTROLLER_LEASE_NAME")
+    parser.add_argument("--lease-duration", help="FERRY_CONTROLLER_LEASE_DURATION_SECONDS")
+    parser.add_argument("--lease-renew", help="FERRY_CONTROLLER_LEASE_RENEW_SECONDS")
+    parser.add_argument("--metrics-port", help="FERRY_CONTROLLER_METRICS_PORT")
+    parser.add_argument("--no-prune", action="store_const", const=False, dest="prune",
+                        help="FERRY_CONTROLLER_PRUNE=false")
+    parser.add_argument("--log-level", help="FERRY_LOGGING_LEVEL")
     parser.set_defaults(handler=run)
 
 
-def settings_from(args: argparse.Namespace) -> ControllerSettings:
-    return ControllerSettings(
-        kubernetes=KubernetesSettings(kubeconfig=args.kubeconfig, context=args.context),
-        watch=WatchSettings(),
-        retry=RetrySettings(backoff=tuple(float(part) for part in args.backoff.split(","))),
-        leader=LeaderSettings(
-            enabled=not args.no_leader_election,
-            namespace=args.lease_namespace,
-            name=args.lease_name,
-            duration=args.lease_duration,
-            renew_interval=args.lease_renew,
-            retry_interval=min(2.0, args.lease_renew),
-        ),
-        namespaces=tuple(args.namespaces),
-        identity=args.identity,
-        details_url_template=args.details_url,
-        context_prefix=args.context_prefix,
-        workers=args.workers,
-        prune=not args.no_prune,
-        metrics_port=args.metrics_port,
-    )
+def overrides_from(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The flags given, as settings by group and field (None: not given). The values stay
+    text where they were text, so the settings model validates them like any other source."""
+    return {
+        "kubernetes": {"kubeconfig": args.kubeconfig, "context": args.context},
+        "controller": {
+            "namespaces": tuple(args.namespaces) if args.namespaces else None,
+            "identity": args.identity,
+            "details_url_template": args.details_url,
+            "context_prefix": args.context_prefix,
+            "workers": args.workers,
+            "retry_backoff_seconds": (
+                tuple(part.strip() for part in args.backoff.split(","))
+                if args.backoff is not None else None
+            ),
+            "leader_election": args.leader_election,
+            "lease_namespace": args.lease_namespace,
+            "lease_name": args.lease_name,
+            "lease_duration_seconds": args.lease_duration,
+            "lease_renew_seconds": args.lease_renew,
+            "metrics_port": args.metrics_port,
+            "prune": args.prune,
+        },
+        "logging": {"level": args.log_level},
+    }
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci import logs  # noqa: PLC0415 (the command's own imports stay out of `ferry lint`)
-    from ci.controller.app import run_controller  # noqa: PLC0415
-
-    logs.configure(level=args.log_level)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    run_controller(settings_from(args), stop=stop)
-    # Stopped by a signal: a clean exit. Otherwise the lease was lost: exit non-zero so the
-    # pod restarts as a standby.
-    return 0 if stop.is_set() else 1
+    settings = load_or_report(args, overrides=overrides_from(args), command="ferry controller")
+    if settings is None:
+        return EXIT_SETTINGS
+    return serve_controller(settings)

@@ -1,32 +1,43 @@
-"""`ferry serve [webhooks]`: the webhook receiver under uvicorn.
+"""`ferry serve [webhooks|controller]`: the webhook receiver under uvicorn, or the controller.
 
-With a cluster configured (a kubeconfig, or running in a pod) runs become Tekton
-PipelineRuns; with none, `ferry serve` runs them on this machine (the local backend) and
-reports to the forge all the same. Settings: `--config FILE` (or `$FERRY_CONFIG`), then
-`FERRY_*` variables (see `ci.settings` and docs/webhooks.md).
+`ferry serve` alone is `ferry serve webhooks`. With a cluster configured (a kubeconfig, or
+running in a pod) runs become Tekton PipelineRuns; with none, the receiver runs them on this
+machine (the local backend) and reports to the forge all the same. `ferry serve controller`
+reports Tekton's PipelineRuns to the forge until SIGTERM.
+
+Both read one settings source: `--config FILE` (or `$FERRY_CONFIG`), then `FERRY_*` variables
+(see `ci.settings`, docs/webhooks.md and docs/controller.md); each uses its own group.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from ci import logs
-from ci.settings import Settings, SettingsError, load_settings
+from ci.settings import Settings, SettingsError, controller_settings_from, load_settings
 
-COMPONENTS = ("webhooks",)
+COMPONENTS = ("webhooks", "controller")
 EXIT_SETTINGS = 2
+# The controller returned without being asked to stop: its Lease was lost. Non-zero, so
+# Kubernetes restarts the pod, which comes back as a standby.
+EXIT_LEASE_LOST = 1
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="receive forge webhooks and run pipelines (on Tekton, or on this machine)",
-        description="Serve the webhook receiver. Runs go to Tekton when a cluster is "
-        "configured, else they run on this machine.",
+        help="serve the webhook receiver (default) or the controller",
+        description="Serve the webhook receiver (runs go to Tekton when a cluster is "
+        "configured, else they run on this machine), or the controller (Tekton's statuses "
+        "back to the forge). Both read one settings file and FERRY_* variables.",
     )
     parser.add_argument("component", nargs="?", choices=COMPONENTS, default="webhooks",
                         help="what to serve (default: webhooks)")
@@ -38,16 +49,48 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(environ=os.environ, config_file=args.config)
-    except SettingsError as error:
-        print(f"ferry serve: {error}", file=sys.stderr)
+    if args.component == "controller" and (args.host is not None or args.port is not None):
+        print("ferry serve controller: --host and --port are the receiver's; the controller "
+              "listens only for metrics (FERRY_CONTROLLER_METRICS_PORT)", file=sys.stderr)
         return EXIT_SETTINGS
-    overrides = {"host": args.host, "port": args.port}
-    webhooks = settings.webhooks.model_copy(
-        update={key: value for key, value in overrides.items() if value is not None}
-    )
-    return _serve_webhooks(settings.model_copy(update={"webhooks": webhooks}))
+    overrides = {"webhooks": {"host": args.host, "port": args.port}}
+    settings = load_or_report(args, overrides=overrides, command=f"ferry serve {args.component}")
+    if settings is None:
+        return EXIT_SETTINGS
+    if args.component == "controller":
+        return serve_controller(settings)
+    return _serve_webhooks(settings)
+
+
+def load_or_report(
+    args: argparse.Namespace,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]],
+    command: str,
+) -> Settings | None:
+    """The settings, or None after telling the operator on stderr what is wrong."""
+    try:
+        return load_settings(environ=os.environ, config_file=args.config, overrides=overrides)
+    except SettingsError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return None
+
+
+def serve_controller(settings: Settings) -> int:
+    """Run the controller until SIGTERM or SIGINT (exit 0) or a lost Lease (exit 1)."""
+    from ci.controller.app import run_controller  # noqa: PLC0415 (only the controller pays)
+
+    controller = controller_settings_from(settings)
+    logs.configure(json=settings.logging.json_lines, level=settings.logging.level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_controller(controller, stop=stop)
+    return 0 if stop.is_set() else EXIT_LEASE_LOST
 
 
 def _serve_webhooks(settings: Settings) -> int:
