@@ -5,8 +5,9 @@ tests/cluster/build) creates the namespace, ServiceAccounts, RBAC, CRD, Deployme
 kubelet runs the Deployments' pods, so the receiver and the controller run here as local
 processes instead, but with what a pod would have: a token of their own ServiceAccount (the
 TokenRequest API, the same call the kubelet makes for a projected token), the cluster's CA,
-the receiver's settings file from the ConfigMap, and the controller's arguments from its
-Deployment. Every API call they make is therefore authorised by deploy/'s RBAC, for real.
+the settings file both read from the ConfigMap, and each Deployment's arguments and
+environment (the downward API's values filled in). Every API call they make is therefore
+authorised by deploy/'s RBAC, and every setting they run with is deploy/'s, for real.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ TEAM_BINDINGS = DEPLOY / "team" / "rolebindings.yaml"
 SYSTEM_NAMESPACE = "ferry-system"
 WEBHOOKS_ACCOUNT = "ferry-webhooks"
 CONTROLLER_ACCOUNT = "ferry-controller"
+SETTINGS_CONFIG_MAP = "ferry-settings"
+# Where the Deployments mount the ConfigMap; here it is a file in the run's directory.
+SETTINGS_MOUNT = "/etc/ferry/"
 FIELD_MANAGER = "ferry-install"
 # The controller's name in the Lease: the same in every session and module, so a successor
 # takes over at once from a predecessor that released the Lease.
@@ -160,18 +164,21 @@ def _container(objects: Sequence[Obj], deployment: str) -> dict[str, Any]:
     return dict(container)
 
 
-def _controller_args(objects: Sequence[Obj], *, metrics_port: int) -> list[str]:
-    """The Deployment's arguments, with what the downward API would fill in."""
-    values = {"$(POD_NAME)": CONTROLLER_IDENTITY, "$(POD_NAMESPACE)": SYSTEM_NAMESPACE}
-    args = []
-    for declared in _container(objects, "ferry-controller")["args"]:
-        arg = str(declared)
-        for placeholder, value in values.items():
-            arg = arg.replace(placeholder, value)
-        if arg.startswith("--metrics-port="):
-            arg = f"--metrics-port={metrics_port}"  # 9090 may be taken on this machine
-        args.append(arg)
-    return args
+def _pod_environment(container: dict[str, Any]) -> dict[str, str]:
+    """The container's declared variables, with what the downward API would fill in."""
+    fields = {"metadata.name": CONTROLLER_IDENTITY, "metadata.namespace": SYSTEM_NAMESPACE}
+    environment = {}
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = str(variable["value"])
+        else:
+            environment[variable["name"]] = fields[
+                variable["valueFrom"]["fieldRef"]["fieldPath"]]
+    return environment
+
+
+def _arguments(container: dict[str, Any], directory: Path) -> list[str]:
+    return [str(arg).replace(SETTINGS_MOUNT, f"{directory}/") for arg in container["args"]]
 
 
 @contextlib.contextmanager
@@ -187,28 +194,30 @@ def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path
         cluster, service_account_token(kube, CONTROLLER_ACCOUNT),
         directory / "controller.kubeconfig")
     settings_file = directory / "ferry.yaml"
-    settings_file.write_text(find(objects, "ConfigMap", "ferry-webhooks")["data"]["ferry.yaml"])
+    settings_file.write_text(find(objects, "ConfigMap", SETTINGS_CONFIG_MAP)["data"]["ferry.yaml"])
     port = free_port()
     # Only what a pod would get: no KUBECONFIG or FERRY_* from the developer's shell.
     environment = {key: value for key, value in os.environ.items()
                    if key != "KUBECONFIG" and not key.startswith("FERRY_")}
+    receiver_container = _container(objects, "ferry-webhooks")
     receiver = Component(
         name="ferry-webhooks",
-        # The ConfigMap is mounted at /etc/ferry in the pod; here it is a file in `directory`.
-        argv=[*ferry_command(),
-              *(arg.replace("/etc/ferry/", f"{directory}/")
-                for arg in _container(objects, "ferry-webhooks")["args"]),
+        argv=[*ferry_command(), *_arguments(receiver_container, directory),
               "--host", "127.0.0.1", "--port", str(port)],
         log_path=directory / "webhooks.log",
-        env={**environment, "FERRY_KUBERNETES_KUBECONFIG": str(webhooks_kubeconfig)},
+        env={**environment, **_pod_environment(receiver_container),
+             "FERRY_KUBERNETES_KUBECONFIG": str(webhooks_kubeconfig)},
         cwd=directory,
     )
+    controller_container = _container(objects, "ferry-controller")
     controller = Component(
         name="ferry-controller",
-        argv=[*ferry_command(), *_controller_args(objects, metrics_port=free_port()),
-              f"--kubeconfig={controller_kubeconfig}"],
+        argv=[*ferry_command(), *_arguments(controller_container, directory)],
         log_path=directory / "controller.log",
-        env=environment,
+        env={**environment, **_pod_environment(controller_container),
+             "FERRY_KUBERNETES_KUBECONFIG": str(controller_kubeconfig),
+             # The file's 9090 may be taken on this machine.
+             "FERRY_CONTROLLER_METRICS_PORT": str(free_port())},
         cwd=directory,
     )
     installation = Installation(

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from ci.settings import controller_settings_from, load_settings
+
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERFILE = REPO / "Containerfile"
 BASE = REPO / "deploy" / "base"
@@ -100,3 +102,32 @@ def test_no_rule_grants_wildcards_or_secrets_cluster_wide() -> None:
                 # Cluster-wide grants are reads of Ferry's and Tekton's kinds, never Secrets.
                 assert set(rule["verbs"]) <= {"list", "watch"}, role
                 assert "secrets" not in rule["resources"], role
+
+
+def test_both_components_read_one_settings_file_that_loads(tmp_path: Path) -> None:
+    documents = _documents()
+    [config_map] = [d for d in documents if d["kind"] == "ConfigMap"]
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    for name, component in (("ferry-webhooks", "webhooks"), ("ferry-controller", "controller")):
+        pod = deployments[name]["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["args"] == ["serve", component, "--config", "/etc/ferry/ferry.yaml"]
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/ferry"]
+        [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    settings_file = tmp_path / "ferry.yaml"
+    settings_file.write_text(config_map["data"]["ferry.yaml"])
+    # What the downward API gives the controller's pod, as the variables it declares.
+    [controller] = deployments["ferry-controller"]["spec"]["template"]["spec"]["containers"]
+    pod_fields = {"metadata.name": "ferry-controller-abc12", "metadata.namespace": "ferry-system"}
+    environ = {variable["name"]: pod_fields[variable["valueFrom"]["fieldRef"]["fieldPath"]]
+               for variable in controller["env"]}
+    assert all(name.startswith("FERRY_CONTROLLER_") for name in environ)
+    settings = load_settings(environ=environ, config_file=settings_file)
+    mapped = controller_settings_from(settings)
+    assert mapped.identity == "ferry-controller-abc12"
+    assert (mapped.leader.namespace, mapped.leader.name) == ("ferry-system", "ferry-controller")
+    # The port the controller's probes ask for.
+    assert str(mapped.metrics_port) in {
+        str(port["containerPort"]) for port in controller["ports"]}
+    assert controller["readinessProbe"]["httpGet"]["port"] == "metrics"
