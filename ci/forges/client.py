@@ -57,6 +57,20 @@ class ForgeClient(Protocol):
         itself and return None.
         """
 
+    async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
+        """Whether the commit already shows `status` exactly as `report_status` would post it.
+
+        True when the newest commit status of `status.context` on `sha` (greatest id; all
+        pages read) has the state, description and link `report_status` sends for `status`.
+        Commit statuses are last-writer-wins per context on every forge, so posting `status`
+        again would then change nothing anyone sees: the controller asks this before
+        re-sending a report a killed predecessor may already have delivered.
+
+        False also when the client cannot tell: GitHub App mode reports check runs, and
+        listing a ref's check runs is not in the API description Ferry follows. False only
+        ever costs a repeated report, never a lost one.
+        """
+
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         """Add a comment to pull request `number`."""
 

@@ -1,9 +1,13 @@
-"""The forge-neutral status of a run, which each provider maps to its own states."""
+"""The forge-neutral status of a run, which each provider maps to its own states, and the
+newest commit status of a context as a forge lists it back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ci.forges.errors import UnexpectedResponseError
 
 
 class Conclusion(StrEnum):
@@ -47,3 +51,42 @@ class Status:
 def shorten(text: str, limit: int) -> str:
     """Cut `text` to a forge's field limit, marking the cut."""
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostedStatus:
+    """A commit status in the fields Ferry sets, as the forge shows it (its own state word)."""
+
+    state: str
+    description: str
+    target_url: str | None  # None when Ferry sends no link
+
+
+def newest_status(
+    listed: Iterable[object], *, context: str, context_field: str, state_field: str
+) -> PostedStatus | None:
+    """Of a forge's listing of a commit's statuses, the newest one of `context`.
+
+    Newest is the greatest `id`: GitHub, Gitea and GitLab number statuses from one growing
+    sequence, whereas their listing orders differ (newest first, created-time with
+    one-second ties, oldest first) and timestamps tie within a second.
+    """
+    newest: Mapping[str, object] | None = None
+    newest_id = -1
+    for entry in listed:
+        if not isinstance(entry, Mapping) or entry.get(context_field) != context:
+            continue
+        identifier = entry.get("id")
+        if not isinstance(identifier, int):
+            raise UnexpectedResponseError(f"commit status of {context!r} has no integer `id`")
+        if identifier > newest_id:
+            newest, newest_id = entry, identifier
+    if newest is None:
+        return None
+    target_url = newest.get("target_url")
+    return PostedStatus(
+        state=str(newest.get(state_field, "")),
+        description=str(newest.get("description") or ""),
+        # Forges answer an unset link as null or as "".
+        target_url=str(target_url) if target_url else None,
+    )

@@ -342,6 +342,20 @@ def _github_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Re
     return JSONResponse(stored, 201)
 
 
+def _github_list_statuses(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    # "Statuses are returned in reverse chronological order" (the description's own words).
+    posted = forge.statuses_for(_repository(groups), urllib.parse.unquote(groups[2]))
+    items = [
+        {"url": "", "avatar_url": None, "node_id": f"SC_{status['id']}", "target_url": None,
+         "description": None, "updated_at": status["created_at"], **status}
+        for status in reversed(posted)
+    ]
+    size = min(int(call.query.get("per_page", "30") or 30), 100)
+    call = _Call(**{**call.__dict__, "query": {**call.query, "per_page": str(size)}})
+    chunk, headers = _page(call, items, size_name="per_page", default_size=30)
+    return JSONResponse(chunk, headers=headers)
+
+
 def _check_run_rules(body: Mapping[str, Any]) -> str | None:
     # Documented in the description's prose, which a schema cannot say.
     if body.get("status") == "completed" and "conclusion" not in body:
@@ -414,6 +428,24 @@ def _gitea_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Res
     return JSONResponse({**stored, "status": stored.get("state")}, 201)
 
 
+def _gitea_list_statuses(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    posted = forge.statuses_for(_repository(groups), groups[2])
+    items = [
+        {"url": "", "target_url": "", "description": "", "updated_at": status["created_at"],
+         **status, "status": status["state"]}
+        for status in posted
+        if call.query.get("state") in (None, status["state"])
+    ]
+    # Gitea sorts by creation time, newest first, unless asked otherwise; statuses created in
+    # the same second come in no promised order.
+    if call.query.get("sort") != "oldest":
+        items.sort(key=lambda item: item["created_at"], reverse=True)
+    limit = min(int(call.query.get("limit", "30") or 30), 50)  # MAX_RESPONSE_ITEMS
+    call = _Call(**{**call.__dict__, "query": {**call.query, "limit": str(limit)}})
+    chunk, headers = _page(call, items, size_name="limit", default_size=30)
+    return JSONResponse(chunk, headers=headers)
+
+
 # GitLab: the project is one URL-encoded path segment
 
 
@@ -453,7 +485,10 @@ def _gitlab_diffs(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Res
 def _gitlab_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     body = dict(call.json)
     state = body.pop("state")
-    stored = _add_status(forge, _project(groups), groups[1], {"status": state, **body})
+    # GitLab names the status from `name`, else `context`, else "default".
+    name = body.get("name", body.get("context", "default"))
+    stored = _add_status(forge, _project(groups), groups[1], {"status": state, **body,
+                                                               "name": name})
     return JSONResponse(
         {
             "sha": groups[1],
@@ -467,6 +502,25 @@ def _gitlab_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Re
         },
         201,
     )
+
+
+def _gitlab_list_statuses(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    posted = [
+        status
+        for status in forge.statuses_for(_project(groups), groups[1])
+        if all(call.query.get(field) in (None, status.get(field)) for field in ("name", "ref"))
+    ]
+    if call.query.get("all") not in ("true", "1"):
+        # Only the latest status of each name, as GitLab's default `latest` scope.
+        latest = {status.get("name"): status for status in posted}
+        posted = [status for status in posted if latest[status.get("name")] is status]
+    items = [
+        {"sha": groups[1], "ref": None, "target_url": None, "description": None,
+         "allow_failure": False, "author": {"username": "ferry-bot", "id": 28}, **status}
+        for status in posted  # GitLab orders them by id
+    ]
+    chunk, headers = _page(call, items, size_name="per_page", default_size=20)
+    return JSONResponse(chunk, headers=headers)
 
 
 def _gitlab_note(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
@@ -491,6 +545,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", rf"{_REPO}/contents/(.+)", _contents),
         ("GET", rf"{_REPO}/pulls/(\d+)/files", _github_files),
         ("POST", rf"{_REPO}/statuses/([^/]+)", _github_status),
+        ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
         ("POST", rf"{_REPO}/check-runs", _github_create_check_run),
         ("PATCH", rf"{_REPO}/check-runs/(\d+)", _github_update_check_run),
         ("POST", rf"{_REPO}/issues/(\d+)/comments", _issue_comment),
@@ -500,6 +555,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", rf"/api/v1{_REPO}/contents/(.+)", _contents),
         ("GET", rf"/api/v1{_REPO}/pulls/(\d+)/files", _gitea_files),
         ("POST", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_status),
+        ("GET", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_list_statuses),
         ("POST", rf"/api/v1{_REPO}/issues/(\d+)/comments", _issue_comment),
         ("GET", rf"/api/v1{_REPO}/collaborators/([^/]+)/permission", _permission),
     ),
@@ -507,6 +563,11 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw", _gitlab_raw_file),
         ("GET", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/diffs", _gitlab_diffs),
         ("POST", r"/api/v4/projects/([^/]+)/statuses/([^/]+)", _gitlab_status),
+        (
+            "GET",
+            r"/api/v4/projects/([^/]+)/repository/commits/([^/]+)/statuses",
+            _gitlab_list_statuses,
+        ),
         ("POST", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/notes", _gitlab_note),
         ("GET", r"/api/v4/projects/([^/]+)/members/all", _gitlab_members),
     ),

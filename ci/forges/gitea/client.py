@@ -15,8 +15,8 @@ import httpx
 
 from ci.forges.client import Credentials, TokenCredentials
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
-from ci.forges.statuses import Conclusion, Status, shorten
-from ci.forges.transport import MAXIMUM_PAGES, PAGE_SIZE, file_content, json_of, send
+from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
+from ci.forges.transport import MAXIMUM_PAGES, PAGE_SIZE, file_content, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
 # Gitea stores descriptions in a 255-byte column; long ones are cut by some databases.
@@ -106,16 +106,29 @@ class GiteaClient:
         *,
         report_id: ReportId | None = None,
     ) -> ReportId | None:
-        body: dict[str, Any] = {
-            "state": COMMIT_STATES[status.conclusion],
-            "context": status.context,
-            "description": shorten(status.title, DESCRIPTION_LIMIT),
-        }
-        if status.details_url:
-            body["target_url"] = status.details_url
         url = self._url(repository, f"/statuses/{sha}")
-        await send(self._http, "POST", url, headers=self._headers, json=body)
+        await send(
+            self._http, "POST", url, headers=self._headers, json=_commit_status_body(status)
+        )
         return None
+
+    async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
+        # Gitea caps `limit` at MAX_RESPONSE_ITEMS but builds its `Link` header from the
+        # capped size, so following `Link` reads every page.
+        listed: list[Any] = []
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/statuses/{sha}"),
+            headers=self._headers,
+            params={"limit": PAGE_SIZE},
+        ):
+            listed.extend(page)
+        # Gitea answers the state in `status`, though it is sent as `state`.
+        newest = newest_status(listed, context=status.context, context_field="context",
+                               state_field="status")
+        body = _commit_status_body(status)
+        return newest == PostedStatus(state=body["state"], description=body["description"],
+                                      target_url=body.get("target_url"))
 
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         url = self._url(repository, f"/issues/{number}/comments")
@@ -133,6 +146,17 @@ class GiteaClient:
         if not isinstance(body, dict):
             raise UnexpectedResponseError("collaborator permission response is not an object")
         return body.get("permission") in WRITE_PERMISSIONS
+
+
+def _commit_status_body(status: Status) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "state": COMMIT_STATES[status.conclusion],
+        "context": status.context,
+        "description": shorten(status.title, DESCRIPTION_LIMIT),
+    }
+    if status.details_url:
+        body["target_url"] = status.details_url
+    return body
 
 
 def _changed_file_paths(entry: object) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import httpx
 from ci.forges.client import Credentials
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
 from ci.forges.github.authentication import GitHubAuthentication
-from ci.forges.statuses import Conclusion, Status, shorten
+from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
 from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
@@ -133,15 +133,26 @@ class GitHubClient:
     ) -> ReportId | None:
         if self._authentication.app_mode:
             return await self._report_check_run(repository, sha, status, report_id=report_id)
-        body: dict[str, Any] = {
-            "state": COMMIT_STATES[status.conclusion],
-            "context": status.context,
-            "description": shorten(status.title, DESCRIPTION_LIMIT),
-        }
-        if status.details_url:
-            body["target_url"] = status.details_url
+        body = _commit_status_body(status)
         await self._send("POST", self._url(repository, f"/statuses/{sha}"), json=body)
         return None
+
+    async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
+        if self._authentication.app_mode:
+            return False  # check runs: listing them is not in the contract (see the protocol)
+        listed: list[Any] = []
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/commits/{sha}/statuses"),
+            headers=await self._authentication.headers(),
+            params={"per_page": PAGE_SIZE},
+        ):
+            listed.extend(page)
+        newest = newest_status(listed, context=status.context, context_field="context",
+                               state_field="state")
+        body = _commit_status_body(status)
+        return newest == PostedStatus(state=body["state"], description=body["description"],
+                                      target_url=body.get("target_url"))
 
     async def _report_check_run(
         self,
@@ -196,6 +207,17 @@ class GitHubClient:
             raise UnexpectedResponseError("collaborator permission response is not an object")
         levels = {body.get("permission"), body.get("role_name")}
         return not WRITE_PERMISSIONS.isdisjoint(levels)
+
+
+def _commit_status_body(status: Status) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "state": COMMIT_STATES[status.conclusion],
+        "context": status.context,
+        "description": shorten(status.title, DESCRIPTION_LIMIT),
+    }
+    if status.details_url:
+        body["target_url"] = status.details_url
+    return body
 
 
 def _diff_entry_paths(entry: object) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import httpx
 
 from ci.forges.client import Credentials, TokenCredentials
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
-from ci.forges.statuses import Conclusion, Status, shorten
+from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
 from ci.forges.transport import PAGE_SIZE, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
@@ -100,16 +100,29 @@ class GitLabClient:
         *,
         report_id: ReportId | None = None,
     ) -> ReportId | None:
-        body: dict[str, Any] = {
-            "state": COMMIT_STATES[status.conclusion],
-            "name": status.context,
-            "description": shorten(status.title, FIELD_LIMIT),
-        }
-        if status.details_url:
-            body["target_url"] = shorten(status.details_url, FIELD_LIMIT)
         url = self._url(repository, f"/statuses/{sha}")
-        await send(self._http, "POST", url, headers=self._headers, json=body)
+        await send(
+            self._http, "POST", url, headers=self._headers, json=_commit_status_body(status)
+        )
         return None
+
+    async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
+        # Without `all`, GitLab lists only the latest status of each name; `name` narrows the
+        # listing to ours. No `ref`, as `report_status` posts none.
+        listed: list[Any] = []
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/repository/commits/{sha}/statuses"),
+            headers=self._headers,
+            params={"name": status.context, "per_page": PAGE_SIZE},
+        ):
+            listed.extend(page)
+        # Sent as `state` and `name`, answered as `status` and `name`.
+        newest = newest_status(listed, context=status.context, context_field="name",
+                               state_field="status")
+        body = _commit_status_body(status)
+        return newest == PostedStatus(state=body["state"], description=body["description"],
+                                      target_url=body.get("target_url"))
 
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         url = self._url(repository, f"/merge_requests/{number}/notes")
@@ -133,6 +146,17 @@ class GitLabClient:
                 level = member.get("access_level")
                 return isinstance(level, int) and level >= DEVELOPER_ACCESS_LEVEL
         return False
+
+
+def _commit_status_body(status: Status) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "state": COMMIT_STATES[status.conclusion],
+        "name": status.context,
+        "description": shorten(status.title, FIELD_LIMIT),
+    }
+    if status.details_url:
+        body["target_url"] = shorten(status.details_url, FIELD_LIMIT)
+    return body
 
 
 def _diff_paths(entry: object) -> tuple[str, ...]:

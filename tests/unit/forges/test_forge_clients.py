@@ -139,6 +139,99 @@ async def test_report_status_in_the_forges_words(forge: FakeForge, conclusion: C
     assert len(stored["description"]) <= 255
 
 
+def _status(conclusion: Conclusion, *, context: str = "ferry", title: str | None = None,
+            details_url: str | None = "https://dashboard.example.com/runs/1") -> Status:
+    words = {Conclusion.QUEUED: "Queued", Conclusion.RUNNING: "Running"}
+    return Status(conclusion=conclusion, context=context,
+                  title=title or words.get(conclusion, "Succeeded in 3s"),
+                  details_url=details_url)
+
+
+async def test_has_status_reads_back_the_newest_of_the_context(forge: FakeForge) -> None:
+    repository = repository_for(forge)
+    queued, running = _status(Conclusion.QUEUED), _status(Conclusion.RUNNING)
+    async with connected(forge) as http:
+        client = client_for(forge, http)
+        assert not await client.has_status(repository, SHA, queued)  # nothing posted yet
+        await client.report_status(repository, SHA, queued)
+        await client.report_status(repository, SHA, _status(Conclusion.FAILURE, context="lint"))
+        assert await client.has_status(repository, SHA, queued)
+        await client.report_status(repository, SHA, running)
+        # Queued and running are both "pending" on GitHub and Gitea: the description tells.
+        assert await client.has_status(repository, SHA, running)
+        assert not await client.has_status(repository, SHA, queued)
+        # Another context's status is not ours, however alike.
+        assert not await client.has_status(repository, SHA, _status(Conclusion.FAILURE))
+        assert await client.has_status(repository, SHA, _status(Conclusion.FAILURE,
+                                                                 context="lint"))
+        # Another run's link (the same context on the same commit) is not this report.
+        other_run = _status(Conclusion.RUNNING, details_url="https://dashboard.example.com/2")
+        assert not await client.has_status(repository, SHA, other_run)
+        assert not await client.has_status(repository, "0" * 40, running)
+    forge.assert_no_violations()
+    assert len(forge.statuses_for(repository, SHA)) == 3  # reading back posts nothing
+
+
+async def test_has_status_without_a_link_and_with_a_long_title(forge: FakeForge) -> None:
+    repository = repository_for(forge)
+    status = _status(Conclusion.SUCCESS, title="Succeeded: " + "x" * 300, details_url=None)
+    async with connected(forge) as http:
+        client = client_for(forge, http)
+        await client.report_status(repository, SHA, status)
+        # Compared as posted: shortened to the forge's limit, no link.
+        assert await client.has_status(repository, SHA, status)
+        linked = _status(Conclusion.SUCCESS, title=status.title)
+        assert not await client.has_status(repository, SHA, linked)
+    forge.assert_no_violations()
+
+
+async def test_has_status_reads_every_page(forge: FakeForge) -> None:
+    repository = repository_for(forge)
+    final = _status(Conclusion.SUCCESS)
+    async with connected(forge) as http:
+        client = client_for(forge, http)
+        await client.report_status(repository, SHA, final)
+        # Other contexts after ours: our status is on the last page whatever the order.
+        for index in range(120):
+            await client.report_status(
+                repository, SHA, _status(Conclusion.RUNNING, context=f"job-{index}")
+            )
+        forge.requests.clear()
+        assert await client.has_status(repository, SHA, final)
+        assert not await client.has_status(repository, SHA, _status(Conclusion.FAILURE))
+    forge.assert_no_violations()
+    listed = [request for request in forge.requests if request.method == "GET"]
+    if forge.kind is L:
+        assert len(listed) == 2  # filtered by name on the forge: one page each
+    else:
+        assert len(listed) >= 4  # 121 statuses, at most 100 (Gitea: 50) a page, twice
+
+
+async def test_has_status_honours_gitlab_latest_per_name() -> None:
+    forge = FakeForge(L)
+    repository = repository_for(forge)
+    async with connected(forge) as http:
+        client = client_for(forge, http)
+        await client.report_status(repository, SHA, _status(Conclusion.RUNNING))
+        await client.report_status(repository, SHA, _status(Conclusion.SUCCESS))
+        assert await client.has_status(repository, SHA, _status(Conclusion.SUCCESS))
+        assert not await client.has_status(repository, SHA, _status(Conclusion.RUNNING))
+    (query,) = {tuple(sorted(r.query)) for r in forge.requests if r.method == "GET"}
+    assert query == ("name", "per_page")
+    forge.assert_no_violations()
+
+
+async def test_has_status_failures_are_forge_errors(forge: FakeForge) -> None:
+    forge.faults.fail_next(500)
+    async with connected(forge) as http:
+        client = client_for(forge, http)
+        with pytest.raises(ForgeServerError):
+            await client.has_status(repository_for(forge), SHA, _status(Conclusion.SUCCESS))
+        with pytest.raises(UnauthorizedError):
+            await client_for(forge, http, token="wrong").has_status(
+                repository_for(forge), SHA, _status(Conclusion.SUCCESS))
+
+
 async def test_comment_and_write_access(forge: FakeForge) -> None:
     repository = repository_for(forge)
     write, read = (30, 20) if forge.kind is L else ("write", "read")
@@ -305,6 +398,20 @@ async def test_check_run_is_created_then_updated(app_keys: tuple[str, str]) -> N
     assert run["external_id"] == "run-1"
     assert run["output"]["text"] == "last lines of the log"
     assert forge.statuses == {}
+
+
+async def test_check_runs_cannot_be_read_back(app_keys: tuple[str, str]) -> None:
+    # Listing a ref's check runs is not in the contract: the answer is "not known to be
+    # there" (so the controller re-sends, as before), without a request.
+    clock = Clock()
+    forge = app_forge(app_keys, clock)
+    status = Status(conclusion=Conclusion.SUCCESS, context="ferry", title="Succeeded")
+    async with connected(forge) as http:
+        client = app_client(http, forge, app_keys[0], clock)
+        await client.report_status(REPOSITORY, SHA, status)
+        requests = len(forge.requests)
+        assert not await client.has_status(REPOSITORY, SHA, status)
+    assert len(forge.requests) == requests
 
 
 async def test_installation_token_is_cached_until_near_expiry(app_keys: tuple[str, str]) -> None:
