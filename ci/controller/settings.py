@@ -1,5 +1,6 @@
 """The controller's settings: one documented dataclass, passed explicitly (never read from
-globals). `ci.settings` (the receiver's) embeds it for `ferry serve controller`."""
+globals). `ferry serve controller` builds it from the `controller` group of `ci.settings`
+(`ci.settings.controller_settings_from`), the file and variables the receiver reads too."""
 
 from __future__ import annotations
 

@@ -10,7 +10,12 @@ import pytest
 from ci.cli import build_parser
 from ci.commands.controller import overrides_from
 from ci.controller.settings import ControllerSettings
-from ci.settings import SettingsError, controller_settings_from, load_settings
+from ci.settings import (
+    ControllerGroupSettings,
+    SettingsError,
+    controller_settings_from,
+    load_settings,
+)
 
 
 def test_defaults_are_the_controllers_own() -> None:
@@ -135,3 +140,12 @@ def test_bad_values_in_the_file_name_the_file(tmp_path: Path) -> None:
     message = str(raised.value)
     assert f"controller.lease_duration_seconds in {config}" in message
     assert f"controller.wrokers in {config}" in message  # a typo is refused, not ignored
+
+
+def test_every_setting_is_described_and_in_the_docs() -> None:
+    table = (Path(__file__).resolve().parents[3] / "docs" / "controller.md").read_text()
+    for name, field in ControllerGroupSettings.model_fields.items():
+        assert field.description, f"controller.{name} says nothing of its unit or default"
+        variable = f"FERRY_CONTROLLER_{name.upper()}"
+        # Rows that share a prefix write the later names as `_NAME`.
+        assert f"`{variable}`" in table or f"`_{name.upper()}`" in table, variable
