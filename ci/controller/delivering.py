@@ -182,20 +182,15 @@ class Deliverer:
         attempt: int,
         log: Any,
     ) -> Retry | None:
-        ahead = memory.with_sending(reports, incarnation=self._incarnation)
-        new_doubts = len(ahead.doubts) - len(memory.doubts)
-        if new_doubts > 0:
-            self._metrics.doubts.inc(new_doubts)
-            log.warning("re-sending reports a killed controller may have delivered",
-                        doubts=list(ahead.doubts[-new_doubts:]))
-        saved = await self._save(run, ahead, base=memory)
-        if saved is None:
-            return Retry(REPLAN_DELAY)
-        run, memory = saved
+        ahead = await self._write_ahead(run, state, memory, reports, forge=forge,
+                                        attempt=attempt, log=log)
+        if isinstance(ahead, Retry):
+            return ahead
+        run, memory, reports = ahead
         tails = {}
         if forge.mode is ReportMode.CHECK_RUNS and any(r.conclusion.final for r in reports):
             tails = await self._log_tails.for_jobs(run, state.jobs, also_mask=forge.masked)
-        assert run.repository is not None and run.sha is not None  # checked by the caller
+        assert run.repository is not None and run.sha is not None  # the saved run has them too
         for report in reports:
             if not self._leadership.held():
                 return None
@@ -242,6 +237,105 @@ class Deliverer:
             if repository is not None:
                 self._on_final(run, repository)
         return None
+
+    async def _write_ahead(
+        self,
+        run: RunSnapshot,
+        state: RunState,
+        memory: Memory,
+        reports: Sequence[Report],
+        *,
+        forge: Forge,
+        attempt: int,
+        log: Any,
+    ) -> tuple[RunSnapshot, Memory, Sequence[Report]] | Retry:
+        """Step 2 of `ci.controller.reporting`: the run and memory as written, and the
+        reports still to send (those the forge already showed are acknowledged instead)."""
+        read_back = await self._read_back(run, state, memory, reports, forge=forge,
+                                          attempt=attempt, log=log)
+        if isinstance(read_back, Retry):
+            return read_back
+        shown, absent = read_back
+        ahead = memory
+        for report in reports:
+            if report.key in shown:
+                ahead = ahead.with_acknowledged(report.key, report.conclusion, report_id=None)
+        to_send = [report for report in reports if report.key not in shown]
+        if to_send:
+            ahead = ahead.with_sending(to_send, incarnation=self._incarnation, absent=absent)
+        new_doubts = len(ahead.doubts) - len(memory.doubts)
+        if new_doubts > 0:
+            self._metrics.doubts.inc(new_doubts)
+            log.warning("re-sending reports a killed controller may have delivered",
+                        doubts=list(ahead.doubts[-new_doubts:]))
+        # One write both acknowledges what the forge already shows and writes the rest ahead.
+        saved = await self._save(run, ahead, base=memory)
+        if saved is None:
+            return Retry(REPLAN_DELAY)
+        return saved[0], saved[1], to_send
+
+    async def _read_back(
+        self,
+        run: RunSnapshot,
+        state: RunState,
+        memory: Memory,
+        reports: Sequence[Report],
+        *,
+        forge: Forge,
+        attempt: int,
+        log: Any,
+    ) -> tuple[frozenset[str], frozenset[str]] | Retry:
+        """Ask the forge about the reports a killed predecessor may have delivered.
+
+        Returns the keys the forge already shows (to acknowledge without sending) and those
+        it does not (to send, no repeat); a key in neither is sent in doubt. Only commit
+        statuses can be asked about: check runs cannot be listed with the contract's calls.
+        A temporary failure retries the run like a failed send; a refusal (4xx) is not
+        retried, and the report is sent in doubt: a repeat is better than a loss.
+        """
+        shown: set[str] = set()
+        absent: set[str] = set()
+        if forge.mode is not ReportMode.COMMIT_STATUS:
+            return frozenset(), frozenset()
+        assert run.repository is not None and run.sha is not None  # checked by the caller
+        for report in reports:
+            if not memory.in_doubt(report.key, report.conclusion, incarnation=self._incarnation):
+                continue
+            # Commit statuses have no log tails: this is the very status that would be sent.
+            status = render(report, state, presentation=self._presentation, log_tails={})
+            try:
+                found = await asyncio.wait_for(
+                    forge.client.has_status(RepositoryName(run.repository), run.sha, status),
+                    self._settings.forge_timeout,
+                )
+            except (ForgeError, TimeoutError) as error:
+                failure = (error if isinstance(error, ForgeError)
+                           else ForgeUnreachableError("forge call timed out"))
+                retry = retry_for(failure, attempt=attempt, settings=self._settings.retry)
+                status_code = str(failure.status or type(failure).__name__)
+                if retry is not None:
+                    self._metrics.retries.labels(forge.kind, status_code).inc()
+                    log.info("reading back failed; will retry", report=report.key,
+                             conclusion=report.conclusion.value, retry_in=retry.delay,
+                             error=str(failure)[:300])
+                    self._memories[run.uid] = memory
+                    return retry
+                self._metrics.rejections.labels(forge.kind, status_code).inc()
+                log.error("forge refused reading statuses back; sending in doubt",
+                          report=report.key, conclusion=report.conclusion.value,
+                          error=str(failure)[:300])
+                continue
+            if found:
+                shown.add(report.key)
+                self._metrics.recovered.labels(forge.kind).inc()
+                log.info("already on the forge; acknowledged without sending",
+                         report=report.key, conclusion=report.conclusion.value,
+                         incarnation=self._incarnation)
+            else:
+                absent.add(report.key)
+                log.info("not on the forge; sending", report=report.key,
+                         conclusion=report.conclusion.value)
+        return frozenset(shown), frozenset(absent)
 
     async def _save(
         self, run: RunSnapshot, memory: Memory, *, base: Memory | None

@@ -41,7 +41,14 @@ class ControllerMetrics:
         )
         self.doubts = Counter(
             "ferry_controller_reports_in_doubt",
-            "Reports re-sent because a killed controller may already have delivered them.",
+            "Reports re-sent because a killed controller may already have delivered them and "
+            "the forge cannot be asked (check runs, or reading back refused).",
+            registry=self.registry,
+        )
+        self.recovered = Counter(
+            "ferry_controller_reports_recovered",
+            "Reports in doubt that the forge already showed: acknowledged without sending.",
+            ["forge"],
             registry=self.registry,
         )
         self.queue_depth = Gauge(

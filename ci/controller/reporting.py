@@ -8,16 +8,17 @@ run and survives controller restarts. The delivery loop (`ci.controller.deliveri
 3. calls the forge; after it acknowledged, moves each report to `acknowledged`.
 
 A restarted controller therefore never loses a report (anything not acknowledged is sent
-again) and repeats one only when it was killed between the forge's answer and step 3. It
-knows when that may have happened (a `sending` entry of another incarnation) and records it
-in `doubts`; without a way to read statuses back from every forge, that window cannot be
-closed, only made one round trip wide and visible.
+again). It knows when it may have been killed between the forge's answer and step 3: a
+`sending` entry of another incarnation. A commit status in that doubt is read back from the
+forge first and acknowledged without sending if the forge already shows it; a check run
+cannot be read back (the contract has no listing), so it is sent again and recorded in
+`doubts`, which therefore lists exactly the reports that may have been repeated.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -81,11 +82,17 @@ class Memory:
             and sending.incarnation != incarnation
         )
 
-    def with_sending(self, reports: Sequence[Report], *, incarnation: str) -> Memory:
+    def with_sending(
+        self, reports: Sequence[Report], *, incarnation: str, absent: Collection[str] = ()
+    ) -> Memory:
+        """`reports` written ahead; those in doubt are recorded in `doubts`, except the keys
+        in `absent`: the forge was asked and does not show them, so sending is no repeat."""
         sending = dict(self.sending)
         doubts = list(self.doubts)
         for report in reports:
-            if self.in_doubt(report.key, report.conclusion, incarnation=incarnation):
+            if report.key not in absent and self.in_doubt(
+                report.key, report.conclusion, incarnation=incarnation
+            ):
                 doubts.append(f"{report.key}={report.conclusion.value}")
             sending[report.key] = Sending(conclusion=report.conclusion, incarnation=incarnation)
         return replace(

@@ -1,0 +1,221 @@
+"""The delivery path of a report in doubt: read back from the forge before sending again.
+
+A controller killed after the forge accepted a status but before it wrote the
+acknowledgement leaves a `sending` entry of its incarnation on the run. These tests make that
+state for real (a first Deliverer reports, then its acknowledgement is undone as a SIGKILL
+would have left it) and hand the run to a second incarnation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from ci.controller.delivering import Clients, Deliverer
+from ci.controller.leadership import Leadership
+from ci.controller.logs import LogTails
+from ci.controller.metrics import ControllerMetrics
+from ci.controller.reporting import RUN_REPORT, Memory
+from ci.controller.retrying import Retry
+from ci.controller.runs import RunSnapshot
+from ci.controller.settings import ControllerSettings, LeaderSettings
+from ci.controller.store import Observation, RunStore
+from ci.forges.statuses import Conclusion
+from ci.forges.types import ForgeKind
+from ci.kube import labels
+from ci.kube.credentials import CredentialsCache
+from ci.kube.repositories import RepositoryIndex
+from tests.fakeforge import FakeForge
+from tests.fakeforge.connecting import connected
+from tests.unit.controller.builders import pipeline_run
+
+pytestmark = pytest.mark.anyio
+
+SHA = "3f786850e387550fdab836ed7e6dc881de23001b"  # the builders' run
+OWNER_NAME = "acme/widget"
+
+
+class FakeCustomObjects:
+    """The two CustomObjectsApi calls `ci.kube.patching` makes, on one stored run."""
+
+    def __init__(self, run: dict[str, Any]) -> None:
+        self.run = run
+        self.annotations_written: list[str] = []
+
+    def patch_namespaced_custom_object(self, *args: Any, **_: Any) -> dict[str, Any]:
+        body: Mapping[str, Any] = args[5]
+        metadata = self.run["metadata"]
+        # Unit tests have no concurrent writers: every patch applies.
+        metadata["annotations"].update(body["metadata"]["annotations"])
+        metadata["resourceVersion"] = str(int(metadata["resourceVersion"]) + 1)
+        self.annotations_written.append(metadata["annotations"][labels.REPORTED])
+        return copy.deepcopy(self.run)
+
+    def get_namespaced_custom_object(self, *_: Any, **__: Any) -> dict[str, Any]:
+        return copy.deepcopy(self.run)
+
+
+@dataclass
+class Incarnation:
+    """One controller process's Deliverer, over the shared run and forge."""
+
+    api: FakeCustomObjects
+    deliverer: Deliverer
+    metrics: ControllerMetrics
+    finals: list[str] = field(default_factory=list)
+
+    async def handle(self) -> Retry | None:
+        snapshot = RunSnapshot.of(copy.deepcopy(self.api.run))
+        return await self.deliverer.handle(
+            snapshot.key, Observation(run=snapshot, seen=time.time()), attempt=0
+        )
+
+    def counted(self, name: str, **labels_: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels_ or None)
+        return value or 0.0
+
+
+def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClient,
+                name: str) -> Incarnation:
+    repositories = RepositoryIndex()
+    repositories.on_relist([{
+        "metadata": {"name": "widget", "namespace": "team", "uid": "uid-widget"},
+        "spec": {"forge": "github", "url": f"https://github.com/{OWNER_NAME}",
+                 "apiURL": forge.api_url, "secretRef": {"name": "widget-forge"}},
+    }])
+    metrics = ControllerMetrics()
+    finals: list[str] = []
+    deliverer = Deliverer(
+        api=api,
+        store=RunStore(lambda key, observation: None),
+        repositories=repositories,
+        credentials=CredentialsCache(lambda namespace, secret: {"token": "test-token"}),
+        clients=Clients(http),
+        log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
+        leadership=Leadership(None, identity=name, settings=LeaderSettings()),
+        metrics=metrics,
+        settings=ControllerSettings(details_url_template="https://dash/{namespace}/{name}"),
+        incarnation=name,
+        on_final=lambda run, repository: finals.append(run.name),
+    )
+    return Incarnation(api=api, deliverer=deliverer, metrics=metrics, finals=finals)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def forge() -> FakeForge:
+    return FakeForge(ForgeKind.GITHUB)
+
+
+@pytest.fixture
+async def http(forge: FakeForge) -> AsyncIterator[httpx.AsyncClient]:
+    async with connected(forge) as client:
+        yield client
+
+
+def finished_run() -> dict[str, Any]:
+    return pipeline_run(condition=("True", "Succeeded"), completion="2024-05-01T10:01:00Z")
+
+
+async def killed_after_the_forge_answered(
+    api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClient, *, delivered: bool
+) -> None:
+    """Leave the run as a SIGKILL between the forge call and the acknowledgement does
+    (`delivered`), or between the write-ahead and the forge call (not `delivered`)."""
+    old = incarnation(api, forge, http, "old")
+    assert await old.handle() is None
+    write_ahead = json.loads(api.annotations_written[0])
+    assert write_ahead["sending"] == {RUN_REPORT: ["success", "old"]}
+    api.run["metadata"]["annotations"][labels.REPORTED] = api.annotations_written[0]
+    if not delivered:
+        forge.statuses.clear()
+    forge.requests.clear()
+
+
+def posted_states(forge: FakeForge) -> list[str]:
+    return [status["state"] for status in forge.statuses_for(OWNER_NAME, SHA)]
+
+
+async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    api = FakeCustomObjects(finished_run())
+    await killed_after_the_forge_answered(api, forge, http, delivered=True)
+    new = incarnation(api, forge, http, "new")
+    assert await new.handle() is None
+    assert posted_states(forge) == ["success"]  # not repeated
+    assert [request.method for request in forge.requests] == ["GET"]
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
+    assert (memory.sending, memory.doubts) == ({}, ())
+    assert new.counted("ferry_controller_reports_recovered_total", forge="github") == 1
+    assert new.counted("ferry_controller_reports_in_doubt_total") == 0
+    assert new.finals == ["widget-abc"]
+
+
+async def test_a_status_the_forge_lacks_is_sent_without_doubt(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    api = FakeCustomObjects(finished_run())
+    await killed_after_the_forge_answered(api, forge, http, delivered=False)
+    new = incarnation(api, forge, http, "new")
+    assert await new.handle() is None
+    assert posted_states(forge) == ["success"]
+    assert [request.method for request in forge.requests] == ["GET", "POST"]
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
+    assert memory.doubts == ()
+    assert new.counted("ferry_controller_reports_recovered_total", forge="github") == 0
+
+
+async def test_an_older_status_of_the_context_is_not_this_report(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    # Killed after "running" was acknowledged and "success" written ahead, before it was sent:
+    # the forge's newest status is pending, so success goes out, once.
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running")))
+    old = incarnation(api, forge, http, "old")
+    assert await old.handle() is None
+    api.run["status"] = finished_run()["status"]
+    assert await old.handle() is None
+    api.run["metadata"]["annotations"][labels.REPORTED] = api.annotations_written[-2]
+    forge.statuses[(OWNER_NAME, SHA)].pop()
+    new = incarnation(api, forge, http, "new")
+    assert await new.handle() is None
+    assert posted_states(forge) == ["pending", "success"]
+
+
+async def test_a_failing_read_back_is_retried_and_a_refused_one_sends_in_doubt(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    api = FakeCustomObjects(finished_run())
+    await killed_after_the_forge_answered(api, forge, http, delivered=True)
+    ahead = api.run["metadata"]["annotations"][labels.REPORTED]
+    new = incarnation(api, forge, http, "new")
+
+    forge.faults.fail_next(500)
+    assert isinstance(await new.handle(), Retry)
+    assert api.run["metadata"]["annotations"][labels.REPORTED] == ahead  # nothing written
+    assert new.counted("ferry_controller_report_retries_total", forge="github",
+                       status="500") == 1
+
+    # A refusal is not retried; not knowing, the controller sends (a repeat, not a loss).
+    forge.faults.fail_next(403)
+    assert await new.handle() is None
+    assert posted_states(forge) == ["success", "success"]
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.doubts == ("run=success",)
+    assert new.counted("ferry_controller_reports_in_doubt_total") == 1
+    assert new.counted("ferry_controller_report_rejections_total", forge="github",
+                       status="403") == 1
