@@ -125,6 +125,10 @@ def test_a_report_another_process_was_sending_is_recorded_as_a_doubt() -> None:
     assert Memory().with_sending(reports, incarnation=ME).with_sending(
         reports, incarnation=ME).doubts == ()
     assert theirs.with_sending(reports, incarnation=ME).doubts == ("run=success",)
+    # Read back and absent from the forge: sending it is no repeat.
+    checked = theirs.with_sending(reports, incarnation=ME, absent={RUN_REPORT})
+    assert checked.doubts == ()
+    assert checked.sending[RUN_REPORT].incarnation == ME
 
 
 def test_newest_memory_wins() -> None:
