@@ -30,7 +30,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.runtime = await open_runtime(
-                settings, stack, redactor=redactor, forge_transport=forge_transport
+                settings,
+                stack,
+                redactor=redactor,
+                metrics=app.state.metrics,
+                forge_transport=forge_transport,
             )
             yield
 

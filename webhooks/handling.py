@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
 from ci.kube.credentials import CredentialsError, RepositoryCredentials
 from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
 from ci.kube.repositories import Conflict, Repository
+from ci.kube.repository_status import LastEvent
 from ci.logs import Redactor
 from ci.settings import ForgeSettings
-from pipelines.events import Event
+from pipelines.events import Event, EventKind
 from pipelines.linting import lint_spec
 from pipelines.planning import NothingToRun, Plan, plan
 from pipelines.problems import SpecError
@@ -92,6 +94,11 @@ class CredentialsSource(Protocol):
     def for_repository(self, repository: Repository) -> RepositoryCredentials: ...
 
 
+class LastEventSink(Protocol):
+    def record(self, repository: Repository, event: LastEvent) -> None:
+        """Note the event for the Repository's status; must not block or raise."""
+
+
 @dataclass(kw_only=True)
 class Receiver:
     """Everything the flow uses, opened once by the app's lifespan."""
@@ -103,6 +110,8 @@ class Receiver:
     deliveries: DeliveryMemory[Answer]
     forges: ForgeSettings
     redactor: Redactor = field(default_factory=Redactor)
+    # Where verified deliveries' outcomes go (the Repository's status); None: nowhere (local).
+    last_events: LastEventSink | None = None
     # Clients by Repository, API URL and credentials: a GitHub App client caches its
     # installation token, which a client per delivery would mint again every time.
     _clients: dict[tuple[str, str, Credentials], ForgeClient] = field(default_factory=dict)
@@ -169,9 +178,19 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
         delivery_id=delivery.delivery_id,
         receiver=receiver,
     )
-    answer = await _act(delivery, target)
+    try:
+        answer = await _act(delivery, target)
+    except Exception as error:
+        # Verified, so the failure is worth showing on the Repository too; then it is
+        # answered by the route as any refusal.
+        _note_last_event(receiver, repository, delivery, answer_for_error(error, quiet=True))
+        raise
+    except asyncio.CancelledError:  # the route's timeout
+        _note_last_event(receiver, repository, delivery, None, outcome="timeout")
+        raise
     receiver.deliveries.remember(key, answer)
     log.info("delivery handled", outcome=answer.outcome, answer=dict(answer.body))
+    _note_last_event(receiver, repository, delivery, answer)
     return answer
 
 
@@ -251,18 +270,21 @@ _REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str], ...] = (
 )
 
 
-def answer_for_error(error: Exception) -> Answer | None:
-    """The answer for a refusal; None for anything else (a bug, which must surface)."""
+def answer_for_error(error: Exception, *, quiet: bool = False) -> Answer | None:
+    """The answer for a refusal; None for anything else (a bug, which must surface).
+    `quiet`: do not log (the caller only wants the answer's words)."""
     if isinstance(error, DeliveryRejectedError):
         return _error(error.status_code, str(error), outcome=error.outcome)
     for kinds, status_code, outcome, what in _REFUSALS:
         if isinstance(error, kinds):
-            log.warning("delivery refused", outcome=outcome, reason=str(error))
+            if not quiet:
+                log.warning("delivery refused", outcome=outcome, reason=str(error))
             return _error(status_code, f"{what}: {error}" if str(error) else what, outcome=outcome)
     if isinstance(error, ForgeError):
         # A forge that is down or rate-limits: 503, so the delivery shows as failed and can
         # be redelivered; one that refuses for good (bad token, 404): 502.
-        log.warning("forge call failed", error=str(error), temporary=error.temporary)
+        if not quiet:
+            log.warning("forge call failed", error=str(error), temporary=error.temporary)
         status_code = 503 if error.temporary else 502
         return _error(status_code, f"the forge's API failed: {error}", outcome="forge-error")
     return None
@@ -314,6 +336,51 @@ def _register_secrets(redactor: Redactor, credentials: RepositoryCredentials) ->
         redactor.add(credentials.forge.token)
     elif isinstance(credentials.forge, GitHubAppCredentials):
         redactor.add(credentials.forge.private_key)
+
+
+def _note_last_event(
+    receiver: Receiver,
+    repository: Repository,
+    delivery: Delivery,
+    answer: Answer | None,
+    *,
+    outcome: str = "error",
+) -> None:
+    """Hand the delivery's outcome to the Repository's status writer. Only ever called after
+    the signature was verified: whoever lacks the secret must not be able to write it."""
+    if receiver.last_events is None:
+        return
+    kind, event = _what_happened(delivery)
+    body = answer.body if answer is not None else {}
+    message = body.get("skipped") or body.get("error") or body.get("trust") or ""
+    receiver.last_events.record(
+        repository,
+        LastEvent(
+            delivery_id=delivery.delivery_id,
+            kind=kind,
+            outcome=answer.outcome if answer is not None else outcome,
+            time=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ref=event.ref if event else "",
+            sha=event.sha if event else "",
+            message=str(message),
+            pipeline_runs=tuple(body.get("pipelineRuns") or ()),
+        ),
+    )
+
+
+def _what_happened(delivery: Delivery) -> tuple[str, Event | None]:
+    """A forge-neutral kind, and the commit it is about, if any. Ignored deliveries keep the
+    forge's own event name, which says what was ignored."""
+    parsed = delivery.parsed
+    if isinstance(parsed, Event):
+        return parsed.kind.value, parsed
+    if isinstance(parsed, Comment):
+        return EventKind.COMMENT.value, parsed.pull_request
+    if isinstance(parsed, PullRequestClosed):
+        return EventKind.PULL_REQUEST.value, None
+    if isinstance(parsed, Ping):
+        return "ping", None
+    return delivery.event_name, None
 
 
 async def _act(delivery: Delivery, target: Target) -> Answer:

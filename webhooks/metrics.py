@@ -33,5 +33,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.status_writes = Counter(
+            "ferry_repository_status_writes",
+            "Writes of a Repository's status.lastEvent, by result (written, failed).",
+            ["result"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

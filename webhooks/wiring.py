@@ -1,5 +1,6 @@
 """What the app's lifespan opens: the forge HTTP client, then either the cluster side
-(Kubernetes client, Repository watch, Secret reader, Tekton backend) or the local backend.
+(Kubernetes client, Repository watch, Secret reader, Tekton backend, Repository status
+writer) or the local backend.
 
 Everything opened is registered on the caller's exit stack, so shutdown closes it in reverse
 order whatever happened in between.
@@ -26,12 +27,15 @@ from ci.kube.connecting import api_client, cluster_configured
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
 from ci.kube.pipeline_runs import PipelineRuns, translate_api_errors
 from ci.kube.repositories import RepositoryIndex
+from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import REPOSITORY
 from ci.kube.watching import Watcher, WatchSettings, run_in_thread
 from ci.logs import Redactor
 from ci.settings import Settings
 from webhooks.deliveries import DeliveryMemory
 from webhooks.handling import Answer, Receiver
+from webhooks.last_events import LastEvents
+from webhooks.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +64,7 @@ async def open_runtime(
     stack: AsyncExitStack,
     *,
     redactor: Redactor,
+    metrics: Metrics,
     forge_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Runtime:
     forges = settings.forges
@@ -75,7 +80,9 @@ async def open_runtime(
         size=settings.webhooks.delivery_memory, ttl=settings.webhooks.delivery_memory_seconds
     )
     if cluster_configured(settings.kubernetes.connection()):
-        return _open_cluster(settings, stack, http=http, deliveries=deliveries, redactor=redactor)
+        return _open_cluster(
+            settings, stack, http=http, deliveries=deliveries, redactor=redactor, metrics=metrics
+        )
     return await _open_local(settings, stack, http=http, deliveries=deliveries, redactor=redactor)
 
 
@@ -86,6 +93,7 @@ def _open_cluster(
     http: httpx.AsyncClient,
     deliveries: DeliveryMemory[Answer],
     redactor: Redactor,
+    metrics: Metrics,
 ) -> Runtime:
     from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (local mode never needs it)
 
@@ -111,6 +119,13 @@ def _open_cluster(
             ferry_version=ferry_version(),
         ),
     )
+    timeout = settings.kubernetes.request_timeout_seconds
+    last_events = LastEvents(
+        RepositoryStatusWriter(api, request_timeout=timeout).write_last_event,
+        count=lambda result: metrics.status_writes.labels(result).inc(),
+    )
+    # Registered after the API client: closed (waiting writes finished) before it.
+    stack.push_async_callback(last_events.close)
     receiver = Receiver(
         repositories=index,
         credentials=CredentialsCache(
@@ -121,6 +136,7 @@ def _open_cluster(
         deliveries=deliveries,
         forges=settings.forges,
         redactor=redactor,
+        last_events=last_events,
     )
     probe = _CachedProbe(backend.ready, ttl=settings.webhooks.readiness_cache_seconds)
 

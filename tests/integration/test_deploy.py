@@ -49,6 +49,7 @@ WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories"], ["list", "watch"]))
 WEBHOOKS_IN_TEAM = WEBHOOKS_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["create", "get", "list", "patch"]),
     ("", ["secrets"], ["get", "create"]),
+    ("ferry.dev", ["repositories/status"], ["patch"]),
 )
 CONTROLLER_EVERYWHERE = _rules(
     ("ferry.dev", ["repositories"], ["list", "watch"]),
@@ -201,6 +202,10 @@ def test_each_account_is_refused_what_it_must_not_do(
             ("GET", secrets_of),  # reading by name, yes; listing a namespace's Secrets, no
             ("DELETE", f"{secrets_of}/database"),
             ("DELETE", f"{repositories}/app"),
+            # Its status, yes; its spec (where a run's secrets and URL come from), no.
+            ("PATCH", f"{repositories}/app", {"spec": {"url": "https://example.com/x/y"}}),
+            ("PATCH", f"/apis/ferry.dev/v1alpha1/namespaces/{other}/repositories/app/status",
+             {"status": {}}),
             ("POST", deployments, deployment),
             ("PATCH", f"{task_runs}/anything", {"spec": {"status": "TaskRunCancelled"}}),
             ("DELETE", f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns/anything"),

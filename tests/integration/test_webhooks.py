@@ -324,3 +324,48 @@ def test_run_over_a_concurrency_limit_waits_pending_for_the_controller(
     snapshot = RunSnapshot.of(run)
     assert group_of(snapshot)
     assert limit_of(snapshot) == 2
+
+
+def _repository_status(receiver: Receiver) -> dict[str, Any]:
+    found = receiver.kube.get(
+        f"/apis/ferry.dev/v1alpha1/namespaces/{receiver.namespace}/repositories/app"
+    )
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def _status_written(receiver: Receiver) -> bool:
+    last_events = receiver.client.app.state.runtime.receiver.last_events  # type: ignore[attr-defined]
+    return not last_events.busy
+
+
+def test_the_repository_status_shows_the_last_verified_delivery_only(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for()
+    payload, sha = _push(receiver)
+    response = receiver.post(payload, event="push", delivery="d-status")
+    assert response.status_code == 202, response.text
+    [name] = response.json()["pipelineRuns"]
+    _wait(lambda: "lastEvent" in _repository_status(receiver), "status.lastEvent")
+    last = _repository_status(receiver)["lastEvent"]
+    assert last["deliveryID"] == "d-status" and last["sha"] == sha
+    assert (last["kind"], last["ref"], last["outcome"]) == ("push", payload["ref"], "created")
+    assert last["pipelineRuns"] == [name] and last["time"].endswith("Z")
+    _wait(lambda: _status_written(receiver), "the status writer idle")
+    before = _repository_status(receiver)
+    # Someone without the secret: refused, and the status says what it said.
+    forged = receiver.payload("push.commits.json") | {"after": "f" * 40}
+    refused = receiver.post(forged, event="push", delivery="d-forged", secret="not-the-secret")
+    assert refused.status_code == 401
+    assert _status_written(receiver)  # nothing was even noted to write
+    assert _repository_status(receiver) == before
+    # A verified delivery that runs nothing replaces it, runs and all.
+    ping = receiver.payload("ping.json")
+    assert receiver.post(ping, event="ping", delivery="d-ping").status_code == 200
+    _wait(lambda: _repository_status(receiver)["lastEvent"]["deliveryID"] == "d-ping",
+          "the ping as last event")
+    last = _repository_status(receiver)["lastEvent"]
+    assert (last["kind"], last["outcome"], last["pipelineRuns"]) == ("ping", "ping", [])
+    metrics = receiver.client.get("/metrics").text
+    assert 'ferry_repository_status_writes_total{result="written"} 2.0' in metrics
