@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 class Faults:
     """`rate` of accepted requests fail with one of `statuses`; `next_failures` fail first.
 
+    `hold` seconds pass between a write taking effect and its answer: a client killed then has
+    been heard but never hears back, which is the window restart tests need to hit often.
     The random generator is seeded so a failing test fails the same way again.
     """
 
     rate: float = 0.0
     statuses: tuple[int, ...] = (500, 429)
     retry_after: int = 1
+    hold: float = 0.0
     next_failures: list[int] = field(default_factory=list)
     seed: int = 0
     injected: int = 0

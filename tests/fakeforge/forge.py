@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import itertools
@@ -188,6 +189,8 @@ class FakeForge:
                         json=payload,
                     )
                 )
+        if self.faults.hold and call.method != "GET":
+            await asyncio.sleep(self.faults.hold)
         return response
 
     def _violation(self, message: str) -> Response:

@@ -1,10 +1,11 @@
 """The controller killed, the forge failing, two replicas: statuses still arrive, once.
 
-Exactly once has one honest limit. A status the forge acknowledged just before a SIGKILL,
-before the controller wrote that down, is sent again by the next incarnation: no forge offers
-an idempotency key for statuses. The controller writes each report ahead of sending it, so it
-knows when that window was hit and records it on the run (`doubts` in `ferry.dev/reported`).
-These tests allow a repeat only where the run records such a doubt, and count them.
+A status the forge accepted just before a SIGKILL, before the controller wrote that down, is
+in doubt for the next incarnation (it finds the report `sending` under another incarnation).
+With commit statuses it reads the commit's statuses back and acknowledges the report without
+sending when the forge already shows it, so in token mode nothing is ever repeated: these
+tests allow no repeated status of any state and no recorded doubt. (Check runs cannot be read
+back with the contract's calls; their doubts stay recorded, see docs/controller.md.)
 """
 
 from __future__ import annotations
@@ -61,36 +62,40 @@ def _drive(kube: Kube, namespace: str, names: list[str], outcomes: dict[str, str
 
 
 def _check_exactly_once(kube: Kube, namespace: str, served: ServedForge, names: list[str],
-                        outcomes: dict[str, str]) -> int:
-    """Every run has its one final status (a repeat only where a doubt is recorded);
-    returns the number of doubts."""
-    doubts_total = 0
+                        outcomes: dict[str, str]) -> None:
+    """Every run shows each state at most once (Queued, Running: both "pending", told apart
+    by their description) and exactly one final status, the expected one; no run records a
+    report sent in doubt."""
     problems = []
     for index, name in enumerate(names):
         memory = reported(kube, namespace, name)
-        doubts = Counter(memory.get("doubts", []))
         posted = served.forge.statuses_for(OWNER_NAME, sha_for(index))
         finals = [s["state"] for s in posted if s["state"] != "pending"]
         expected = FINALS[outcomes[name]][1]
-        final_conclusion = memory["ack"]["run"][0]
-        allowed = 1 + doubts[f"run={final_conclusion}"]
-        doubts_total += sum(doubts.values())
-        if not finals:
-            problems.append(f"{name}: final status lost")
-        elif set(finals) != {expected} or len(finals) > allowed:
-            problems.append(f"{name}: finals {finals}, expected one {expected} "
-                            f"(+{allowed - 1} recorded doubts)")
-        pendings = [s for s in posted if s["state"] == "pending"]
-        if len(pendings) > 2 + sum(n for k, n in doubts.items() if not k.startswith("run=s")):
-            problems.append(f"{name}: {len(pendings)} pending statuses")
+        if finals != [expected]:
+            problems.append(f"{name}: finals {finals}, expected one {expected}")
+        pendings = Counter(s["description"] for s in posted if s["state"] == "pending")
+        repeated = {description: count for description, count in pendings.items() if count > 1}
+        if repeated or not set(pendings) <= {"Queued", "Running"}:
+            problems.append(f"{name}: pending statuses {dict(pendings)}")
+        if memory.get("doubts"):
+            problems.append(f"{name}: sent in doubt {memory['doubts']}")
     assert not problems, "\n".join(problems)
-    return doubts_total
+
+
+def _read_back_outcomes(controller: ControllerProcess) -> Counter[str]:
+    events = {"already on the forge; acknowledged without sending": "recovered",
+              "not on the forge; sending": "absent"}
+    return Counter(events[e["event"]] for e in controller.logs() if e.get("event") in events)
 
 
 def test_sigkill_at_random_points_loses_and_repeats_nothing(
     kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
 ) -> None:
     rng = random.Random(5)  # seeded: a failure replays the same kills
+    # Answers held after taking effect: many kills land after the forge accepted a status and
+    # before the controller heard so, the window the read-back closes. No timing is asserted.
+    served_forge.forge.faults.hold = 0.2
     create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=100)
     names = [f"run-{index:02d}" for index in range(50)]
     outcomes = {name: rng.choice(sorted(FINALS)) for name in names}
@@ -110,8 +115,12 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(
     driver.join()
     wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
              what="every final status acknowledged", controller=controller, timeout=300)
-    doubts = _check_exactly_once(kube, namespace, served_forge, names, outcomes)
-    print(f"\n{kills} SIGKILLs over {len(names)} runs; {doubts} reports re-sent in doubt")
+    _check_exactly_once(kube, namespace, served_forge, names, outcomes)
+    read_back = _read_back_outcomes(controller)
+    print(f"\n{kills} SIGKILLs over {len(names)} runs; reports in doubt read back: "
+          f"{read_back['recovered']} already on the forge (not re-sent), "
+          f"{read_back['absent']} absent (sent); {len(served_forge.forge.statuses)} commits, "
+          f"{sum(map(len, served_forge.forge.statuses.values()))} statuses")
 
 
 def test_a_forge_failing_30_percent_still_gets_every_status_once(
@@ -130,7 +139,7 @@ def test_a_forge_failing_30_percent_still_gets_every_status_once(
     wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
              what="every final status acknowledged", controller=controller, timeout=300)
     assert served_forge.forge.faults.injected > 0
-    assert _check_exactly_once(kube, namespace, served_forge, names, outcomes) == 0
+    _check_exactly_once(kube, namespace, served_forge, names, outcomes)
     for index, name in enumerate(names):
         states = [s["description"].split(" in ")[0]
                   for s in served_forge.forge.statuses_for(OWNER_NAME, sha_for(index))]
