@@ -128,22 +128,39 @@ class Deliverer:
         # The event may be older than our own last write, or than the store's copy: the
         # memory is the newest of the three, whatever state the event shows.
         stored = self._store.run(key)
-        memory = newest(
+        saved_memory = newest(
             Memory.of_annotations(run.annotations),
             Memory.of_annotations(stored.annotations) if stored is not None else None,
-            self._memories.get(run.uid),
         )
+        memory = newest(saved_memory, self._memories.get(run.uid))
         reports = plan(state, memory, mode=forge.mode)
         if not reports:
-            if state.conclusion.final:
-                self._on_final(run, repository)
-            return None
+            return await self._settle(run, state, repository, memory, saved=saved_memory)
         # A follower (or a leader that lost its lease) reports nothing; a run without its
         # commit cannot be reported at all (the receiver always sets both).
         if not self._leadership.held() or not run.repository or not run.sha:
             return None
         return await self._deliver(run, state, memory, reports, forge=forge,
                                    observation=observation, attempt=attempt, log=bound)
+
+    async def _settle(
+        self,
+        run: RunSnapshot,
+        state: RunState,
+        repository: Repository,
+        memory: Memory,
+        *,
+        saved: Memory,
+    ) -> Retry | None:
+        """Nothing to report: save what only this process remembers, then housekeeping."""
+        # Acknowledgements the forge gave that a busy API server kept us from saving: save
+        # them now, or a restart would take them for reports still in flight.
+        unsaved = memory.sequence > saved.sequence and self._leadership.held()
+        if unsaved and await self._save(run, memory, base=None) is None:
+            return Retry(REPLAN_DELAY)
+        if state.conclusion.final:
+            self._on_final(run, repository)
+        return None
 
     async def _forge_for(self, repository: Repository, *, log: Any) -> Forge | Retry:
         try:
@@ -382,4 +399,10 @@ class Deliverer:
             self._memories[run.uid] = memory
             self._store.remember(snapshot)
             return snapshot, memory
+        # Every attempt met a newer version (Tekton writes the run often while it moves). An
+        # acknowledgement we hold must survive until it is saved: dropped, the re-plan would
+        # see the report still in flight and send it again (a second check run, where the
+        # forge cannot be asked whether it has one).
+        if base is None:
+            self._memories[run.uid] = memory
         return None

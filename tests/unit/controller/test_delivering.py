@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from ci.controller.delivering import Clients, Deliverer
 from ci.controller.leadership import Leadership
@@ -219,3 +220,47 @@ async def test_a_failing_read_back_is_retried_and_a_refused_one_sends_in_doubt(
     assert new.counted("ferry_controller_reports_in_doubt_total") == 1
     assert new.counted("ferry_controller_report_rejections_total", forge="github",
                        status="403") == 1
+
+
+class BusyCustomObjects(FakeCustomObjects):
+    """A run another writer (Tekton) keeps changing: the next `conflicts` guarded patches
+    meet a newer version (409), as on a busy API server."""
+
+    def __init__(self, run: dict[str, Any]) -> None:
+        super().__init__(run)
+        self.conflicts = 0
+
+    def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self.conflicts > 0 and "resourceVersion" in args[5]["metadata"]:
+            self.conflicts -= 1
+            raise ApiException(status=409, reason="Conflict")
+        return super().patch_namespaced_custom_object(*args, **kwargs)
+
+
+async def test_an_acknowledgement_that_cannot_be_saved_yet_is_kept_not_resent(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    api = BusyCustomObjects(finished_run())
+    controller = incarnation(api, forge, http, "only")
+    # The write-ahead is saved; then the forge accepts the status, and every attempt to
+    # save its acknowledgement meets a newer version.
+    original = controller.deliverer._save  # the seam this test is about
+
+    async def save(run: Any, memory: Memory, *, base: Memory | None) -> Any:
+        if base is None:
+            api.conflicts = 1_000
+        return await original(run, memory, base=base)
+
+    controller.deliverer._save = save  # type: ignore[method-assign]
+    assert isinstance(await controller.handle(), Retry)
+    assert posted_states(forge) == ["success"]
+    # The API server calms down; the retry saves what the forge acknowledged, and sends
+    # nothing again.
+    api.conflicts = 0
+    controller.deliverer._save = original  # type: ignore[method-assign]
+    forge.requests.clear()
+    assert await controller.handle() is None
+    assert posted_states(forge) == ["success"]
+    assert [request.method for request in forge.requests] == []
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
