@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -34,6 +34,7 @@ from ci.kube.repositories import Conflict, Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Attempts at writing the memory annotation when the run keeps changing under us.
 SAVE_ATTEMPTS = 5
@@ -50,6 +51,18 @@ class Forge:
     kind: str
     mode: ReportMode
     masked: tuple[str, ...]  # credential values never to show in a log tail
+
+
+@dataclass(frozen=True, slots=True)
+class ForgeFailure:
+    """A forge call that failed: `retry` when it is worth another try, else refused."""
+
+    error: ForgeError
+    retry: Retry | None
+
+    @property
+    def message(self) -> str:
+        return str(self.error)[:300]  # remote bodies are truncated before they are logged
 
 
 class Clients:
@@ -212,28 +225,21 @@ class Deliverer:
             if not self._leadership.held():
                 return None
             status = render(report, state, presentation=self._presentation, log_tails=tails)
-            try:
-                report_id = await asyncio.wait_for(
-                    forge.client.report_status(RepositoryName(run.repository), run.sha, status,
-                                               report_id=report.report_id),
-                    self._settings.forge_timeout,
-                )
-            except (ForgeError, TimeoutError) as error:
-                failure = (error if isinstance(error, ForgeError)
-                           else ForgeUnreachableError("forge call timed out"))
-                retry = retry_for(failure, attempt=attempt, settings=self._settings.retry)
-                status_code = str(failure.status or type(failure).__name__)
-                if retry is not None:
-                    self._metrics.retries.labels(forge.kind, status_code).inc()
+            sent = await self._call_forge(
+                forge.client.report_status(RepositoryName(run.repository), run.sha, status,
+                                           report_id=report.report_id),
+                forge=forge, attempt=attempt,
+            )
+            if isinstance(sent, ForgeFailure):
+                if sent.retry is not None:
                     log.info("report failed; will retry", report=report.key,
-                             conclusion=report.conclusion.value, retry_in=retry.delay,
-                             error=str(failure)[:300])
+                             conclusion=report.conclusion.value,
+                             retry_in=sent.retry.delay, error=sent.message)
                     self._memories[run.uid] = memory
-                    return retry
-                self._metrics.rejections.labels(forge.kind, status_code).inc()
+                    return sent.retry
                 self._metrics.reports.labels(forge.kind, "rejected").inc()
                 log.error("forge refused the report; not retrying", report=report.key,
-                          conclusion=report.conclusion.value, error=str(failure)[:300])
+                          conclusion=report.conclusion.value, error=sent.message)
                 memory = memory.with_acknowledged(report.key, report.conclusion,
                                                   report_id=None, rejected=True)
             else:
@@ -241,9 +247,9 @@ class Deliverer:
                 self._metrics.report_latency.labels(forge.kind).observe(
                     max(0.0, time.time() - observation.seen))
                 log.info("reported", report=report.key, conclusion=report.conclusion.value,
-                         report_id=report_id, incarnation=self._incarnation)
+                         report_id=sent, incarnation=self._incarnation)
                 memory = memory.with_acknowledged(report.key, report.conclusion,
-                                                  report_id=report_id)
+                                                  report_id=sent)
             # Written after each acknowledgement: a kill now repeats at most this report.
             saved = await self._save(run, memory, base=None)
             if saved is None:
@@ -320,27 +326,20 @@ class Deliverer:
                 continue
             # Commit statuses have no log tails: this is the very status that would be sent.
             status = render(report, state, presentation=self._presentation, log_tails={})
-            try:
-                found = await asyncio.wait_for(
-                    forge.client.has_status(RepositoryName(run.repository), run.sha, status),
-                    self._settings.forge_timeout,
-                )
-            except (ForgeError, TimeoutError) as error:
-                failure = (error if isinstance(error, ForgeError)
-                           else ForgeUnreachableError("forge call timed out"))
-                retry = retry_for(failure, attempt=attempt, settings=self._settings.retry)
-                status_code = str(failure.status or type(failure).__name__)
-                if retry is not None:
-                    self._metrics.retries.labels(forge.kind, status_code).inc()
+            found = await self._call_forge(
+                forge.client.has_status(RepositoryName(run.repository), run.sha, status),
+                forge=forge, attempt=attempt,
+            )
+            if isinstance(found, ForgeFailure):
+                if found.retry is not None:
                     log.info("reading back failed; will retry", report=report.key,
-                             conclusion=report.conclusion.value, retry_in=retry.delay,
-                             error=str(failure)[:300])
+                             conclusion=report.conclusion.value, retry_in=found.retry.delay,
+                             error=found.message)
                     self._memories[run.uid] = memory
-                    return retry
-                self._metrics.rejections.labels(forge.kind, status_code).inc()
+                    return found.retry
                 log.error("forge refused reading statuses back; sending in doubt",
                           report=report.key, conclusion=report.conclusion.value,
-                          error=str(failure)[:300])
+                          error=found.message)
                 continue
             if found:
                 shown.add(report.key)
@@ -353,6 +352,22 @@ class Deliverer:
                 log.info("not on the forge; sending", report=report.key,
                          conclusion=report.conclusion.value)
         return frozenset(shown), frozenset(absent)
+
+    async def _call_forge(
+        self, call: Awaitable[T], *, forge: Forge, attempt: int
+    ) -> T | ForgeFailure:
+        """One forge call under the forge timeout; a failure is classified (retry or not)
+        and counted, and the caller decides what it means for its report."""
+        try:
+            return await asyncio.wait_for(call, self._settings.forge_timeout)
+        except (ForgeError, TimeoutError) as error:
+            failure = (error if isinstance(error, ForgeError)
+                       else ForgeUnreachableError("forge call timed out"))
+        retry = retry_for(failure, attempt=attempt, settings=self._settings.retry)
+        status_code = str(failure.status or type(failure).__name__)
+        counter = self._metrics.retries if retry is not None else self._metrics.rejections
+        counter.labels(forge.kind, status_code).inc()
+        return ForgeFailure(failure, retry)
 
     async def _save(
         self, run: RunSnapshot, memory: Memory, *, base: Memory | None
