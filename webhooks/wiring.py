@@ -23,7 +23,7 @@ from ci.backends.configured import ConfiguredRepositories
 from ci.backends.local import LocalBackend
 from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.forges.client import ForgeClient
-from ci.kube.connecting import api_client, cluster_configured
+from ci.kube.connecting import api_client, cluster_configured, custom_objects
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
 from ci.kube.pipeline_runs import PipelineRuns, translate_api_errors
 from ci.kube.repositories import RepositoryIndex
@@ -95,13 +95,11 @@ def _open_cluster(
     redactor: Redactor,
     metrics: Metrics,
 ) -> Runtime:
-    from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (local mode never needs it)
-
     api = api_client(settings.kubernetes.connection())
     stack.callback(api.close)
     index = RepositoryIndex()
     watcher = Watcher(
-        api=CustomObjectsApi(api), kind=REPOSITORY, consumer=index, settings=WatchSettings()
+        api=custom_objects(api), kind=REPOSITORY, consumer=index, settings=WatchSettings()
     )
     thread = run_in_thread(watcher, name="ferry-repository-watch")
 

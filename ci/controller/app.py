@@ -31,7 +31,7 @@ from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
 from ci.controller.summaries import check_details_url_template
 from ci.kube import labels, patching
-from ci.kube.connecting import api_client
+from ci.kube.connecting import api_client, custom_objects
 from ci.kube.credentials import CredentialsCache, api_secret_reader
 from ci.kube.leases import Leases
 from ci.kube.pods import api_log_reader
@@ -163,11 +163,9 @@ class _Controller:
 
     async def _serve(self, client: Any, http: httpx.AsyncClient, leadership: Leadership,
                      stopping: asyncio.Event) -> None:
-        from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (kept lazy)
-
         settings = self._settings
         loop = asyncio.get_running_loop()
-        api = CustomObjectsApi(client)
+        api = custom_objects(client)
         namespaces: Sequence[str | None] = settings.namespaces or (None,)
         read_secret = api_secret_reader(client)
 

@@ -48,3 +48,11 @@ def api_client(settings: KubernetesSettings) -> Any:
     if settings.pool_size is not None:
         configuration.connection_pool_maxsize = settings.pool_size
     return kubernetes.client.ApiClient(configuration)
+
+
+def custom_objects(client: Any) -> Any:
+    """A `kubernetes.client.CustomObjectsApi` over `client`, for the watches and the Repository
+    and PipelineRun calls: made here so that only `ci.kube` imports the Kubernetes client."""
+    from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (heavy, as above)
+
+    return CustomObjectsApi(client)
