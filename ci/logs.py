@@ -17,35 +17,28 @@ from typing import Any, TextIO
 
 import structlog
 
-MASK = "***"
+from ci.masking import MASK, Masker
+
 # Credential-looking keys: matched as whole words inside snake/kebab-case keys.
 _SENSITIVE_KEY = re.compile(
     r"(^|[_-])(token|secret|password|passwd|authorization|api[_-]?key|private[_-]?key|"
     r"signature|cookie)s?($|[_-])",
     re.IGNORECASE,
 )
-# Shorter values would mask ordinary words ("on", "ci") all over the logs.
-MIN_MASKED_LENGTH = 4
 
 
 class Redactor:
     """A structlog processor that masks credentials; shared by all loggers of a process."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: set[str] = set()
-        for secret in secrets:
-            self.add(secret)
+        self._masker = Masker(secrets)
 
     def add(self, secret: str) -> None:
-        if len(secret) >= MIN_MASKED_LENGTH:
-            self._secrets.add(secret)
+        self._masker.add(secret)
 
     def mask(self, text: str) -> str:
-        # Longest first, so a secret that contains another is masked whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        """The rule of every place Ferry shows text: `ci.masking`."""
+        return self._masker.mask(text)
 
     def _clean(self, key: str, value: Any) -> Any:
         if _SENSITIVE_KEY.search(key) and value not in (None, "", False):

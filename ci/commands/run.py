@@ -26,12 +26,12 @@ from ci.local.credentials import (
 )
 from ci.local.engines import EngineName, EngineNotFoundError, find_engine
 from ci.local.environment import base_environment
-from ci.local.masking import Masker
 from ci.local.outcomes import RunResult
 from ci.local.reporting import Reporter
 from ci.local.running import RunOptions, run_plan
 from ci.local.selecting import UnknownJobError, select_jobs
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin, WorkspaceSource
+from ci.masking import Masker
 from pipelines.events import Event, EventKind
 from pipelines.linting import lint_spec
 from pipelines.planning import NothingToRun, Plan, plan

@@ -46,8 +46,7 @@ class LogTails:
                 continue
             value = data.get(key)
             if value:
-                redactor.add(value)
-                redactor.add(value.strip())
+                redactor.add(value)  # its stripped, base64 and URL forms too
         tails: dict[str, str] = {}
         for job in jobs:
             task_run, step = job.task_run, job.task_run.failing_step if job.task_run else None

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
-from ci.local.masking import Masker
 from ci.local.outcomes import JobChange, JobResult, JobState, RunResult
+from ci.masking import Masker
 
 _CLEAR_LINE = "\r\x1b[K"
 _LABELS = {

@@ -38,7 +38,6 @@ from ci.local.credentials import job_secrets
 from ci.local.engines import Engine, HostEngine
 from ci.local.environment import base_environment, ferry_variables, step_environment
 from ci.local.executing import DEFAULT_GRACE_SECONDS, ProcessEnd, run_process
-from ci.local.masking import Masker
 from ci.local.outcomes import (
     JobChange,
     JobResult,
@@ -50,6 +49,7 @@ from ci.local.outcomes import (
 )
 from ci.local.scheduling import schedule
 from ci.local.workspaces import WorkspaceOrigin, Workspaces
+from ci.masking import Masker
 from pipelines.events import Event
 from pipelines.planning import Plan, PlannedJob, PlannedStep
 from pipelines.tekton import DEFAULT_JOB_TIMEOUT_SECONDS

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import io
 
-from ci.local.masking import Masker
 from ci.local.outcomes import JobChange, JobResult, JobState, RunResult
 from ci.local.reporting import Reporter, format_seconds, status_line
 from ci.logs import Redactor
+from ci.masking import Masker
 
 
 def _reporter(*, interactive: bool = False) -> tuple[Reporter, io.StringIO]:
