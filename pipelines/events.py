@@ -19,6 +19,15 @@ class EventKind(StrEnum):
     MANUAL = "manual"
 
 
+# The events something starts a run with today: a forge's push, tag and pull request
+# (`/retest` and `/ok-to-test` run a pull request's event again). `comment` and `manual` are
+# named for runs that nothing starts yet, so `when.event` refuses them rather than waiting
+# for events that never come.
+PRODUCED_EVENTS: frozenset[EventKind] = frozenset(
+    {EventKind.PUSH, EventKind.PULL_REQUEST, EventKind.TAG}
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PullRequest:
     number: int

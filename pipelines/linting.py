@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from pipelines import reading
 from pipelines.dependencies import check_dependencies
-from pipelines.events import EventKind
+from pipelines.events import PRODUCED_EVENTS, EventKind
 from pipelines.matrices import check_placeholders, read_matrix
 from pipelines.parsing import Entry, MappingNode, Node, ScalarNode, SequenceNode, parse_yaml
 from pipelines.problems import Position, Problem, SpecError
@@ -41,6 +41,12 @@ from pipelines.spec import (
     Step,
     When,
 )
+from pipelines.tekton_rules import (
+    TEKTON_VARIABLE,
+    TEKTON_VARIABLE_HINT,
+    retries_with_allow_failure_message,
+    tekton_variable_message,
+)
 
 TOP_KEYS = ("jobs", "finally", "steps", "image", "env", "when", "timeout", "concurrency",
             "cancel_in_progress")
@@ -57,6 +63,11 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _PLACEHOLDER = re.compile(r"\$\{\{.*?\}\}")
+_UNPRODUCED_HINTS = {
+    EventKind.COMMENT: "`/retest` and `/ok-to-test` run the pull request's jobs again: use "
+                       "`pull_request`",
+    EventKind.MANUAL: "manual runs are not available yet; use `push`, `pull_request` or `tag`",
+}
 
 
 def load_spec(
@@ -107,6 +118,7 @@ class JobSource:
     needs: tuple[tuple[str, Position], ...] = ()
     needs_node: Node | None = None
     placeholders: list[tuple[str, Node, str]] = field(default_factory=list)
+    has_matrix: bool = False
 
 
 class _Linter:
@@ -118,6 +130,7 @@ class _Linter:
         # `x-...` keys are free, as in Compose files: a place for anchors to share blocks.
         extensions = [entry.name for entry in root.entries if entry.name.startswith("x-")]
         reading.mapping(out, root, "", allowed=(*TOP_KEYS, *extensions))
+        self.tekton_variables(root)
         env = self.env(_value(root.get("env")), "env", in_matrix_job=None)
         when = self.when(_value(root.get("when")), "when")
         timeout = self.timeout(_value(root.get("timeout")), "timeout")
@@ -141,6 +154,31 @@ class _Linter:
             position=root.position,
             key_positions=_keys(root),
         )
+
+    def tekton_variables(self, root: MappingNode) -> None:
+        """`$(params.x)`-style text anywhere it could reach the PipelineRun, which Tekton
+        would substitute before the shell runs. `when` only filters and never reaches it;
+        `x-` blocks are checked where they are used (an alias is the same node)."""
+        seen: set[int] = set()
+
+        def walk(node: Node, path: str) -> None:
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            if isinstance(node, ScalarNode):
+                match = TEKTON_VARIABLE.search(node.text)
+                if match is not None:
+                    self.out.error(node, path, tekton_variable_message(match.group(0)),
+                                   hint=TEKTON_VARIABLE_HINT)
+            elif isinstance(node, SequenceNode):
+                for index, item in enumerate(node.items):
+                    walk(item, join(path, index))
+            else:
+                for entry in node.entries:
+                    if entry.name != "when" and not (node is root and entry.name.startswith("x-")):
+                        walk(entry.value, join(path, entry.name))
+
+        walk(root, "")
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -204,7 +242,8 @@ class _Linter:
         matrix = read_matrix(out, matrix_entry.value, join(path, "matrix")) \
             if matrix_entry else None
         self.job_name(entry.key, path, has_matrix=matrix is not None)
-        source = JobSource(job=Job(name=entry.name, steps=()), key=entry.key)
+        source = JobSource(job=Job(name=entry.name, steps=()), key=entry.key,
+                           has_matrix=matrix is not None)
 
         def get(key: str) -> Node | None:
             found = node.get(key)
@@ -254,6 +293,10 @@ class _Linter:
             position=entry.key.position,
             key_positions=_keys(node),
         )
+        if source.job.retries and source.job.allow_failure and retries_node is not None:
+            out.error(retries_node, join(path, "retries"),
+                      retries_with_allow_failure_message(entry.name),
+                      hint="a job that may fail need not be retried: drop one of the two")
         check_placeholders(out, job=source.job, uses=source.placeholders)
         return source
 
@@ -312,7 +355,7 @@ class _Linter:
             # `- make test` is shorthand for `- run: make test`.
             script = reading.string(out, node, path)
             if script is not None:
-                self.check_run(script, node, path)
+                self.check_run(script, node, path, source=source)
             return Step(run=script or "", position=node.position)
         if not isinstance(node, MappingNode):
             out.error(node, path, f"`{path}` must be a script (a string) or a mapping with "
@@ -330,7 +373,7 @@ class _Linter:
         elif isinstance(run_entry.value, ScalarNode | MappingNode):
             run = reading.string(out, run_entry.value, join(path, "run"))
             if run is not None:
-                self.check_run(run, run_entry.value, join(path, "run"))
+                self.check_run(run, run_entry.value, join(path, "run"), source=source)
         else:
             out.error(run_entry.value, join(path, "run"), f"`{join(path, 'run')}` must be a "
                       "string, got a list", hint="write several commands as one block: `run: |`")
@@ -344,13 +387,21 @@ class _Linter:
         return Step(run=run or "", name=name, image=image, env=env, position=step.position,
                     key_positions=_keys(step))
 
-    def check_run(self, run: str, node: Node, path: str) -> None:
-        if "${{" in run:
-            self.out.warn(node, path,
-                          "avoid `${{ }}` in `run`: text pasted into a script is how "
-                          "injection bugs start",
-                          hint="read matrix values from `$MATRIX_<KEY>` (e.g. `$MATRIX_PYTHON`)"
-                               " and event data from environment variables")
+    def check_run(self, run: str, node: Node, path: str, *, source: JobSource | None) -> None:
+        if "${{" not in run:
+            return
+        if source is None or not source.has_matrix:
+            # Only a matrix job's `${{ matrix.KEY }}` is replaced; anything else would reach
+            # the shell as it is, where `${{` is a syntax error.
+            self.out.error(node, path, "`${{ }}` in `run` is replaced only in a matrix job",
+                           hint="read event data from environment variables, e.g. "
+                                "`$FERRY_BRANCH`")
+            return
+        source.placeholders.append((run, node, path))
+        self.out.warn(node, path,
+                      "avoid `${{ }}` in `run`: text pasted into a script is how injection "
+                      "bugs start",
+                      hint="read matrix values from `$MATRIX_<KEY>` (e.g. `$MATRIX_PYTHON`)")
 
     # -- small values -----------------------------------------------------------------------
 
@@ -503,9 +554,14 @@ class _Linter:
             if command_entry is not None:
                 command_path = join(entry_path, "command")
                 items = reading.sequence(out, command_entry.value, command_path)
-                texts = [reading.scalar_text(out, item, join(command_path, index))
-                         for index, item in enumerate(items.items)] if items else []
-                command = tuple(text for text in texts if text is not None)
+                command_items = items.items if items else ()
+                for index, item in enumerate(command_items):
+                    text = reading.scalar_text(out, item, join(command_path, index))
+                    if text is None:
+                        continue
+                    command += (text,)
+                    # The planner replaces `${{ matrix.KEY }}` here too.
+                    source.placeholders.append((text, item, join(command_path, index)))
             services.append(Service(name=entry.name, image=image or "", env=env,
                                     command=command, position=entry.key.position,
                                     key_positions=_keys(service)))
@@ -528,12 +584,18 @@ class _Linter:
             nodes = _items(event_entry.value)
             for name, item in zip(names, nodes, strict=False):
                 try:
-                    events.append(EventKind(name))
+                    kind = EventKind(name)
                 except ValueError:
-                    kinds = [kind.value for kind in EventKind]
+                    kinds = sorted(produced.value for produced in PRODUCED_EVENTS)
                     out.error(item, event_path, f"unknown event `{name}`",
                               hint=reading.suggestion(name, kinds)
                               or f"events are: {', '.join(kinds)}")
+                    continue
+                if kind not in PRODUCED_EVENTS:
+                    out.error(item, event_path, f"nothing starts a run with event `{name}`",
+                              hint=_UNPRODUCED_HINTS.get(kind))
+                    continue
+                events.append(kind)
         patterns = {key: self.patterns(when.get(key), join(path, key))
                     for key in ("branch", "tag", "paths")}
         return When(events=tuple(dict.fromkeys(events)), branch=patterns["branch"],

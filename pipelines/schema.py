@@ -9,7 +9,7 @@ lists so a new key cannot be added to one and forgotten in the other (a test com
 
 from __future__ import annotations
 
-from pipelines.events import EventKind
+from pipelines.events import PRODUCED_EVENTS
 from pipelines.spec import (
     DEFAULT_IMAGE,
     DEFAULT_JOB_NAME,
@@ -85,7 +85,7 @@ def _when() -> Schema:
         "When the pipeline or job runs. Every condition given must hold; absent ones always "
         "hold. A pattern starting with `!` excludes.",
         {
-            "event": _one_or_many({"enum": [kind.value for kind in EventKind]},
+            "event": _one_or_many({"enum": sorted(kind.value for kind in PRODUCED_EVENTS)},
                                   "The events that run it (default: all)."),
             "branch": _one_or_many(globs, "Branch globs, e.g. `main`, `release/*`, "
                                           "`!release/old`. For pull requests: the target."),

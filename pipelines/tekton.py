@@ -62,6 +62,12 @@ from pipelines.planning import (
     fit_label,
 )
 from pipelines.problems import Position, Problem, Severity, SpecError
+from pipelines.tekton_rules import (
+    TEKTON_VARIABLE,
+    TEKTON_VARIABLE_HINT,
+    retries_with_allow_failure_message,
+    tekton_variable_message,
+)
 
 API_VERSION = "tekton.dev/v1"
 DEFAULT_CLONE_IMAGE = "docker.io/alpine/git:2.45.2"
@@ -74,11 +80,6 @@ MAX_LABEL_VALUE_LENGTH = 63
 LABEL_PREFIX = "ferry.dev/"
 PLACEHOLDER_NAMESPACE = "default"
 
-# Every Tekton variable root (docs/variables.md); matched after `$(` in spec text.
-_TEKTON_VARIABLE = re.compile(
-    r"\$\((?:params|context|workspaces|tasks|results|steps|step|credentials|resources"
-    r"|inputs|outputs|finally|matrix)[.\[][^)]*\)?"
-)
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _NOT_LABEL_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -166,11 +167,10 @@ class TektonVariableError(CompileError):
     def __init__(self, *, path: str, variable: str, position: Position) -> None:
         self.variable = variable
         super().__init__(
-            message=f"`{variable}` would be replaced by Tekton before the shell runs, which "
-            "lets event data (branch names, titles) run as commands",
+            message=tekton_variable_message(variable),
             path=path,
             position=position,
-            hint='use the environment variables instead, e.g. "$FERRY_BRANCH"',
+            hint=TEKTON_VARIABLE_HINT,
         )
 
 
@@ -178,8 +178,7 @@ class RetriesWithAllowFailureError(CompileError):
     def __init__(self, *, job: str, position: Position) -> None:
         self.job = job
         super().__init__(
-            message=f"job `{job}` sets both `retries` and `allow_failure`, which Tekton "
-            "does not allow together (onError: continue with retries)",
+            message=retries_with_allow_failure_message(job),
             path=f"jobs.{job}",
             position=position,
         )
@@ -288,7 +287,7 @@ def _check_job(job: PlannedJob) -> None:
         texts += [(f"{at}.command", job.position, " ".join(service.command))]
         texts += [(f"{at}.env.{key}", job.position, value) for key, value in service.env.items()]
     for path, position, text in texts:
-        match = _TEKTON_VARIABLE.search(text)
+        match = TEKTON_VARIABLE.search(text)
         if match is not None:
             raise TektonVariableError(path=path, variable=match.group(0), position=position)
 

@@ -20,6 +20,25 @@ LABEL_KEY_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 GO_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 PARAM_REFERENCE = re.compile(r"\$\(params\.([_a-zA-Z][_a-zA-Z0-9.-]*)\)")
 MAX_NAME = 63
+
+# Every Tekton variable root (docs/variables.md); matched after `$(` in spec text. Tekton
+# substitutes these before the shell runs, so in spec text they are an injection path; the
+# linter reports them (`pipelines.linting`) and the compiler refuses them (`pipelines.tekton`).
+TEKTON_VARIABLE = re.compile(
+    r"\$\((?:params|context|workspaces|tasks|results|steps|step|credentials|resources"
+    r"|inputs|outputs|finally|matrix)[.\[][^)]*\)?"
+)
+TEKTON_VARIABLE_HINT = 'use the environment variables instead, e.g. "$FERRY_BRANCH"'
+
+
+def tekton_variable_message(variable: str) -> str:
+    return (f"`{variable}` would be replaced by Tekton before the shell runs, which lets event "
+            "data (branch names, titles) run as commands")
+
+
+def retries_with_allow_failure_message(job: str) -> str:
+    return (f"job `{job}` sets both `retries` and `allow_failure`, which Tekton does not allow "
+            "together (onError: continue with retries)")
 ON_ERROR = ("continue", "stopAndFail")
 WORKSPACE_SOURCES = (
     "volumeClaimTemplate",
