@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import hashlib
 import hmac
 import json
@@ -80,10 +82,18 @@ def local_repository(kind: ForgeKind, url: str, **overrides: Any) -> LocalReposi
     return LocalRepository(**(values | overrides))
 
 
-def settings_for(state: Path, repositories: list[LocalRepository], **webhooks: Any) -> Settings:
+def settings_for(
+    state: Path,
+    repositories: list[LocalRepository],
+    *,
+    local: Mapping[str, Any] | None = None,
+    **webhooks: Any,
+) -> Settings:
     return Settings(
         webhooks=WebhookSettings(**webhooks),
-        local=LocalSettings(repositories=tuple(repositories), state_directory=state),
+        local=LocalSettings(
+            repositories=tuple(repositories), state_directory=state, **(local or {})
+        ),
     )
 
 
