@@ -44,7 +44,9 @@ The shape of the output, and why:
   names an account for a trusted run (`taskRunTemplate.serviceAccountName`); otherwise they
   run as the namespace's `default` account, named explicitly so that Tekton's configurable
   `default-service-account` never applies, with `podTemplate.automountServiceAccountToken:
-  false` (Tekton copies the pod template's field into the pod it builds). Every step, the
+  false` (Tekton copies the pod template's field into the pod it builds, and merges the
+  template field by field with a cluster's `default-pod-template`, whose other fields still
+  apply). Every step, the
   clone included (through `stepTemplate`), and every sidecar runs with
   `allowPrivilegeEscalation: false`: no setuid binary or file capability gives a process more
   than it started with. An untrusted run (`CompileOptions.untrusted`: a pull request whose
