@@ -16,8 +16,12 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from ci.backends import RunRequest
 from ci.forges.types import ForgeKind
 from ci.settings import LocalRepository, LocalSettings, Settings
+from pipelines.events import Event, EventKind, PullRequest
+from pipelines.linting import load_spec
+from pipelines.planning import Plan, plan
 from pipelines.tekton import EVENT_PARAMS
 from tests.contracts import CONTRACTS
 from tests.fakeforge import FakeForge
@@ -348,3 +352,38 @@ def test_a_step_of_ferry_serve_finds_no_secret_and_untrusted_code_waits(
     assert "FERRY_CONFIG" not in variables
     assert (dump / "home.txt").read_text() == ""  # a fresh HOME, not the server's
     assert (dump / "found.txt").read_text() == ""
+
+
+def test_the_local_backend_refuses_an_untrusted_run_that_reaches_the_host_engine(
+    serve: Callable[[FakeForge], TestClient], remote: Path, tmp_path: Path
+) -> None:
+    """The receiver holds untrusted pull requests back on the host engine; should one reach
+    the backend anyway (a future caller, a bug), it is refused with an error, not run."""
+    marker = tmp_path / "ran"
+    spec = _spec(f"touch {marker}")
+    sha = _commit(remote, spec)
+    forge = FakeForge(ForgeKind.GITHUB)
+    client = serve(forge)
+    receiver = client.app.state.runtime.receiver  # type: ignore[attr-defined]
+    [repository] = receiver.repositories._repositories.values()
+    event = Event(
+        kind=EventKind.PULL_REQUEST, repository=OWNER_NAME, repository_url=remote.as_uri(),
+        sha=sha, ref="refs/pull/1/head", branch="main",
+        pull_request=PullRequest(number=1, title="t", head_branch="fork", base_branch="main",
+                                 author="mallory", from_fork=True),
+        author="mallory",
+    )  # fmt: skip
+    spec_value, _ = load_spec(spec.encode(), filename=".ci.yaml")
+    planned = plan(spec_value, event)
+    assert isinstance(planned, Plan)
+    credentials = receiver.credentials.for_repository(repository).forge
+    request = RunRequest(
+        repository=repository, event=event, plan=planned, trusted=False,
+        forge=receiver.forge_client(repository, credentials), forge_repository=OWNER_NAME,
+    )  # fmt: skip
+    assert client.portal is not None
+    client.portal.call(receiver.backend.submit, request)
+    states = _final_state(forge, sha)
+    [final] = [s for s in forge.statuses_for(OWNER_NAME, sha) if s["context"] == "ferry"]
+    assert states == ["error"] and "untrusted code does not run" in final["description"]
+    assert not marker.exists()
