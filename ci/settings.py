@@ -19,7 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -36,6 +36,7 @@ from ci.controller.summaries import check_details_url_template
 from ci.kube import connecting
 from ci.kube.repositories import UntrustedPolicy
 from ci.kube.watching import WatchSettings
+from ci.local.environment import STEP_PATH
 
 ENV_PREFIX = "FERRY_"
 CONFIG_FILE_ENV = "FERRY_CONFIG"
@@ -332,6 +333,32 @@ class LocalSettings(_Group):
         repr=False,
         description="Values for spec `secrets`, by env name or `secret/key`.",
     )
+    engine: Literal["host", "docker", "podman"] = Field(
+        default="host",
+        description="Where steps run. `host`: on this machine as the server's user, images "
+        "ignored; not a sandbox, so untrusted pull requests do not run there (see "
+        "`untrusted_on_host`). `docker` or `podman`: each step in its image, with "
+        "no-new-privileges, the client found on the server's PATH at start.",
+    )
+    untrusted_on_host: bool = Field(
+        default=False,
+        description="Run pull requests from forks or from authors without write access on "
+        "the `host` engine, where their code can read whatever the server's user can (this "
+        "file, the state directory). Off: they wait for a maintainer's `/ok-to-test` "
+        "whatever a repository's `untrusted_pull_requests` says. No effect on other engines.",
+    )
+    step_path: str = Field(
+        default=STEP_PATH,
+        min_length=1,
+        description="PATH of steps on the `host` engine, which get no variable of the "
+        "server's own environment: this PATH, a fresh HOME and TMPDIR per job, LANG "
+        "C.UTF-8, then Ferry's, the spec's and the job's secrets.",
+    )
+
+    @property
+    def holds_untrusted(self) -> bool:
+        """Untrusted pull requests wait for `/ok-to-test` here, whatever a repository says."""
+        return self.engine == "host" and not self.untrusted_on_host
 
 
 class Settings(_Group):

@@ -40,6 +40,19 @@ The shape of the output, and why:
   the DAG (each times its attempts) plus the longest finally task, so a run never times out
   before its tasks could. With finally jobs, `timeouts.tasks` and `timeouts.finally` are set
   too (`pipeline` = `tasks` + `finally`, as Tekton requires), so finally jobs keep their time.
+- Privileges: a run's pods get no Kubernetes API token unless `CompileOptions.service_account`
+  names an account for a trusted run (`taskRunTemplate.serviceAccountName`); otherwise they
+  run as the namespace's `default` account, named explicitly so that Tekton's configurable
+  `default-service-account` never applies, with `podTemplate.automountServiceAccountToken:
+  false` (Tekton copies the pod template's field into the pod it builds, and merges the
+  template field by field with a cluster's `default-pod-template`, whose other fields still
+  apply). Every step, the
+  clone included (through `stepTemplate`), and every sidecar runs with
+  `allowPrivilegeEscalation: false`: no setuid binary or file capability gives a process more
+  than it started with. An untrusted run (`CompileOptions.untrusted`: a pull request whose
+  author has no write access) never gets the account and carries the label
+  `ferry.dev/untrusted: "true"`, which Tekton copies to its TaskRuns and pods, for a
+  NetworkPolicy to select (`deploy/team/untrusted-runs-network-policy.yaml`).
 - Output is deterministic: dicts are built in a fixed key order and `to_yaml` keeps it.
 """
 
@@ -79,6 +92,11 @@ SHARED_WORKSPACE = "shared"
 MAX_LABEL_VALUE_LENGTH = 63
 LABEL_PREFIX = "ferry.dev/"
 PLACEHOLDER_NAMESPACE = "default"
+# The account of pods that get no API token: every namespace has it (Kubernetes makes it).
+TOKENLESS_SERVICE_ACCOUNT = "default"
+UNTRUSTED_LABEL = f"{LABEL_PREFIX}untrusted"
+# Kubernetes' `allowPrivilegeEscalation: false` (the no_new_privs flag) for steps and sidecars.
+CONTAINER_SECURITY_CONTEXT: Mapping[str, Any] = {"allowPrivilegeEscalation": False}
 
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _NOT_LABEL_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -194,7 +212,11 @@ class CompileOptions:
 
     namespace: str | None = None
     name_prefix: str = ""  # prepended to `pipeline_run_name`, e.g. "ferry-"
-    service_account: str | None = None  # None: the namespace's Tekton default (`default`)
+    # The ServiceAccount whose API token a trusted run's pods get; None: no token at all.
+    service_account: str | None = None
+    # A pull request whose author has no write access: no `service_account` whatever it says,
+    # and the `ferry.dev/untrusted` label for the NetworkPolicy.
+    untrusted: bool = False
     clone_image: str = DEFAULT_CLONE_IMAGE
     ferry_version: str = "dev"
     default_job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
@@ -257,13 +279,21 @@ def compile_pipeline_run(
         "timeouts": timeouts.as_spec(),
         "workspaces": _workspace_bindings(uses_shared=uses_shared, options=options),
     }
-    if options.service_account is not None:
-        spec["taskRunTemplate"] = {"serviceAccountName": options.service_account}
+    spec["taskRunTemplate"] = _task_run_template(options)
     return {
         "apiVersion": API_VERSION,
         "kind": "PipelineRun",
         "metadata": metadata,
         "spec": spec,
+    }
+
+
+def _task_run_template(options: CompileOptions) -> dict[str, Any]:
+    if options.service_account is not None and not options.untrusted:
+        return {"serviceAccountName": options.service_account}
+    return {
+        "serviceAccountName": TOKENLESS_SERVICE_ACCOUNT,
+        "podTemplate": {"automountServiceAccountToken": False},
     }
 
 
@@ -346,7 +376,11 @@ def _task_spec(job: PlannedJob, options: CompileOptions) -> dict[str, Any]:
         "params": [{"name": name, "type": "string"} for name, _, _ in EVENT_PARAMS],
         "workspaces": [{"name": SOURCE_WORKSPACE, "mountPath": SOURCE_PATH}],
         # Ferry's own variables reach every step, the clone included, through the template.
-        "stepTemplate": {"workingDir": SOURCE_PATH, "env": _env(ferry_env.items())},
+        "stepTemplate": {
+            "workingDir": SOURCE_PATH,
+            "env": _env(ferry_env.items()),
+            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+        },
         "steps": [_clone_step(options)] + [_step(job, step, ferry_env) for step in job.steps],
     }
     if job.services:
@@ -413,6 +447,7 @@ def _container(
         container["command"] = list(command)
     if env:
         container["env"] = env
+    container["securityContext"] = dict(CONTAINER_SECURITY_CONTEXT)
     return container
 
 
@@ -526,6 +561,8 @@ def _run_labels(event: Event, options: CompileOptions) -> dict[str, str]:
     if event.pull_request:
         labels[f"{LABEL_PREFIX}pull-request"] = str(event.pull_request.number)
     labels[f"{LABEL_PREFIX}version"] = label_value(options.ferry_version)
+    if options.untrusted:
+        labels[UNTRUSTED_LABEL] = "true"
     return {key: value for key, value in labels.items() if value}
 
 

@@ -228,6 +228,7 @@ async def start_run(
             repository=repository,
             event=event,
             plan=_without_secrets(planned) if decision.trust is Trust.WITHOUT_SECRETS else planned,
+            trusted=decision.trust is Trust.TRUSTED,
             name_prefix=name_prefix,
             clone_token=await _clone_token(target) if _needs_token(decision, repository) else None,
             concurrency_limit=spec.concurrency.limit or repository.concurrency_limit,

@@ -20,7 +20,7 @@ import httpx
 import structlog
 
 from ci.backends.configured import ConfiguredRepositories
-from ci.backends.local import LocalBackend
+from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.forges.client import ForgeClient
 from ci.kube.connecting import api_client, cluster_configured, custom_objects
@@ -156,7 +156,9 @@ async def _open_local(
     redactor: Redactor,
 ) -> Runtime:
     local = settings.local
-    repositories = ConfiguredRepositories(local.repositories)
+    repositories = ConfiguredRepositories(
+        local.repositories, hold_untrusted=local.holds_untrusted
+    )
     for secret in [*repositories.secrets(), *local.secrets.values()]:
         redactor.add(secret)
     backend = LocalBackend(
@@ -164,6 +166,8 @@ async def _open_local(
         parallel_jobs=local.parallel_jobs,
         secrets=local.secrets,
         clone_url=repositories.clone_url,
+        engine=engine_for(local),
+        runs_untrusted=not local.holds_untrusted,
     )
     receiver = Receiver(
         repositories=repositories,
@@ -188,6 +192,8 @@ async def _open_local(
         "no cluster configured: running pipelines on this machine",
         repositories=len(local.repositories),
         state_directory=str(local.state_directory),
+        engine=local.engine,
+        untrusted_pull_requests="run" if not local.holds_untrusted else "wait for /ok-to-test",
     )
     return Runtime(receiver=receiver, readiness=backend.ready, mode="local")
 

@@ -32,6 +32,11 @@ class RunRequest:
     clone_token: str | None = None  # None: clone without credentials
     # Runs of one branch or pull request allowed at once; None: no limit.
     concurrency_limit: int | None = None
+    # The trust decision, for what a backend grants beyond the plan (whose secrets are already
+    # gone when False): Tekton gives an untrusted run no ServiceAccount and labels it for the
+    # NetworkPolicy; the local backend never runs it on the host. No default, so no caller
+    # can forget it.
+    trusted: bool
     forge: ForgeClient  # where a backend that tracks its own runs reports them
     forge_repository: RepositoryName
     # Why the run is as it is (the trust decision: "without secrets: ..."); whoever reports

@@ -11,7 +11,13 @@ from collections.abc import Iterable
 
 from ci.forges.client import TokenCredentials
 from ci.kube.credentials import RepositoryCredentials
-from ci.kube.repositories import Conflict, Repository, SecretKeys, normalize_url
+from ci.kube.repositories import (
+    Conflict,
+    Repository,
+    SecretKeys,
+    UntrustedPolicy,
+    normalize_url,
+)
 from ci.settings import LocalRepository
 
 LOCAL_NAMESPACE = "local"
@@ -20,13 +26,15 @@ LOCAL_NAMESPACE = "local"
 class ConfiguredRepositories:
     """A fixed lookup by URL, with each repository's credentials from settings."""
 
-    def __init__(self, configured: Iterable[LocalRepository]) -> None:
+    def __init__(self, configured: Iterable[LocalRepository], *, hold_untrusted: bool) -> None:
+        """`hold_untrusted`: every repository's untrusted pull requests wait for a
+        maintainer's `/ok-to-test`, whatever its own setting (steps run on the host)."""
         self._by_url: dict[str, list[Repository]] = {}
         self._credentials: dict[str, RepositoryCredentials] = {}
         self._clone_urls: dict[str, str] = {}
         self._repositories: dict[str, Repository] = {}
         for entry in configured:
-            repository = _repository(entry)
+            repository = _repository(entry, hold_untrusted=hold_untrusted)
             self._by_url.setdefault(normalize_url(entry.url), []).append(repository)
             self._repositories[repository.key] = repository
             self._credentials[repository.key] = RepositoryCredentials(
@@ -64,7 +72,7 @@ class ConfiguredRepositories:
         return values
 
 
-def _repository(entry: LocalRepository) -> Repository:
+def _repository(entry: LocalRepository, *, hold_untrusted: bool) -> Repository:
     # A readable name from the URL's path, and a hash so two hosts' `acme/shop` differ.
     path = normalize_url(entry.url).split("://", 1)[-1].split("/", 1)[-1]
     digest = hashlib.sha256(normalize_url(entry.url).encode()).hexdigest()[:6]
@@ -79,5 +87,7 @@ def _repository(entry: LocalRepository) -> Repository:
         secret=SecretKeys(name="settings"),
         spec_path=entry.spec_path,
         cancel_in_progress=entry.cancel_in_progress,
-        untrusted=entry.untrusted_pull_requests,
+        untrusted=(
+            UntrustedPolicy.WAIT_FOR_OK_TO_TEST if hold_untrusted else entry.untrusted_pull_requests
+        ),
     )

@@ -31,9 +31,12 @@ from ci.forges.errors import ForgeError
 from ci.forges.statuses import Conclusion, Status
 from ci.forges.types import RepositoryName
 from ci.kube.repositories import Repository
+from ci.local.engines import Engine, EngineName, HostEngine, find_engine
+from ci.local.environment import base_environment, isolated_base_environment
 from ci.local.outcomes import JobChange, JobState, RunResult
 from ci.local.running import RunOptions, run_plan
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin
+from ci.settings import LocalSettings
 from pipelines.tekton import pipeline_run_name
 
 log = structlog.get_logger(__name__)
@@ -90,11 +93,17 @@ class LocalBackend:
         parallel_jobs: int,
         secrets: Mapping[str, str],
         clone_url: Callable[[Repository], str | None],
+        engine: Engine,
+        runs_untrusted: bool,
     ) -> None:
         self._state = state_directory
         self._parallel = parallel_jobs
         self._secrets = dict(secrets)
         self._clone_url = clone_url
+        self._engine = engine
+        # False on the host engine: the receiver holds untrusted pull requests back (their
+        # Repository's policy is waitForOkToTest), and this refuses any that still arrives.
+        self._runs_untrusted = runs_untrusted
         self._runs: dict[str, _Run] = {}
         self._finished: deque[str] = deque(maxlen=FINISHED_MEMORY)
 
@@ -181,6 +190,16 @@ class LocalBackend:
         try:
             # In the run's own task, so this "queued" cannot overtake its verdict, and the
             # delivery does not wait for the forge.
+            if not request.trusted and not self._runs_untrusted:
+                log.error("refused to run untrusted code on the host engine")
+                status = Status(
+                    conclusion=Conclusion.ERROR,
+                    context=STATUS_CONTEXT,
+                    title=f"{flight.name}: untrusted code does not run on this machine's "
+                    "host engine; a maintainer's /ok-to-test runs it",
+                    external_id=flight.name,
+                )
+                return
             await _report(request.forge, flight, _queued_status(flight.name, request.note))
             origin = await asyncio.to_thread(self._fetch, request)
             result = await run_plan(
@@ -192,6 +211,8 @@ class LocalBackend:
                     secrets=self._secrets,
                     run_name=flight.name,
                     temporary_directory=self._work_directory(),
+                    engine=self._engine,
+                    private_home=True,
                 ),
                 observer=reporter,
                 stop=run.stop,
@@ -268,6 +289,18 @@ class LocalBackend:
         temporary = self._in_flight_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(entries, indent=1), encoding="utf-8")
         os.replace(temporary, self._in_flight_path)  # atomic: a crash leaves old or new
+
+
+def engine_for(settings: LocalSettings) -> Engine:
+    """The engine `local.engine` names; raises `EngineNotFoundError` for a missing client.
+
+    Host steps get a base built from nothing (`isolated_base_environment`); a container
+    client gets the server's few base variables (PATH to find itself, HOME for its config),
+    which stay in the client: only the step's own variables are passed into the container.
+    """
+    if settings.engine == "host":
+        return HostEngine(isolated_base_environment(path=settings.step_path))
+    return find_engine(EngineName(settings.engine), base=base_environment())
 
 
 class _JobReporter:

@@ -62,6 +62,7 @@ class TektonBackend:
                 namespace=repository.namespace,
                 name_prefix=prefix,
                 service_account=repository.service_account,
+                untrusted=not request.trusted,
                 clone_image=self._options.clone_image,
                 ferry_version=self._options.ferry_version,
                 clone_secret=secret_name,

@@ -62,7 +62,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--repository", default=DEFAULT_REPOSITORY, help="owner/name")
     parser.add_argument("--repository-url", default=None, help="clone URL")
     parser.add_argument("--namespace", default=None, help="metadata.namespace of the run")
-    parser.add_argument("--service-account", default=None, help="service account for tasks")
+    parser.add_argument("--service-account", default=None,
+                        help="the account whose API token a trusted run's pods get "
+                        "(default: none, no token)")
+    parser.add_argument("--untrusted", action="store_true",
+                        help="render as for a pull request whose author has no write access: "
+                        "no account, and the ferry.dev/untrusted label")
     parser.set_defaults(handler=run)
 
 
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         options = CompileOptions(
             namespace=args.namespace,
             service_account=args.service_account,
+            untrusted=args.untrusted,
             ferry_version=_ferry_version(),
         )
         pipeline_run = compile_pipeline_run(outcome, event, options=options)

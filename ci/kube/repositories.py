@@ -50,7 +50,8 @@ class Repository:
     api_url: str | None = None
     github_app: GitHubApp | None = None
     spec_path: str = ".ci.yaml"
-    service_account: str = "default"
+    # The ServiceAccount whose API token trusted runs' pods get; None: no run gets a token.
+    service_account: str | None = None
     concurrency_limit: int | None = None
     cancel_in_progress: bool = False
     keep_runs: int = 20
@@ -87,7 +88,9 @@ class Repository:
                 else None
             ),
             spec_path=str(spec.get("specPath", ".ci.yaml")),
-            service_account=str(spec.get("serviceAccountName", "default")),
+            service_account=(
+                str(spec["serviceAccountName"]) if spec.get("serviceAccountName") else None
+            ),
             concurrency_limit=concurrency.get("limit"),
             cancel_in_progress=bool(concurrency.get("cancelInProgress", False)),
             keep_runs=int(spec.get("keepRuns", 20)),

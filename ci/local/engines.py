@@ -10,7 +10,7 @@ own environment), so neither event data nor secrets appear in `ps` or need quoti
 - `ContainerEngine`: `docker|podman run` of the step's image with the workspace mounted at
   `/workspace/source` (the path and working directory steps have on Tekton), running the
   very script the Tekton compiler would write (`pipelines.tekton.shell_script`: bash when
-  the image has it, `sh -e` otherwise). Services are not started.
+  the image has it, `sh -e` otherwise), with no-new-privileges. Services are not started.
 """
 
 from __future__ import annotations
@@ -138,6 +138,9 @@ class ContainerEngine:
             SOURCE_PATH,
             "--entrypoint",
             CONTAINER_SCRIPT_PATH,
+            # As `allowPrivilegeEscalation: false` on Tekton: no setuid binary raises a step.
+            "--security-opt",
+            "no-new-privileges",
         ]
         for name in environment:
             argv += ["--env", name]  # the value comes from the client's environment

@@ -1,9 +1,14 @@
 """The environment of a local step: the same variables, with the same precedence, as on Tekton.
 
 Lowest first:
-1. a clean base taken from the caller's environment (`BASE_VARIABLES`: PATH, HOME, LANG...),
-   so tools work, and nothing else of the developer's shell leaks in (on an engine the
-   image's own environment plays this part, and the base is left out);
+1. a base, on the host engine only (in a container the image's own environment plays this
+   part). `ferry run` runs the developer's own code on their own machine: its base is a
+   few named variables taken from their shell (`BASE_VARIABLES`: PATH, HOME, LANG...), so
+   their tools and caches work, and nothing else of the shell leaks in. `ferry serve` runs
+   code that arrived in a webhook, beside its own secrets: its base is built from nothing
+   (`isolated_base_environment`: a configured PATH, LANG, and a fresh HOME and TMPDIR per
+   job, from `private_directories`), so no variable of the server reaches a step, nor the
+   way to its settings file (`$FERRY_CONFIG`) or its home;
 2. the plan's plain variables, `PlannedJob.env_for(step)` (pipeline < job < MATRIX_* < step);
 3. Ferry's variables (`CI`, `FERRY`, `FERRY_JOB`, `FERRY_PIPELINE_RUN` and one `FERRY_*` per
    event field, named by `pipelines.tekton.EVENT_PARAMS`): they describe the run and win a
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from pipelines.events import Event
 from pipelines.planning import PlannedJob, PlannedStep
@@ -36,6 +42,10 @@ BASE_VARIABLES = (
 )
 # When the caller has no PATH at all, steps still need to find bash and coreutils.
 FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
+# The PATH of `ferry serve`'s host steps unless settings say otherwise (`local.step_path`).
+STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# A locale every glibc has, so tools that insist on one work and text is UTF-8.
+STEP_LANG = "C.UTF-8"
 
 
 def base_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -44,6 +54,20 @@ def base_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
     base = {name: source[name] for name in BASE_VARIABLES if name in source}
     base.setdefault("PATH", FALLBACK_PATH)
     return base
+
+
+def isolated_base_environment(*, path: str = STEP_PATH) -> dict[str, str]:
+    """The base of `ferry serve`'s host steps: chosen here, nothing taken from the server."""
+    return {"PATH": path, "LANG": STEP_LANG}
+
+
+def private_directories(directory: Path) -> dict[str, str]:
+    """HOME and TMPDIR in fresh, empty directories under `directory` (one per job attempt),
+    so that a step neither reads the server's home nor leaves files for the next run."""
+    home, temporary = directory / "home", directory / "tmp"
+    for created in (home, temporary):
+        created.mkdir(parents=True, mode=0o700)
+    return {"HOME": str(home), "TMPDIR": str(temporary)}
 
 
 def event_values(event: Event) -> dict[str, str]:

@@ -36,7 +36,12 @@ from pathlib import Path
 
 from ci.local.credentials import job_secrets
 from ci.local.engines import Engine, HostEngine
-from ci.local.environment import base_environment, ferry_variables, step_environment
+from ci.local.environment import (
+    base_environment,
+    ferry_variables,
+    private_directories,
+    step_environment,
+)
 from ci.local.executing import DEFAULT_GRACE_SECONDS, ProcessEnd, run_process
 from ci.local.outcomes import (
     JobChange,
@@ -74,6 +79,9 @@ class RunOptions:
     default_job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_SECONDS
     grace_seconds: float = DEFAULT_GRACE_SECONDS  # SIGTERM to SIGKILL, on timeout or stop
     temporary_directory: Path | None = None  # where workspaces go; None: the system's
+    # Host steps get a fresh HOME and TMPDIR per job attempt (`ferry serve`: code from a
+    # webhook); False leaves the engine's base alone (`ferry run`: the developer's own HOME).
+    private_home: bool = False
 
 
 async def run_plan(
@@ -174,6 +182,10 @@ class _JobRunner:
         workspace = await asyncio.to_thread(self.workspaces.for_job, job, attempt=number)
         secrets = job_secrets(job.secrets, self.options.secrets).values
         ferry = ferry_variables(self.event, job=job.name, run_name=self.options.run_name)
+        base: dict[str, str] = {}
+        if self.options.private_home and not self.engine.uses_images:
+            private = self.workspaces.root / "private" / f"{job.name}-{number}"
+            base = await asyncio.to_thread(private_directories, private)
         results: list[StepResult] = []
         state, reason = JobState.SUCCESS, ""
         for step in job.steps:
@@ -186,7 +198,7 @@ class _JobRunner:
                 number=number,
                 workspace=workspace,
                 environment=step_environment(
-                    job=job, step=step, ferry=ferry, secrets=secrets, base={}
+                    job=job, step=step, ferry=ferry, secrets=secrets, base=base
                 ),
                 timeout=deadline - time.monotonic(),
             )

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ci.kube.connecting import KubernetesSettings, api_client
+from pipelines.tekton import UNTRUSTED_LABEL
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube, KubeError, Obj, collection_path, object_path
 from tests.e2e.installation import (
@@ -133,6 +135,23 @@ def test_the_ingress_overlay_is_accepted_by_the_api_server(
                      f"--field-manager={FIELD_MANAGER}", "-k", str(overlay),
                      kubeconfig=cluster.kubeconfig)
     assert "ingress.networking.k8s.io/ferry-webhooks serverside-applied" in output
+
+
+def test_the_untrusted_runs_network_policy_applies_server_side_in_a_team_namespace(
+    cluster: ControlPlane, cluster_bin_dir: Path, kube: Kube, namespace: str
+) -> None:
+    # As docs/install.md says: beside the RoleBindings, with the team's namespace set.
+    path = DEPLOY / "team" / "untrusted-runs-network-policy.yaml"
+    for _ in range(2):  # applying again (an upgrade) is the same command, and succeeds
+        output = kubectl(cluster_bin_dir, "apply", "--server-side",
+                         f"--field-manager={FIELD_MANAGER}", "-n", namespace, "-f", str(path),
+                         kubeconfig=cluster.kubeconfig)
+        assert "networkpolicy.networking.k8s.io/ferry-untrusted-runs serverside-applied" in output
+    [declared] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    live = kube.get(f"/apis/networking.k8s.io/v1/namespaces/{namespace}"
+                    "/networkpolicies/ferry-untrusted-runs")
+    assert not _contains(live, declared, "NetworkPolicy"), _contains(live, declared)
+    assert live["spec"]["podSelector"]["matchLabels"] == {UNTRUSTED_LABEL: "true"}
 
 
 def _granted(client: Kube, namespace: str) -> set[Rule]:

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from pipelines.linting import load_spec
+from pipelines.planning import Plan, plan
+from pipelines.tekton import UNTRUSTED_LABEL, CompileOptions, compile_pipeline_run
 from tests.cluster.kubelet import EXIT_CODES_ANNOTATION, RUN_SCRIPTS_ANNOTATION, SimulatedKubelet
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube, Obj
@@ -20,6 +23,7 @@ from tests.cluster.tekton import (
     wait_for_pipeline_run,
 )
 from tests.integration.goldens import GOLDEN_DIR, golden_params, load_golden
+from tests.unit.pipelines.test_golden import load_event
 
 # A golden with several jobs in a DAG: the run the end-to-end path exercises most.
 DAG_GOLDEN = GOLDEN_DIR / "dag.pipelinerun.yaml"
@@ -283,3 +287,81 @@ def test_cancelling_a_run_stops_its_running_script(
     assert not [
         r for r in kubelet.records if r.namespace == namespace and r.container == "step-slow"
     ]
+
+
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _compiled_services_run(namespace: str, **options: Any) -> Obj:
+    """The services golden's spec compiled for `namespace` with `options`: steps and sidecars."""
+    event = load_event(GOLDEN_DIR / "default.event.yaml")
+    spec, _ = load_spec((GOLDEN_DIR / "services.ci.yaml").read_bytes(), filename="services")
+    planned = plan(spec, event)
+    assert isinstance(planned, Plan)
+    return compile_pipeline_run(
+        planned, event, options=CompileOptions(namespace=namespace, **options)
+    )
+
+
+def _token_mounts(pod: Obj) -> list[str]:
+    """Where the pod gets a Kubernetes API token: projected token volumes, and mounts of the
+    well-known path, as the API server's ServiceAccount admission adds them."""
+    spec = pod["spec"]
+    found = [
+        f"volume {volume['name']}"
+        for volume in spec.get("volumes", [])
+        for source in volume.get("projected", {}).get("sources", [])
+        if "serviceAccountToken" in source
+    ]
+    for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        found += [
+            f"{container['name']} mounts {mount['name']}"
+            for mount in container.get("volumeMounts", [])
+            if mount["mountPath"].startswith(SERVICE_ACCOUNT_MOUNT)
+        ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("options", "account", "token", "untrusted"),
+    [
+        ({}, "default", False, False),
+        ({"service_account": "deployer"}, "deployer", True, False),
+        ({"service_account": "deployer", "untrusted": True}, "default", False, True),
+    ],
+    ids=["no-account", "trusted-with-account", "untrusted"],
+)
+def test_pods_tekton_creates_get_a_token_only_for_a_trusted_run_with_an_account(
+    kube: Kube,
+    namespace: str,
+    tekton: TektonController,
+    kubelet: SimulatedKubelet,
+    options: dict[str, Any],
+    account: str,
+    token: bool,
+    untrusted: bool,
+) -> None:
+    kube.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                 "metadata": {"name": "deployer", "namespace": namespace}})  # fmt: skip
+    run = _compiled_services_run(namespace, **options)
+    done = _run(kube, tekton, run)
+    task_runs = _task_runs(kube, namespace, run["metadata"]["name"])
+    condition = succeeded_condition(done)
+    assert condition is not None and condition["status"] == "True", _describe(done, task_runs)
+    assert task_runs
+    for task_run in task_runs.values():
+        pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{task_run['status']['podName']}")
+        spec = pod["spec"]
+        assert spec["serviceAccountName"] == account
+        if token:
+            assert _token_mounts(pod), "the named account's token should be mounted"
+        else:
+            assert spec["automountServiceAccountToken"] is False
+            assert _token_mounts(pod) == []
+        # The NetworkPolicy's selector (deploy/team/) finds exactly the untrusted runs' pods.
+        assert (pod["metadata"]["labels"].get(UNTRUSTED_LABEL) == "true") is untrusted
+        steps = [c for c in spec["containers"] if c["name"].startswith("step-")]
+        sidecars = [c for c in spec["containers"] if c["name"].startswith("sidecar-")]
+        assert steps[0]["name"] == "step-clone" and sidecars
+        for container in [*steps, *sidecars]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, container

@@ -204,8 +204,11 @@ def test_bad_signature_creates_nothing(receiver_for: Callable[..., Receiver]) ->
     assert receiver.runs() == [] and receiver.forge.requests == []
 
 
-def test_fork_pull_request_run_has_no_secret_refs(receiver_for: Callable[..., Receiver]) -> None:
-    receiver = receiver_for()
+def test_fork_pull_request_run_has_no_secret_refs_no_token_and_the_untrusted_label(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    # The Repository names an account for trusted runs; a fork's run must not get it.
+    receiver = receiver_for(serviceAccountName="deployer")
     payload = receiver.payload("pull_request.opened.json")
     pull_request = payload["pull_request"]
     pull_request["head"]["repo"] = dict(pull_request["head"]["repo"], full_name="mallory/fork")
@@ -215,6 +218,32 @@ def test_fork_pull_request_run_has_no_secret_refs(receiver_for: Callable[..., Re
     [run] = receiver.runs()
     assert "secretKeyRef" not in json.dumps(run)
     assert run["metadata"]["labels"]["ferry.dev/pull-request"] == str(payload["number"])
+    assert run["metadata"]["labels"]["ferry.dev/untrusted"] == "true"
+    assert run["spec"]["taskRunTemplate"] == {
+        "serviceAccountName": "default",
+        "podTemplate": {"automountServiceAccountToken": False},
+    }
+
+
+@pytest.mark.parametrize(
+    ("repository_spec", "template"),
+    [
+        ({"serviceAccountName": "deployer"}, {"serviceAccountName": "deployer"}),
+        ({}, {"serviceAccountName": "default",
+              "podTemplate": {"automountServiceAccountToken": False}}),
+    ],
+    ids=["named-account", "no-account"],
+)
+def test_trusted_run_gets_the_repository_account_only_when_it_names_one(
+    receiver_for: Callable[..., Receiver], repository_spec: dict[str, Any],
+    template: dict[str, Any],
+) -> None:
+    receiver = receiver_for(**repository_spec)
+    payload, _ = _push(receiver)
+    assert receiver.post(payload, event="push").status_code == 202
+    [run] = receiver.runs()
+    assert run["spec"]["taskRunTemplate"] == template
+    assert "ferry.dev/untrusted" not in run["metadata"]["labels"]
 
 
 def test_invalid_spec_fails_the_commit_with_line_and_column(

@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
+from ci.backends import RunRequest
 from ci.forges.types import ForgeKind
 from ci.settings import LocalRepository, LocalSettings, Settings
+from pipelines.events import Event, EventKind, PullRequest
+from pipelines.linting import load_spec
+from pipelines.planning import Plan, plan
+from pipelines.tekton import EVENT_PARAMS
+from tests.contracts import CONTRACTS
 from tests.fakeforge import FakeForge
+from tests.fakeforge.serving import serve as serve_forge
 from webhooks.app import create_app
 
 OWNER_NAME = "acme/local"
@@ -191,3 +199,191 @@ def test_ferry_serve_without_a_cluster_answers_on_its_port(tmp_path: Path) -> No
     # uvicorn shuts down cleanly, then re-raises the signal it caught, as it documents.
     assert server.returncode in (0, -signal.SIGTERM), output.decode()
     assert b"no cluster configured" in output and b"Traceback" not in output
+
+
+# Values only the server holds; a step must find none of them.
+SERVER_TOKEN = "forge-token-held-by-the-server"
+OTHER_SECRET = "secret-of-another-job"
+SERVER_VARIABLE = "variable-only-in-the-servers-shell"
+ALLOWED_SECRET = "value-the-job-asked-for"
+# What bash adds to the environment it passes on, whatever it was given.
+SHELL_VARIABLES = {"PWD", "SHLVL", "_", "OLDPWD"}
+DUMP_SPEC = """\
+jobs:
+  dump:
+    image: alpine
+    env:
+      DUMP: {dump}
+    secrets:
+      API_KEY: deploy/key
+    steps:
+      - run: |
+          env > "$DUMP/env.txt"
+          ls -A "$HOME" > "$DUMP/home.txt"
+          # Where a step could learn of the settings file from what it was given.
+          for place in "${{FERRY_CONFIG:-}}" "$HOME" "$PWD"; do
+            [ -n "$place" ] && find "$place" -name 'ferry.yaml' >> "$DUMP/found.txt" || true
+          done
+          touch "$DUMP/done"
+"""
+
+
+def _fork_pull_request(remote: Path) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(
+        (CONTRACTS / "github" / "webhooks" / "pull_request.opened.json").read_bytes()
+    )
+    repository = {"full_name": OWNER_NAME, "html_url": URL, "clone_url": remote.as_uri()}
+    payload["repository"] |= repository
+    payload["pull_request"]["base"]["repo"] |= repository
+    payload["pull_request"]["head"]["repo"] |= {"full_name": "mallory/local"}
+    return payload
+
+
+def _signed(body: bytes, event: str, delivery: str) -> dict[str, str]:
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": f"sha256={signature}", "Content-Type": "application/json"}
+
+
+def test_a_step_of_ferry_serve_finds_no_secret_and_untrusted_code_waits(
+    tmp_path: Path, remote: Path
+) -> None:
+    """`ferry serve` as a process, with its settings in a file named by $FERRY_CONFIG in
+    its own HOME and working directory: a step on the host engine sees only what it was
+    given, and a fork's pull request does not run at all (it waits for /ok-to-test)."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    spec = DUMP_SPEC.format(dump=dump)
+    sha = _commit(remote, spec)
+    forge = FakeForge(ForgeKind.GITHUB, tokens={SERVER_TOKEN})
+    forge.add_file(OWNER_NAME, sha, ".ci.yaml", spec)
+    pull_request = _fork_pull_request(remote)
+    fork_sha = pull_request["pull_request"]["head"]["sha"]
+    fork_dump = tmp_path / "fork-dump"
+    forge.add_file(OWNER_NAME, fork_sha, ".ci.yaml", DUMP_SPEC.format(dump=fork_dump))
+    server_home = tmp_path / "server-home"
+    (server_home / ".config" / "ferry").mkdir(parents=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with serve_forge(forge) as api_url:
+        settings = yaml.safe_dump({
+            "webhooks": {"host": "127.0.0.1", "port": port},
+            "local": {
+                "state_directory": str(tmp_path / "state"),
+                "repositories": [{
+                    "forge": "github", "url": URL, "api_url": api_url,
+                    "clone_url": remote.as_uri(), "webhook_secret": SECRET,
+                    "token": SERVER_TOKEN,
+                }],
+                "secrets": {"deploy/key": ALLOWED_SECRET, "other/key": OTHER_SECRET},
+            },
+        })  # fmt: skip
+        settings_file = server_home / ".config" / "ferry" / "ferry.yaml"
+        settings_file.write_text(settings)
+        (server_home / "ferry.yaml").write_text(settings)
+        environment = {
+            key: value for key, value in os.environ.items()
+            if not key.startswith("FERRY_") and key != "KUBECONFIG"
+        } | {"HOME": str(server_home), "FERRY_CONFIG": str(settings_file),
+             "SERVER_ONLY": SERVER_VARIABLE, "FERRY_LOCAL_PARALLEL_JOBS": "2"}  # fmt: skip
+        with subprocess.Popen(
+            [sys.executable, "-m", "ci.cli", "serve"], cwd=server_home,
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        ) as server:  # fmt: skip
+            try:
+                base = f"http://127.0.0.1:{port}"
+                deadline = time.monotonic() + WAIT_SECONDS
+                while True:
+                    try:
+                        if httpx.get(f"{base}/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert server.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+                fork_body = json.dumps(pull_request).encode()
+                fork = httpx.post(f"{base}/hooks", content=fork_body,
+                                  headers=_signed(fork_body, "pull_request", "d-fork"))
+                push_body = json.dumps({
+                    "ref": "refs/heads/main", "before": "0" * 40, "after": sha,
+                    "created": True, "deleted": False, "forced": False, "commits": [],
+                    "repository": {"full_name": OWNER_NAME, "html_url": URL,
+                                   "clone_url": remote.as_uri()},
+                    "sender": {"login": "octocat"},
+                }).encode()  # fmt: skip
+                push = httpx.post(f"{base}/hooks", content=push_body,
+                                  headers=_signed(push_body, "push", "d-push"))
+                assert push.status_code == 202, push.text
+                assert _final_state(forge, sha)[-1] == "success", forge.statuses_for(
+                    OWNER_NAME, sha)
+            finally:
+                server.send_signal(signal.SIGTERM)
+                output, _ = server.communicate(timeout=WAIT_SECONDS)
+    assert b"Traceback" not in output, output.decode()
+    # The fork's code never ran: the receiver held it for a maintainer.
+    assert fork.status_code == 202 and "/ok-to-test" in fork.json()["skipped"], fork.text
+    [waiting] = forge.statuses_for(OWNER_NAME, fork_sha)
+    assert waiting["state"] == "pending" and "/ok-to-test" in waiting["description"]
+    assert not fork_dump.exists()
+    # The trusted step ran, and saw what it was given and nothing of the server's.
+    assert (dump / "done").exists()
+    variables = dict(
+        line.split("=", 1) for line in (dump / "env.txt").read_text().splitlines() if "=" in line
+    )
+    dumped = (dump / "env.txt").read_text()
+    for value in (SECRET, SERVER_TOKEN, OTHER_SECRET, SERVER_VARIABLE, str(settings_file),
+                  str(server_home)):
+        assert value not in dumped, value
+    assert variables["API_KEY"] == ALLOWED_SECRET
+    assert variables["DUMP"] == str(dump) and variables["FERRY_SHA"] == sha
+    given = set(variables) - SHELL_VARIABLES
+    # Ferry's own variables, exactly as the Tekton compiler passes them (no FERRY_* setting).
+    ferry = {env for _, env, _ in EVENT_PARAMS} | {"CI", "FERRY", "FERRY_JOB",
+                                                   "FERRY_PIPELINE_RUN"}
+    assert given == ferry | {"PATH", "LANG", "HOME", "TMPDIR", "DUMP", "API_KEY"}, given
+    assert "FERRY_CONFIG" not in variables
+    assert (dump / "home.txt").read_text() == ""  # a fresh HOME, not the server's
+    assert (dump / "found.txt").read_text() == ""
+
+
+def test_the_local_backend_refuses_an_untrusted_run_that_reaches_the_host_engine(
+    serve: Callable[[FakeForge], TestClient], remote: Path, tmp_path: Path
+) -> None:
+    """The receiver holds untrusted pull requests back on the host engine; should one reach
+    the backend anyway (a future caller, a bug), it is refused with an error, not run."""
+    marker = tmp_path / "ran"
+    spec = _spec(f"touch {marker}")
+    sha = _commit(remote, spec)
+    forge = FakeForge(ForgeKind.GITHUB)
+    client = serve(forge)
+    receiver = client.app.state.runtime.receiver  # type: ignore[attr-defined]
+    [repository] = receiver.repositories._repositories.values()
+    event = Event(
+        kind=EventKind.PULL_REQUEST, repository=OWNER_NAME, repository_url=remote.as_uri(),
+        sha=sha, ref="refs/pull/1/head", branch="main",
+        pull_request=PullRequest(number=1, title="t", head_branch="fork", base_branch="main",
+                                 author="mallory", from_fork=True),
+        author="mallory",
+    )  # fmt: skip
+    spec_value, _ = load_spec(spec.encode(), filename=".ci.yaml")
+    planned = plan(spec_value, event)
+    assert isinstance(planned, Plan)
+    credentials = receiver.credentials.for_repository(repository).forge
+    request = RunRequest(
+        repository=repository, event=event, plan=planned, trusted=False,
+        forge=receiver.forge_client(repository, credentials), forge_repository=OWNER_NAME,
+    )  # fmt: skip
+    assert client.portal is not None
+    client.portal.call(receiver.backend.submit, request)
+    states = _final_state(forge, sha)
+    [final] = [s for s in forge.statuses_for(OWNER_NAME, sha) if s["context"] == "ferry"]
+    assert states == ["error"] and "untrusted code does not run" in final["description"]
+    assert not marker.exists()

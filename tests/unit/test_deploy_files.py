@@ -7,6 +7,7 @@ server in tests/integration/test_deploy.py.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from ci.settings import controller_settings_from, load_settings
+from pipelines.tekton import UNTRUSTED_LABEL
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERFILE = REPO / "Containerfile"
@@ -131,3 +133,71 @@ def test_both_components_read_one_settings_file_that_loads(tmp_path: Path) -> No
     assert str(mapped.metrics_port) in {
         str(port["containerPort"]) for port in controller["ports"]}
     assert controller["readinessProbe"]["httpGet"]["port"] == "metrics"
+
+
+UNTRUSTED_POLICY = REPO / "deploy" / "team" / "untrusted-runs-network-policy.yaml"
+KUBE_DNS = {"namespace": {"kubernetes.io/metadata.name": "kube-system"},
+            "pod": {"k8s-app": "kube-dns"}}
+
+
+def _egress_allowed(policy: dict[str, Any], *, address: str, port: int, protocol: str = "TCP",
+                    peer: dict[str, dict[str, str]] | None = None) -> bool:
+    """Whether `policy`'s egress rules let a selected pod reach `address:port` (a pod with
+    `peer` labels when given), by NetworkPolicy's rules: any rule, any of its peers, any of
+    its ports; an ipBlock matches inside `cidr` and outside every `except`."""
+    destination = ipaddress.ip_address(address)
+
+    def peer_matches(entry: dict[str, Any]) -> bool:
+        if "ipBlock" in entry:
+            block = entry["ipBlock"]
+            network = ipaddress.ip_network(block["cidr"])
+            if destination.version != network.version or destination not in network:
+                return False
+            return not any(destination in ipaddress.ip_network(cidr)
+                           for cidr in block.get("except", []))
+        if peer is None:
+            return False
+        wanted_namespace = entry.get("namespaceSelector", {}).get("matchLabels", {})
+        wanted_pod = entry.get("podSelector", {}).get("matchLabels", {})
+        return (wanted_namespace.items() <= peer["namespace"].items()
+                and wanted_pod.items() <= peer["pod"].items())
+
+    for rule in policy["spec"]["egress"]:
+        ports = rule.get("ports")
+        if ports and not any(p["port"] == port and p.get("protocol", "TCP") == protocol
+                             for p in ports):
+            continue
+        if any(peer_matches(entry) for entry in rule.get("to", [])):
+            return True
+    return False
+
+
+def test_untrusted_runs_reach_the_internet_and_dns_but_nothing_inside_the_cluster() -> None:
+    [policy] = [d for d in yaml.safe_load_all(UNTRUSTED_POLICY.read_text()) if d]
+    assert policy["kind"] == "NetworkPolicy" and "namespace" not in policy["metadata"]
+    # It selects exactly what the compiler labels untrusted runs with.
+    assert policy["spec"]["podSelector"] == {"matchLabels": {UNTRUSTED_LABEL: "true"}}
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in policy["spec"]  # with policyTypes Ingress: no one may connect
+    allowed = [("140.82.112.3", 443), ("151.101.0.223", 443), ("2606:50c0:8000::153", 443)]
+    for address, port in allowed:  # github.com, pypi.org over IPv4 and IPv6
+        assert _egress_allowed(policy, address=address, port=port), address
+    denied = [
+        "10.96.0.1",  # the API server's Service in most clusters
+        "10.0.0.12", "172.16.5.4", "172.31.255.255", "192.168.1.10",  # pods, nodes, Services
+        "100.64.0.10",  # shared address space some clusters use for pods
+        "169.254.169.254",  # cloud metadata: node credentials
+        "127.0.0.1", "fd00::1", "fe80::1", "::1",
+    ]
+    for address in denied:
+        for port in (443, 6443, 53, 80):
+            assert not _egress_allowed(policy, address=address, port=port), (address, port)
+    # DNS: kube-dns pods on 53, nothing else of them.
+    for protocol in ("UDP", "TCP"):
+        assert _egress_allowed(policy, address="10.96.0.10", port=53, protocol=protocol,
+                               peer=KUBE_DNS)
+    assert not _egress_allowed(policy, address="10.96.0.10", port=8080, peer=KUBE_DNS)
+    other_pod = {"namespace": {"kubernetes.io/metadata.name": "kube-system"},
+                 "pod": {"component": "kube-apiserver"}}
+    assert not _egress_allowed(policy, address="10.0.0.2", port=53, protocol="UDP",
+                               peer=other_pod)

@@ -103,3 +103,13 @@ def test_malformed_object_is_left_out_not_fatal() -> None:
     index.on_relist([bad, repository_object("shop", "https://github.com/acme/shop")])
     assert index.lookup("https://github.com/acme/bad") is None
     assert isinstance(index.lookup("https://github.com/acme/shop"), Repository)
+
+
+def test_no_service_account_unless_the_repository_names_one() -> None:
+    # The CRD has no default: a Repository that names no account gives runs no API token.
+    bare = Repository.from_object(repository_object("shop", "https://github.com/acme/shop"))
+    assert bare.service_account is None
+    named = Repository.from_object(
+        repository_object("shop", "https://github.com/acme/shop", serviceAccountName="deployer")
+    )
+    assert named.service_account == "deployer"

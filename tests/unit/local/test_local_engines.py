@@ -36,6 +36,7 @@ def test_container_command_line_mounts_the_workspace_and_names_variables_only(
         "--volume", f"{tmp_path / 'scripts' / 'test'}:{CONTAINER_SCRIPT_PATH}:ro",
         "--workdir", SOURCE_PATH,
         "--entrypoint", CONTAINER_SCRIPT_PATH,
+        "--security-opt", "no-new-privileges",
         "--env", "FERRY_BRANCH",
         "--env", "TOKEN",
         "docker.io/library/python:3.12",

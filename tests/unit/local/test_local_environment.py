@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from ci.local.environment import (
     BASE_VARIABLES,
+    STEP_PATH,
     base_environment,
     ferry_variables,
+    isolated_base_environment,
+    private_directories,
     step_environment,
 )
 from pipelines.events import Event, EventKind, PullRequest
@@ -65,3 +72,22 @@ def test_the_base_keeps_only_the_listed_variables() -> None:
     base = base_environment({"HOME": "/home/dev", "AWS_SECRET_ACCESS_KEY": "x", "LANG": "C"})
     assert base == {"HOME": "/home/dev", "LANG": "C", "PATH": "/usr/local/bin:/usr/bin:/bin"}
     assert "PATH" in BASE_VARIABLES
+
+
+def test_serve_base_is_chosen_not_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/ferry")
+    monkeypatch.setenv("FERRY_CONFIG", "/etc/ferry/ferry.yaml")
+    monkeypatch.setenv("PATH", "/opt/server/bin")
+    assert isolated_base_environment() == {"PATH": STEP_PATH, "LANG": "C.UTF-8"}
+    assert isolated_base_environment(path="/opt/tools/bin")["PATH"] == "/opt/tools/bin"
+
+
+def test_private_directories_are_fresh_and_only_the_owners(tmp_path: Path) -> None:
+    private = private_directories(tmp_path / "test-1")
+    assert set(private) == {"HOME", "TMPDIR"}
+    for value in private.values():
+        directory = Path(value)
+        assert directory.is_dir() and not any(directory.iterdir())
+        assert directory.stat().st_mode & 0o077 == 0
+    with pytest.raises(FileExistsError):  # never a directory an earlier attempt used
+        private_directories(tmp_path / "test-1")

@@ -81,6 +81,19 @@ def test_namespace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert yaml.safe_load(out)["metadata"]["namespace"] == "team-a"
 
 
+@pytest.mark.parametrize(
+    ("args", "account", "labelled"),
+    [([], "default", False), (["--service-account", "ci"], "ci", False),
+     (["--service-account", "ci", "--untrusted"], "default", True)],
+)
+def test_service_account_and_untrusted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       args: list[str], account: str, labelled: bool) -> None:
+    _, out, _ = render(tmp_path, capsys, SPEC, *args)
+    run = yaml.safe_load(out)
+    assert run["spec"]["taskRunTemplate"]["serviceAccountName"] == account
+    assert ("ferry.dev/untrusted" in run["metadata"]["labels"]) is labelled
+
+
 def test_nothing_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = "when:\n  event: tag\nsteps:\n  - run: echo hi\n"
     code, out, err = render(tmp_path, capsys, text, "--event", "push")

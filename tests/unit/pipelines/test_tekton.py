@@ -145,6 +145,43 @@ def test_retries_with_allow_failure_is_refused() -> None:
         compile_pipeline_run(result, PUSH)
 
 
+TOKENLESS = {
+    "serviceAccountName": "default",
+    "podTemplate": {"automountServiceAccountToken": False},
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "template", "labelled"),
+    [
+        ({}, TOKENLESS, False),
+        ({"service_account": "ci"}, {"serviceAccountName": "ci"}, False),
+        ({"untrusted": True}, TOKENLESS, True),
+        # The account is for trusted runs: an untrusted one never gets it, whatever it says.
+        ({"service_account": "ci", "untrusted": True}, TOKENLESS, True),
+    ],
+    ids=["no-account", "trusted-with-account", "untrusted", "untrusted-with-account"],
+)
+def test_pods_get_an_api_token_only_from_a_named_account_on_trusted_runs(
+    options: dict[str, Any], template: dict[str, Any], labelled: bool
+) -> None:
+    run = compiled(SPEC, **options)
+    assert run["spec"]["taskRunTemplate"] == template
+    labels = run["metadata"]["labels"]
+    assert (labels.get("ferry.dev/untrusted") == "true") is labelled
+    assert labelled or "ferry.dev/untrusted" not in labels
+
+
+def test_every_step_and_sidecar_runs_without_privilege_escalation() -> None:
+    for task in tasks(compiled(SPEC)):
+        spec = task["taskSpec"]
+        # The template reaches every step, the clone included (Tekton merges it into each).
+        assert spec["stepTemplate"]["securityContext"] == {"allowPrivilegeEscalation": False}
+        assert all("securityContext" not in step for step in spec["steps"])
+        for sidecar in spec.get("sidecars", []):
+            assert sidecar["securityContext"] == {"allowPrivilegeEscalation": False}
+
+
 def test_shape_of_a_job() -> None:
     run = compiled(SPEC, namespace="team", service_account="ci")
     assert run["apiVersion"] == "tekton.dev/v1" and run["kind"] == "PipelineRun"
@@ -161,7 +198,12 @@ def test_shape_of_a_job() -> None:
     assert spec["steps"][0]["image"] == CompileOptions().clone_image
     assert spec["stepTemplate"]["workingDir"] == "/workspace/source"
     assert spec["sidecars"] == [
-        {"name": "db", "image": "postgres:16", "env": [{"name": "A", "value": "b"}]}
+        {
+            "name": "db",
+            "image": "postgres:16",
+            "env": [{"name": "A", "value": "b"}],
+            "securityContext": {"allowPrivilegeEscalation": False},
+        }
     ]
     assert spec["steps"][1]["env"] == [
         {"name": "MATRIX_PY", "value": "3.11"},

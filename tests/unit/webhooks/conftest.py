@@ -40,11 +40,12 @@ def serve(
         repositories: list[LocalRepository] | None = None,
         *,
         fake: FakeForge | None = None,
+        local: dict[str, object] | None = None,
         **webhooks: object,
     ) -> TestClient:
         chosen = repositories or [local_repository(ForgeKind.GITHUB, HELLO_WORLD)]
         app = create_app(
-            settings_for(tmp_path / "state", chosen, **webhooks),
+            settings_for(tmp_path / "state", chosen, local=local, **webhooks),
             forge_transport=(fake or forge).transport(),
         )
         client = TestClient(app, raise_server_exceptions=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,18 @@ def local_repository(kind: ForgeKind, url: str, **overrides: Any) -> LocalReposi
     return LocalRepository(**(values | overrides))
 
 
-def settings_for(state: Path, repositories: list[LocalRepository], **webhooks: Any) -> Settings:
+def settings_for(
+    state: Path,
+    repositories: list[LocalRepository],
+    *,
+    local: Mapping[str, Any] | None = None,
+    **webhooks: Any,
+) -> Settings:
     return Settings(
         webhooks=WebhookSettings(**webhooks),
-        local=LocalSettings(repositories=tuple(repositories), state_directory=state),
+        local=LocalSettings(
+            repositories=tuple(repositories), state_directory=state, **(local or {})
+        ),
     )
 
 

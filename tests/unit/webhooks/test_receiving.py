@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import structlog
@@ -164,11 +165,13 @@ def test_fork_pull_request_runs_without_secrets_and_says_so(
     payload = fork_pull_request()
     sha = payload["pull_request"]["head"]["sha"]
     seed_spec(forge, sha)
-    response = post(serve(), payload, event="pull_request")
+    # Local mode runs steps on the host, where untrusted code waits unless allowed.
+    response = post(serve(local={"untrusted_on_host": True}), payload, event="pull_request")
     assert response.status_code == 202, response.text
     assert "without secrets" in response.json()["trust"]
     [request] = backend.requests
     assert all(not job.secrets for job in request.plan.all_jobs)
+    assert request.trusted is False  # the backend withholds the rest (token, host engine)
     # The run's reporter shows the decision in its status description.
     assert "running without secrets" in request.note
     assert forge.statuses_for(REPOSITORY, sha) == []
@@ -182,6 +185,35 @@ def test_fork_pull_request_by_a_maintainer_keeps_its_secrets(
     forge.set_permission(REPOSITORY, payload["pull_request"]["user"]["login"], "write")
     assert post(serve(), payload, event="pull_request").status_code == 202
     assert backend.requests[0].plan.jobs[0].secrets
+    assert backend.requests[0].trusted is True
+
+
+@pytest.mark.parametrize("engine", ["host", "docker"])
+def test_untrusted_pull_request_waits_for_ok_to_test_on_the_host_engine(
+    serve: Serve, forge: FakeForge, backend: RecordingBackend, tmp_path: Path, engine: str
+) -> None:
+    """The repository says runWithoutSecrets; on the host engine that is not enough: its code
+    would run as the server's user. On a container engine it runs, without secrets."""
+    payload = fork_pull_request()
+    sha = payload["pull_request"]["head"]["sha"]
+    seed_spec(forge, sha)
+    client_path = tmp_path / "bin"
+    client_path.mkdir()
+    (client_path / "docker").write_text("#!/bin/sh\nexit 1\n")
+    (client_path / "docker").chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{client_path}:/usr/bin:/bin")  # where the client is looked up
+        client = serve(local={"engine": engine})
+    response = post(client, payload, event="pull_request")
+    assert response.status_code == 202, response.text
+    if engine == "host":
+        assert "/ok-to-test" in response.json()["skipped"]
+        assert backend.requests == []
+        [status] = forge.statuses_for(REPOSITORY, sha)
+        assert status["state"] == "pending" and "/ok-to-test" in status["description"]
+    else:
+        [request] = backend.requests
+        assert request.trusted is False and "without secrets" in response.json()["trust"]
 
 
 def test_wait_for_ok_to_test_creates_nothing_and_explains_on_the_commit(
