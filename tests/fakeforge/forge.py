@@ -89,6 +89,7 @@ class FakeForge:
     # Seeding
 
     def add_file(self, repository: str, ref: str, path: str, content: bytes | str) -> None:
+        """`ref` "*" serves the file at every ref that has no file of its own there."""
         data = content.encode() if isinstance(content, str) else content
         self.files[(repository, ref, path)] = data
 
@@ -296,7 +297,7 @@ def _repository(groups: tuple[str, ...]) -> str:
 def _contents(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     repository, path = _repository(groups), urllib.parse.unquote(groups[2])
     ref = call.query.get("ref", "main")
-    content = forge.files.get((repository, ref, path))
+    content = forge.files.get((repository, ref, path), forge.files.get((repository, "*", path)))
     if content is None:
         return _not_found()
     encoded = base64.encodebytes(content).decode()  # line-wrapped, as GitHub does
