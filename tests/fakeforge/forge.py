@@ -406,6 +406,28 @@ def _github_update_check_run(forge: FakeForge, call: _Call, groups: tuple[str, .
     return JSONResponse(_check_run_answer(forge, run))
 
 
+def _github_list_check_runs(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, ref = _repository(groups), urllib.parse.unquote(groups[2])
+    runs = [
+        run for run in forge.check_runs.values()
+        if run["repository"] == repository and run.get("head_sha") == ref
+        and call.query.get("check_name") in (None, run.get("name"))
+        and call.query.get("status") in (None, run.get("status"))
+    ]
+    if call.query.get("filter", "latest") == "latest":
+        # Only the most recent check run of each name.
+        newest = {run.get("name"): run for run in sorted(runs, key=lambda run: run["id"])}
+        runs = [run for run in runs if newest[run.get("name")] is run]
+    # GitHub promises no order; newest first, so a client that took the first would pass
+    # only by luck where the order differs.
+    items = [_check_run_answer(forge, run) for run in sorted(runs, key=lambda r: -r["id"])]
+    size = min(int(call.query.get("per_page", "30") or 30), 100)
+    call = _Call(**{**call.__dict__, "query": {**call.query, "per_page": str(size)}})
+    chunk, headers = _page(call, items, size_name="per_page", default_size=30)
+    headers.pop("X-Total-Count", None)
+    return JSONResponse({"total_count": len(items), "check_runs": chunk}, headers=headers)
+
+
 def _check_run_answer(forge: FakeForge, run: Mapping[str, Any]) -> dict[str, Any]:
     app_id = int(forge.app_id) if forge.app_id and forge.app_id.isdigit() else None
     return github_objects.check_run(
@@ -574,6 +596,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
         ("POST", rf"{_REPO}/check-runs", _github_create_check_run),
         ("PATCH", rf"{_REPO}/check-runs/(\d+)", _github_update_check_run),
+        ("GET", rf"{_REPO}/commits/(.+)/check-runs", _github_list_check_runs),
         ("POST", rf"{_REPO}/issues/(\d+)/comments", _issue_comment),
         ("GET", rf"{_REPO}/collaborators/([^/]+)/permission", _permission),
     ),
