@@ -7,9 +7,10 @@ server calls go to threads, forge calls are async.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -24,10 +25,17 @@ from ci.controller.runs import RunKey, RunSnapshot, RunState, observe
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, RunStore, newer_version
 from ci.controller.summaries import Presentation, render
-from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
+from ci.forges.client import (
+    CheckRunLookup,
+    Credentials,
+    ForgeClient,
+    GitHubAppCredentials,
+    ShownCheckRun,
+    TokenCredentials,
+)
 from ci.forges.errors import ForgeError, ForgeUnreachableError
 from ci.forges.registry import provider_for
-from ci.forges.types import RepositoryName
+from ci.forges.types import ReportId, RepositoryName
 from ci.kube import labels, patching
 from ci.kube.credentials import CredentialsCache, CredentialsError
 from ci.kube.repositories import Conflict, Repository, RepositoryIndex
@@ -51,6 +59,17 @@ class Forge:
     kind: str
     mode: ReportMode
     masked: tuple[str, ...]  # credential values never to show in a log tail
+
+
+@dataclass(slots=True)
+class ReadBack:
+    """What the forge showed of the reports asked about: `shown` are acknowledged without
+    sending (with the check run's id), `absent` are sent with no risk of a repeat, `found`
+    are check runs to update instead of creating. A report in none is sent in doubt."""
+
+    shown: dict[str, ReportId | None] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
+    found: dict[str, ReportId] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,14 +297,20 @@ class Deliverer:
                                           attempt=attempt, log=log)
         if isinstance(read_back, Retry):
             return read_back
-        shown, absent = read_back
         ahead = memory
         for report in reports:
-            if report.key in shown:
-                ahead = ahead.with_acknowledged(report.key, report.conclusion, report_id=None)
-        to_send = [report for report in reports if report.key not in shown]
+            if report.key in read_back.shown:
+                ahead = ahead.with_acknowledged(report.key, report.conclusion,
+                                                report_id=read_back.shown[report.key])
+        # A check run found in an older state is updated, never created a second time.
+        to_send = [
+            dataclasses.replace(report, report_id=read_back.found.get(report.key,
+                                                                      report.report_id))
+            for report in reports if report.key not in read_back.shown
+        ]
         if to_send:
-            ahead = ahead.with_sending(to_send, incarnation=self._incarnation, absent=absent)
+            ahead = ahead.with_sending(to_send, incarnation=self._incarnation,
+                                       absent=read_back.absent)
         new_doubts = len(ahead.doubts) - len(memory.doubts)
         if new_doubts > 0:
             self._metrics.doubts.inc(new_doubts)
@@ -307,29 +332,32 @@ class Deliverer:
         forge: Forge,
         attempt: int,
         log: Any,
-    ) -> tuple[frozenset[str], frozenset[str]] | Retry:
-        """Ask the forge about the reports a killed predecessor may have delivered.
+    ) -> ReadBack | Retry:
+        """Ask the forge about the reports an earlier attempt may already have delivered.
 
-        Returns the keys the forge already shows (to acknowledge without sending) and those
-        it does not (to send, no repeat); a key in neither is sent in doubt. Only commit
-        statuses can be asked about: check runs cannot be listed with the contract's calls.
-        A temporary failure retries the run like a failed send; a refusal (4xx) is not
-        retried, and the report is sent in doubt: a repeat is better than a loss.
+        Commit statuses: those in doubt (sent by a killed predecessor) are read back.
+        Check runs: also every creation written ahead and never acknowledged, by any
+        process and of any state (a creation that timed out, or one killed before the run
+        moved on): creating it again would make a second check run. A temporary failure
+        retries the run like a failed send; a refusal (4xx) is not retried, and the report
+        is sent in doubt: a repeat is better than a loss.
         """
-        shown: set[str] = set()
-        absent: set[str] = set()
-        if forge.mode is not ReportMode.COMMIT_STATUS:
-            return frozenset(), frozenset()
+        read_back = ReadBack()
         assert run.repository is not None and run.sha is not None  # checked by the caller
+        repository = RepositoryName(run.repository)
         for report in reports:
-            if not memory.in_doubt(report.key, report.conclusion, incarnation=self._incarnation):
+            if not self._worth_asking(report, memory, forge=forge):
                 continue
-            # Commit statuses have no log tails: this is the very status that would be sent.
+            # Without log tails: only the state, title and link are compared.
             status = render(report, state, presentation=self._presentation, log_tails={})
-            found = await self._call_forge(
-                forge.client.has_status(RepositoryName(run.repository), run.sha, status),
-                forge=forge, attempt=attempt,
-            )
+            asked: Awaitable[bool | ShownCheckRun | None]
+            if forge.mode is ReportMode.COMMIT_STATUS:
+                asked = forge.client.has_status(repository, run.sha, status)
+            elif isinstance(forge.client, CheckRunLookup):
+                asked = forge.client.find_check_run(repository, run.sha, status)
+            else:
+                continue
+            found = await self._call_forge(asked, forge=forge, attempt=attempt)
             if isinstance(found, ForgeFailure):
                 if found.retry is not None:
                     log.info("reading back failed; will retry", report=report.key,
@@ -337,21 +365,32 @@ class Deliverer:
                              error=found.message)
                     self._memories[run.uid] = memory
                     return found.retry
-                log.error("forge refused reading statuses back; sending in doubt",
+                log.error("forge refused reading reports back; sending in doubt",
                           report=report.key, conclusion=report.conclusion.value,
                           error=found.message)
                 continue
-            if found:
-                shown.add(report.key)
+            fields = {"report": report.key, "conclusion": report.conclusion.value}
+            if found is True or (isinstance(found, ShownCheckRun) and found.current):
+                read_back.shown[report.key] = (
+                    found.report_id if isinstance(found, ShownCheckRun) else None)
                 self._metrics.recovered.labels(forge.kind).inc()
-                log.info("already on the forge; acknowledged without sending",
-                         report=report.key, conclusion=report.conclusion.value,
+                log.info("already on the forge; acknowledged without sending", **fields,
                          incarnation=self._incarnation)
+            elif isinstance(found, ShownCheckRun):
+                read_back.found[report.key] = found.report_id
+                read_back.absent.add(report.key)
+                log.info("on the forge in an older state; updating it", **fields,
+                         report_id=found.report_id)
             else:
-                absent.add(report.key)
-                log.info("not on the forge; sending", report=report.key,
-                         conclusion=report.conclusion.value)
-        return frozenset(shown), frozenset(absent)
+                read_back.absent.add(report.key)
+                log.info("not on the forge; sending", **fields)
+        return read_back
+
+    def _worth_asking(self, report: Report, memory: Memory, *, forge: Forge) -> bool:
+        if memory.in_doubt(report.key, report.conclusion, incarnation=self._incarnation):
+            return True
+        return (forge.mode is ReportMode.CHECK_RUNS and report.report_id is None
+                and report.key in memory.sending)
 
     async def _call_forge(
         self, call: Awaitable[T], *, forge: Forge, attempt: int

@@ -9,10 +9,13 @@ run and survives controller restarts. The delivery loop (`ci.controller.deliveri
 
 A restarted controller therefore never loses a report (anything not acknowledged is sent
 again). It knows when it may have been killed between the forge's answer and step 3: a
-`sending` entry of another incarnation. A commit status in that doubt is read back from the
-forge first and acknowledged without sending if the forge already shows it; a check run
-cannot be read back (the contract has no listing), so it is sent again and recorded in
-`doubts`, which therefore lists exactly the reports that may have been repeated.
+`sending` entry of another incarnation. A report in that doubt is read back from the forge
+first (a commit status from the commit's statuses, a check run from the commit's check runs
+by name and `external_id`) and acknowledged without sending if the forge already shows it; a
+check run found in an older state is updated rather than created again, and so is one
+whose creation was written ahead and never acknowledged, whatever its state. Only a report
+whose read-back the forge refused is sent in doubt and recorded in `doubts`, which therefore
+lists exactly the reports that may have been repeated.
 """
 
 from __future__ import annotations

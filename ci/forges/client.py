@@ -9,7 +9,7 @@ raise the `ForgeError`s of `ci.forges.errors`; the caller decides about retries 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ci.forges.statuses import Status
 from ci.forges.types import InstallationId, ReportId, RepositoryName
@@ -66,9 +66,9 @@ class ForgeClient(Protocol):
         again would then change nothing anyone sees: the controller asks this before
         re-sending a report a killed predecessor may already have delivered.
 
-        False also when the client cannot tell: GitHub App mode reports check runs, and
-        listing a ref's check runs is not in the API description Ferry follows. False only
-        ever costs a repeated report, never a lost one.
+        False also when the client cannot tell (GitHub App mode reports check runs: ask
+        `CheckRunLookup.find_check_run` instead). False only ever costs a repeated report,
+        never a lost one.
         """
 
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
@@ -76,3 +76,25 @@ class ForgeClient(Protocol):
 
     async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
         """Whether `user` may push to the repository (the `/ok-to-test` and trust check)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShownCheckRun:
+    """A check run the forge already has for a report: `report_id` to update it with, and
+    whether it already shows the status exactly as `report_status` would send it."""
+
+    report_id: ReportId
+    current: bool
+
+
+@runtime_checkable
+class CheckRunLookup(Protocol):
+    """A client that reports check runs and can find them again (GitHub App mode)."""
+
+    async def find_check_run(
+        self, repository: RepositoryName, sha: str, status: Status
+    ) -> ShownCheckRun | None:
+        """The newest check run on `sha` named `status.context` with `status.external_id`
+        (all pages read), or None: then creating it is no repeat. The controller asks this
+        before re-sending a check run whose creation a killed predecessor may have seen
+        through, and updates the one found instead of creating a second."""

@@ -1,5 +1,5 @@
 """The forge-neutral status of a run, which each provider maps to its own states, and the
-newest commit status of a context as a forge lists it back."""
+newest commit status of a context (or GitHub check run of a name) as a forge lists it back."""
 
 from __future__ import annotations
 
@@ -89,4 +89,52 @@ def newest_status(
         description=str(newest.get("description") or ""),
         # Forges answer an unset link as null or as "".
         target_url=str(target_url) if target_url else None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostedCheckRun:
+    """A GitHub check run in the fields Ferry sets, as GitHub lists it."""
+
+    id: int
+    status: str
+    conclusion: str | None
+    title: str
+    details_url: str | None
+
+
+def newest_check_run(
+    listed: Iterable[object], *, name: str, external_id: str
+) -> PostedCheckRun | None:
+    """Of a listing of a commit's check runs, the newest one named `name` that Ferry created
+    for `external_id`; newest is the greatest `id`, as for commit statuses.
+
+    The name alone is not enough: every run of a pipeline at a commit (a re-run, a push and a
+    pull request of the same commit) reports under the same name, and only `external_id`
+    tells Ferry's run and report apart.
+    """
+    newest: Mapping[str, object] | None = None
+    newest_id = -1
+    for entry in listed:
+        if not isinstance(entry, Mapping) or entry.get("name") != name:
+            continue
+        if entry.get("external_id") != external_id:
+            continue
+        identifier = entry.get("id")
+        if not isinstance(identifier, int):
+            raise UnexpectedResponseError(f"check run {name!r} has no integer `id`")
+        if identifier > newest_id:
+            newest, newest_id = entry, identifier
+    if newest is None:
+        return None
+    output = newest.get("output")
+    title = output.get("title") if isinstance(output, Mapping) else None
+    conclusion = newest.get("conclusion")
+    details_url = newest.get("details_url")
+    return PostedCheckRun(
+        id=newest_id,
+        status=str(newest.get("status", "")),
+        conclusion=str(conclusion) if conclusion else None,
+        title=str(title or ""),
+        details_url=str(details_url) if details_url else None,
     )

@@ -131,11 +131,18 @@ async def pages(
     *,
     headers: Mapping[str, str],
     params: QueryParams,
+    items: str | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """Each page of a listing, following `Link: rel="next"` as GitHub, Gitea and GitLab send it."""
+    """Each page of a listing, following `Link: rel="next"` as GitHub, Gitea and GitLab send it.
+
+    `items` names the field that holds a page's list, for listings that answer an object
+    (GitHub's check runs: `{"total_count": ..., "check_runs": [...]}`).
+    """
     response = await send(http, "GET", url, headers=headers, params=params)
     for _ in range(MAXIMUM_PAGES):
         page = json_of(response)
+        if items is not None and isinstance(page, dict):
+            page = page.get(items)
         if not isinstance(page, list):
             raise UnexpectedResponseError(f"GET {response.request.url.path}: expected a JSON list")
         yield page

@@ -23,9 +23,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ci.forges.types import ForgeKind
+from tests.fakeforge import github_objects
 from tests.fakeforge.descriptions import API_PREFIXES
 from tests.fakeforge.faults import Faults
-from tests.fakeforge.validation import problems
+from tests.fakeforge.validation import problems, response_problems
 
 # Installation tokens live an hour on GitHub.
 INSTALLATION_TOKEN_SECONDS = 3600
@@ -88,6 +89,7 @@ class FakeForge:
     # Seeding
 
     def add_file(self, repository: str, ref: str, path: str, content: bytes | str) -> None:
+        """`ref` "*" serves the file at every ref that has no file of its own there."""
         data = content.encode() if isinstance(content, str) else content
         self.files[(repository, ref, path)] = data
 
@@ -118,7 +120,8 @@ class FakeForge:
         if self.violations:
             listed = "\n  ".join(self.violations)
             raise AssertionError(
-                f"requests the real {self.kind.value} API would reject:\n  {listed}"
+                f"requests the real {self.kind.value} API would reject (or answers it would "
+                f"not give):\n  {listed}"
             )
 
     def next_id(self) -> int:
@@ -175,6 +178,23 @@ class FakeForge:
             return JSONResponse({"message": "injected failure"}, failure, headers=headers_out)
         with self._lock:
             response = handler(self, call, groups)
+            answer_problem = response_problems(
+                self.kind,
+                method=request.method,
+                raw_path=raw_path,
+                query=query,
+                headers=list(request.headers.items()),
+                body=body,
+                status_code=response.status_code,
+                response_headers=response.headers,
+                response_body=bytes(response.body),
+            )
+            if answer_problem is not None:
+                # The fake's own bug: it answered what the real API never would.
+                self.violations.append(
+                    f"answer {response.status_code} to {request.method} {raw_path}: "
+                    f"{answer_problem}"
+                )
             if response.status_code < 400:
                 self.requests.append(
                     RecordedRequest(
@@ -277,9 +297,14 @@ def _repository(groups: tuple[str, ...]) -> str:
 def _contents(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     repository, path = _repository(groups), urllib.parse.unquote(groups[2])
     ref = call.query.get("ref", "main")
-    content = forge.files.get((repository, ref, path))
+    content = forge.files.get((repository, ref, path), forge.files.get((repository, "*", path)))
     if content is None:
         return _not_found()
+    encoded = base64.encodebytes(content).decode()  # line-wrapped, as GitHub does
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(
+            github_objects.content_file(repository, path, content=encoded, size=len(content))
+        )
     return JSONResponse(
         {
             "type": "file",
@@ -288,7 +313,7 @@ def _contents(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Respons
             "name": path.rsplit("/", 1)[-1],
             "path": path,
             "sha": "3d21ec53a331a6f037a91c368710b99387d012c1",
-            "content": base64.encodebytes(content).decode(),  # line-wrapped, as GitHub does
+            "content": encoded,
         }
     )
 
@@ -304,6 +329,8 @@ def _add_status(
 def _permission(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     user = urllib.parse.unquote(groups[2])
     level = forge.permissions.get((_repository(groups), user), "none")
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(github_objects.collaborator_permission(user, str(level)))
     return JSONResponse({"permission": level, "role_name": level, "user": {"login": user, "id": 1}})
 
 
@@ -314,45 +341,29 @@ def _github_access_token(forge: FakeForge, call: _Call, groups: tuple[str, ...])
     token = f"ghs_fake{forge.next_id()}"
     expires = forge.clock() + INSTALLATION_TOKEN_SECONDS
     forge.installation_tokens[token] = expires
-    return JSONResponse({"token": token, "expires_at": _iso(expires)}, 201)
+    return JSONResponse(github_objects.installation_token(token, _iso(expires)), 201)
 
 
 def _github_files(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     entries = forge.pull_request_files.get((_repository(groups), int(groups[2])))
     if entries is None:
         return _not_found()
-    items = [
-        {
-            "sha": "bbcd538c8e72b8c175046e27cc8f907076331401",
-            "filename": name,
-            "status": "renamed" if previous else "modified",
-            "additions": 1,
-            "deletions": 0,
-            "changes": 1,
-            "blob_url": f"https://github.com/blob/{name}",
-            "raw_url": f"https://github.com/raw/{name}",
-            "contents_url": f"https://api.github.com/contents/{name}",
-            **({"previous_filename": previous} if previous else {}),
-        }
-        for name, previous in entries
-    ]
+    items = [github_objects.diff_entry(name, previous) for name, previous in entries]
     chunk, headers = _page(call, items, size_name="per_page", default_size=30)
     return JSONResponse(chunk, headers=headers)
 
 
 def _github_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
-    stored = _add_status(forge, _repository(groups), groups[2], dict(call.json))
-    return JSONResponse(stored, 201)
+    repository, sha = _repository(groups), groups[2]
+    stored = _add_status(forge, repository, sha, dict(call.json))
+    return JSONResponse(github_objects.status(repository, sha, stored), 201)
 
 
 def _github_list_statuses(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     # "Statuses are returned in reverse chronological order" (the description's own words).
-    posted = forge.statuses_for(_repository(groups), urllib.parse.unquote(groups[2]))
-    items = [
-        {"url": "", "avatar_url": None, "node_id": f"SC_{status['id']}", "target_url": None,
-         "description": None, "updated_at": status["created_at"], **status}
-        for status in reversed(posted)
-    ]
+    repository, sha = _repository(groups), urllib.parse.unquote(groups[2])
+    posted = forge.statuses_for(repository, sha)
+    items = [github_objects.status(repository, sha, status) for status in reversed(posted)]
     size = min(int(call.query.get("per_page", "30") or 30), 100)
     call = _Call(**{**call.__dict__, "query": {**call.query, "per_page": str(size)}})
     chunk, headers = _page(call, items, size_name="per_page", default_size=30)
@@ -377,7 +388,7 @@ def _github_create_check_run(forge: FakeForge, call: _Call, groups: tuple[str, .
     if "conclusion" in run:
         run["status"] = "completed"
     forge.check_runs[identifier] = run
-    return JSONResponse(run, 201)
+    return JSONResponse(_check_run_answer(forge, run), 201)
 
 
 def _github_update_check_run(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
@@ -392,12 +403,46 @@ def _github_update_check_run(forge: FakeForge, call: _Call, groups: tuple[str, .
         run["status"] = "completed"
     run.setdefault("updates", 0)
     run["updates"] += 1
-    return JSONResponse(run)
+    return JSONResponse(_check_run_answer(forge, run))
+
+
+def _github_list_check_runs(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, ref = _repository(groups), urllib.parse.unquote(groups[2])
+    runs = [
+        run for run in forge.check_runs.values()
+        if run["repository"] == repository and run.get("head_sha") == ref
+        and call.query.get("check_name") in (None, run.get("name"))
+        and call.query.get("status") in (None, run.get("status"))
+    ]
+    if call.query.get("filter", "latest") == "latest":
+        # Only the most recent check run of each name.
+        newest = {run.get("name"): run for run in sorted(runs, key=lambda run: run["id"])}
+        runs = [run for run in runs if newest[run.get("name")] is run]
+    # GitHub promises no order; newest first, so a client that took the first would pass
+    # only by luck where the order differs.
+    items = [_check_run_answer(forge, run) for run in sorted(runs, key=lambda r: -r["id"])]
+    size = min(int(call.query.get("per_page", "30") or 30), 100)
+    call = _Call(**{**call.__dict__, "query": {**call.query, "per_page": str(size)}})
+    chunk, headers = _page(call, items, size_name="per_page", default_size=30)
+    headers.pop("X-Total-Count", None)
+    return JSONResponse({"total_count": len(items), "check_runs": chunk}, headers=headers)
+
+
+def _check_run_answer(forge: FakeForge, run: Mapping[str, Any]) -> dict[str, Any]:
+    app_id = int(forge.app_id) if forge.app_id and forge.app_id.isdigit() else None
+    return github_objects.check_run(
+        run["repository"], run["id"], run, app_id=app_id, now=_iso(forge.clock())
+    )
 
 
 def _issue_comment(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
-    forge.comments.append((_repository(groups), int(groups[2]), call.json["body"]))
-    return JSONResponse({"id": forge.next_id(), "body": call.json["body"]}, 201)
+    repository, number, body = _repository(groups), int(groups[2]), call.json["body"]
+    forge.comments.append((repository, number, body))
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(
+            github_objects.issue_comment(repository, number, forge.next_id(), body), 201
+        )
+    return JSONResponse({"id": forge.next_id(), "body": body}, 201)
 
 
 # Gitea
@@ -551,6 +596,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
         ("POST", rf"{_REPO}/check-runs", _github_create_check_run),
         ("PATCH", rf"{_REPO}/check-runs/(\d+)", _github_update_check_run),
+        ("GET", rf"{_REPO}/commits/(.+)/check-runs", _github_list_check_runs),
         ("POST", rf"{_REPO}/issues/(\d+)/comments", _issue_comment),
         ("GET", rf"{_REPO}/collaborators/([^/]+)/permission", _permission),
     ),

@@ -1,13 +1,16 @@
-"""Check one HTTP request against a forge's API description with openapi-core."""
+"""Check one HTTP request, and the fake's answer to it, against a forge's API description
+with openapi-core."""
 
 from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openapi_core.datatypes import RequestParameters
 from openapi_core.exceptions import OpenAPIError
+from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from ci.forges.types import ForgeKind
@@ -34,6 +37,21 @@ class _Request:
     content_type: str
 
 
+@dataclass
+class _Response:
+    """The response protocol openapi-core reads (openapi_core.protocols.Response)."""
+
+    status_code: int
+    data: bytes | None
+    headers: Mapping[str, str]
+    content_type: str
+
+
+# Forges whose descriptions say what each answer looks like (GitHub's does, in full; the
+# Gitea conversion keeps only descriptions and GitLab's file describes requests only).
+_RESPONSES_DESCRIBED = frozenset({ForgeKind.GITHUB})
+
+
 def validation_path(forge: ForgeKind, raw_path: str) -> str:
     greedy = _GREEDY_PATHS.get(forge)
     match = greedy.match(raw_path) if greedy else None
@@ -57,8 +75,65 @@ def problems(
     `raw_path` is the path as sent, still percent-encoded: GitLab's `projects/group%2Fname`
     must stay one segment.
     """
+    try:
+        description(forge).validate_request(_request(forge, method, raw_path, query, headers, body))
+    except OpenAPIError as error:
+        return _explained(error)
+    return None
+
+
+def response_problems(
+    forge: ForgeKind,
+    *,
+    method: str,
+    raw_path: str,
+    query: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+    body: bytes,
+    status_code: int,
+    response_headers: Mapping[str, str],
+    response_body: bytes,
+) -> str | None:
+    """Why the fake's answer differs from what the real API answers, or None.
+
+    An answer with a status code the operation does not describe is checked only if it is a
+    success: GitHub answers 401 (bad credentials), 422 and 5xx on every operation without
+    listing them on each.
+    """
+    if forge not in _RESPONSES_DESCRIBED:
+        return None
+    request = _request(forge, method, raw_path, query, headers, body)
+    response = _Response(
+        status_code=status_code,
+        data=response_body or None,
+        headers=response_headers,
+        content_type=response_headers.get("content-type", "application/json").split(";")[0],
+    )
+    try:
+        description(forge).validate_response(request, response)
+    except ResponseNotFound as error:
+        return None if status_code >= 400 else _explained(error)
+    except OpenAPIError as error:
+        return _explained(error)
+    return None
+
+
+def _explained(error: OpenAPIError) -> str:
+    said = str(error)
+    cause = f" ({error.__cause__})" if error.__cause__ and str(error.__cause__) != said else ""
+    return f"{type(error).__name__}: {said}{cause}"
+
+
+def _request(
+    forge: ForgeKind,
+    method: str,
+    raw_path: str,
+    query: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> _Request:
     header_map = Headers(headers)
-    request = _Request(
+    return _Request(
         host_url="http://fake",
         path=validation_path(forge, raw_path),
         method=method.lower(),
@@ -68,9 +143,3 @@ def problems(
         body=body or None,
         content_type=header_map.get("content-type", "application/octet-stream"),
     )
-    try:
-        description(forge).validate_request(request)
-    except OpenAPIError as error:
-        cause = f" ({error.__cause__})" if error.__cause__ else ""
-        return f"{type(error).__name__}: {error}{cause}"
-    return None

@@ -1,7 +1,7 @@
 """GitHub REST client: files, pull request files, statuses (or check runs), comments, access.
 
-Requests follow ../shared/contracts/github/openapi-subset.json; the fake forge in
-tests/fakeforge validates each one against it.
+Requests follow GitHub's REST description (../shared/contracts/github/full/api.github.com.json);
+the fake forge in tests/fakeforge validates each one, and its answers, against it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,17 @@ from typing import Any
 
 import httpx
 
-from ci.forges.client import Credentials
+from ci.forges.client import Credentials, ShownCheckRun
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
 from ci.forges.github.authentication import GitHubAuthentication
-from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
+from ci.forges.statuses import (
+    Conclusion,
+    PostedStatus,
+    Status,
+    newest_check_run,
+    newest_status,
+    shorten,
+)
 from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
@@ -139,7 +146,7 @@ class GitHubClient:
 
     async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
         if self._authentication.app_mode:
-            return False  # check runs: listing them is not in the contract (see the protocol)
+            return False  # check runs are found with `find_check_run` (see the protocol)
         listed: list[Any] = []
         async for page in pages(
             self._http,
@@ -153,6 +160,33 @@ class GitHubClient:
         body = _commit_status_body(status)
         return newest == PostedStatus(state=body["state"], description=body["description"],
                                       target_url=body.get("target_url"))
+
+    async def find_check_run(
+        self, repository: RepositoryName, sha: str, status: Status
+    ) -> ShownCheckRun | None:
+        if not status.external_id:
+            return None  # nothing tells Ferry's check run from another run's of that name
+        listed: list[Any] = []
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/commits/{sha}/check-runs"),
+            headers=await self._authentication.headers(),
+            # `filter=all`: the default `latest` hides older check runs of the same name.
+            params={"check_name": status.context, "filter": "all", "per_page": PAGE_SIZE},
+            items="check_runs",
+        ):
+            listed.extend(page)
+        found = newest_check_run(listed, name=status.context, external_id=status.external_id)
+        if found is None:
+            return None
+        state, conclusion = CHECK_RUN_STATES[status.conclusion]
+        current = (
+            found.status == state
+            and found.conclusion == conclusion
+            and found.title == status.title
+            and found.details_url == (status.details_url or None)
+        )
+        return ShownCheckRun(report_id=ReportId(str(found.id)), current=current)
 
     async def _report_check_run(
         self,

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.client.exceptions import ApiException
 
 from ci.controller.delivering import Clients, Deliverer
@@ -84,12 +86,18 @@ class Incarnation:
 
 
 def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClient,
-                name: str) -> Incarnation:
+                name: str, *, app_key: str | None = None) -> Incarnation:
+    """`app_key`: a GitHub App's private key (PEM): report check runs, as App mode does."""
     repositories = RepositoryIndex()
+    spec: dict[str, Any] = {"forge": "github", "url": f"https://github.com/{OWNER_NAME}",
+                            "apiURL": forge.api_url, "secretRef": {"name": "widget-forge"}}
+    secret = {"token": "test-token"}
+    if app_key is not None:
+        spec["githubApp"] = {"appID": 4242, "installationID": 77}
+        secret = {"private-key": app_key}
     repositories.on_relist([{
         "metadata": {"name": "widget", "namespace": "team", "uid": "uid-widget"},
-        "spec": {"forge": "github", "url": f"https://github.com/{OWNER_NAME}",
-                 "apiURL": forge.api_url, "secretRef": {"name": "widget-forge"}},
+        "spec": spec,
     }])
     metrics = ControllerMetrics()
     finals: list[str] = []
@@ -97,7 +105,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         api=api,
         store=RunStore(lambda key, observation: None),
         repositories=repositories,
-        credentials=CredentialsCache(lambda namespace, secret: {"token": "test-token"}),
+        credentials=CredentialsCache(lambda namespace, name: secret),
         clients=Clients(http),
         log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
         leadership=Leadership(None, identity=name, settings=LeaderSettings()),
@@ -264,3 +272,84 @@ async def test_an_acknowledgement_that_cannot_be_saved_yet_is_kept_not_resent(
     assert [request.method for request in forge.requests] == []
     memory = Memory.of_annotations(api.run["metadata"]["annotations"])
     assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
+
+
+# GitHub App mode: check runs, found again by name and external id
+
+
+@pytest.fixture(scope="module")
+def app_keys() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.fixture
+def app_forge(forge: FakeForge, app_keys: tuple[str, str]) -> FakeForge:
+    forge.app_id, forge.app_public_key = "4242", app_keys[1]
+    return forge
+
+
+def check_runs(forge: FakeForge) -> dict[str, list[tuple[str, str | None]]]:
+    """Each check run name -> its check runs' (status, conclusion), oldest first."""
+    found: dict[str, list[tuple[str, str | None]]] = {}
+    for run in sorted(forge.check_runs.values(), key=lambda run: run["id"]):
+        found.setdefault(run["name"], []).append((run["status"], run.get("conclusion")))
+    return found
+
+
+def creations(forge: FakeForge) -> int:
+    return sum(1 for r in forge.requests if r.method == "POST" and r.path.endswith("/check-runs"))
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["delivered", "never-arrived"])
+async def test_a_check_run_whose_creation_is_in_doubt_is_looked_up_not_created_twice(
+    app_forge: FakeForge, http: httpx.AsyncClient, app_keys: tuple[str, str], delivered: bool
+) -> None:
+    api = FakeCustomObjects(finished_run())
+    old = incarnation(api, app_forge, http, "old", app_key=app_keys[0])
+    assert await old.handle() is None
+    # A SIGKILL after the first write-ahead: nothing acknowledged, every check run in doubt.
+    api.run["metadata"]["annotations"][labels.REPORTED] = api.annotations_written[0]
+    assert json.loads(api.annotations_written[0])["sending"]
+    if not delivered:
+        app_forge.check_runs.clear()
+    app_forge.requests.clear()
+    new = incarnation(api, app_forge, http, "new", app_key=app_keys[0])
+    assert await new.handle() is None
+    expected = {"ferry": [("completed", "success")],
+                "ferry/build": [("completed", "skipped")],  # no TaskRuns in a unit test
+                "ferry/test": [("completed", "skipped")]}
+    assert check_runs(app_forge) == expected  # one of each, however the kill fell
+    assert creations(app_forge) == (0 if delivered else 3)
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert (memory.sending, memory.doubts) == ({}, ())
+    # The check runs found are remembered by id: the next report updates them.
+    by_name = {run["name"]: str(run["id"]) for run in app_forge.check_runs.values()}
+    assert memory.acknowledged[RUN_REPORT].report_id == by_name["ferry"]
+    recovered = new.counted("ferry_controller_reports_recovered_total", forge="github")
+    assert recovered == (3 if delivered else 0)
+    assert new.counted("ferry_controller_reports_in_doubt_total") == 0
+
+
+async def test_a_check_run_created_before_a_kill_is_updated_when_the_run_moved_on(
+    app_forge: FakeForge, http: httpx.AsyncClient, app_keys: tuple[str, str]
+) -> None:
+    # The creation of "running" reached GitHub, the kill came before its acknowledgement was
+    # saved, and the run finished meanwhile: the plan is "success" for a check run with no
+    # id yet; it is found ("running") and updated, not created a second time.
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running")))
+    old = incarnation(api, app_forge, http, "old", app_key=app_keys[0])
+    assert await old.handle() is None
+    api.run["metadata"]["annotations"][labels.REPORTED] = api.annotations_written[0]
+    api.run["status"] = finished_run()["status"]
+    app_forge.requests.clear()
+    new = incarnation(api, app_forge, http, "new", app_key=app_keys[0])
+    assert await new.handle() is None
+    assert check_runs(app_forge)["ferry"] == [("completed", "success")]
+    assert creations(app_forge) == 0
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.doubts == ()

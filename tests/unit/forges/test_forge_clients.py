@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -400,18 +401,56 @@ async def test_check_run_is_created_then_updated(app_keys: tuple[str, str]) -> N
     assert forge.statuses == {}
 
 
-async def test_check_runs_cannot_be_read_back(app_keys: tuple[str, str]) -> None:
-    # Listing a ref's check runs is not in the contract: the answer is "not known to be
-    # there" (so the controller re-sends, as before), without a request.
+async def test_a_check_run_is_found_by_its_name_and_external_id(
+    app_keys: tuple[str, str],
+) -> None:
     clock = Clock()
     forge = app_forge(app_keys, clock)
-    status = Status(conclusion=Conclusion.SUCCESS, context="ferry", title="Succeeded")
+    ours = Status(conclusion=Conclusion.RUNNING, context="ferry/test", title="Running",
+                  external_id="uid-1/job/test")
     async with connected(forge) as http:
         client = app_client(http, forge, app_keys[0], clock)
-        await client.report_status(REPOSITORY, SHA, status)
+        assert await client.find_check_run(REPOSITORY, SHA, ours) is None
+        # Another run's check run of the same name, and ours under another name: not ours.
+        await client.report_status(REPOSITORY, SHA, replace(ours, external_id="uid-0/job/test"))
+        await client.report_status(REPOSITORY, SHA, replace(ours, context="ferry/lint"))
+        assert await client.find_check_run(REPOSITORY, SHA, ours) is None
+        created = await client.report_status(REPOSITORY, SHA, ours)
+        found = await client.find_check_run(REPOSITORY, SHA, ours)
+        assert found is not None and found.report_id == created and found.current
+        # The same check run, asked about a later state it does not show yet: found, stale.
+        finished = replace(ours, conclusion=Conclusion.SUCCESS, title="Succeeded")
+        stale = await client.find_check_run(REPOSITORY, SHA, finished)
+        assert stale is not None and stale.report_id == created and not stale.current
+        await client.report_status(REPOSITORY, SHA, finished, report_id=created)
+        shown = await client.find_check_run(REPOSITORY, SHA, finished)
+        assert shown is not None and shown.current
+        # No external id: nothing tells ours apart, so nothing is asked.
         requests = len(forge.requests)
-        assert not await client.has_status(REPOSITORY, SHA, status)
-    assert len(forge.requests) == requests
+        assert await client.find_check_run(REPOSITORY, SHA, replace(ours, external_id=None)) is None
+        assert len(forge.requests) == requests
+        # Commit statuses are not check runs: `has_status` cannot say.
+        assert not await client.has_status(REPOSITORY, SHA, finished)
+
+
+async def test_find_check_run_reads_every_page_and_takes_the_newest(
+    app_keys: tuple[str, str],
+) -> None:
+    clock = Clock()
+    forge = app_forge(app_keys, clock)
+    ours = Status(conclusion=Conclusion.QUEUED, context="ferry", title="Queued",
+                  external_id="uid-1/run")
+    async with connected(forge) as http:
+        client = app_client(http, forge, app_keys[0], clock)
+        first = await client.report_status(REPOSITORY, SHA, ours)
+        for index in range(120):  # other runs' check runs of the same name: two pages more
+            await client.report_status(REPOSITORY, SHA, replace(ours, external_id=f"x{index}"))
+        second = await client.report_status(REPOSITORY, SHA, ours)  # a duplicate, newest
+        found = await client.find_check_run(REPOSITORY, SHA, ours)
+    assert found is not None and found.report_id == second != first
+    listings = [r for r in forge.requests if r.path.endswith("/check-runs") and r.method == "GET"]
+    assert len(listings) == 2
+    assert listings[0].query == {"check_name": "ferry", "filter": "all", "per_page": "100"}
 
 
 async def test_installation_token_is_cached_until_near_expiry(app_keys: tuple[str, str]) -> None:
