@@ -223,8 +223,11 @@ def tekton(
 
 @pytest.fixture(scope="session")
 def kubelet(request: pytest.FixtureRequest, cluster: ControlPlane) -> Iterator[SimulatedKubelet]:
+    assert cluster.pki is not None
     simulated = SimulatedKubelet(
-        api_client_factory=cluster.api_client, work_dir=cluster.directory / "kubelet"
+        api_client_factory=cluster.api_client, work_dir=cluster.directory / "kubelet",
+        # The API server's own serving pair does: it does not check a kubelet's certificate.
+        serving_cert=cluster.pki.serving_cert, serving_key=cluster.pki.serving_key,
     )
     _state(request.config).extra_logs.append(simulated.log_path)
     simulated.start()

@@ -30,6 +30,11 @@ What a step does is decided per step, first match wins:
   with the host's tools;
 - otherwise exit code 0, without running anything.
 
+Every step container has a log: the real output of a script that ran, or one line saying
+it was not run and with which exit code. With a serving certificate the kubelet serves those
+logs to the API server (``tests.cluster.kubelet_logs``), so ``kubectl logs [-f]`` and
+``pods/log`` work as on a real node.
+
 The pod list is polled rather than watched: the loop is trivially correct, and the local API
 server answers a list in a millisecond.
 """
@@ -54,6 +59,7 @@ from typing import Any
 
 import kubernetes.client
 
+from tests.cluster.kubelet_logs import KubeletLogServer, done_marker
 from tests.cluster.resources import Kube, KubeError, Obj
 
 NODE_NAME = "ferry-simulated-kubelet"
@@ -159,6 +165,11 @@ class SimulatedKubelet:
     exit_codes: dict[str, dict[str, int]] = field(default_factory=dict)
     script_namespaces: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    # A serving certificate and key: the kubelet serves its containers' logs to the API
+    # server (`pods/log`, `kubectl logs`), see `tests.cluster.kubelet_logs`. None: no logs.
+    serving_cert: Path | None = None
+    serving_key: Path | None = None
+    _logs: KubeletLogServer | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _workers: dict[str, _PodWorker] = field(default_factory=dict)
@@ -187,14 +198,26 @@ class SimulatedKubelet:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._api = self.api_client_factory()
         kube = Kube(self._api)
-        self._register_node(kube)
+        port = None
+        if self.serving_cert is not None and self.serving_key is not None:
+            self._logs = KubeletLogServer(pods_root=self.work_dir / "pods",
+                                          cert=self.serving_cert, key=self.serving_key,
+                                          pod_alive=self._pod_alive)
+            port = self._logs.start()
+        self._register_node(kube, log_port=port)
         self._thread = threading.Thread(
             target=self._loop, args=(kube,), name="simulated-kubelet", daemon=True
         )
         self._thread.start()
         self.log(f"started; node {self.node_name}; run_scripts={self.run_scripts}")
 
+    def _pod_alive(self, namespace: str, name: str) -> bool:
+        return any(worker.namespace == namespace and worker.name == name and worker.is_alive()
+                   for worker in list(self._workers.values()))
+
     def stop(self) -> None:
+        if self._logs is not None:
+            self._logs.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -206,7 +229,7 @@ class SimulatedKubelet:
             self._api.close()  # type: ignore[no-untyped-call]
             self._api = None
 
-    def _register_node(self, kube: Kube) -> None:
+    def _register_node(self, kube: Kube, *, log_port: int | None) -> None:
         node: Obj = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -236,6 +259,8 @@ class SimulatedKubelet:
                         }
                     ],
                     "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                    **({"daemonEndpoints": {"kubeletEndpoint": {"Port": log_port}}}
+                       if log_port is not None else {}),
                     "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
                     "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
                 }
@@ -460,6 +485,9 @@ class _PodWorker(threading.Thread):
                     executed = True
                 exit_code = code or 0
                 container_code = exit_code
+                if not executed:
+                    self._note_in_log(container["name"], f"simulated kubelet: {container['name']} "
+                                      f"was not run; its exit code is {exit_code}\n")
                 if timed_out:
                     message.append({"key": "Reason", "value": "TimeoutExceeded", "type": 3})
                     container_code = exit_code = 1
@@ -474,6 +502,8 @@ class _PodWorker(threading.Thread):
                 )
             )
             kubelet.log(f"{self.namespace}/{self.name}: {container['name']} exited {exit_code}")
+            self._container_log(container["name"]).parent.mkdir(parents=True, exist_ok=True)
+            done_marker(self._container_log(container["name"])).touch()
             self.statuses[container["name"]] = self._terminated(
                 container,
                 exit_code=container_code,
@@ -498,6 +528,15 @@ class _PodWorker(threading.Thread):
                     container, exit_code=0, started=now, finished=now
                 )
         self._publish(phase="Failed" if failed else "Succeeded")
+
+    def _container_log(self, container: str) -> Path:
+        return self.root / "logs" / f"{container}.log"
+
+    def _note_in_log(self, container: str, text: str) -> None:
+        path = self._container_log(container)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as log:
+            log.write(text.encode())
 
     # --- statuses ----------------------------------------------------------------------
 
@@ -675,7 +714,7 @@ class _PodWorker(threading.Thread):
         timeout = DEFAULT_STEP_TIMEOUT_SECONDS
         if flags.get("timeout"):
             timeout = parse_go_duration(flags["timeout"][0]) or timeout
-        log_path = self.root / "logs" / f"{container['name']}.log"
+        log_path = self._container_log(container["name"])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.kubelet.log(f"{self.namespace}/{self.name}: running {argv} in {working_dir}")
         timed_out = False
