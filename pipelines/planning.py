@@ -38,16 +38,16 @@ Decisions:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from pipelines.events import Event
 from pipelines.filtering import why_not
 from pipelines.matrices import matrix_env_name
+from pipelines.names import dns_label, fit_label, short_hash
 from pipelines.problems import Position, Problem, Severity, SpecError
 from pipelines.spec import (
     MAX_MATRIX_COMBINATIONS,
@@ -57,10 +57,7 @@ from pipelines.spec import (
     Spec,
 )
 
-MAX_NAME_LENGTH = 63  # a DNS-1123 label, as Tekton requires of pipeline task names
-_HASH_LENGTH = 6
 _MATRIX_VARIABLE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z0-9_.-]+)\s*\}\}")
-_NOT_NAME_CHARACTERS = re.compile(r"[^a-z0-9]+")
 _NOWHERE = Position("<none>", 0, 0)
 
 
@@ -408,25 +405,6 @@ def _planned(
     )
 
 
-def dns_label(text: str, *, fallback: str = "x") -> str:
-    """`text` as a DNS-1123 label: lower case, runs of other characters become one `-`."""
-    label = _NOT_NAME_CHARACTERS.sub("-", text.lower()).strip("-")
-    return label or fallback
-
-
-def short_hash(*parts: str) -> str:
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-    return digest[:_HASH_LENGTH]
-
-
-def fit_label(label: str, *, limit: int = MAX_NAME_LENGTH, salt: Iterable[str] = ()) -> str:
-    """Cut `label` to `limit`, keeping it unique by appending a hash of what was cut."""
-    if len(label) <= limit:
-        return label
-    suffix = short_hash(label, *salt)
-    return f"{label[: limit - _HASH_LENGTH - 1].rstrip('-')}-{suffix}"
-
-
 class _Namer:
     """Unique planned-job names: spec job names as they are, matrix variants slugged."""
 
@@ -437,7 +415,7 @@ class _Namer:
         base = dns_label("-".join((job, *values))) if values else job
         name = fit_label(base)
         if name in self._taken:
-            name = fit_label(f"{base}-{short_hash(job, *values)}", limit=MAX_NAME_LENGTH)
+            name = fit_label(f"{base}-{short_hash(job, *values)}")
         self._taken.add(name)
         return name
 

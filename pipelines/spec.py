@@ -25,6 +25,8 @@ MAX_STEPS_PER_JOB = 50
 MAX_MATRIX_COMBINATIONS = 64  # well under Tekton's own 256; each variant is one pod
 MAX_RETRIES = 10
 MAX_TIMEOUT_SECONDS = 24 * 3600
+# A job without `timeout`: Tekton's own default-timeout-minutes, in both backends.
+DEFAULT_JOB_TIMEOUT_SECONDS = 3600
 MAX_NAME_LENGTH = 63  # a DNS-1123 label: Tekton pipeline task, container and label names
 # A matrix variant is named `<job>-<suffix>`; the planner's suffix is at most this long
 # (dash included), so the linter can refuse job names that would overflow MAX_NAME_LENGTH.

@@ -58,8 +58,6 @@ The shape of the output, and why:
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -67,14 +65,15 @@ from typing import Any, ClassVar
 import yaml
 
 from pipelines.events import Event
+from pipelines.names import label_value, pipeline_run_name
 from pipelines.planning import (
     Plan,
     PlannedJob,
     PlannedStep,
-    dns_label,
-    fit_label,
 )
 from pipelines.problems import Position, Problem, Severity, SpecError
+from pipelines.scripts import EVENT_PARAMS, SOURCE_PATH, shell_script
+from pipelines.spec import DEFAULT_JOB_TIMEOUT_SECONDS
 from pipelines.tekton_rules import (
     TEKTON_VARIABLE,
     TEKTON_VARIABLE_HINT,
@@ -84,12 +83,9 @@ from pipelines.tekton_rules import (
 
 API_VERSION = "tekton.dev/v1"
 DEFAULT_CLONE_IMAGE = "docker.io/alpine/git:2.45.2"
-DEFAULT_JOB_TIMEOUT_SECONDS = 3600  # Tekton's own default-timeout-minutes
 DEFAULT_SHARED_WORKSPACE_SIZE = "1Gi"
-SOURCE_PATH = "/workspace/source"
 SOURCE_WORKSPACE = "source"
 SHARED_WORKSPACE = "shared"
-MAX_LABEL_VALUE_LENGTH = 63
 LABEL_PREFIX = "ferry.dev/"
 PLACEHOLDER_NAMESPACE = "default"
 # The account of pods that get no API token: every namespace has it (Kubernetes makes it).
@@ -98,23 +94,6 @@ UNTRUSTED_LABEL = f"{LABEL_PREFIX}untrusted"
 # Kubernetes' `allowPrivilegeEscalation: false` (the no_new_privs flag) for steps and sidecars.
 CONTAINER_SECURITY_CONTEXT: Mapping[str, Any] = {"allowPrivilegeEscalation": False}
 
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_NOT_LABEL_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
-
-# (param name, env var name, description). Order is the output order.
-EVENT_PARAMS: tuple[tuple[str, str, str], ...] = (
-    ("event", "FERRY_EVENT", "push, pull_request, tag, comment or manual"),
-    ("repository", "FERRY_REPOSITORY", "owner/name as the forge spells it"),
-    ("repository-url", "FERRY_REPO_URL", "clone URL"),
-    ("sha", "FERRY_SHA", "the commit to build"),
-    ("ref", "FERRY_REF", "full git ref"),
-    ("branch", "FERRY_BRANCH", "pushed branch, or a pull request's base branch"),
-    ("tag", "FERRY_TAG", "the tag, for a tag event"),
-    ("pull-request-number", "FERRY_PULL_REQUEST", "pull request number, or empty"),
-    ("pull-request-title", "FERRY_PULL_REQUEST_TITLE", "pull request title, or empty"),
-    ("pull-request-head-branch", "FERRY_PULL_REQUEST_BRANCH", "pull request head branch"),
-    ("author", "FERRY_AUTHOR", "who caused the event"),
-)
 
 _CLONE_SCRIPT = """\
 #!/bin/sh
@@ -150,15 +129,6 @@ unset basic
 """
 CLONE_TOKEN_ENV = "FERRY_CLONE_TOKEN"  # noqa: S105 (a variable name, not a secret)
 CLONE_TOKEN_KEY = "token"  # noqa: S105 (the key's name in the clone Secret, not a secret)
-
-# Re-run this very file (Tekton writes the script to a file: $0) under bash when there is one.
-_SHELL_PRELUDE = """\
-#!/bin/sh
-if [ -z "${FERRY_SHELL:-}" ] && command -v bash >/dev/null 2>&1; then
-  FERRY_SHELL=bash exec bash -eo pipefail "$0" "$@"
-fi
-set -e
-"""
 
 
 class CompileError(SpecError):
@@ -224,21 +194,6 @@ class CompileOptions:
     # A Secret in the run's namespace whose `token` key the clone step fetches with (private
     # repositories); None clones anonymously and leaves the output as it always was.
     clone_secret: str | None = None
-
-
-def pipeline_run_name(event: Event, *, prefix: str = "") -> str:
-    """An idempotent PipelineRun name: the same (repository, kind, ref, sha) gives the same name.
-
-    `<prefix><repository-slug>-<sha[:7]>-<hash>`, a DNS-1123 label of at most 63 characters,
-    so that the name also fits a label value and Tekton's TaskRun names derived from it.
-    """
-    digest = hashlib.sha256(
-        "\x00".join((event.repository, event.kind.value, event.ref, event.sha)).encode()
-    ).hexdigest()[:8]
-    tail = f"-{dns_label(event.sha[:7], fallback='0')}-{digest}"
-    head = dns_label(prefix + event.repository.rsplit("/", 1)[-1], fallback="run")
-    head = head[: MAX_LABEL_VALUE_LENGTH - len(tail)].rstrip("-") or "run"
-    return head + tail
 
 
 def compile_pipeline_run(
@@ -431,14 +386,6 @@ def _step(job: PlannedJob, step: PlannedStep, ferry_env: Mapping[str, str]) -> d
     return compiled
 
 
-def shell_script(run: str) -> str:
-    """The Tekton `script` for a `run` text (see the module docstring)."""
-    if run.startswith("#!"):
-        return run
-    body = run if run.endswith("\n") else run + "\n"
-    return _SHELL_PRELUDE + body
-
-
 def _container(
     *, name: str, image: str, env: list[dict[str, Any]], command: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -530,21 +477,6 @@ def _workspace_bindings(*, uses_shared: bool, options: CompileOptions) -> list[d
             }
         )
     return bindings
-
-
-def label_value(text: str) -> str:
-    """`text` as a valid label value (<= 63, `[A-Za-z0-9._-]`, alphanumeric ends).
-
-    Unchanged when already valid; otherwise cleaned, and cut with a hash of the original when
-    too long. Raw values go into annotations, so a label only needs to be stable and close.
-    """
-    if len(text) <= MAX_LABEL_VALUE_LENGTH and _LABEL_VALUE.match(text):
-        return text
-    cleaned = _NOT_LABEL_CHARACTERS.sub("-", text).strip("-_.")
-    cleaned = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
-    if len(cleaned) <= MAX_LABEL_VALUE_LENGTH:
-        return cleaned
-    return fit_label(cleaned, limit=MAX_LABEL_VALUE_LENGTH, salt=(text,))
 
 
 def _run_labels(event: Event, options: CompileOptions) -> dict[str, str]:

@@ -37,7 +37,7 @@ from ci.local.outcomes import JobChange, JobState, RunResult
 from ci.local.running import RunOptions, run_plan
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin
 from ci.settings import LocalSettings
-from pipelines.tekton import pipeline_run_name
+from pipelines.names import pipeline_run_name
 
 log = structlog.get_logger(__name__)
 

@@ -21,13 +21,8 @@ from ci.kube.pipeline_runs import (
 )
 from ci.kube.repositories import Repository
 from pipelines.events import EventKind
-from pipelines.tekton import (
-    CLONE_TOKEN_KEY,
-    CompileOptions,
-    compile_pipeline_run,
-    label_value,
-    pipeline_run_name,
-)
+from pipelines.names import label_value, pipeline_run_name
+from pipelines.tekton import CLONE_TOKEN_KEY, CompileOptions, compile_pipeline_run
 
 # `spec.status` values with which Tekton is already stopping a run (`PipelineRunPending` is
 # not one: a pending run has not started yet, and is cancelled like a running one).

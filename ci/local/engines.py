@@ -9,7 +9,7 @@ own environment), so neither event data nor secrets appear in `ps` or need quoti
   `#!` is executed as it is, as on Tekton. Images are ignored.
 - `ContainerEngine`: `docker|podman run` of the step's image with the workspace mounted at
   `/workspace/source` (the path and working directory steps have on Tekton), running the
-  very script the Tekton compiler would write (`pipelines.tekton.shell_script`: bash when
+  very script the Tekton compiler would write (`pipelines.scripts.shell_script`: bash when
   the image has it, `sh -e` otherwise), with no-new-privileges. Services are not started.
 """
 
@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from pipelines.tekton import SOURCE_PATH, shell_script
+from pipelines.scripts import SOURCE_PATH, shell_script
 
 CONTAINER_SCRIPT_PATH = "/ferry/step"
 

@@ -11,7 +11,7 @@ Lowest first:
    way to its settings file (`$FERRY_CONFIG`) or its home;
 2. the plan's plain variables, `PlannedJob.env_for(step)` (pipeline < job < MATRIX_* < step);
 3. Ferry's variables (`CI`, `FERRY`, `FERRY_JOB`, `FERRY_PIPELINE_RUN` and one `FERRY_*` per
-   event field, named by `pipelines.tekton.EVENT_PARAMS`): they describe the run and win a
+   event field, named by `pipelines.scripts.EVENT_PARAMS`): they describe the run and win a
    clash, as the Tekton compiler drops plain variables of the same name;
 4. secrets, which win over everything, as `secretKeyRef` entries do on Tekton.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pipelines.events import Event
 from pipelines.planning import PlannedJob, PlannedStep
-from pipelines.tekton import EVENT_PARAMS
+from pipelines.scripts import EVENT_PARAMS
 
 BASE_VARIABLES = (
     "PATH",

@@ -57,7 +57,7 @@ from ci.local.workspaces import WorkspaceOrigin, Workspaces
 from ci.masking import Masker
 from pipelines.events import Event
 from pipelines.planning import Plan, PlannedJob, PlannedStep
-from pipelines.tekton import DEFAULT_JOB_TIMEOUT_SECONDS
+from pipelines.spec import DEFAULT_JOB_TIMEOUT_SECONDS
 
 DEFAULT_RUN_NAME = "local"
 

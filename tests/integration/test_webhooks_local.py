@@ -22,7 +22,7 @@ from ci.settings import LocalRepository, LocalSettings, Settings
 from pipelines.events import Event, EventKind, PullRequest
 from pipelines.linting import load_spec
 from pipelines.planning import Plan, plan
-from pipelines.tekton import EVENT_PARAMS
+from pipelines.scripts import EVENT_PARAMS
 from tests.contracts import CONTRACTS
 from tests.fakeforge import FakeForge
 from tests.fakeforge.serving import serve as serve_forge

@@ -12,7 +12,7 @@ from ci.local.engines import (
     HostEngine,
     find_engine,
 )
-from pipelines.tekton import SOURCE_PATH, shell_script
+from pipelines.scripts import SOURCE_PATH, shell_script
 
 BRANCH_WITH_SHELL = "main$(touch /tmp/pwned)"
 

@@ -15,7 +15,8 @@ from ci.local.environment import (
 )
 from pipelines.events import Event, EventKind, PullRequest
 from pipelines.planning import Plan, PlannedJob, PlannedStep
-from pipelines.tekton import EVENT_PARAMS, compile_pipeline_run
+from pipelines.scripts import EVENT_PARAMS
+from pipelines.tekton import compile_pipeline_run
 
 EVENT = Event(
     kind=EventKind.PULL_REQUEST,

@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from pipelines.events import Event, EventKind, PullRequest
+from pipelines.names import label_value, pipeline_run_name
 from pipelines.planning import Plan, plan
+from pipelines.scripts import shell_script
 from pipelines.spec import Job, Matrix, SecretRef, Service, Spec, Step
 from pipelines.tekton import (
     CompileOptions,
@@ -16,9 +18,6 @@ from pipelines.tekton import (
     TektonVariableError,
     compile_pipeline_run,
     go_duration,
-    label_value,
-    pipeline_run_name,
-    shell_script,
     to_yaml,
 )
 from pipelines.tekton_rules import violations

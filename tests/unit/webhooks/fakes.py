@@ -14,7 +14,7 @@ from ci.backends import RunRequest, SubmittedRun
 from ci.forges.types import ForgeKind
 from ci.kube.repositories import Repository
 from ci.settings import LocalRepository, LocalSettings, Settings, WebhookSettings
-from pipelines.tekton import pipeline_run_name
+from pipelines.names import pipeline_run_name
 from tests.contracts import CONTRACTS as _CONTRACTS
 from tests.fakeforge.descriptions import API_PREFIXES
 
