@@ -1,3 +1,3 @@
 """Plugins shared by the whole test suite."""
 
-pytest_plugins = ["tests.cluster.fixtures", "tests.s3.fixtures"]
+pytest_plugins = ["tests.cluster.fixtures", "tests.gitea.fixtures", "tests.s3.fixtures"]

@@ -27,7 +27,10 @@ What a step does is decided per step, first match wins:
   script (decoded from ``place-scripts``), literal env values, env from Secrets/ConfigMaps and
   ``workingDir`` are used; paths under ``/tekton/`` and ``/workspace`` are rewritten into a
   directory per pod, so results files work. The container image is ignored: scripts run
-  with the host's tools;
+  with the host's tools. The clone step is a script like any other: it really fetches the
+  run's commit from its repository URL, so a broken clone fails the run (the real Gitea's
+  tests, tests/e2e/test_real_gitea.py, rely on it); tests whose forge is fake, with a clone
+  URL nothing serves, force it with ``force_exit_code(namespace, "clone", 0)``;
 - otherwise exit code 0, without running anything.
 
 Every step container has a log: the real output of a script that ran, or one line saying
