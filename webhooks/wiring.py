@@ -22,6 +22,7 @@ import structlog
 from ci.backends.configured import ConfiguredRepositories
 from ci.backends.local import LocalBackend
 from ci.backends.tekton import TektonBackend, TektonOptions
+from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
 from ci.kube.connecting import api_client, cluster_configured
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
@@ -137,6 +138,7 @@ def _open_cluster(
         forges=settings.forges,
         redactor=redactor,
         last_events=last_events,
+        contexts=Contexts(prefix=settings.controller.context_prefix),
     )
     probe = _CachedProbe(backend.ready, ttl=settings.webhooks.readiness_cache_seconds)
 
@@ -158,6 +160,7 @@ async def _open_local(
     redactor: Redactor,
 ) -> Runtime:
     local = settings.local
+    contexts = Contexts(prefix=settings.controller.context_prefix)
     repositories = ConfiguredRepositories(local.repositories)
     for secret in [*repositories.secrets(), *local.secrets.values()]:
         redactor.add(secret)
@@ -166,6 +169,7 @@ async def _open_local(
         parallel_jobs=local.parallel_jobs,
         secrets=local.secrets,
         clone_url=repositories.clone_url,
+        contexts=contexts,
     )
     receiver = Receiver(
         repositories=repositories,
@@ -175,6 +179,7 @@ async def _open_local(
         deliveries=deliveries,
         forges=settings.forges,
         redactor=redactor,
+        contexts=contexts,
     )
 
     def client_for(key: str) -> ForgeClient | None:

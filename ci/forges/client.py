@@ -71,6 +71,15 @@ class ForgeClient(Protocol):
         ever costs a repeated report, never a lost one.
         """
 
+    async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
+        """Every context the commit shows anything under: the contexts of all its commit
+        statuses, or (GitHub App mode) the names of all its check runs, whoever posted them.
+
+        The receiver asks this before it posts a status that no run wrote (nothing to run,
+        waiting, invalid spec, a job skipped): those must never replace what a run
+        reported on the same commit (docs/webhooks.md, "What a commit shows").
+        """
+
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         """Add a comment to pull request `number`."""
 

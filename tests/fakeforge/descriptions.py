@@ -2,6 +2,9 @@
 
 * GitHub: contracts/github/openapi-subset.json (OpenAPI 3.0.3) as published, with its
   `servers` replaced so paths match at the fake's root.
+  Calls Ferry makes that the subset lacks (`GITHUB_FROM_FULL`) are copied, operations and
+  every component they reference, from the complete description in
+  contracts/github/full/api.github.com.json: taken from GitHub, not written here.
 * Gitea: contracts/gitea/swagger-subset.json is Swagger 2.0, which openapi-core does not
   read. `swagger_to_openapi` converts the parts request validation uses: body parameters
   become `requestBody` (application/json), other parameters get their type wrapped in
@@ -21,6 +24,7 @@ import copy
 import functools
 import json
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -133,10 +137,50 @@ def swagger_to_openapi(swagger: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# (path, method) of calls Ferry makes that openapi-subset.json lacks.
+GITHUB_FROM_FULL: tuple[tuple[str, str], ...] = (
+    ("/repos/{owner}/{repo}/commits/{ref}/check-runs", "get"),
+)
+
+
+def _references(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        reference = value.get("$ref")
+        if isinstance(reference, str):
+            yield reference
+        for item in value.values():
+            yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def with_full_operations(
+    document: dict[str, Any], full: dict[str, Any], operations: tuple[tuple[str, str], ...]
+) -> dict[str, Any]:
+    """`document` plus `operations` copied from `full`, with the components they need."""
+    document = copy.deepcopy(document)
+    components = document.setdefault("components", {})
+    pending: list[object] = []
+    for path, method in operations:
+        operation = copy.deepcopy(full["paths"][path][method])
+        document["paths"].setdefault(path, {})[method] = operation
+        pending.append(operation)
+    while pending:
+        for reference in _references(pending.pop()):
+            _, section, name = reference.removeprefix("#/").split("/", 2)
+            if name not in components.setdefault(section, {}):
+                components[section][name] = copy.deepcopy(full["components"][section][name])
+                pending.append(components[section][name])
+    return document
+
+
 def _github() -> dict[str, Any]:
     document: dict[str, Any] = json.loads(
         (CONTRACTS / "github" / "openapi-subset.json").read_text()
     )
+    full = json.loads((CONTRACTS / "github" / "full" / "api.github.com.json").read_text())
+    document = with_full_operations(document, full, GITHUB_FROM_FULL)
     document["servers"] = [{"url": "/"}]
     return document
 

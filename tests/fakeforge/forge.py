@@ -395,6 +395,23 @@ def _github_update_check_run(forge: FakeForge, call: _Call, groups: tuple[str, .
     return JSONResponse(run)
 
 
+def _github_list_check_runs(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, ref = _repository(groups), urllib.parse.unquote(groups[2])
+    runs = [
+        run for run in forge.check_runs.values()
+        if run["repository"] == repository and run.get("head_sha") == ref
+        and call.query.get("check_name") in (None, run.get("name"))
+    ]
+    if call.query.get("filter", "latest") == "latest":
+        # The newest check run of each name, as GitHub's default filter.
+        newest = {run.get("name"): run for run in runs}
+        runs = [run for run in runs if newest[run.get("name")] is run]
+    items = [{"head_sha": ref, "status": run.get("status"), "conclusion": None, **run}
+             for run in reversed(runs)]
+    chunk, headers = _page(call, items, size_name="per_page", default_size=30)
+    return JSONResponse({"total_count": len(items), "check_runs": chunk}, headers=headers)
+
+
 def _issue_comment(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     forge.comments.append((_repository(groups), int(groups[2]), call.json["body"]))
     return JSONResponse({"id": forge.next_id(), "body": call.json["body"]}, 201)
@@ -551,6 +568,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
         ("POST", rf"{_REPO}/check-runs", _github_create_check_run),
         ("PATCH", rf"{_REPO}/check-runs/(\d+)", _github_update_check_run),
+        ("GET", rf"{_REPO}/commits/([^/]+)/check-runs", _github_list_check_runs),
         ("POST", rf"{_REPO}/issues/(\d+)/comments", _issue_comment),
         ("GET", rf"{_REPO}/collaborators/([^/]+)/permission", _permission),
     ),

@@ -16,8 +16,24 @@ import httpx
 from ci.forges.client import Credentials
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
 from ci.forges.github.authentication import GitHubAuthentication
-from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
-from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
+from ci.forges.statuses import (
+    Conclusion,
+    PostedStatus,
+    Status,
+    contexts_of,
+    newest_status,
+    shorten,
+)
+from ci.forges.transport import (
+    MAXIMUM_PAGES,
+    PAGE_SIZE,
+    Clock,
+    file_content,
+    json_of,
+    next_link,
+    pages,
+    send,
+)
 from ci.forges.types import ReportId, RepositoryName
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -140,6 +156,20 @@ class GitHubClient:
     async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
         if self._authentication.app_mode:
             return False  # check runs: listing them is not in the contract (see the protocol)
+        listed = await self._commit_statuses(repository, sha)
+        newest = newest_status(listed, context=status.context, context_field="context",
+                               state_field="state")
+        body = _commit_status_body(status)
+        return newest == PostedStatus(state=body["state"], description=body["description"],
+                                      target_url=body.get("target_url"))
+
+    async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
+        if self._authentication.app_mode:
+            return contexts_of(await self._check_runs(repository, sha), context_field="name")
+        listed = await self._commit_statuses(repository, sha)
+        return contexts_of(listed, context_field="context")
+
+    async def _commit_statuses(self, repository: RepositoryName, sha: str) -> list[Any]:
         listed: list[Any] = []
         async for page in pages(
             self._http,
@@ -148,11 +178,31 @@ class GitHubClient:
             params={"per_page": PAGE_SIZE},
         ):
             listed.extend(page)
-        newest = newest_status(listed, context=status.context, context_field="context",
-                               state_field="state")
-        body = _commit_status_body(status)
-        return newest == PostedStatus(state=body["state"], description=body["description"],
-                                      target_url=body.get("target_url"))
+        return listed
+
+    async def _check_runs(self, repository: RepositoryName, sha: str) -> list[Any]:
+        """The commit's check runs, every one (`filter=all`, not only the latest), of any App.
+
+        The answer is an object holding one page of `check_runs`, so pages are followed
+        here rather than by `pages`, which reads listings that are JSON lists.
+        """
+        found: list[Any] = []
+        url: str | None = self._url(repository, f"/commits/{urllib.parse.quote(sha)}/check-runs")
+        params: dict[str, str | int] | None = {"filter": "all", "per_page": PAGE_SIZE}
+        for _ in range(MAXIMUM_PAGES):
+            if url is None:
+                return found
+            response = await send(
+                self._http, "GET", url, headers=await self._authentication.headers(),
+                params=params,
+            )
+            body = json_of(response)
+            runs = body.get("check_runs") if isinstance(body, dict) else None
+            if not isinstance(runs, list):
+                raise UnexpectedResponseError("check runs response has no `check_runs` list")
+            found.extend(runs)
+            url, params = next_link(response), None  # the next URL carries the query
+        raise UnexpectedResponseError(f"check runs of {sha}: more than {MAXIMUM_PAGES} pages")
 
     async def _report_check_run(
         self,
