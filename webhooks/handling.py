@@ -216,8 +216,8 @@ async def start_run(
     decision = trust or await decide(
         event,
         policy=repository.untrusted,
-        has_write_access=lambda user: target.call(
-            lambda: forge.has_write_access(target.name, user)
+        has_write_access=lambda user, user_id: target.call(
+            lambda: forge.has_write_access(target.name, user, user_id=user_id)
         ),
     )
     log.info("trust decided", trust=decision.trust.value, reason=decision.reason)

@@ -83,5 +83,11 @@ class ForgeClient(Protocol):
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         """Add a comment to pull request `number`."""
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
-        """Whether `user` may push to the repository (the `/ok-to-test` and trust check)."""
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        """Whether `user` may push to the repository (the `/ok-to-test` and trust check).
+
+        `user_id`, when given, is the user asked about and `user` only names them: GitLab's
+        merge request payloads name the author only by id (docs/webhooks.md, "Trust").
+        """

@@ -23,8 +23,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml

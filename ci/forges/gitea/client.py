@@ -148,7 +148,10 @@ class GiteaClient:
         url = self._url(repository, f"/issues/{number}/comments")
         await send(self._http, "POST", url, headers=self._headers, json={"body": body})
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        # Payloads name a pull request's author by login here, so `user_id` is never set.
         url = self._url(
             repository, f"/collaborators/{urllib.parse.quote(user, safe='')}/permission"
         )

@@ -244,7 +244,10 @@ class GitHubClient:
         url = self._url(repository, f"/issues/{number}/comments")
         await self._send("POST", url, json={"body": body})
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        # Payloads name a pull request's author by login here, so `user_id` is never set.
         url = self._url(
             repository, f"/collaborators/{urllib.parse.quote(user, safe='')}/permission"
         )

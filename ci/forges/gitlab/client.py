@@ -148,21 +148,32 @@ class GitLabClient:
         url = self._url(repository, f"/merge_requests/{number}/notes")
         await send(self._http, "POST", url, headers=self._headers, json={"body": body})
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
-        # `members/all` includes members inherited from groups; `query` narrows by name, so
-        # the exact username is matched here.
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        # `members/all` includes members inherited from groups; `query` narrows by name and
+        # `user_ids` by id, so the exact username, or the exact id, is matched here.
+        params: dict[str, str | int] = {"per_page": PAGE_SIZE}
+        if user_id is not None:
+            params["user_ids"] = user_id
+        else:
+            params["query"] = user
         response = await send(
             self._http,
             "GET",
             self._url(repository, "/members/all"),
             headers=self._headers,
-            params={"query": user, "per_page": PAGE_SIZE},
+            params=params,
         )
         members = json_of(response)
         if not isinstance(members, list):
             raise UnexpectedResponseError("project members response is not a list")
         for member in members:
-            if isinstance(member, dict) and member.get("username") == user:
+            if not isinstance(member, dict):
+                continue
+            if (member.get("id") == user_id) if user_id is not None else (
+                member.get("username") == user
+            ):
                 level = member.get("access_level")
                 return isinstance(level, int) and level >= DEVELOPER_ACCESS_LEVEL
         return False
