@@ -165,6 +165,10 @@ def setup(request: pytest.FixtureRequest, cluster: ControlPlane, kube: Kube, nam
             wait_for(lambda: client.get("/readyz").status_code == 200, what="receiver ready")
             controller.start()
             controller.wait_ready()
+            # The runs present at start are listed, so the watch that follows sees ours.
+            log = controller.log_path
+            wait_for(lambda: '"resumed"' in log.read_text(errors="replace"),
+                     what="the controller resumed", controller=controller)
             return Setup(client=client, forge=forge, kube=kube, namespace=namespace,
                          app_mode=app_mode)
 
