@@ -34,8 +34,11 @@ class PullRequest:
     title: str
     head_branch: str
     base_branch: str
-    author: str
+    author: str  # the pull request's author, never the sender of the event about it
     from_fork: bool = False
+    # Where a forge's payload names the author only by id (GitLab's `author_id`), the id:
+    # the trust check asks the forge about this user, whatever `author` says.
+    author_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,9 @@
 
 `receive` takes a delivery from detection to the dispatch on what it means; `start_run` takes
 an event from its spec to a queued run. Each reads top to bottom, one step per line, in the
-order of DESIGN.md; the steps themselves live in small modules (`trust`, `statuses`, ...).
+order of DESIGN.md; the steps themselves live in small modules (`trust`, `notices`, ...).
+What the receiver posts on a commit is in `notices` (never over a run's report) and its
+words and contexts in `ci.forges.checks`, shared with the controller and the local backend.
 
 Nothing is parsed before the signature is checked except the repository URL, which is
 needed to find the secret that checks it. Refusals are exceptions (`DeliveryRejectedError`, and the
@@ -15,7 +17,7 @@ import asyncio
 import dataclasses
 import datetime
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +26,8 @@ import structlog
 from structlog.contextvars import bind_contextvars
 
 from ci.backends import Backend, RunRequest
+from ci.forges import checks
+from ci.forges.checks import Contexts
 from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
 from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed
 from ci.forges.errors import ForgeError, PayloadError, SignatureError
@@ -39,12 +43,12 @@ from ci.logs import Redactor
 from ci.settings import ForgeSettings
 from pipelines.events import Event, EventKind
 from pipelines.linting import lint_spec
-from pipelines.planning import NothingToRun, Plan, plan
+from pipelines.planning import NothingToRun, Plan, SkippedJob, plan
 from pipelines.problems import SpecError
 from pipelines.spec import Spec
-from webhooks import statuses
 from webhooks.bodies import BodyTooLargeError
 from webhooks.deliveries import DeliveryMemory
+from webhooks.notices import post_notices
 from webhooks.retrying import with_retries
 from webhooks.trust import Decision, Trust, decide
 
@@ -110,6 +114,8 @@ class Receiver:
     deliveries: DeliveryMemory[Answer]
     forges: ForgeSettings
     redactor: Redactor = field(default_factory=Redactor)
+    # The checks' names (`controller.context_prefix`), as the controller reports runs.
+    contexts: Contexts = field(default_factory=Contexts)
     # Where verified deliveries' outcomes go (the Repository's status); None: nowhere (local).
     last_events: LastEventSink | None = None
     # Clients by Repository, API URL and credentials: a GitHub App client caches its
@@ -210,19 +216,22 @@ async def start_run(
     decision = trust or await decide(
         event,
         policy=repository.untrusted,
-        has_write_access=lambda user: target.call(
-            lambda: forge.has_write_access(target.name, user)
+        has_write_access=lambda user, user_id: target.call(
+            lambda: forge.has_write_access(target.name, user, user_id=user_id)
         ),
     )
     log.info("trust decided", trust=decision.trust.value, reason=decision.reason)
+    contexts = target.receiver.contexts
     if decision.trust is Trust.WAIT_FOR_OK_TO_TEST:
-        await _report(target, event, statuses.waiting(decision.reason))
+        await _notify(target, event, [checks.waiting(contexts, decision.reason)])
         return _skipped(decision.reason, outcome="waiting")
     event = await _with_changed_files(event, spec, target)
     try:
         planned = plan(spec, event)
         if isinstance(planned, NothingToRun):
-            await _report(target, event, statuses.nothing_to_run(planned.reason))
+            skipped = planned.skipped or _every_job_skipped(spec, planned.reason)
+            notice = checks.nothing_to_run(contexts, planned.reason)
+            await _notify(target, event, [notice, *_skip_notices(contexts, skipped)])
             return _skipped(planned.reason, outcome="nothing-to-run")
         request = RunRequest(
             repository=repository,
@@ -244,7 +253,8 @@ async def start_run(
     if submitted.created and (spec.concurrency.cancel_in_progress or repository.cancel_in_progress):
         cancelled = await target.receiver.backend.cancel_superseded(request, newest=submitted.name)
     if not target.receiver.backend.reports_runs:
-        await _report(target, event, statuses.queued(submitted.name, note=decision.reason))
+        await _report(target, event, checks.queued(contexts, submitted.name, note=decision.reason))
+    await _notify(target, event, _skip_notices(contexts, planned.skipped))
     log.info("run submitted", created=submitted.created, cancelled=list(cancelled))
     body: dict[str, Any] = {"pipelineRuns": [submitted.name]}
     if cancelled:
@@ -447,10 +457,27 @@ async def _report(target: Target, event: Event, status: Status) -> None:
         log.warning("could not report the status", error=str(error), title=status.title)
 
 
+async def _notify(target: Target, event: Event, notices: Sequence[Status]) -> None:
+    """Post what no run reports, only under contexts the commit does not show yet."""
+    if notices:
+        await post_notices(target.forge, target.name, event.sha, notices, call=target.call)
+
+
+def _skip_notices(contexts: Contexts, skipped: Sequence[SkippedJob]) -> list[Status]:
+    return [checks.job_skipped(contexts, job.name, job.reason) for job in skipped]
+
+
+def _every_job_skipped(spec: Spec, reason: str) -> tuple[SkippedJob, ...]:
+    """The pipeline's own `when` skips every job, each of which may be a required check."""
+    return tuple(
+        SkippedJob(name=job.name, reason=reason) for job in (*spec.jobs, *spec.finally_jobs)
+    )
+
+
 async def _report_invalid(problems: Any, *, event: Event, target: Target) -> Answer:
-    status = statuses.invalid_spec(tuple(problems))
+    status = checks.invalid_spec(target.receiver.contexts, tuple(problems))
     log.info("invalid spec", first=status.title, problems=len(tuple(problems)))
-    await _report(target, event, status)
+    await _notify(target, event, [status])
     return _skipped(status.title, outcome="invalid-spec")
 
 

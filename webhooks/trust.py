@@ -1,5 +1,9 @@
 """Whether a run may see the repository's secrets: the decision for forks and untrusted authors.
 
+Trust is about the pull request's author, never the sender of the event: a maintainer who
+reopens, labels, rebases or comments on a fork's pull request does not lend the fork their
+access. (GitLab names the author only by `author_id`, which is what is asked about there.)
+
 A pull request whose head is in the repository itself was pushed by someone who can push,
 so it is trusted. One from a fork is trusted only if its author has write access; otherwise
 the Repository's `untrustedPullRequests` policy decides: run without secrets, or wait for a
@@ -35,15 +39,20 @@ async def decide(
     event: Event,
     *,
     policy: UntrustedPolicy,
-    has_write_access: Callable[[str], Awaitable[bool]],
+    has_write_access: Callable[[str, int | None], Awaitable[bool]],
 ) -> Decision:
     pull_request = event.pull_request
     if pull_request is None or not pull_request.from_fork:
         return TRUSTED
-    author = pull_request.author
-    if author and await has_write_access(author):
+    author, author_id = pull_request.author, pull_request.author_id
+    if (author or author_id is not None) and await has_write_access(author, author_id):
         return TRUSTED
-    who = f"{author} has no write access" if author else "its author is unknown"
+    if author:
+        who = f"{author} has no write access"
+    elif author_id is not None:
+        who = f"its author (user {author_id}) has no write access"
+    else:
+        who = "its author is unknown"
     if policy is UntrustedPolicy.WAIT_FOR_OK_TO_TEST:
         return Decision(
             trust=Trust.WAIT_FOR_OK_TO_TEST,

@@ -22,6 +22,7 @@ import structlog
 from ci.backends.configured import ConfiguredRepositories
 from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
+from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
 from ci.kube.connecting import api_client, cluster_configured, custom_objects
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
@@ -135,6 +136,7 @@ def _open_cluster(
         forges=settings.forges,
         redactor=redactor,
         last_events=last_events,
+        contexts=Contexts(prefix=settings.controller.context_prefix),
     )
     probe = _CachedProbe(backend.ready, ttl=settings.webhooks.readiness_cache_seconds)
 
@@ -156,6 +158,7 @@ async def _open_local(
     redactor: Redactor,
 ) -> Runtime:
     local = settings.local
+    contexts = Contexts(prefix=settings.controller.context_prefix)
     repositories = ConfiguredRepositories(
         local.repositories, hold_untrusted=local.holds_untrusted
     )
@@ -168,6 +171,7 @@ async def _open_local(
         clone_url=repositories.clone_url,
         engine=engine_for(local),
         runs_untrusted=not local.holds_untrusted,
+        contexts=contexts,
     )
     receiver = Receiver(
         repositories=repositories,
@@ -177,6 +181,7 @@ async def _open_local(
         deliveries=deliveries,
         forges=settings.forges,
         redactor=redactor,
+        contexts=contexts,
     )
 
     def client_for(key: str) -> ForgeClient | None:

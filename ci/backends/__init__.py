@@ -15,9 +15,6 @@ from ci.kube.repositories import Repository
 from pipelines.events import Event
 from pipelines.planning import Plan
 
-# The forge status every run reports under; branch protection rules match it, so it is stable.
-STATUS_CONTEXT = "ferry"
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRequest:

@@ -25,7 +25,9 @@ from pathlib import Path
 import git
 import structlog
 
-from ci.backends import STATUS_CONTEXT, RunRequest, SubmittedRun
+from ci.backends import RunRequest, SubmittedRun
+from ci.forges import checks
+from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
 from ci.forges.errors import ForgeError
 from ci.forges.statuses import Conclusion, Status
@@ -95,7 +97,9 @@ class LocalBackend:
         clone_url: Callable[[Repository], str | None],
         engine: Engine,
         runs_untrusted: bool,
+        contexts: Contexts | None = None,
     ) -> None:
+        self._contexts = contexts or Contexts()
         self._state = state_directory
         self._parallel = parallel_jobs
         self._secrets = dict(secrets)
@@ -122,7 +126,7 @@ class LocalBackend:
                     flight,
                     Status(
                         conclusion=Conclusion.ERROR,
-                        context=STATUS_CONTEXT,
+                        context=self._contexts.run(),
                         title=f"{flight.name}: interrupted by a restart of ferry serve",
                         external_id=flight.name,
                     ),
@@ -179,11 +183,11 @@ class LocalBackend:
 
     async def _run(self, request: RunRequest, run: _Run) -> None:
         flight = run.flight
-        reporter = _JobReporter(request.forge, flight)
+        reporter = _JobReporter(request.forge, flight, self._contexts)
         structlog.contextvars.bind_contextvars(pipeline_run=flight.name)
         status = Status(
             conclusion=Conclusion.ERROR,
-            context=STATUS_CONTEXT,
+            context=self._contexts.run(),
             title=f"{flight.name}: Ferry failed to run it",
             external_id=flight.name,
         )
@@ -194,13 +198,14 @@ class LocalBackend:
                 log.error("refused to run untrusted code on the host engine")
                 status = Status(
                     conclusion=Conclusion.ERROR,
-                    context=STATUS_CONTEXT,
+                    context=self._contexts.run(),
                     title=f"{flight.name}: untrusted code does not run on this machine's "
                     "host engine; a maintainer's /ok-to-test runs it",
                     external_id=flight.name,
                 )
                 return
-            await _report(request.forge, flight, _queued_status(flight.name, request.note))
+            queued = checks.queued(self._contexts, flight.name, note=request.note)
+            await _report(request.forge, flight, queued)
             origin = await asyncio.to_thread(self._fetch, request)
             result = await run_plan(
                 request.plan,
@@ -217,12 +222,12 @@ class LocalBackend:
                 observer=reporter,
                 stop=run.stop,
             )
-            status = _final_status(flight.name, result)
+            status = _final_status(self._contexts, flight.name, result, note=request.note)
         except WorkspaceError as error:
             log.warning("could not check the commit out", error=str(error))
             status = Status(
                 conclusion=Conclusion.ERROR,
-                context=STATUS_CONTEXT,
+                context=self._contexts.run(),
                 title=f"{flight.name}: cannot fetch {flight.sha[:12]}",
                 text=str(error),
                 external_id=flight.name,
@@ -310,8 +315,9 @@ class _JobReporter:
     one task keeps a job's `running` from overtaking its final state.
     """
 
-    def __init__(self, forge: ForgeClient, flight: InFlight) -> None:
+    def __init__(self, forge: ForgeClient, flight: InFlight, contexts: Contexts) -> None:
         self._forge = forge
+        self._contexts = contexts
         self._flight = flight
         self._queue: asyncio.Queue[JobChange | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._send())
@@ -329,37 +335,40 @@ class _JobReporter:
     async def _send(self) -> None:
         while (change := await self._queue.get()) is not None:
             result = change.result
-            title = f"{change.job} {change.state.phrase}"
+            conclusion = _JOB_CONCLUSIONS[change.state]
+            seconds = result.seconds if result is not None and result.attempts else None
+            title = checks.job_title(conclusion, seconds=seconds)
             if result is not None and result.reason:
                 title += f": {result.reason}"
             await _report(
                 self._forge,
                 self._flight,
                 Status(
-                    conclusion=_JOB_CONCLUSIONS[change.state],
-                    context=f"{STATUS_CONTEXT}/{change.job}",
+                    conclusion=conclusion,
+                    context=self._contexts.job(change.job),
                     title=title,
                     external_id=self._flight.name,
                 ),
             )
 
 
-def _queued_status(name: str, note: str) -> Status:
-    title = f"queued: {name}" + (f" ({note})" if note else "")
-    return Status(
-        conclusion=Conclusion.QUEUED, context=STATUS_CONTEXT, title=title, external_id=name
-    )
-
-
-def _final_status(name: str, result: RunResult) -> Status:
+def _final_status(contexts: Contexts, name: str, result: RunResult, *, note: str) -> Status:
+    """The verdict in the controller's words ("Failed in 12s: test"), so a commit reads the
+    same whichever backend ran it."""
     if result.cancelled:
-        conclusion, title = Conclusion.CANCELLED, f"{name}: cancelled"
+        conclusion = Conclusion.CANCELLED
     elif result.passed:
-        conclusion, title = Conclusion.SUCCESS, f"{name}: passed in {result.seconds:.0f}s"
+        conclusion = Conclusion.SUCCESS
     else:
-        failed = [job.name for job in result.jobs if job.blocks_run]
-        conclusion, title = Conclusion.FAILURE, f"{name}: {', '.join(failed)} failed"
-    return Status(conclusion=conclusion, context=STATUS_CONTEXT, title=title, external_id=name)
+        conclusion = Conclusion.FAILURE
+    failed = [job.name for job in result.jobs if job.blocks_run]
+    title = checks.verdict(conclusion, seconds=result.seconds, failed=failed)
+    return Status(
+        conclusion=conclusion,
+        context=contexts.run(),
+        title=checks.with_note(title, note),
+        external_id=name,
+    )
 
 
 def _group(request: RunRequest) -> str:

@@ -8,20 +8,18 @@ from dataclasses import dataclass
 
 from ci.controller.reporting import Report
 from ci.controller.runs import JobState, RunState
+from ci.forges.checks import (
+    DEFAULT_PREFIX,
+    WORDS,
+    Contexts,
+    format_duration,
+    job_title,
+    verdict,
+    with_note,
+)
 from ci.forges.statuses import Conclusion, Status
 from ci.kube import labels
 
-_WORDS: Mapping[Conclusion, str] = {
-    Conclusion.QUEUED: "Queued",
-    Conclusion.RUNNING: "Running",
-    Conclusion.SUCCESS: "Succeeded",
-    Conclusion.FAILURE: "Failed",
-    Conclusion.CANCELLED: "Cancelled",
-    Conclusion.TIMED_OUT: "Timed out",
-    Conclusion.ERROR: "Could not run",
-    Conclusion.SKIPPED: "Skipped",
-    Conclusion.NEUTRAL: "Failed (allowed)",
-}
 DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "sha", "task_run"})
 
 
@@ -38,27 +36,13 @@ def check_details_url_template(template: str | None) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Presentation:
-    context_prefix: str = "ferry"
+    context_prefix: str = DEFAULT_PREFIX
     details_url_template: str | None = None
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    minutes, second = divmod(whole, 60)
-    hours, minute = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minute}m"
-    if minutes:
-        return f"{minutes}m {second}s"
-    return f"{second}s"
-
-
 def run_context(state: RunState, presentation: Presentation) -> str:
-    pipeline = state.run.annotations.get(labels.PIPELINE)
-    prefix = presentation.context_prefix
-    return f"{prefix}/{pipeline}" if pipeline else prefix
+    contexts = Contexts(prefix=presentation.context_prefix)
+    return contexts.run(state.run.annotations.get(labels.PIPELINE))
 
 
 def details_url(
@@ -81,7 +65,7 @@ def details_url(
 def job_table(state: RunState) -> str:
     rows = ["| Job | Status | Duration |", "| --- | --- | --- |"]
     rows.extend(
-        f"| `{job.name}` | {_WORDS[job.conclusion]} | {format_duration(job.duration)} |"
+        f"| `{job.name}` | {WORDS[job.conclusion]} | {format_duration(job.duration)} |"
         for job in state.jobs
     )
     return "\n".join(rows)
@@ -90,20 +74,9 @@ def job_table(state: RunState) -> str:
 def run_title(state: RunState) -> str:
     # The receiver's note says why the run is as it is ("running without secrets": a fork
     # whose author has no write access); the issue asks that the decision be visible here.
-    note = state.run.annotations.get(labels.NOTE, "")
-    return f"{_verdict(state)} ({note})" if note else _verdict(state)
-
-
-def _verdict(state: RunState) -> str:
-    word = _WORDS[state.conclusion]
-    if not state.conclusion.final:
-        return word
     failed = [job.name for job in state.jobs if job.conclusion in _BAD]
-    tail = f" in {format_duration(state.duration)}" if state.duration is not None else ""
-    if failed:
-        shown = ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else "")
-        return f"{word}{tail}: {shown}"
-    return f"{word}{tail}"
+    title = verdict(state.conclusion, seconds=state.duration, failed=failed)
+    return with_note(title, state.run.annotations.get(labels.NOTE, ""))
 
 
 _BAD = frozenset({Conclusion.FAILURE, Conclusion.ERROR, Conclusion.TIMED_OUT})
@@ -143,13 +116,13 @@ def render(
             details_url=details_url(state, presentation),
             external_id=external_id,
         )
-    title = _WORDS[job.conclusion]
-    if job.conclusion.final and job.duration is not None:
-        title = f"{title} in {format_duration(job.duration)}"
+    title = job_title(job.conclusion, seconds=job.duration)
     text = log_section(job, log_tails.get(job.name)) if job.conclusion in _BAD else ""
     return Status(
         conclusion=report.conclusion,
-        context=f"{run_context(state, presentation)}/{job.name}",
+        context=Contexts(prefix=presentation.context_prefix).job(
+            job.name, state.run.annotations.get(labels.PIPELINE)
+        ),
         title=title,
         summary=f"Job `{job.name}` of run `{state.run.name}`: {title.lower()}.",
         text=text,

@@ -71,11 +71,26 @@ class ForgeClient(Protocol):
         never a lost one.
         """
 
+    async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
+        """Every context the commit shows anything under: the contexts of all its commit
+        statuses, or (GitHub App mode) the names of all its check runs, whoever posted them.
+
+        The receiver asks this before it posts a status that no run wrote (nothing to run,
+        waiting, invalid spec, a job skipped): those must never replace what a run
+        reported on the same commit (docs/webhooks.md, "What a commit shows").
+        """
+
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         """Add a comment to pull request `number`."""
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
-        """Whether `user` may push to the repository (the `/ok-to-test` and trust check)."""
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        """Whether `user` may push to the repository (the `/ok-to-test` and trust check).
+
+        `user_id`, when given, is the user asked about and `user` only names them: GitLab's
+        merge request payloads name the author only by id (docs/webhooks.md, "Trust").
+        """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,6 +62,15 @@ class PostedStatus:
     target_url: str | None  # None when Ferry sends no link
 
 
+def contexts_of(listed: Iterable[object], *, context_field: str) -> frozenset[str]:
+    """The contexts (or check run names) a forge's listing of a commit's statuses holds."""
+    return frozenset(
+        str(entry[context_field])
+        for entry in listed
+        if isinstance(entry, Mapping) and isinstance(entry.get(context_field), str)
+    )
+
+
 def newest_status(
     listed: Iterable[object], *, context: str, context_field: str, state_field: str
 ) -> PostedStatus | None:

@@ -77,6 +77,7 @@ class FakeForge:
         default_factory=dict
     )
     permissions: dict[tuple[str, str], str | int] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)  # GitLab users' ids, by name
     statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     comments: list[tuple[str, int, str]] = field(default_factory=list)
@@ -100,9 +101,14 @@ class FakeForge:
             (entry, None) if isinstance(entry, str) else entry for entry in files
         ]
 
-    def set_permission(self, repository: str, user: str, permission: str | int) -> None:
-        """GitHub/Gitea: "admin", "write", "read", "none"; GitLab: an access level (30)."""
+    def set_permission(
+        self, repository: str, user: str, permission: str | int, *, user_id: int | None = None
+    ) -> None:
+        """GitHub/Gitea: "admin", "write", "read", "none"; GitLab: an access level (30),
+        and the user's id, by which GitLab's merge request payloads name an author."""
         self.permissions[(repository, user)] = permission
+        if user_id is not None:
+            self.user_ids[user] = user_id
 
     # Reading
 
@@ -578,11 +584,15 @@ def _gitlab_note(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Resp
 
 def _gitlab_members(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     project, query = _project(groups), call.query.get("query", "")
+    wanted = {int(value) for value in call.query.get("user_ids", "").split(",") if value}
     members = [
-        {"id": index, "username": user, "name": user, "state": "active", "access_level": level}
+        {"id": forge.user_ids.get(user, 10_000 + index), "username": user, "name": user,
+         "state": "active", "access_level": level}
         for index, ((repository, user), level) in enumerate(forge.permissions.items())
         if repository == project and query.lower() in user.lower()
     ]
+    if wanted:
+        members = [member for member in members if member["id"] in wanted]
     return JSONResponse(members)
 
 

@@ -15,7 +15,14 @@ import httpx
 
 from ci.forges.client import Credentials, TokenCredentials
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
-from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
+from ci.forges.statuses import (
+    Conclusion,
+    PostedStatus,
+    Status,
+    contexts_of,
+    newest_status,
+    shorten,
+)
 from ci.forges.transport import MAXIMUM_PAGES, PAGE_SIZE, file_content, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
@@ -113,6 +120,18 @@ class GiteaClient:
         return None
 
     async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
+        listed = await self._statuses(repository, sha)
+        # Gitea answers the state in `status`, though it is sent as `state`.
+        newest = newest_status(listed, context=status.context, context_field="context",
+                               state_field="status")
+        body = _commit_status_body(status)
+        return newest == PostedStatus(state=body["state"], description=body["description"],
+                                      target_url=body.get("target_url"))
+
+    async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
+        return contexts_of(await self._statuses(repository, sha), context_field="context")
+
+    async def _statuses(self, repository: RepositoryName, sha: str) -> list[Any]:
         # Gitea caps `limit` at MAX_RESPONSE_ITEMS but builds its `Link` header from the
         # capped size, so following `Link` reads every page.
         listed: list[Any] = []
@@ -123,18 +142,16 @@ class GiteaClient:
             params={"limit": PAGE_SIZE},
         ):
             listed.extend(page)
-        # Gitea answers the state in `status`, though it is sent as `state`.
-        newest = newest_status(listed, context=status.context, context_field="context",
-                               state_field="status")
-        body = _commit_status_body(status)
-        return newest == PostedStatus(state=body["state"], description=body["description"],
-                                      target_url=body.get("target_url"))
+        return listed
 
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         url = self._url(repository, f"/issues/{number}/comments")
         await send(self._http, "POST", url, headers=self._headers, json={"body": body})
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        # Payloads name a pull request's author by login here, so `user_id` is never set.
         url = self._url(
             repository, f"/collaborators/{urllib.parse.quote(user, safe='')}/permission"
         )

@@ -20,6 +20,7 @@ from ci.forges.statuses import (
     Conclusion,
     PostedStatus,
     Status,
+    contexts_of,
     newest_check_run,
     newest_status,
     shorten,
@@ -147,6 +148,20 @@ class GitHubClient:
     async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
         if self._authentication.app_mode:
             return False  # check runs are found with `find_check_run` (see the protocol)
+        listed = await self._commit_statuses(repository, sha)
+        newest = newest_status(listed, context=status.context, context_field="context",
+                               state_field="state")
+        body = _commit_status_body(status)
+        return newest == PostedStatus(state=body["state"], description=body["description"],
+                                      target_url=body.get("target_url"))
+
+    async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
+        if self._authentication.app_mode:
+            return contexts_of(await self._check_runs(repository, sha), context_field="name")
+        listed = await self._commit_statuses(repository, sha)
+        return contexts_of(listed, context_field="context")
+
+    async def _commit_statuses(self, repository: RepositoryName, sha: str) -> list[Any]:
         listed: list[Any] = []
         async for page in pages(
             self._http,
@@ -155,27 +170,32 @@ class GitHubClient:
             params={"per_page": PAGE_SIZE},
         ):
             listed.extend(page)
-        newest = newest_status(listed, context=status.context, context_field="context",
-                               state_field="state")
-        body = _commit_status_body(status)
-        return newest == PostedStatus(state=body["state"], description=body["description"],
-                                      target_url=body.get("target_url"))
+        return listed
+
+    async def _check_runs(self, repository: RepositoryName, sha: str, *,
+                          name: str | None = None) -> list[Any]:
+        """The commit's check runs (of `name`, or every name), every one: `filter=all`, since
+        the default `latest` hides older check runs of the same name."""
+        params: dict[str, str | int] = {"filter": "all", "per_page": PAGE_SIZE}
+        if name is not None:
+            params["check_name"] = name
+        listed: list[Any] = []
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/commits/{urllib.parse.quote(sha)}/check-runs"),
+            headers=await self._authentication.headers(),
+            params=params,
+            items="check_runs",
+        ):
+            listed.extend(page)
+        return listed
 
     async def find_check_run(
         self, repository: RepositoryName, sha: str, status: Status
     ) -> ShownCheckRun | None:
         if not status.external_id:
             return None  # nothing tells Ferry's check run from another run's of that name
-        listed: list[Any] = []
-        async for page in pages(
-            self._http,
-            self._url(repository, f"/commits/{sha}/check-runs"),
-            headers=await self._authentication.headers(),
-            # `filter=all`: the default `latest` hides older check runs of the same name.
-            params={"check_name": status.context, "filter": "all", "per_page": PAGE_SIZE},
-            items="check_runs",
-        ):
-            listed.extend(page)
+        listed = await self._check_runs(repository, sha, name=status.context)
         found = newest_check_run(listed, name=status.context, external_id=status.external_id)
         if found is None:
             return None
@@ -228,7 +248,10 @@ class GitHubClient:
         url = self._url(repository, f"/issues/{number}/comments")
         await self._send("POST", url, json={"body": body})
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        # Payloads name a pull request's author by login here, so `user_id` is never set.
         url = self._url(
             repository, f"/collaborators/{urllib.parse.quote(user, safe='')}/permission"
         )

@@ -16,7 +16,14 @@ import httpx
 
 from ci.forges.client import Credentials, TokenCredentials
 from ci.forges.errors import NotFoundError, UnexpectedResponseError
-from ci.forges.statuses import Conclusion, PostedStatus, Status, newest_status, shorten
+from ci.forges.statuses import (
+    Conclusion,
+    PostedStatus,
+    Status,
+    contexts_of,
+    newest_status,
+    shorten,
+)
 from ci.forges.transport import PAGE_SIZE, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
@@ -109,14 +116,7 @@ class GitLabClient:
     async def has_status(self, repository: RepositoryName, sha: str, status: Status) -> bool:
         # Without `all`, GitLab lists only the latest status of each name; `name` narrows the
         # listing to ours. No `ref`, as `report_status` posts none.
-        listed: list[Any] = []
-        async for page in pages(
-            self._http,
-            self._url(repository, f"/repository/commits/{sha}/statuses"),
-            headers=self._headers,
-            params={"name": status.context, "per_page": PAGE_SIZE},
-        ):
-            listed.extend(page)
+        listed = await self._statuses(repository, sha, status.context)
         # Sent as `state` and `name`, answered as `status` and `name`.
         newest = newest_status(listed, context=status.context, context_field="name",
                                state_field="status")
@@ -124,25 +124,56 @@ class GitLabClient:
         return newest == PostedStatus(state=body["state"], description=body["description"],
                                       target_url=body.get("target_url"))
 
+    async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
+        # The latest status of each name is enough to know the names.
+        return contexts_of(await self._statuses(repository, sha), context_field="name")
+
+    async def _statuses(
+        self, repository: RepositoryName, sha: str, name: str | None = None
+    ) -> list[Any]:
+        listed: list[Any] = []
+        params: dict[str, str | int] = {"per_page": PAGE_SIZE}
+        if name is not None:
+            params["name"] = name
+        async for page in pages(
+            self._http,
+            self._url(repository, f"/repository/commits/{sha}/statuses"),
+            headers=self._headers,
+            params=params,
+        ):
+            listed.extend(page)
+        return listed
+
     async def comment(self, repository: RepositoryName, number: int, body: str) -> None:
         url = self._url(repository, f"/merge_requests/{number}/notes")
         await send(self._http, "POST", url, headers=self._headers, json={"body": body})
 
-    async def has_write_access(self, repository: RepositoryName, user: str) -> bool:
-        # `members/all` includes members inherited from groups; `query` narrows by name, so
-        # the exact username is matched here.
+    async def has_write_access(
+        self, repository: RepositoryName, user: str, *, user_id: int | None = None
+    ) -> bool:
+        # `members/all` includes members inherited from groups; `query` narrows by name and
+        # `user_ids` by id, so the exact username, or the exact id, is matched here.
+        params: dict[str, str | int] = {"per_page": PAGE_SIZE}
+        if user_id is not None:
+            params["user_ids"] = user_id
+        else:
+            params["query"] = user
         response = await send(
             self._http,
             "GET",
             self._url(repository, "/members/all"),
             headers=self._headers,
-            params={"query": user, "per_page": PAGE_SIZE},
+            params=params,
         )
         members = json_of(response)
         if not isinstance(members, list):
             raise UnexpectedResponseError("project members response is not a list")
         for member in members:
-            if isinstance(member, dict) and member.get("username") == user:
+            if not isinstance(member, dict):
+                continue
+            if (member.get("id") == user_id) if user_id is not None else (
+                member.get("username") == user
+            ):
                 level = member.get("access_level")
                 return isinstance(level, int) and level >= DEVELOPER_ACCESS_LEVEL
         return False

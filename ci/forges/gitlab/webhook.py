@@ -120,15 +120,21 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
 
 
 def merge_request_event(
-    merge_request: Fields, repository: RepositoryRef, *, author: str
+    merge_request: Fields, repository: RepositoryRef, *, actor: Fields | None
 ) -> Event:
     """The event a merge request's head runs; Note Hooks carry the same object.
 
-    GitLab's merge request payload names its author only by id, so `author` is the user who
-    triggered the hook (for `open`, the author), or empty when unknown: an empty author never
-    passes a write-access check, so not knowing errs on the untrusted side.
+    GitLab's merge request payload names its author only by id (`author_id`); `user` is
+    whoever triggered the hook: the author on `open`, but a maintainer who reopens,
+    rebases or comments on a fork's merge request just as well. So the author's name is
+    taken from `actor` only when the ids match, and trust is decided on `author_id`
+    (asked of GitLab by id), never on the actor.
     """
     number = merge_request.integer("iid")
+    author_id = merge_request.optional_integer("author_id")
+    author = ""
+    if actor is not None and author_id is not None and actor.optional_integer("id") == author_id:
+        author = actor.optional_text("username") or ""
     target_branch = merge_request.text("target_branch")
     return Event(
         kind=EventKind.PULL_REQUEST,
@@ -145,6 +151,7 @@ def merge_request_event(
             author=author,
             from_fork=merge_request.integer("source_project_id")
             != merge_request.integer("target_project_id"),
+            author_id=author_id,
         ),
         author=author,
     )
@@ -162,7 +169,9 @@ def _merge_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         return Ignored(reason="merge request hook without an action")
     # An `update` fires for title and label edits too; `oldrev` is set only for new commits.
     if action in _RUN_ACTIONS or (action == "update" and attributes.has("oldrev")):
-        return merge_request_event(attributes, _require(repository), author=_user(payload))
+        return merge_request_event(
+            attributes, _require(repository), actor=payload.optional_object("user")
+        )
     if action in _CLOSE_ACTIONS:
         return PullRequestClosed(number=attributes.integer("iid"), merged=action == "merge")
     if action == "update":
@@ -180,8 +189,10 @@ def _note(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         number=merge_request.integer("iid"),
         body=attributes.text("note"),
         author=_user(payload),
-        # The commenter is not the merge request's author, whom this payload does not name.
-        pull_request=merge_request_event(merge_request, where, author=""),
+        # The commenter is not the merge request's author: `author_id` is.
+        pull_request=merge_request_event(
+            merge_request, where, actor=payload.optional_object("user")
+        ),
     )
 
 

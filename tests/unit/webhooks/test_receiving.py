@@ -72,7 +72,7 @@ def test_a_backend_whose_runs_no_one_reports_gets_queued_from_the_receiver(
     [name] = response.json()["pipelineRuns"]
     [status] = forge.statuses_for(REPOSITORY, sha)
     assert status["state"] == "pending" and status["context"] == "ferry"
-    assert status["description"] == f"queued: {name}"
+    assert status["description"] == f"Queued: {name}"  # the controller's words
 
 
 def test_redeliveries_are_answered_alike_without_a_second_run(
