@@ -58,7 +58,8 @@ def test_github_a_maintainer_acting_on_a_fork_pull_request_lends_it_no_secrets(
     forge.add_file(GITHUB_REPOSITORY, payload["pull_request"]["head"]["sha"], ".ci.yaml", SPEC)
     forge.set_permission(GITHUB_REPOSITORY, MAINTAINER, "admin")
 
-    response = _post_github(serve(), payload)
+    # Untrusted code may run on the host here, so the run (without secrets) shows the decision.
+    response = _post_github(serve(local={"untrusted_on_host": True}), payload)
 
     assert response.status_code == 202, response.text
     assert "mallory has no write access" in response.json()["trust"]
@@ -91,7 +92,8 @@ def _gitlab(action: str, *, actor: tuple[str, int], author_id: int) -> dict[str,
 
 def _serve_gitlab(serve: Serve) -> tuple[Any, FakeForge]:
     fake = FakeForge(ForgeKind.GITLAB)
-    client = serve([local_repository(ForgeKind.GITLAB, GITLAB_URL)], fake=fake)
+    client = serve([local_repository(ForgeKind.GITLAB, GITLAB_URL)], fake=fake,
+                   local={"untrusted_on_host": True})
     return client, fake
 
 
