@@ -3,9 +3,10 @@ newest commit status of a context (or GitHub check run of a name) as a forge lis
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from ci.forges.errors import UnexpectedResponseError
 
@@ -61,6 +62,33 @@ class PostedStatus:
     description: str
     target_url: str | None  # None when Ferry sends no link
 
+    @classmethod
+    def of_body(cls, body: Mapping[str, Any]) -> PostedStatus:
+        """How a forge shows the commit status Ferry sends as `body` (its own state word)."""
+        return cls(state=body["state"], description=body["description"],
+                   target_url=body.get("target_url"))
+
+
+def _newest(listed: Iterable[object], matches: Callable[[Mapping[str, object]], bool], *,
+            what: str) -> tuple[Mapping[str, object], int] | None:
+    """The entry with the greatest `id` among those `matches` accepts, and that id.
+
+    Newest is the greatest `id`: GitHub, Gitea and GitLab number statuses and check runs from
+    one growing sequence, whereas their listing orders differ (newest first, created-time
+    with one-second ties, oldest first) and timestamps tie within a second.
+    """
+    newest: Mapping[str, object] | None = None
+    newest_id = -1
+    for entry in listed:
+        if not isinstance(entry, Mapping) or not matches(entry):
+            continue
+        identifier = entry.get("id")
+        if not isinstance(identifier, int):
+            raise UnexpectedResponseError(f"{what} has no integer `id`")
+        if identifier > newest_id:
+            newest, newest_id = entry, identifier
+    return None if newest is None else (newest, newest_id)
+
 
 def contexts_of(listed: Iterable[object], *, context_field: str) -> frozenset[str]:
     """The contexts (or check run names) a forge's listing of a commit's statuses holds."""
@@ -74,24 +102,12 @@ def contexts_of(listed: Iterable[object], *, context_field: str) -> frozenset[st
 def newest_status(
     listed: Iterable[object], *, context: str, context_field: str, state_field: str
 ) -> PostedStatus | None:
-    """Of a forge's listing of a commit's statuses, the newest one of `context`.
-
-    Newest is the greatest `id`: GitHub, Gitea and GitLab number statuses from one growing
-    sequence, whereas their listing orders differ (newest first, created-time with
-    one-second ties, oldest first) and timestamps tie within a second.
-    """
-    newest: Mapping[str, object] | None = None
-    newest_id = -1
-    for entry in listed:
-        if not isinstance(entry, Mapping) or entry.get(context_field) != context:
-            continue
-        identifier = entry.get("id")
-        if not isinstance(identifier, int):
-            raise UnexpectedResponseError(f"commit status of {context!r} has no integer `id`")
-        if identifier > newest_id:
-            newest, newest_id = entry, identifier
-    if newest is None:
+    """Of a forge's listing of a commit's statuses, the newest (`_newest`) one of `context`."""
+    found = _newest(listed, lambda entry: entry.get(context_field) == context,
+                    what=f"commit status of {context!r}")
+    if found is None:
         return None
+    newest, _ = found
     target_url = newest.get("target_url")
     return PostedStatus(
         state=str(newest.get(state_field, "")),
@@ -122,20 +138,14 @@ def newest_check_run(
     pull request of the same commit) reports under the same name, and only `external_id`
     tells Ferry's run and report apart.
     """
-    newest: Mapping[str, object] | None = None
-    newest_id = -1
-    for entry in listed:
-        if not isinstance(entry, Mapping) or entry.get("name") != name:
-            continue
-        if entry.get("external_id") != external_id:
-            continue
-        identifier = entry.get("id")
-        if not isinstance(identifier, int):
-            raise UnexpectedResponseError(f"check run {name!r} has no integer `id`")
-        if identifier > newest_id:
-            newest, newest_id = entry, identifier
-    if newest is None:
+    found = _newest(
+        listed,
+        lambda entry: entry.get("name") == name and entry.get("external_id") == external_id,
+        what=f"check run {name!r}",
+    )
+    if found is None:
         return None
+    newest, newest_id = found
     output = newest.get("output")
     title = output.get("title") if isinstance(output, Mapping) else None
     conclusion = newest.get("conclusion")

@@ -124,9 +124,7 @@ class GiteaClient:
         # Gitea answers the state in `status`, though it is sent as `state`.
         newest = newest_status(listed, context=status.context, context_field="context",
                                state_field="status")
-        body = _commit_status_body(status)
-        return newest == PostedStatus(state=body["state"], description=body["description"],
-                                      target_url=body.get("target_url"))
+        return newest == PostedStatus.of_body(_commit_status_body(status))
 
     async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
         return contexts_of(await self._statuses(repository, sha), context_field="context")

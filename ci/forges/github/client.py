@@ -151,9 +151,7 @@ class GitHubClient:
         listed = await self._commit_statuses(repository, sha)
         newest = newest_status(listed, context=status.context, context_field="context",
                                state_field="state")
-        body = _commit_status_body(status)
-        return newest == PostedStatus(state=body["state"], description=body["description"],
-                                      target_url=body.get("target_url"))
+        return newest == PostedStatus.of_body(_commit_status_body(status))
 
     async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
         if self._authentication.app_mode:

@@ -120,9 +120,7 @@ class GitLabClient:
         # Sent as `state` and `name`, answered as `status` and `name`.
         newest = newest_status(listed, context=status.context, context_field="name",
                                state_field="status")
-        body = _commit_status_body(status)
-        return newest == PostedStatus(state=body["state"], description=body["description"],
-                                      target_url=body.get("target_url"))
+        return newest == PostedStatus.of_body(_commit_status_body(status))
 
     async def shown_contexts(self, repository: RepositoryName, sha: str) -> frozenset[str]:
         # The latest status of each name is enough to know the names.
