@@ -24,10 +24,8 @@ their tails are attached to the report of every failing cluster test.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Generator, Iterator
@@ -38,7 +36,7 @@ import pytest
 
 from tests.cluster.control_plane import ControlPlane, wait_for_service_account
 from tests.cluster.kubelet import SimulatedKubelet
-from tests.cluster.processes import Component, tail
+from tests.cluster.processes import Component, built_path, tail
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TektonController, ensure_namespace, install_crds
 
@@ -121,19 +119,7 @@ def cluster_bin_dir() -> Path:
 
     Never skips: a missing toolchain is a failure that says what to install.
     """
-    configured = os.environ.get("FERRY_CLUSTER_BIN")
-    if configured:
-        bin_dir = Path(configured)
-    else:
-        built = subprocess.run(
-            [str(BUILD_SCRIPT)], capture_output=True, text=True, check=False, cwd=REPO
-        )
-        if built.returncode != 0:
-            pytest.fail(
-                f"tests/cluster/build failed (exit {built.returncode}):\n{built.stderr[-4000:]}",
-                pytrace=False,
-            )
-        bin_dir = Path(built.stdout.strip().splitlines()[-1])
+    bin_dir = built_path(BUILD_SCRIPT, "FERRY_CLUSTER_BIN")
     missing = [
         name
         for name in ("etcd", "kube-apiserver", "kube-controller-manager", "tekton-controller")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import pytest
+
 # How long a component gets to exit after SIGTERM before it is killed. etcd and the API server
 # exit in well under a second; the bound only matters when something hangs.
 STOP_GRACE_SECONDS = 10.0
@@ -160,3 +162,17 @@ def wait_until(
             )
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
         time.sleep(interval)
+
+
+def built_path(script: Path, variable: str) -> Path:
+    """``$variable`` (set by tests/run), else the path a build script prints on its last line,
+    building what its cache lacks. Never skips: a failed build fails the test with its log."""
+    configured = os.environ.get(variable)
+    if configured:
+        return Path(configured)
+    repo = script.resolve().parents[2]
+    built = subprocess.run([str(script)], capture_output=True, text=True, check=False, cwd=repo)
+    if built.returncode != 0:
+        pytest.fail(f"{script.relative_to(repo)} failed (exit {built.returncode}):\n"
+                    f"{built.stderr[-4000:]}", pytrace=False)
+    return Path(built.stdout.strip().splitlines()[-1])

@@ -16,8 +16,6 @@ report of every failing one. Like the cluster, Gitea is never skipped: a failed 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Generator, Iterator
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.processes import tail
+from tests.cluster.processes import built_path, tail
 from tests.gitea.api import GiteaApi
 from tests.gitea.server import GiteaServer
 
@@ -65,19 +63,7 @@ def pytest_runtest_makereport(
 
 @pytest.fixture(scope="session")
 def gitea_binary() -> Path:
-    configured = os.environ.get("FERRY_GITEA_BIN")
-    if configured:
-        binary = Path(configured)
-    else:
-        built = subprocess.run(
-            [str(BUILD_SCRIPT)], capture_output=True, text=True, check=False, cwd=REPO
-        )
-        if built.returncode != 0:
-            pytest.fail(
-                f"tests/gitea/build failed (exit {built.returncode}):\n{built.stderr[-4000:]}",
-                pytrace=False,
-            )
-        binary = Path(built.stdout.strip().splitlines()[-1])
+    binary = built_path(BUILD_SCRIPT, "FERRY_GITEA_BIN")
     static_root = binary.parent.parent / "static-root"
     if not binary.is_file() or not static_root.is_file():
         pytest.fail(f"{binary} or {static_root} is missing: run tests/gitea/build",

@@ -7,9 +7,7 @@ objects, keys that are file paths, access keys of 3+ characters.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from ci.archive.s3 import S3Settings
-from tests.cluster.processes import Component, free_port, wait_until
+from tests.cluster.processes import Component, built_path, free_port, wait_until
 
 BUILD_SCRIPT = Path(__file__).with_name("build")
-REPO = Path(__file__).resolve().parents[2]
 READY_SECONDS = 30.0
 
 
@@ -53,18 +50,6 @@ class S3Server:
         return name
 
 
-def _binary() -> Path:
-    configured = os.environ.get("FERRY_S3_BIN")
-    if configured:
-        return Path(configured)
-    built = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, check=False,
-                           cwd=REPO)
-    if built.returncode != 0:
-        pytest.fail(f"tests/s3/build failed (exit {built.returncode}):\n{built.stderr[-4000:]}",
-                    pytrace=False)
-    return Path(built.stdout.strip().splitlines()[-1])
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1):
@@ -77,7 +62,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    binary = _binary()
+    binary = built_path(BUILD_SCRIPT, "FERRY_S3_BIN")
     root = tmp_path_factory.mktemp("s3")
     data = root / "data"
     data.mkdir()
