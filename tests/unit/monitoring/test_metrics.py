@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ci.controller.metrics import ControllerMetrics
 from tests.unit.monitoring.exported import Exported, exported
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -65,3 +66,14 @@ def test_docs_list_every_metric_with_its_help_text() -> None:
                       for m in ROW.finditer(path.read_text())]
         expected = [_row(m) for m in metrics.values() if m.component == component]
         assert documented == expected, f"{path.name}'s metrics table is not what is exported"
+
+
+def test_watch_restarts_are_a_counter_read_from_the_watchers_when_scraped() -> None:
+    metrics = ControllerMetrics()
+    name = "ferry_controller_watch_restarts_total"
+    assert metrics.registry.get_sample_value(name) == 0.0  # before the watches start
+    restarts = [1, 2]
+    metrics.watch_restarts_from(lambda: float(sum(restarts)))
+    assert metrics.registry.get_sample_value(name) == 3.0
+    restarts.append(4)
+    assert metrics.registry.get_sample_value(name) == 7.0
