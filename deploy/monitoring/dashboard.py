@@ -61,17 +61,20 @@ def _quantiles(histogram: str, *, by: str = "") -> tuple[Query, ...]:
 
 ROWS = (
     Row("Receiver (ferry serve webhooks)", (
+        Panel("Receivers up",
+              "Receiver replicas Prometheus reaches (the base runs 2).",
+              (Query('sum(up{job="ferry-webhooks"})', "up"),), kind="stat", width=4),
         Panel("Deliveries by outcome",
               "Webhook deliveries per second, by the receiver's outcome (docs/webhooks.md).",
               (Query(_rate("ferry_webhook_events_total", "outcome"), "{{outcome}}"),),
-              unit="reqps"),
+              unit="reqps", width=10),
         Panel("Failed deliveries",
               "Deliveries Ferry could not handle: forge or Kubernetes API failures, missing "
               "credentials, timeouts, rejected signatures.",
               (Query(_rate('ferry_webhook_events_total{outcome=~"forge-error|unavailable|'
                            'kubernetes-refused|timeout|no-credentials|unauthorized"}',
                            "forge, outcome"), "{{forge}} {{outcome}}"),),
-              unit="reqps"),
+              unit="reqps", width=10),
         Panel("Delivery duration",
               "From the request to the answer, body reading included.",
               _quantiles("ferry_webhook_duration_seconds"), unit="s"),
@@ -85,6 +88,9 @@ ROWS = (
               unit="ops"),
     )),
     Row("Controller (ferry serve controller)", (
+        Panel("Controllers up",
+              "Controller replicas Prometheus reaches (the base runs 2: a leader, a standby).",
+              (Query('sum(up{job="ferry-controller-metrics"})', "up"),), kind="stat", width=4),
         Panel("Leader",
               "Replicas holding the Lease: 1 is healthy; 0 means nothing reports statuses.",
               (Query("sum(ferry_controller_leader)", "leaders"),), kind="stat", width=4),
@@ -95,7 +101,7 @@ ROWS = (
               "Statuses sent to forges per second: acknowledged or rejected.",
               (Query(_rate("ferry_controller_reports_total", "forge, outcome"),
                      "{{forge}} {{outcome}}"),),
-              unit="ops"),
+              unit="ops", width=12),
         Panel("Report latency",
               "From the watch delivering a run's change to the forge's acknowledgement.",
               _quantiles("ferry_controller_report_latency_seconds"), unit="s"),
@@ -113,14 +119,13 @@ ROWS = (
               (Query(f"sum(increase(ferry_controller_reports_in_doubt_total[{RATE}]))",
                      "re-sent"),
                Query(f"sum(increase(ferry_controller_reports_recovered_total[{RATE}]))",
-                     "found on the forge")),
-              width=8),
+                     "found on the forge"))),
         Panel("Housekeeping",
               "Pending runs admitted, old runs pruned and watch restarts, per second.",
               (Query(_rate("ferry_controller_runs_admitted_total"), "admitted"),
                Query(_rate("ferry_controller_runs_pruned_total"), "pruned"),
                Query(_rate("ferry_controller_watch_restarts_total"), "watch restarts")),
-              unit="ops"),
+              unit="ops", width=24),
     )),
     Row("Log archive", (
         Panel("Steps waiting for the archive",

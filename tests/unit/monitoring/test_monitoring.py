@@ -100,6 +100,8 @@ def test_the_dashboard_is_laid_out_on_grafanas_grid_with_one_datasource_variable
     "ferry_webhook_events_total{outcome=\"created-ish\"}",  # a value no code writes
     "rate(ferry_controller_leader)",  # not PromQL: rate of an instant vector
     "vector(1)",  # names no metric
+    "up",  # Prometheus' own series, but not of a target of Ferry's
+    'up{job="node-exporter"}',
 ])
 def test_the_query_check_refuses_what_would_show_nothing(query: str) -> None:
     with pytest.raises((AssertionError, ValueError)):
