@@ -147,3 +147,12 @@ def test_the_monitoring_sections_patches_are_yaml_kustomize_can_take() -> None:
             operations = yaml.safe_load(patch["patch"])
             assert all(op["op"] in {"add", "replace"} and op["path"].startswith("/")
                        for op in operations)
+
+
+def test_the_monitoring_sections_table_lists_every_alert_with_its_severity() -> None:
+    [rule] = [d for d in yaml.safe_load_all(
+        (ROOT / "deploy" / "monitoring" / "alerts.yaml").read_text()) if d]
+    alerts = [(a["alert"], a["labels"]["severity"])
+              for group in rule["spec"]["groups"] for a in group["rules"]]
+    documented = re.findall(r"^\| `(Ferry\w+)` \| (\w+) \|", _section("Monitoring"), re.MULTILINE)
+    assert documented == alerts
