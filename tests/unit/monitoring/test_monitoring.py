@@ -69,7 +69,8 @@ def test_every_dashboard_query_names_only_metrics_ferry_exports() -> None:
             shown |= check_query(target["expr"])
     # Every metric is on the dashboard, in one of its series.
     missing = {m.name for m in exported().values() if not shown & m.series().keys()}
-    assert not missing, f"not on the dashboard: {sorted(missing)}"
+    assert not missing, (f"not on the dashboard: {sorted(missing)}; add a panel in "
+                         "deploy/monitoring/dashboard.py and run it")
 
 
 def test_the_dashboard_is_laid_out_on_grafanas_grid_with_one_datasource_variable() -> None:
