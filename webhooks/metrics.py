@@ -1,4 +1,10 @@
-"""The receiver's Prometheus metrics, in a registry of its own (one per app, never global)."""
+"""The receiver's Prometheus metrics, in a registry of its own (one per app, never global).
+
+Conventions as in ci/controller/metrics.py; every metric is listed in docs/webhooks.md.
+Label values come from small sets: the forge kind (or `unknown`), the event name of a verified
+delivery (the forge's own, never set before the signature is checked), and the outcome words
+of webhooks/handling.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
-            "ferry_webhook_events",
+            "ferry_webhook_events_total",
             "Deliveries received, by forge, event and outcome.",
             ["forge", "event", "outcome"],
             registry=self.registry,
@@ -27,14 +33,14 @@ class Metrics:
             registry=self.registry,
         )
         self.runs_created = Counter(
-            "ferry_pipeline_runs_created",
+            "ferry_pipeline_runs_created_total",
             "Runs created (redeliveries of an existing run are not counted).",
             ["forge"],
             registry=self.registry,
         )
 
         self.status_writes = Counter(
-            "ferry_repository_status_writes",
+            "ferry_repository_status_writes_total",
             "Writes of a Repository's status.lastEvent, by result (written, failed).",
             ["result"],
             registry=self.registry,

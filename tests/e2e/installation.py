@@ -149,6 +149,7 @@ class Installation:
     receiver_url: str
     webhooks_kubeconfig: Path
     controller_kubeconfig: Path
+    controller_metrics_url: str  # the controller's metrics server (its port's only page)
 
     def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         with httpx.Client(base_url=self.receiver_url, timeout=60.0) as client:
@@ -196,6 +197,8 @@ def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path
     settings_file = directory / "ferry.yaml"
     settings_file.write_text(find(objects, "ConfigMap", SETTINGS_CONFIG_MAP)["data"]["ferry.yaml"])
     port = free_port()
+    # The file's 9090 may be taken on this machine.
+    metrics_port = free_port()
     # Only what a pod would get: no KUBECONFIG or FERRY_* from the developer's shell.
     environment = {key: value for key, value in os.environ.items()
                    if key != "KUBECONFIG" and not key.startswith("FERRY_")}
@@ -216,13 +219,13 @@ def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path
         log_path=directory / "controller.log",
         env={**environment, **_pod_environment(controller_container),
              "FERRY_KUBERNETES_KUBECONFIG": str(controller_kubeconfig),
-             # The file's 9090 may be taken on this machine.
-             "FERRY_CONTROLLER_METRICS_PORT": str(free_port())},
+             "FERRY_CONTROLLER_METRICS_PORT": str(metrics_port)},
         cwd=directory,
     )
     installation = Installation(
         receiver=receiver, controller=controller, receiver_url=f"http://127.0.0.1:{port}",
-        webhooks_kubeconfig=webhooks_kubeconfig, controller_kubeconfig=controller_kubeconfig)
+        webhooks_kubeconfig=webhooks_kubeconfig, controller_kubeconfig=controller_kubeconfig,
+        controller_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
     try:
         receiver.start()
         controller.start()

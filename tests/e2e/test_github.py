@@ -4,8 +4,10 @@ processes, the API server, the Tekton controller, and the simulated kubelet runn
 
 from __future__ import annotations
 
+import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from prometheus_client.parser import text_string_to_metric_families
 
 from ci.forges.types import ForgeKind
 from tests.cluster.kubelet import SimulatedKubelet
@@ -20,6 +22,7 @@ from tests.e2e.delivering import (
     wait_for,
 )
 from tests.e2e.installation import Installation
+from tests.unit.monitoring.exported import exported
 
 BUILD = """\
 jobs:
@@ -70,6 +73,52 @@ def test_push_is_queued_then_running_then_succeeds(
         pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{task_run['status']['podName']}")
         assert pod["spec"]["nodeName"] == kubelet.node_name
         assert pod["status"]["phase"] == "Succeeded"
+
+
+
+def _scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """A process's /metrics, parsed by prometheus_client's own exposition parser: each
+    series' samples by their labels."""
+    text = httpx.get(url, timeout=30.0).raise_for_status().text
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = (
+                sample.value)
+    return samples
+
+
+def test_both_processes_export_what_the_dashboard_and_alerts_read(
+    ferry: Installation, kube: Kube, namespace: str
+) -> None:
+    with team(kube, namespace, ForgeKind.GITHUB) as repository:
+        sha = sha_of(f"{namespace} metrics")
+        repository.forge.add_file(repository.owner_name, sha, ".ci.yaml",
+                                  BUILD.format(script="echo compiled"))
+        deliver(ferry, repository, "push", push_payload(repository, sha))
+        wait_for(ferry, lambda: repository.final_status(sha), what="the final status")
+
+    scraped = {"webhooks": _scrape(f"{ferry.receiver_url}/metrics"),
+               "controller": _scrape(ferry.controller_metrics_url)}
+    for metric in exported().values():
+        # Each metric is on its own process's page (one with labels, once it counted
+        # something), never on the other's.
+        own = scraped[metric.component]
+        other = scraped["controller" if metric.component == "webhooks" else "webhooks"]
+        if not metric.labels:
+            assert metric.name in own, metric.name
+        assert not metric.series().keys() & other.keys(), metric.name
+    receiver, controller = scraped["webhooks"], scraped["controller"]
+    push = (("event", "push"), ("forge", "github"), ("outcome", "created"))
+    assert receiver["ferry_webhook_events_total"][push] >= 1
+    assert receiver["ferry_pipeline_runs_created_total"][(("forge", "github"),)] >= 1
+    assert receiver["ferry_webhook_duration_seconds_count"][(("forge", "github"),)] >= 1
+    # Queued, running, succeeded: three statuses acknowledged, at least (other tests share
+    # this installation).
+    acknowledged = (("forge", "github"), ("outcome", "acknowledged"))
+    assert controller["ferry_controller_reports_total"][acknowledged] >= 3
+    assert controller["ferry_controller_report_latency_seconds_count"][(("forge", "github"),)] >= 3
+    assert controller["ferry_controller_leader"][()] == 1.0  # the alert's "a leader exists"
 
 
 def test_failing_step_fails_the_commit_naming_the_job(
