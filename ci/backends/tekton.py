@@ -7,12 +7,14 @@ the controller and the cancellations below find them by label, never by listing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ci.backends import RunRequest, SubmittedRun
 from ci.kube import labels
+from ci.kube.binding import BindingKeys, sign, signed_fields
 from ci.kube.pipeline_runs import (
     EVENT_LABEL,
     REPOSITORY_OBJECT_LABEL,
@@ -41,9 +43,12 @@ class TektonBackend:
     # The controller reports every run it sees, from queued to the verdict, exactly once.
     reports_runs = True
 
-    def __init__(self, runs: PipelineRuns, *, options: TektonOptions) -> None:
+    def __init__(self, runs: PipelineRuns, *, options: TektonOptions,
+                 binding_keys: Callable[[], BindingKeys]) -> None:
+        """`binding_keys` blocks (it may read the key's Secret): called in a thread."""
         self._runs = runs
         self._options = options
+        self._binding_keys = binding_keys
 
     async def submit(self, request: RunRequest) -> SubmittedRun:
         repository = request.repository
@@ -79,6 +84,9 @@ class TektonBackend:
                 request.concurrency_limit
             )
             run["spec"]["status"] = labels.PENDING
+        # Last, over every label and annotation: the controller reports no run without it.
+        keys = await asyncio.to_thread(self._binding_keys)
+        bind(run, repository, keys, signed_at=int(time.time()))
         created = await asyncio.to_thread(self._runs.create, run)
         if request.clone_token and secret_name:
             # After the run, so the Secret can name it as owner and go when it goes. Until the
@@ -127,6 +135,20 @@ class TektonBackend:
             if await asyncio.to_thread(self._runs.cancel, namespace, name):
                 cancelled.append(name)
         return tuple(cancelled)
+
+
+def bind(run: dict[str, Any], repository: Repository, keys: BindingKeys, *, signed_at: int
+         ) -> None:
+    """Sign `run` (a PipelineRun about to be created) for `repository` (`ci.kube.binding`)."""
+    metadata = run["metadata"]
+    annotations = metadata.setdefault("annotations", {})
+    annotations.pop(labels.BINDING, None)
+    fields = signed_fields(
+        namespace=metadata["namespace"], name=metadata["name"],
+        run_labels=metadata.get("labels") or {}, run_annotations=annotations,
+        repository=repository,
+    )
+    annotations[labels.BINDING] = sign(fields, keys, signed_at=signed_at)
 
 
 def repository_labels(repository: Repository) -> dict[str, str]:
