@@ -14,11 +14,12 @@ from typing import Any
 
 from ci.backends import RunRequest, SubmittedRun
 from ci.kube import labels
-from ci.kube.binding import BindingKeys, sign, signed_fields
+from ci.kube.binding import DEFAULT_WINDOW, BindingKeys, refusal_for, sign, signed_fields
 from ci.kube.pipeline_runs import (
     EVENT_LABEL,
     REPOSITORY_OBJECT_LABEL,
     REPOSITORY_UID_LABEL,
+    ApiRefusedError,
     PipelineRuns,
 )
 from ci.kube.repositories import Repository
@@ -88,6 +89,11 @@ class TektonBackend:
         keys = await asyncio.to_thread(self._binding_keys)
         bind(run, repository, keys, signed_at=int(time.time()))
         created = await asyncio.to_thread(self._runs.create, run)
+        if not created.created:
+            # A redelivery finds the run of its first delivery; anything else of that name
+            # (a team member's run made ahead) is not ours, and gets no clone token.
+            await asyncio.to_thread(self._check_existing, created.namespace, created.name,
+                                    repository, keys)
         if request.clone_token and secret_name:
             # After the run, so the Secret can name it as owner and go when it goes. Until the
             # Secret exists the clone step's pod waits (its env cannot be resolved yet), which
@@ -100,6 +106,24 @@ class TektonBackend:
                 data={CLONE_TOKEN_KEY: request.clone_token},
             )
         return SubmittedRun(name=created.name, created=created.created)
+
+    def _check_existing(self, namespace: str, name: str, repository: Repository,
+                        keys: BindingKeys) -> None:
+        existing = self._runs.get(namespace, name)
+        if existing is None:
+            return  # deleted since: nothing to answer for
+        metadata = existing.get("metadata") or {}
+        refusal = refusal_for(
+            namespace=namespace, name=name, run_labels=metadata.get("labels") or {},
+            run_annotations=metadata.get("annotations") or {},
+            created=str(metadata.get("creationTimestamp", "")), repository=repository,
+            keys=keys, window=DEFAULT_WINDOW,
+        )
+        if refusal is not None:
+            raise ApiRefusedError(
+                f"PipelineRun {namespace}/{name} exists but Ferry's receiver did not make it "
+                f"for this Repository ({refusal.value}); it is never reported: delete it and "
+                "redeliver", status=409)
 
     async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
         group = _group_labels(request)

@@ -118,11 +118,16 @@ class _Controller:
                        timeout=settings.kubernetes.request_timeout)
                 if settings.leader.enabled else None
             )
+            keys = BindingKeyStore(client, settings.binding,
+                                   request_timeout=settings.kubernetes.request_timeout)
+            # Read (or made) before leading: without it nothing is reported, and an account
+            # that may not read it is a broken install, said at once (the process exits).
+            await asyncio.to_thread(keys.keys)
             leadership = Leadership(leases, identity=self._identity, settings=settings.leader)
             if not await leadership.acquire(stopping):
                 return
             self._metrics.leader.set(1)
-            await self._serve(client, http, leadership, stopping)
+            await self._serve(client, http, leadership, stopping, keys)
         finally:
             self._metrics.leader.set(0)
             stopping.set()
@@ -164,7 +169,7 @@ class _Controller:
                     break
 
     async def _serve(self, client: Any, http: httpx.AsyncClient, leadership: Leadership,
-                     stopping: asyncio.Event) -> None:
+                     stopping: asyncio.Event, keys: BindingKeyStore) -> None:
         settings = self._settings
         loop = asyncio.get_running_loop()
         api = custom_objects(client)
@@ -177,11 +182,6 @@ class _Controller:
 
         store = RunStore(notify)
         repositories = RepositoryIndex()
-        keys = BindingKeyStore(client, settings.binding,
-                               request_timeout=settings.kubernetes.request_timeout)
-        # Read (or made) before the first run is looked at: without it nothing is reported,
-        # and an account that may not read it is a broken install, said at once.
-        await asyncio.to_thread(keys.keys)
         verifier = RunVerifier(keys.keys, window=settings.binding_window, metrics=self._metrics)
 
         def repositories_changed() -> None:

@@ -14,9 +14,8 @@ from collections.abc import Callable
 import structlog
 
 from ci.controller.metrics import ControllerMetrics
-from ci.controller.runs import RunSnapshot, parse_time
-from ci.kube import labels
-from ci.kube.binding import BindingKeys, Refusal, names_repository, signed_fields, verify
+from ci.controller.runs import RunSnapshot
+from ci.kube.binding import BindingKeys, Refusal, refusal_for
 from ci.kube.repositories import Conflict, Repository, RepositoryIndex
 
 log = structlog.get_logger(__name__)
@@ -73,11 +72,6 @@ def repository_of(run: RunSnapshot, repositories: RepositoryIndex) -> Repository
 
 def refusal_of(run: RunSnapshot, repository: Repository, keys: BindingKeys, *,
                window: float) -> Refusal | None:
-    if not run.annotations.get(labels.BINDING):
-        return Refusal.UNBOUND
-    if not names_repository(run.labels, repository):
-        return Refusal.OTHER_REPOSITORY
-    fields = signed_fields(namespace=run.namespace, name=run.name, run_labels=run.labels,
-                           run_annotations=run.annotations, repository=repository)
-    return verify(run.annotations.get(labels.BINDING), fields, keys,
-                  created=parse_time(run.created), window=window)
+    return refusal_for(namespace=run.namespace, name=run.name, run_labels=run.labels,
+                       run_annotations=run.annotations, created=run.created,
+                       repository=repository, keys=keys, window=window)

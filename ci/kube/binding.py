@@ -40,6 +40,10 @@ from ci.kube.repositories import Repository
 from pipelines.names import label_value
 
 VERSION: Final = "v1"
+# Seconds between signing and the API server's creationTimestamp beyond which a run is
+# refused: clocks of the receiver's node and the API server may differ a little, and a
+# create may be retried; a copy of a signed run made later is refused.
+DEFAULT_WINDOW: Final = 300.0
 # Separates this MAC's inputs from any other use of the same key, now or later.
 _DOMAIN: Final = b"ferry.dev/binding/v1\n"
 _KEY_ID_DOMAIN: Final = b"ferry.dev/binding-key-id\n"
@@ -147,12 +151,44 @@ def verify(
     return None
 
 
+def refusal_for(
+    *,
+    namespace: str,
+    name: str,
+    run_labels: Mapping[str, str],
+    run_annotations: Mapping[str, str],
+    created: str,
+    repository: Repository,
+    keys: BindingKeys,
+    window: float,
+) -> Refusal | None:
+    """None if the run so described is bound to `repository`; else why not. The one check,
+    for the controller (every run it would act on) and the receiver (a run of the name it
+    was about to create that already exists)."""
+    if not run_annotations.get(labels.BINDING):
+        return Refusal.UNBOUND
+    if not names_repository(run_labels, repository):
+        return Refusal.OTHER_REPOSITORY
+    fields = signed_fields(namespace=namespace, name=name, run_labels=run_labels,
+                           run_annotations=run_annotations, repository=repository)
+    return verify(run_annotations.get(labels.BINDING), fields, keys,
+                  created=_timestamp(created), window=window)
+
+
 def names_repository(run_labels: Mapping[str, str], repository: Repository) -> bool:
     """Do the run's labels name `repository` (object name and uid), as the receiver set?"""
     return (
         run_labels.get(REPOSITORY_OBJECT_LABEL) == repository.name
         and run_labels.get(REPOSITORY_UID_LABEL) == label_value(repository.uid)
     )
+
+
+def _timestamp(text: str) -> datetime.datetime | None:
+    """A `creationTimestamp` (RFC 3339, as the API server writes it); None if unreadable."""
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
 
 
 def _ferry_fields(values: Mapping[str, str]) -> dict[str, str]:
