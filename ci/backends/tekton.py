@@ -20,6 +20,7 @@ from ci.kube.pipeline_runs import (
     REPOSITORY_OBJECT_LABEL,
     REPOSITORY_UID_LABEL,
     ApiRefusedError,
+    ApiUnavailableError,
     PipelineRuns,
 )
 from ci.kube.repositories import Repository
@@ -151,7 +152,14 @@ class TektonBackend:
 
     async def ready(self) -> str | None:
         reachable = await asyncio.to_thread(self._runs.reachable)
-        return None if reachable else "the Kubernetes API server does not answer"
+        if not reachable:
+            return "the Kubernetes API server does not answer"
+        try:
+            await asyncio.to_thread(self._binding_keys)
+        except (ApiRefusedError, ApiUnavailableError) as error:
+            # Without it no run can be signed, so none would ever be reported.
+            return f"the binding key cannot be read: {error}"
+        return None
 
     async def _cancel(self, namespace: str, names: list[str]) -> tuple[str, ...]:
         cancelled = []
