@@ -1,6 +1,6 @@
 """Only runs Ferry created are reported, to the repository they belong to: with deploy/'s
 RBAC on the real API server, a team member who may create PipelineRuns in the team's
-namespace (Kubernetes' `edit` role, plus what Tekton's `tekton-aggregate-edit` grants) makes
+namespace (what Kubernetes' `edit` role and Tekton's `tekton-aggregate-edit` grant) makes
 runs with forged labels and annotations, and the fake forge receives nothing from any of
 them; the receiver's own runs are still reported. The binding key is out of the member's
 reach: the API server refuses it (docs/controller.md, "Which runs are reported")."""
@@ -16,6 +16,7 @@ import pytest
 
 from ci.forges.types import ForgeKind
 from ci.kube import labels
+from ci.kube.repositories import normalize_url
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.kubelet import SimulatedKubelet
 from tests.cluster.resources import Kube, KubeError
@@ -31,29 +32,35 @@ jobs:
     steps:
       - run: echo built
 """
-# What Tekton's release grants the `edit` role (config/clusterrole-aggregate-edit.yaml);
-# the test cluster installs only Tekton's CRDs, so the team's Role carries it itself.
-TEKTON_EDIT = {"apiGroups": ["tekton.dev"],
-               "resources": ["tasks", "taskruns", "pipelines", "pipelineruns", "customruns"],
-               "verbs": ["create", "delete", "deletecollection", "get", "list", "patch",
-                         "update", "watch"]}
+WRITE = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+# A team member's Role: what Kubernetes' `edit` grants on these kinds, and what Tekton's release
+# adds to it (config/clusterrole-aggregate-edit.yaml). Spelt out: the test cluster runs no
+# ClusterRole aggregation controller, so its `edit` is empty.
+TEAM_MEMBER_RULES = [
+    {"apiGroups": [""], "resources": ["secrets", "configmaps", "pods", "serviceaccounts"],
+     "verbs": WRITE},
+    {"apiGroups": [""], "resources": ["pods/exec", "pods/attach", "pods/log"],
+     "verbs": ["create", "get"]},
+    {"apiGroups": ["tekton.dev"],
+     "resources": ["tasks", "taskruns", "pipelines", "pipelineruns", "customruns"],
+     "verbs": WRITE},
+    {"apiGroups": ["ferry.dev"], "resources": ["repositories"], "verbs": ["get", "list", "watch"]},
+]
 
 
 @pytest.fixture
 def member(cluster: ControlPlane, kube: Kube, namespace: str) -> Iterator[Kube]:
-    """A team member of `namespace`: `edit` there (Secrets included) and Tekton's runs,
-    nothing elsewhere; the admin's client impersonating them, as `kubectl --as` does."""
+    """A team member of `namespace` (TEAM_MEMBER_RULES there, nothing elsewhere): the admin's
+    client impersonating them, as `kubectl --as` does."""
     kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                 "metadata": {"name": "team-tekton", "namespace": namespace},
-                 "rules": [TEKTON_EDIT]})
-    for name, kind in (("team-edit", "ClusterRole"), ("team-tekton", "Role")):
-        role = "edit" if kind == "ClusterRole" else name
-        kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                     "metadata": {"name": name, "namespace": namespace},
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind,
-                                 "name": role},
-                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                                   "name": MEMBER}]})
+                 "metadata": {"name": "team-member", "namespace": namespace},
+                 "rules": TEAM_MEMBER_RULES})
+    kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": "team-member", "namespace": namespace},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                             "name": "team-member"},
+                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                               "name": MEMBER}]})
     client = cluster.api_client()
     client.set_default_header("Impersonate-User", MEMBER)
     yield Kube(client)
@@ -194,6 +201,7 @@ def _forged_runs(original: dict[str, Any], repository: Team, *, victim_sha: str,
     run = make("made-up-binding")
     run["metadata"]["annotations"][labels.BINDING] = "v1.trust-me"
     run["metadata"]["annotations"][labels.SHA] = victim_sha
-    assert all(r["metadata"]["annotations"][labels.REPOSITORY_URL] == repository.url
-               for r in runs.values())
+    # Every one names the team's Repository by URL: its credentials are the ones at stake.
+    assert {normalize_url(r["metadata"]["annotations"][labels.REPOSITORY_URL])
+            for r in runs.values()} == {normalize_url(repository.url)}
     return runs
