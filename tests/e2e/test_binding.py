@@ -20,7 +20,7 @@ from ci.kube.repositories import normalize_url
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.kubelet import SimulatedKubelet
 from tests.cluster.resources import Kube, KubeError
-from tests.e2e.delivering import Team, deliver, push_payload, sha_of, team, wait_for
+from tests.e2e.delivering import Team, deliver, push_payload, sha_of, signed, team, wait_for
 from tests.e2e.installation import SYSTEM_NAMESPACE, Installation
 
 MEMBER = "alice@example.com"
@@ -205,3 +205,34 @@ def _forged_runs(original: dict[str, Any], repository: Team, *, victim_sha: str,
     assert {normalize_url(r["metadata"]["annotations"][labels.REPOSITORY_URL])
             for r in runs.values()} == {normalize_url(repository.url)}
     return runs
+
+
+def test_a_run_made_ahead_under_the_receivers_name_is_not_taken_for_its_own(
+    ferry: Installation, kube: Kube, kubelet: SimulatedKubelet, member: Kube, namespace: str
+) -> None:
+    with team(kube, namespace, ForgeKind.GITHUB) as repository:
+        sha = sha_of(f"{namespace} squatted")
+        repository.forge.add_file(repository.owner_name, sha, ".ci.yaml", BUILD)
+        [name] = deliver(ferry, repository, "push", push_payload(repository, sha))
+        wait_for(ferry, lambda: repository.final_status(sha), what="the first run")
+        # The member replaces the receiver's run with an unbound one of the same name; the
+        # forge sends the event again (a new delivery: the same run name).
+        original = member.get(f"{_runs_path(namespace)}/{name}")
+        member.delete(f"{_runs_path(namespace)}/{name}")
+        wait_for(ferry, lambda: not member.exists(f"{_runs_path(namespace)}/{name}"),
+                 what="the receiver's run gone")
+        squatter = _copy(original, name)
+        del squatter["metadata"]["annotations"][labels.BINDING]
+        member.create(squatter)
+        response = ferry.post(*signed_delivery(repository, sha))
+        assert response.status_code == 502, response.text
+        assert "Ferry's receiver did not make it" in response.json()["error"]
+        assert "(unbound)" in response.json()["error"]
+        wait_for(ferry, lambda: _refusals(ferry, namespace).get(name) == "unbound",
+                 what="the controller refusing the squatter")
+        assert [s["state"] for s in repository.statuses(sha)] == ["pending", "pending",
+                                                                  "success"]
+
+
+def signed_delivery(repository: Team, sha: str) -> tuple[bytes, dict[str, str]]:
+    return signed(repository.kind, "push", push_payload(repository, sha))
