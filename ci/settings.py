@@ -287,10 +287,12 @@ class ControllerGroupSettings(_Group):
         "this time, and a burst of reports reads it once.",
     )
     binding_window_seconds: float = Field(
-        default=300.0,
+        default=120.0,
         gt=0,
         description="Seconds a run's binding may be signed before or after the run was created;"
-        " a copy of a signed run made later (after the original was deleted) is refused.",
+        " a copy of a signed run made later (after the original was deleted) is refused. The "
+        "receiver signs just before it creates, so this covers clock skew between its node and "
+        "the API server's, with room to spare.",
     )
     forge_timeout_seconds: float = Field(
         default=15.0,

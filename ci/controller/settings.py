@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ci.kube.binding import DEFAULT_WINDOW
 from ci.kube.binding_keys import BindingKeySettings
 from ci.kube.connecting import KubernetesSettings
 from ci.kube.watching import WatchSettings
@@ -74,4 +75,4 @@ class ControllerSettings:
     binding: BindingKeySettings = field(default_factory=BindingKeySettings)
     # Seconds between a run's creation and its binding's signing time beyond which it is
     # refused (a copy of a signed run, made after the original was deleted).
-    binding_window: float = 300.0
+    binding_window: float = DEFAULT_WINDOW
