@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ci.forges.types import ForgeKind  # noqa: E402
+from ci.kube.binding import BindingKeys  # noqa: E402
+from tests.binding import bound, cluster_keys  # noqa: E402
 from tests.cluster.control_plane import ControlPlane  # noqa: E402
 from tests.cluster.processes import wait_until  # noqa: E402
 from tests.cluster.resources import Kube  # noqa: E402
@@ -128,10 +130,12 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
     with serve(receipts) as api_url:  # type: ignore[arg-type]
         # The CRD's maximum; the controller runs with --no-prune anyway.
         create_repository(kube, NAMESPACE, api_url=api_url, keep_runs=1000)
+        signing = _signing(kube)
         active = [f"active-{index:05d}" for index in range(args.active)]
         started = time.monotonic()
-        list(pool.map(lambda item: kube.create(ferry_run(NAMESPACE, item[1],
-                                                         sha=sha_for(item[0]))),
+        list(pool.map(lambda item: kube.create(bound(ferry_run(NAMESPACE, item[1],
+                                                               sha=sha_for(item[0])),
+                                                     *signing)),
                       enumerate(active)))
         print(f"created {len(active)} active runs in {time.monotonic() - started:.1f}s")
 
@@ -198,7 +202,7 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         more = args.present - len(active)
         started = time.monotonic()
         done_memory = json.dumps({"v": 1, "seq": 3, "ack": {"run": ["success", None]}})
-        list(pool.map(lambda index: _finished_run(kube, index, done_memory),
+        list(pool.map(lambda index: _finished_run(kube, index, done_memory, signing),
                       range(len(active), len(active) + more)))
         print(f"created {more} finished, reported runs in {time.monotonic() - started:.1f}s")
         controller.stop()
@@ -233,9 +237,16 @@ def _resumed_after(process: ControllerProcess) -> dict[str, Any] | None:
     return None
 
 
-def _finished_run(kube: Kube, index: int, memory: str) -> None:
+def _signing(kube: Kube) -> tuple[dict[str, Any], BindingKeys]:
+    """The Repository and key runs are signed for, as the receiver signs them: read once."""
+    repository = kube.get(f"/apis/ferry.dev/v1alpha1/namespaces/{NAMESPACE}/repositories/widget")
+    return repository, cluster_keys(kube, NAMESPACE)
+
+
+def _finished_run(kube: Kube, index: int, memory: str,
+                  signing: tuple[dict[str, Any], BindingKeys]) -> None:
     name = f"done-{index:05d}"
-    run = ferry_run(NAMESPACE, name, sha=sha_for(index), pending=False)
+    run = bound(ferry_run(NAMESPACE, name, sha=sha_for(index), pending=False), *signing)
     run["metadata"]["annotations"]["ferry.dev/reported"] = memory
     # A run Tekton never sees (no Tekton here): given a final status straight away.
     kube.create(run)

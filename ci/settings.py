@@ -34,6 +34,7 @@ from pydantic import (
 from ci.controller import settings as controller_settings
 from ci.controller.summaries import check_details_url_template
 from ci.kube import connecting
+from ci.kube.binding_keys import BindingKeySettings
 from ci.kube.repositories import UntrustedPolicy
 from ci.kube.watching import WatchSettings
 from ci.local.environment import STEP_PATH
@@ -75,6 +76,31 @@ class KubernetesSettings(_Group):
         description="HTTP connections to the API server. The client's default (4) serialises "
         "concurrent deliveries; 32 covers the receiver's worker threads.",
     )
+    binding_secret_namespace: str = Field(
+        default="ferry-system",
+        min_length=1,
+        description="Namespace of the Secret holding the key that binds each run to its "
+        "Repository and commit (docs/controller.md); Ferry's own, where no team may read. "
+        "deploy/ sets the pod's namespace.",
+    )
+    binding_secret_name: str = Field(
+        default="ferry-binding-key",
+        min_length=1,
+        description="Name of that Secret. Created with a random key by the first component "
+        "that finds it absent; deploy/ lets each account `get` only this name.",
+    )
+    binding_key_ttl_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds the binding key is cached: a rotated key is used within this time.",
+    )
+
+    def binding_key_settings(self) -> BindingKeySettings:
+        return BindingKeySettings(
+            namespace=self.binding_secret_namespace,
+            name=self.binding_secret_name,
+            ttl=self.binding_key_ttl_seconds,
+        )
 
     def connection(self) -> connecting.KubernetesSettings:
         return connecting.KubernetesSettings(
@@ -259,6 +285,14 @@ class ControllerGroupSettings(_Group):
         ge=0,
         description="Seconds a Repository's Secret is cached: a rotated token is used within "
         "this time, and a burst of reports reads it once.",
+    )
+    binding_window_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a run's binding may be signed before or after the run was created;"
+        " a copy of a signed run made later (after the original was deleted) is refused. The "
+        "receiver signs just before it creates, so this covers clock skew between its node and "
+        "the API server's, with room to spare.",
     )
     forge_timeout_seconds: float = Field(
         default=15.0,
@@ -463,6 +497,8 @@ def controller_settings_from(settings: Settings) -> controller_settings.Controll
         prune=controller.prune,
         admit=controller.admit,
         metrics_port=controller.metrics_port,
+        binding=settings.kubernetes.binding_key_settings(),
+        binding_window=controller.binding_window_seconds,
     )
 
 

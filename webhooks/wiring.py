@@ -24,6 +24,7 @@ from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
+from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.connecting import api_client, cluster_configured, custom_objects
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
 from ci.kube.pipeline_runs import PipelineRuns, translate_api_errors
@@ -110,6 +111,8 @@ def _open_cluster(
 
     stack.callback(stop_watching)
     runs = PipelineRuns(api, request_timeout=settings.kubernetes.request_timeout_seconds)
+    keys = BindingKeyStore(api, settings.kubernetes.binding_key_settings(),
+                           request_timeout=settings.kubernetes.request_timeout_seconds)
     backend = TektonBackend(
         runs,
         options=TektonOptions(
@@ -117,6 +120,7 @@ def _open_cluster(
             clone_image=settings.webhooks.clone_image,
             ferry_version=ferry_version(),
         ),
+        binding_keys=keys.keys,
     )
     timeout = settings.kubernetes.request_timeout_seconds
     last_events = LastEvents(

@@ -7,16 +7,20 @@ the controller and the cancellations below find them by label, never by listing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ci.backends import RunRequest, SubmittedRun
 from ci.kube import labels
+from ci.kube.binding import DEFAULT_WINDOW, BindingKeys, refusal_for, sign, signed_fields
 from ci.kube.pipeline_runs import (
     EVENT_LABEL,
     REPOSITORY_OBJECT_LABEL,
     REPOSITORY_UID_LABEL,
+    ApiRefusedError,
+    ApiUnavailableError,
     PipelineRuns,
 )
 from ci.kube.repositories import Repository
@@ -41,9 +45,12 @@ class TektonBackend:
     # The controller reports every run it sees, from queued to the verdict, exactly once.
     reports_runs = True
 
-    def __init__(self, runs: PipelineRuns, *, options: TektonOptions) -> None:
+    def __init__(self, runs: PipelineRuns, *, options: TektonOptions,
+                 binding_keys: Callable[[], BindingKeys]) -> None:
+        """`binding_keys` blocks (it may read the key's Secret): called in a thread."""
         self._runs = runs
         self._options = options
+        self._binding_keys = binding_keys
 
     async def submit(self, request: RunRequest) -> SubmittedRun:
         repository = request.repository
@@ -79,7 +86,15 @@ class TektonBackend:
                 request.concurrency_limit
             )
             run["spec"]["status"] = labels.PENDING
+        # Last, over every label and annotation: the controller reports no run without it.
+        keys = await asyncio.to_thread(self._binding_keys)
+        bind(run, repository, keys, signed_at=int(time.time()))
         created = await asyncio.to_thread(self._runs.create, run)
+        if not created.created:
+            # A redelivery finds the run of its first delivery; anything else of that name
+            # (a team member's run made ahead) is not ours, and gets no clone token.
+            await asyncio.to_thread(self._check_existing, created.namespace, created.name,
+                                    repository, keys)
         if request.clone_token and secret_name:
             # After the run, so the Secret can name it as owner and go when it goes. Until the
             # Secret exists the clone step's pod waits (its env cannot be resolved yet), which
@@ -92,6 +107,24 @@ class TektonBackend:
                 data={CLONE_TOKEN_KEY: request.clone_token},
             )
         return SubmittedRun(name=created.name, created=created.created)
+
+    def _check_existing(self, namespace: str, name: str, repository: Repository,
+                        keys: BindingKeys) -> None:
+        existing = self._runs.get(namespace, name)
+        if existing is None:
+            return  # deleted since: nothing to answer for
+        metadata = existing.get("metadata") or {}
+        refusal = refusal_for(
+            namespace=namespace, name=name, run_labels=metadata.get("labels") or {},
+            run_annotations=metadata.get("annotations") or {},
+            created=str(metadata.get("creationTimestamp", "")), repository=repository,
+            keys=keys, window=DEFAULT_WINDOW,
+        )
+        if refusal is not None:
+            raise ApiRefusedError(
+                f"PipelineRun {namespace}/{name} exists but Ferry's receiver did not make it "
+                f"for this Repository ({refusal.value}); it is never reported: delete it and "
+                "redeliver", status=409)
 
     async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
         group = _group_labels(request)
@@ -119,7 +152,14 @@ class TektonBackend:
 
     async def ready(self) -> str | None:
         reachable = await asyncio.to_thread(self._runs.reachable)
-        return None if reachable else "the Kubernetes API server does not answer"
+        if not reachable:
+            return "the Kubernetes API server does not answer"
+        try:
+            await asyncio.to_thread(self._binding_keys)
+        except (ApiRefusedError, ApiUnavailableError) as error:
+            # Without it no run can be signed, so none would ever be reported.
+            return f"the binding key cannot be read: {error}"
+        return None
 
     async def _cancel(self, namespace: str, names: list[str]) -> tuple[str, ...]:
         cancelled = []
@@ -127,6 +167,20 @@ class TektonBackend:
             if await asyncio.to_thread(self._runs.cancel, namespace, name):
                 cancelled.append(name)
         return tuple(cancelled)
+
+
+def bind(run: dict[str, Any], repository: Repository, keys: BindingKeys, *, signed_at: int
+         ) -> None:
+    """Sign `run` (a PipelineRun about to be created) for `repository` (`ci.kube.binding`)."""
+    metadata = run["metadata"]
+    annotations = metadata.setdefault("annotations", {})
+    annotations.pop(labels.BINDING, None)
+    fields = signed_fields(
+        namespace=metadata["namespace"], name=metadata["name"],
+        run_labels=metadata.get("labels") or {}, run_annotations=annotations,
+        repository=repository,
+    )
+    annotations[labels.BINDING] = sign(fields, keys, signed_at=signed_at)
 
 
 def repository_labels(repository: Repository) -> dict[str, str]:

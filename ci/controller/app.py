@@ -30,7 +30,9 @@ from ci.controller.runs import RunKey, RunSnapshot
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
 from ci.controller.summaries import check_details_url_template
+from ci.controller.verification import RunVerifier
 from ci.kube import labels, patching
+from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.connecting import api_client, custom_objects
 from ci.kube.credentials import CredentialsCache, api_secret_reader
 from ci.kube.leases import Leases
@@ -116,11 +118,16 @@ class _Controller:
                        timeout=settings.kubernetes.request_timeout)
                 if settings.leader.enabled else None
             )
+            keys = BindingKeyStore(client, settings.binding,
+                                   request_timeout=settings.kubernetes.request_timeout)
+            # Read (or made) before leading: without it nothing is reported, and an account
+            # that may not read it is a broken install, said at once (the process exits).
+            await asyncio.to_thread(keys.keys)
             leadership = Leadership(leases, identity=self._identity, settings=settings.leader)
             if not await leadership.acquire(stopping):
                 return
             self._metrics.leader.set(1)
-            await self._serve(client, http, leadership, stopping)
+            await self._serve(client, http, leadership, stopping, keys)
         finally:
             self._metrics.leader.set(0)
             stopping.set()
@@ -162,7 +169,7 @@ class _Controller:
                     break
 
     async def _serve(self, client: Any, http: httpx.AsyncClient, leadership: Leadership,
-                     stopping: asyncio.Event) -> None:
+                     stopping: asyncio.Event, keys: BindingKeyStore) -> None:
         settings = self._settings
         loop = asyncio.get_running_loop()
         api = custom_objects(client)
@@ -175,6 +182,7 @@ class _Controller:
 
         store = RunStore(notify)
         repositories = RepositoryIndex()
+        verifier = RunVerifier(keys.keys, window=settings.binding_window, metrics=self._metrics)
 
         def repositories_changed() -> None:
             loop.call_soon_threadsafe(self._resubmit_all, queue, store)
@@ -189,9 +197,11 @@ class _Controller:
             leadership=leadership, metrics=self._metrics, settings=settings,
             incarnation=self._incarnation,
             on_final=lambda run, repository: self._on_final(queue, run, repository),
+            verifier=verifier,
         )
         housekeeping = _Housekeeping(api=api, store=store, repositories=repositories,
-                                     leadership=leadership, metrics=self._metrics)
+                                     leadership=leadership, metrics=self._metrics,
+                                     verifier=verifier)
 
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
@@ -299,7 +309,9 @@ class _Housekeeping:
     """Admission and pruning: both change runs, so only the leader does them."""
 
     def __init__(self, *, api: Any, store: RunStore, repositories: RepositoryIndex,
-                 leadership: Leadership, metrics: ControllerMetrics) -> None:
+                 leadership: Leadership, metrics: ControllerMetrics,
+                 verifier: RunVerifier) -> None:
+        self._verifier = verifier
         self._api = api
         self._store = store
         self._repositories = repositories
@@ -309,7 +321,9 @@ class _Housekeeping:
     async def admit(self, namespace: str, group: str) -> Retry | None:
         if not self._leadership.held():
             return None
-        runs = [run for run in self._store.runs(namespace) if admission.group_of(run) == group]
+        # Unbound runs neither start nor hold a slot: a hand-made run cannot block a group.
+        runs = [run for run in self._store.runs(namespace) if admission.group_of(run) == group
+                and await self._verifier.bound(run, self._repositories)]
         for run in admission.to_admit(runs):
             try:
                 written = await asyncio.to_thread(
@@ -336,7 +350,8 @@ class _Housekeeping:
         repository = found[0]
         url = normalize_url(repository.url)
         runs = [run for run in self._store.runs(namespace)
-                if run.repository_url and normalize_url(run.repository_url) == url]
+                if run.repository_url and normalize_url(run.repository_url) == url
+                and await self._verifier.bound(run, self._repositories)]
         for run in pruning.to_prune(runs, keep=repository.keep_runs):
             deleted = await asyncio.to_thread(
                 patching.delete, self._api, PIPELINE_RUN, namespace=namespace,

@@ -25,6 +25,7 @@ from ci.controller.runs import RunKey, RunSnapshot, RunState, observe
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, RunStore, newer_version
 from ci.controller.summaries import Presentation, render
+from ci.controller.verification import RunVerifier, repository_of
 from ci.forges.client import (
     CheckRunLookup,
     Credentials,
@@ -38,7 +39,7 @@ from ci.forges.registry import provider_for
 from ci.forges.types import ReportId, RepositoryName
 from ci.kube import labels, patching
 from ci.kube.credentials import CredentialsCache, CredentialsError
-from ci.kube.repositories import Conflict, Repository, RepositoryIndex
+from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 
 log = structlog.get_logger(__name__)
@@ -122,7 +123,9 @@ class Deliverer:
         settings: ControllerSettings,
         incarnation: str,
         on_final: Callable[[RunSnapshot, Repository], None],
+        verifier: RunVerifier,
     ) -> None:
+        self._verifier = verifier
         self._api = api
         self._store = store
         self._repositories = repositories
@@ -146,10 +149,14 @@ class Deliverer:
         if observation.deleted:
             if observation.run is not None:
                 self._memories.pop(observation.run.uid, None)
+                self._verifier.forget(observation.run.uid)
             return None
         run = observation.run or self._store.run(key)
         repository = self._repository_of(run) if run is not None and not run.deleting else None
-        if run is None or repository is None:
+        # Only runs the receiver bound to this Repository, as they were signed: anything else
+        # (a hand-made run, changed labels) is logged and counted, never reported.
+        if (run is None or repository is None
+                or await self._verifier.refusal(run, repository) is not None):
             return None
         bound = log.bind(run=f"{run.namespace}/{run.name}", repository=run.repository,
                          sha=run.sha)
@@ -206,18 +213,7 @@ class Deliverer:
         return self._clients.get(repository, found.forge)
 
     def _repository_of(self, run: RunSnapshot) -> Repository | None:
-        url = run.repository_url
-        if not url:
-            return None
-        found = self._repositories.lookup(url)
-        if isinstance(found, Conflict):
-            # Pick the one in the run's namespace: a run only ever uses its own namespace's
-            # credentials, whatever another namespace claims.
-            candidates = [r for r in found.repositories if r.namespace == run.namespace]
-            return candidates[0] if len(candidates) == 1 else None
-        if found is None or found.namespace != run.namespace:
-            return None
-        return found
+        return repository_of(run, self._repositories)
 
     async def _deliver(
         self,

@@ -96,6 +96,13 @@ class ControllerMetrics:
             "Finished runs deleted beyond their Repository's keepRuns.",
             registry=self.registry,
         )
+        self.refused = Counter(
+            "ferry_controller_runs_refused",
+            "Runs not reported because their binding to a Repository is missing or invalid "
+            "(docs/controller.md), by reason; each run counted once per reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "ferry_controller_leader", "1 while this replica holds the Lease.",
             registry=self.registry,

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ci.kube.binding import DEFAULT_WINDOW
+from ci.kube.binding_keys import BindingKeySettings
 from ci.kube.connecting import KubernetesSettings
 from ci.kube.watching import WatchSettings
 
@@ -69,3 +71,8 @@ class ControllerSettings:
     admit: bool = True
     # Port for Prometheus metrics on all interfaces; None: no metrics server.
     metrics_port: int | None = None
+    # The Secret with the key that binds runs to their Repository (`ci.kube.binding`).
+    binding: BindingKeySettings = field(default_factory=BindingKeySettings)
+    # Seconds between a run's creation and its binding's signing time beyond which it is
+    # refused (a copy of a signed run, made after the original was deleted).
+    binding_window: float = DEFAULT_WINDOW

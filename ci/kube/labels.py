@@ -41,6 +41,10 @@ CONCURRENCY_LIMIT: Final = f"{PREFIX}concurrency-limit"
 # untrusted pull request, or who said `/ok-to-test`), shown in the run's status description.
 NOTE: Final = f"{PREFIX}note"
 
+# Written by the receiver on every run it creates: its HMAC over the run's Repository,
+# labels and annotations (`ci.kube.binding`). The controller reports no run without a valid one.
+BINDING: Final = f"{PREFIX}binding"
+
 # What the controller last reported for the run and its jobs, as JSON (see
 # `ci.controller.reporting.Memory`). Written only after the forge acknowledged.
 REPORTED: Final = f"{PREFIX}reported"

@@ -125,7 +125,12 @@ ROWS = (
               (Query(_rate("ferry_controller_runs_admitted_total"), "admitted"),
                Query(_rate("ferry_controller_runs_pruned_total"), "pruned"),
                Query(_rate("ferry_controller_watch_restarts_total"), "watch restarts")),
-              unit="ops", width=24),
+              unit="ops", width=16),
+        Panel("Runs refused",
+              "Runs the controller does not report because the receiver did not bind them to "
+              "their Repository (hand-made or edited runs), by reason.",
+              (Query(f"sum by (reason) (increase(ferry_controller_runs_refused_total[{RATE}]))",
+                     "{{reason}}"),)),
     )),
     Row("Log archive", (
         Panel("Steps waiting for the archive",

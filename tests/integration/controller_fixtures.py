@@ -195,7 +195,10 @@ class ControllerProcess:
             "--log-level", "info",
             *self.extra,
         ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # The binding key (ci.kube.binding_keys) in the test's namespace: tests.binding
+        # signs hand-made runs with it, and the receivers of the tests use it too.
+        env = {**os.environ, "PYTHONPATH": str(REPO),
+               "FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE": self.namespace}
         self.component = Component(name=f"ferry-{self.identity}", argv=argv,
                                    log_path=self.log_path, env=env, cwd=REPO)
         self.component.start()

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ci.kube import labels
+from tests.binding import create_bound
 from tests.cluster.kubelet import EXIT_CODES_ANNOTATION, SimulatedKubelet
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TektonController
@@ -49,7 +50,7 @@ def test_life_of_a_run_is_reported_once_in_order(
     create_repository(kube, namespace, api_url=served_forge.api_url)
     controller.start()
     sha = sha_for(1)
-    kube.create(ferry_run(namespace, "life", sha=sha))
+    create_bound(kube, ferry_run(namespace, "life", sha=sha))
     statuses = served_forge.forge.statuses_for
 
     wait_for(lambda: len(statuses(OWNER_NAME, sha)) >= 1, what="queued", controller=controller)
@@ -63,7 +64,7 @@ def test_life_of_a_run_is_reported_once_in_order(
     # Another event for the same run must not repeat anything.
     kube.merge_patch(f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns/life",
                      {"metadata": {"annotations": {"poke": "1"}}})
-    kube.create(ferry_run(namespace, "sentinel", sha=sha_for(2)))
+    create_bound(kube, ferry_run(namespace, "sentinel", sha=sha_for(2)))
     wait_for(lambda: statuses(OWNER_NAME, sha_for(2)), what="sentinel", controller=controller)
 
     posted = statuses(OWNER_NAME, sha)
@@ -103,7 +104,7 @@ def test_runs_through_tekton_report_each_job_as_a_check_run(
         run["metadata"]["annotations"].update({
             labels.REPOSITORY: OWNER_NAME, labels.REPOSITORY_URL: REPOSITORY_URL,
             labels.SHA: sha})
-        kube.create(run)
+        create_bound(kube, run)
         runs[name] = sha
 
     def check_runs(sha: str) -> list[dict]:  # type: ignore[type-arg]

@@ -6,6 +6,7 @@ import datetime
 import itertools
 
 from ci.kube import labels
+from tests.binding import create_bound
 from tests.cluster.resources import Kube
 from tests.integration.controller_fixtures import (
     ControllerProcess,
@@ -41,10 +42,10 @@ def test_pending_runs_are_admitted_in_creation_order_one_slot_at_a_time(
     limit = {labels.CONCURRENCY_LIMIT: "1"}
     names = ["first", "second", "third"]
     for index, name in enumerate(names):
-        kube.create(ferry_run(namespace, name, sha=sha_for(index), extra_labels=group,
+        create_bound(kube, ferry_run(namespace, name, sha=sha_for(index), extra_labels=group,
                               extra_annotations=limit))
     # Another group is not held back by this one.
-    kube.create(ferry_run(namespace, "elsewhere", sha=sha_for(9),
+    create_bound(kube, ferry_run(namespace, "elsewhere", sha=sha_for(9),
                           extra_labels={labels.CONCURRENCY_GROUP: "pr-7"},
                           extra_annotations=limit))
     controller.start()
@@ -81,8 +82,8 @@ def test_finished_runs_beyond_keep_runs_are_deleted_after_their_final_report(
     controller.start()
     names = ["run-1", "run-2", "run-3", "run-4"]  # one second may hold them all: names order
     for index, name in enumerate(names):
-        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
-    kube.create(ferry_run(namespace, "still-running", sha=sha_for(8)))
+        create_bound(kube, ferry_run(namespace, name, sha=sha_for(index)))
+    create_bound(kube, ferry_run(namespace, "still-running", sha=sha_for(8)))
     for name in names:
         set_condition(kube, namespace, name, "True", "Succeeded")
 

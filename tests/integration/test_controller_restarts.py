@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from tests.binding import create_bound
 from tests.cluster.resources import Kube
 from tests.integration.controller_fixtures import (
     OWNER_NAME,
@@ -101,7 +102,7 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(
     outcomes = {name: rng.choice(sorted(FINALS)) for name in names}
     controller.start()
     for index, name in enumerate(names):
-        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+        create_bound(kube, ferry_run(namespace, name, sha=sha_for(index)))
     done = threading.Event()
     driver = threading.Thread(target=_drive, args=(kube, namespace, names, outcomes,
                                                    random.Random(6), done), daemon=True)
@@ -134,7 +135,7 @@ def test_a_forge_failing_30_percent_still_gets_every_status_once(
     controller.start()
     controller.wait_ready()
     for index, name in enumerate(names):
-        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+        create_bound(kube, ferry_run(namespace, name, sha=sha_for(index)))
     _drive(kube, namespace, names, outcomes, random.Random(8), threading.Event())
     wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
              what="every final status acknowledged", controller=controller, timeout=300)
@@ -163,7 +164,7 @@ def test_two_controllers_with_a_lease_only_one_reports(
     try:
         names = [f"first-{index}" for index in range(5)]
         for index, name in enumerate(names):
-            kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+            create_bound(kube, ferry_run(namespace, name, sha=sha_for(index)))
             set_condition(kube, namespace, name, "True", "Succeeded")
         wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
                  what="first runs reported", controller=controller)
@@ -173,7 +174,7 @@ def test_two_controllers_with_a_lease_only_one_reports(
         standby.wait_ready()
         later = [f"later-{index}" for index in range(5)]
         for index, name in enumerate(later, start=len(names)):
-            kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+            create_bound(kube, ferry_run(namespace, name, sha=sha_for(index)))
             set_condition(kube, namespace, name, "True", "Succeeded")
         wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in later),
                  what="later runs reported by the standby", controller=standby)

@@ -61,8 +61,13 @@ CONTROLLER_IN_TEAM = CONTROLLER_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["get", "patch", "delete"]),
     ("", ["secrets", "pods/log"], ["get"]),
 )
+# The binding key (ci/kube/binding_keys.py): read by its name only, created if absent.
+BINDING_KEY = (_rules(("", ["secrets"], ["create"]))
+               | _rules(("", ["secrets"], ["get"]), names=("ferry-binding-key",)))
+WEBHOOKS_IN_SYSTEM = WEBHOOKS_EVERYWHERE | BINDING_KEY
 CONTROLLER_IN_SYSTEM = (
     CONTROLLER_EVERYWHERE
+    | BINDING_KEY
     | _rules(("coordination.k8s.io", ["leases"], ["create"]))
     | _rules(("coordination.k8s.io", ["leases"], ["get", "update"]), names=("ferry-controller",))
 )
@@ -179,7 +184,7 @@ def test_each_account_may_do_exactly_what_its_code_calls(
     webhooks, controller = accounts[WEBHOOKS_ACCOUNT], accounts[CONTROLLER_ACCOUNT]
     assert _granted(webhooks, namespace) == WEBHOOKS_IN_TEAM
     assert _granted(webhooks, uninvited) == WEBHOOKS_EVERYWHERE
-    assert _granted(webhooks, SYSTEM_NAMESPACE) == WEBHOOKS_EVERYWHERE
+    assert _granted(webhooks, SYSTEM_NAMESPACE) == WEBHOOKS_IN_SYSTEM
     assert _granted(controller, namespace) == CONTROLLER_IN_TEAM
     assert _granted(controller, uninvited) == CONTROLLER_EVERYWHERE
     assert _granted(controller, SYSTEM_NAMESPACE) == CONTROLLER_IN_SYSTEM
@@ -214,6 +219,14 @@ def test_each_account_is_refused_what_it_must_not_do(
     task_runs = f"/apis/tekton.dev/v1/namespaces/{namespace}/taskruns"
     lease = f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM_NAMESPACE}/leases"
     team_lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/ferry-controller"
+    system_secrets = collection_path("v1", "Secret", SYSTEM_NAMESPACE)
+    # The binding key: read by name, never listed, changed or deleted, nor anything beside.
+    key_refusals = [
+        ("GET", system_secrets),
+        ("GET", f"{system_secrets}/another-secret"),
+        ("PATCH", f"{system_secrets}/ferry-binding-key", {"data": {"key": "AAAA"}}),
+        ("DELETE", f"{system_secrets}/ferry-binding-key"),
+    ]
     refusals = {
         WEBHOOKS_ACCOUNT: [
             ("GET", f"/api/v1/namespaces/{other}/secrets/anything"),
@@ -230,6 +243,7 @@ def test_each_account_is_refused_what_it_must_not_do(
             ("DELETE", f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns/anything"),
             ("GET", f"/api/v1/namespaces/{namespace}/pods/anything/log"),
             ("GET", f"{lease}/ferry-controller"),
+            *key_refusals,
         ],
         CONTROLLER_ACCOUNT: [
             ("GET", f"/api/v1/namespaces/{other}/secrets/anything"),
@@ -245,6 +259,7 @@ def test_each_account_is_refused_what_it_must_not_do(
             ("GET", f"{lease}/someone-elses-lease"),
             ("PATCH", team_lease, {"spec": {}}),
             ("DELETE", f"/apis/tekton.dev/v1/namespaces/{other}/pipelineruns/anything"),
+            *key_refusals,
         ],
     }
     allowed = [f"{account}: {call[0]} {call[1]}" for account, calls in refusals.items()

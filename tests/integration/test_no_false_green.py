@@ -159,7 +159,8 @@ def setup(request: pytest.FixtureRequest, cluster: ControlPlane, kube: Kube, nam
                          "apiURL": api_url, "secretRef": {"name": "forge"}, **spec},
             })
             client = TestClient(create_app(
-                Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig))))
+                Settings(kubernetes=KubernetesSettings(
+                    kubeconfig=cluster.kubeconfig, binding_secret_namespace=namespace))))
             client.__enter__()
             clients.append(client)
             wait_for(lambda: client.get("/readyz").status_code == 200, what="receiver ready")

@@ -27,6 +27,7 @@ from ci.kube.connecting import KubernetesSettings as Connection
 from ci.kube.connecting import api_client
 from ci.kube.pipeline_runs import PipelineRuns
 from ci.settings import KubernetesSettings, Settings
+from tests.binding import TEST_KEYS
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TEKTON_API
@@ -142,7 +143,8 @@ def receiver_for(
         receiver = Receiver(
             client=TestClient(
                 create_app(
-                    Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig)),
+                    Settings(kubernetes=KubernetesSettings(
+                        kubeconfig=cluster.kubeconfig, binding_secret_namespace=namespace)),
                     forge_transport=forge.transport(),
                 )
             ),
@@ -328,7 +330,8 @@ def test_unreachable_api_server_is_503(
         runtime = receiver.client.app.state.runtime  # type: ignore[attr-defined]
         live = runtime.receiver.backend
         runtime.receiver.backend = TektonBackend(
-            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions()
+            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions(),
+            binding_keys=lambda: TEST_KEYS,
         )
         try:
             payload, _ = _push(receiver)

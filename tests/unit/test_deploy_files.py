@@ -124,11 +124,23 @@ def test_both_components_read_one_settings_file_that_loads(tmp_path: Path) -> No
     pod_fields = {"metadata.name": "ferry-controller-abc12", "metadata.namespace": "ferry-system"}
     environ = {variable["name"]: pod_fields[variable["valueFrom"]["fieldRef"]["fieldPath"]]
                for variable in controller["env"]}
-    assert all(name.startswith("FERRY_CONTROLLER_") for name in environ)
+    assert all(name.startswith(("FERRY_CONTROLLER_", "FERRY_KUBERNETES_BINDING_"))
+               for name in environ)
     settings = load_settings(environ=environ, config_file=settings_file)
     mapped = controller_settings_from(settings)
     assert mapped.identity == "ferry-controller-abc12"
     assert (mapped.leader.namespace, mapped.leader.name) == ("ferry-system", "ferry-controller")
+    # The binding key's Secret is in the pod's own namespace, for both components: the one
+    # the RBAC lets them read (binding-key-rbac.yaml).
+    assert mapped.binding.namespace == "ferry-system"
+    [webhooks] = deployments["ferry-webhooks"]["spec"]["template"]["spec"]["containers"]
+    assert {variable["name"]: variable["valueFrom"]["fieldRef"]["fieldPath"]
+            for variable in webhooks["env"]} == {
+        "FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE": "metadata.namespace"}
+    [key_role] = [d for d in documents if d["kind"] == "Role"
+                  and d["metadata"]["name"] == "ferry-binding-key"]
+    assert {tuple(rule.get("resourceNames", ())) for rule in key_role["rules"]
+            if "get" in rule["verbs"]} == {(mapped.binding.name,)}
     # The port the controller's probes ask for.
     assert str(mapped.metrics_port) in {
         str(port["containerPort"]) for port in controller["ports"]}

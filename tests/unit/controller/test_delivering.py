@@ -30,11 +30,13 @@ from ci.controller.retrying import Retry
 from ci.controller.runs import RunSnapshot
 from ci.controller.settings import ControllerSettings, LeaderSettings
 from ci.controller.store import Observation, RunStore
+from ci.controller.verification import RunVerifier
 from ci.forges.statuses import Conclusion
 from ci.forges.types import ForgeKind
 from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
 from ci.kube.repositories import RepositoryIndex
+from tests.binding import TEST_KEYS, bound
 from tests.fakeforge import FakeForge
 from tests.fakeforge.connecting import connected
 from tests.unit.controller.builders import pipeline_run
@@ -95,10 +97,11 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
     if app_key is not None:
         spec["githubApp"] = {"appID": 4242, "installationID": 77}
         secret = {"private-key": app_key}
-    repositories.on_relist([{
-        "metadata": {"name": "widget", "namespace": "team", "uid": "uid-widget"},
-        "spec": spec,
-    }])
+    repository = {"metadata": {"name": "widget", "namespace": "team", "uid": "uid-widget"},
+                  "spec": spec}
+    repositories.on_relist([repository])
+    # Signed as the receiver signs runs; only runs it signed are reported.
+    api.run = bound(api.run, repository)
     metrics = ControllerMetrics()
     finals: list[str] = []
     deliverer = Deliverer(
@@ -113,6 +116,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         settings=ControllerSettings(details_url_template="https://dash/{namespace}/{name}"),
         incarnation=name,
         on_final=lambda run, repository: finals.append(run.name),
+        verifier=RunVerifier(lambda: TEST_KEYS, window=300.0, metrics=metrics),
     )
     return Incarnation(api=api, deliverer=deliverer, metrics=metrics, finals=finals)
 
@@ -353,3 +357,17 @@ async def test_a_check_run_created_before_a_kill_is_updated_when_the_run_moved_o
     assert creations(app_forge) == 0
     memory = Memory.of_annotations(api.run["metadata"]["annotations"])
     assert memory.doubts == ()
+
+
+async def test_a_run_whose_signed_fields_were_changed_is_never_reported(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    api = FakeCustomObjects(finished_run())
+    deliverer = incarnation(api, forge, http, "first")
+    other_sha = "0" * 40
+    api.run["metadata"]["annotations"][labels.SHA] = other_sha  # after the receiver signed it
+    assert await deliverer.handle() is None
+    assert forge.statuses_for(OWNER_NAME, other_sha) == []
+    assert forge.statuses_for(OWNER_NAME, SHA) == []
+    assert api.annotations_written == []
+    assert deliverer.counted("ferry_controller_runs_refused_total", reason="forged") == 1.0

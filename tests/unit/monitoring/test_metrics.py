@@ -20,6 +20,7 @@ BOUNDED_LABELS = {
     "outcome": "an outcome word of the receiver or the controller",
     "status": "an HTTP status, or the error's class when there was no answer",
     "result": "written or failed",
+    "reason": "why a run was refused: the words of ci.kube.binding.Refusal",
 }
 UNITS = ("_seconds", "_bytes")
 # Words that say a quantity has a unit, which must then end the name.

@@ -1,0 +1,77 @@
+"""Which runs the controller may act on: those the receiver bound to their Repository.
+
+A run without a valid binding (`ci.kube.binding`) is never reported, admitted or counted
+towards pruning: anyone who may create PipelineRuns in a team namespace can write its labels
+and annotations, so they prove nothing by themselves. Each refused run is logged once per
+reason (`run refused`) and counted in `ferry_controller_runs_refused_total{reason}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from ci.controller.metrics import ControllerMetrics
+from ci.controller.runs import RunSnapshot
+from ci.kube.binding import BindingKeys, Refusal, refusal_for
+from ci.kube.repositories import Conflict, Repository, RepositoryIndex
+
+log = structlog.get_logger(__name__)
+
+
+class RunVerifier:
+    def __init__(self, keys: Callable[[], BindingKeys], *, window: float,
+                 metrics: ControllerMetrics) -> None:
+        """`keys` may block (it reads the key's Secret when its cache is old)."""
+        self._keys = keys
+        self._window = window
+        self._metrics = metrics
+        self._refused: dict[str, Refusal] = {}  # run uid -> the reason last logged
+
+    async def refusal(self, run: RunSnapshot, repository: Repository) -> Refusal | None:
+        """None if `run` is bound to `repository`; else why not (logged and counted once)."""
+        keys = await asyncio.to_thread(self._keys)
+        refusal = refusal_of(run, repository, keys, window=self._window)
+        if refusal is None:
+            self._refused.pop(run.uid, None)
+        elif self._refused.get(run.uid) is not refusal:
+            self._refused[run.uid] = refusal
+            self._metrics.refused.labels(refusal.value).inc()
+            # Not the binding's value: it proves nothing to a reader and helps a forger.
+            log.warning("run refused: not bound to its Repository by Ferry's receiver",
+                        run=f"{run.namespace}/{run.name}", reason=refusal.value,
+                        repository_object=f"{repository.namespace}/{repository.name}",
+                        claimed_repository=run.repository, claimed_sha=run.sha)
+        return refusal
+
+    async def bound(self, run: RunSnapshot, repositories: RepositoryIndex) -> bool:
+        """Is `run` bound to the Repository its URL names in its own namespace?"""
+        repository = repository_of(run, repositories)
+        return repository is not None and await self.refusal(run, repository) is None
+
+    def forget(self, uid: str) -> None:
+        self._refused.pop(uid, None)
+
+
+def repository_of(run: RunSnapshot, repositories: RepositoryIndex) -> Repository | None:
+    """The Repository in the run's namespace whose URL the run names; None if there is none
+    (or two): a run only ever uses its own namespace's Repository and credentials."""
+    url = run.repository_url
+    if not url:
+        return None
+    found = repositories.lookup(url)
+    if isinstance(found, Conflict):
+        candidates = [r for r in found.repositories if r.namespace == run.namespace]
+        return candidates[0] if len(candidates) == 1 else None
+    if found is None or found.namespace != run.namespace:
+        return None
+    return found
+
+
+def refusal_of(run: RunSnapshot, repository: Repository, keys: BindingKeys, *,
+               window: float) -> Refusal | None:
+    return refusal_for(namespace=run.namespace, name=run.name, run_labels=run.labels,
+                       run_annotations=run.annotations, created=run.created,
+                       repository=repository, keys=keys, window=window)

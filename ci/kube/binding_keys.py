@@ -1,0 +1,135 @@
+"""The binding key (`ci.kube.binding`): a Secret in Ferry's own namespace, made once.
+
+Only the receiver's and the controller's ServiceAccounts may read it (deploy/base/
+binding-key-rbac.yaml: `get` limited to this one name), and no team role reaches Ferry's
+namespace. It is never in git: the first component that starts and finds it absent creates it
+with random bytes; when both race, the create that loses (409) reads the winner's. An
+operator may also create it beforehand (docs/install.md), e.g. from a secrets manager.
+
+Data keys: `key` signs and verifies; `previous` (optional) only verifies, so a key can be
+rotated without refusing the runs already in flight (docs/install.md, "Rotating").
+Read again after `ttl` seconds, so a rotation takes effect without restarts; a failed re-read
+keeps the last keys (an API server hiccup must not stop reporting).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+
+from ci.kube.binding import KEY_BYTES, BindingKeys
+from ci.kube.pipeline_runs import ApiRefusedError, translate_api_errors
+
+log = structlog.get_logger(__name__)
+
+CURRENT_KEY: Final = "key"
+PREVIOUS_KEY: Final = "previous"
+
+
+class BindingKeyError(ApiRefusedError):
+    """The Secret exists but holds no usable key (too short, not base64...). An
+    `ApiRefusedError`: the receiver answers it like any refusal of the cluster (502)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=500)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindingKeySettings:
+    namespace: str = "ferry-system"
+    name: str = "ferry-binding-key"
+    # Seconds the keys are cached before the Secret is read again.
+    ttl: float = 60.0
+
+
+class BindingKeyStore:
+    """`keys()`: the current keys, reading (or creating) the Secret when the cache is old.
+
+    Blocks on the API server: call it from a worker thread in async code.
+    """
+
+    def __init__(self, api_client: Any, settings: BindingKeySettings, *,
+                 request_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from kubernetes.client import CoreV1Api  # noqa: PLC0415 (heavy)
+
+        self._core = CoreV1Api(api_client)
+        self._settings = settings
+        self._timeout = request_timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: BindingKeys | None = None
+        self._read_at = 0.0
+
+    def keys(self) -> BindingKeys:
+        with self._lock:
+            now = self._clock()
+            if self._keys is not None and now - self._read_at < self._settings.ttl:
+                return self._keys
+            try:
+                self._keys = self._read_or_create()
+            except Exception as error:
+                if self._keys is None:
+                    raise
+                log.warning("could not read the binding key again; using the last one",
+                            error=type(error).__name__)
+            self._read_at = now
+            return self._keys
+
+    def _read_or_create(self) -> BindingKeys:
+        found = self._read()
+        if found is not None:
+            return found
+        self._create()
+        found = self._read()
+        if found is None:
+            raise BindingKeyError("the binding key Secret vanished right after it was created")
+        return found
+
+    def _read(self) -> BindingKeys | None:
+        namespace, name = self._settings.namespace, self._settings.name
+        try:
+            with translate_api_errors(f"read Secret {namespace}/{name}"):
+                secret: Any = self._core.read_namespaced_secret(
+                    name, namespace, _request_timeout=self._timeout)
+        except ApiRefusedError as error:
+            if error.status == 404:
+                return None
+            raise
+        return keys_of(secret.data or {}, where=f"Secret {namespace}/{name}")
+
+    def _create(self) -> None:
+        namespace, name = self._settings.namespace, self._settings.name
+        body: Any = {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/part-of": "ferry"}},
+            "data": {CURRENT_KEY: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()},
+        }
+        try:
+            with translate_api_errors(f"create Secret {namespace}/{name}"):
+                self._core.create_namespaced_secret(namespace, body,
+                                                    _request_timeout=self._timeout)
+        except ApiRefusedError as error:
+            if error.status != 409:  # 409: another component created it first; read theirs
+                raise
+            return
+        log.info("created the binding key", secret=f"{namespace}/{name}")
+
+
+def keys_of(data: Mapping[str, str], *, where: str) -> BindingKeys:
+    """The keys in a Secret's `data` (base64, as the API server returns it)."""
+    try:
+        current = base64.b64decode(data.get(CURRENT_KEY) or "", validate=True)
+        previous = data.get(PREVIOUS_KEY)
+        older = (base64.b64decode(previous, validate=True),) if previous else ()
+        return BindingKeys(current, older)
+    except ValueError as error:
+        raise BindingKeyError(f"{where}: {error}") from None

@@ -1,0 +1,182 @@
+"""The binding of a run to its Repository and commit: every field the controller reads is
+signed, so changing any one of them (or the Repository) refuses the run."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+from typing import Any
+
+import pytest
+
+from ci.controller.metrics import ControllerMetrics
+from ci.controller.runs import RunSnapshot
+from ci.controller.verification import RunVerifier, refusal_of
+from ci.kube import labels
+from ci.kube.binding import BindingKeys, Refusal, key_id_of
+from ci.kube.binding_keys import BindingKeyError, keys_of
+from ci.kube.pipeline_runs import EVENT_LABEL, REPOSITORY_OBJECT_LABEL, REPOSITORY_UID_LABEL
+from ci.kube.repositories import Repository
+from tests.binding import TEST_KEYS, bound
+from tests.unit.controller.builders import pipeline_run
+
+WINDOW = 300.0
+REPOSITORY = Repository.from_object({
+    "metadata": {"name": "widget", "namespace": "team", "uid": "uid-widget"},
+    "spec": {"forge": "github", "url": "https://github.com/acme/widget",
+             "apiURL": "https://api.github.com", "secretRef": {"name": "widget-forge"}},
+})
+OTHER_KEYS = BindingKeys(b"another-key-of-at-least-32-bytes")
+
+
+def receiver_run() -> dict[str, Any]:
+    """A run with the labels and annotations the receiver writes, signed for REPOSITORY."""
+    run = pipeline_run()
+    run["metadata"]["labels"] |= {EVENT_LABEL: "push", labels.BRANCH: "main",
+                                  f"{labels.PREFIX}untrusted": "true"}
+    run["metadata"]["annotations"] |= {f"{labels.PREFIX}ref": "refs/heads/main",
+                                       labels.PIPELINE: "ci", labels.NOTE: "trusted"}
+    return bound(run, REPOSITORY)
+
+
+def refusal(run: dict[str, Any], repository: Repository = REPOSITORY,
+            keys: BindingKeys = TEST_KEYS) -> Refusal | None:
+    return refusal_of(RunSnapshot.of(run), repository, keys, window=WINDOW)
+
+
+def test_a_run_the_receiver_signed_is_accepted() -> None:
+    assert refusal(receiver_run()) is None
+
+
+@pytest.mark.parametrize("where", ["annotations", "labels"])
+def test_changing_any_signed_field_refuses_the_run(where: str) -> None:
+    original = receiver_run()
+    fields = {key: value for key, value in original["metadata"][where].items()
+              if key != labels.BINDING and key not in (REPOSITORY_OBJECT_LABEL,
+                                                       REPOSITORY_UID_LABEL)}
+    assert len(fields) >= 4
+    for key in fields:
+        tampered = copy.deepcopy(original)
+        tampered["metadata"][where][key] = "0" * 40 if key == labels.SHA else "forged"
+        assert refusal(tampered) is Refusal.FORGED, key
+        removed = copy.deepcopy(original)
+        del removed["metadata"][where][key]
+        assert refusal(removed) is Refusal.FORGED, key
+    added = copy.deepcopy(original)
+    added["metadata"][where][labels.PULL_REQUEST] = "7"
+    assert refusal(added) is Refusal.FORGED
+
+
+def test_other_labels_and_the_controllers_memory_are_not_signed() -> None:
+    run = receiver_run()
+    run["metadata"]["annotations"][labels.REPORTED] = '{"sequence": 3}'
+    run["metadata"]["labels"]["tekton.dev/pipeline"] = "widget-abc"
+    assert refusal(run) is None
+
+
+@pytest.mark.parametrize("field", ["namespace", "name"])
+def test_the_runs_own_name_and_namespace_are_signed(field: str) -> None:
+    run = receiver_run()
+    run["metadata"][field] = "elsewhere"
+    repository = dataclasses.replace(REPOSITORY, namespace="elsewhere") if (
+        field == "namespace") else REPOSITORY
+    assert refusal(run, repository) is Refusal.FORGED
+
+
+@pytest.mark.parametrize("change", [
+    {"uid": "uid-of-a-recreated-widget"}, {"forge": "gitea"},
+    {"url": "https://github.com/acme/gadget"}, {"api_url": "https://evil.example/api"},
+    {"api_url": None},
+])
+def test_a_different_repository_object_refuses_the_run(change: dict[str, Any]) -> None:
+    other = dataclasses.replace(REPOSITORY, **change)
+    expected = Refusal.OTHER_REPOSITORY if "uid" in change else Refusal.FORGED
+    assert refusal(receiver_run(), other) is expected
+
+
+def test_labels_naming_another_repository_object_are_refused() -> None:
+    run = receiver_run()
+    run["metadata"]["labels"][REPOSITORY_OBJECT_LABEL] = "gadget"
+    assert refusal(run) is Refusal.OTHER_REPOSITORY
+
+
+def test_a_hand_made_run_without_a_binding_is_refused() -> None:
+    run = receiver_run()
+    del run["metadata"]["annotations"][labels.BINDING]
+    assert refusal(run) is Refusal.UNBOUND
+
+
+@pytest.mark.parametrize("value", [
+    "v1", "v2.a.1.b", "v1.a.b.c", "v1.a.1", "v1.a.1.b.c", "v1.a.-1.b", "v1.a.9999999999999.b",
+])
+def test_a_malformed_binding_is_refused(value: str) -> None:
+    run = receiver_run()
+    run["metadata"]["annotations"][labels.BINDING] = value
+    assert refusal(run) is Refusal.MALFORMED
+
+
+def test_a_binding_made_with_another_key_is_refused() -> None:
+    assert refusal(bound(receiver_run(), REPOSITORY, OTHER_KEYS)) is Refusal.UNKNOWN_KEY
+
+
+def test_a_mac_of_the_right_key_id_but_wrong_value_is_refused() -> None:
+    run = receiver_run()
+    version, key_id, at, mac = run["metadata"]["annotations"][labels.BINDING].split(".")
+    forged = "A" * len(mac)
+    run["metadata"]["annotations"][labels.BINDING] = ".".join((version, key_id, at, forged))
+    assert refusal(run) is Refusal.FORGED
+
+
+def test_after_rotation_runs_signed_with_the_previous_key_are_still_accepted() -> None:
+    rotated = BindingKeys(OTHER_KEYS.current, (TEST_KEYS.current,))
+    assert refusal(receiver_run(), keys=rotated) is None
+    assert refusal(bound(receiver_run(), REPOSITORY, rotated), keys=rotated) is None
+    # ... until the previous key is dropped.
+    assert refusal(receiver_run(), keys=OTHER_KEYS) is Refusal.UNKNOWN_KEY
+
+
+def test_a_copy_created_long_after_it_was_signed_is_refused() -> None:
+    original = receiver_run()
+    created = datetime.datetime(2024, 5, 1, 9, 59, 59, tzinfo=datetime.UTC)
+    for offset, expected in ((WINDOW - 1, None), (WINDOW + 1, Refusal.OUTSIDE_WINDOW),
+                             (-(WINDOW + 1), Refusal.OUTSIDE_WINDOW)):
+        copied = copy.deepcopy(original)
+        later = created + datetime.timedelta(seconds=offset)
+        copied["metadata"]["creationTimestamp"] = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert refusal(copied) is expected, offset
+    missing = copy.deepcopy(original)
+    del missing["metadata"]["creationTimestamp"]
+    assert refusal(missing) is Refusal.OUTSIDE_WINDOW
+
+
+def test_keys_shorter_than_32_bytes_are_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        BindingKeys(b"short")
+    with pytest.raises(BindingKeyError):
+        keys_of({"key": "c2hvcnQ="}, where="Secret ferry-system/ferry-binding-key")
+    with pytest.raises(BindingKeyError):
+        keys_of({"key": "not base64!"}, where="Secret ferry-system/ferry-binding-key")
+    with pytest.raises(BindingKeyError):
+        keys_of({}, where="Secret ferry-system/ferry-binding-key")
+
+
+def test_the_key_never_shows_in_its_repr() -> None:
+    shown = repr(BindingKeys(TEST_KEYS.current, (OTHER_KEYS.current,)))
+    assert TEST_KEYS.current.decode() not in shown and OTHER_KEYS.current.decode() not in shown
+    assert key_id_of(TEST_KEYS.current) in shown
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_verifier_counts_and_logs_each_refused_run_once(anyio_backend: str) -> None:
+    metrics = ControllerMetrics()
+    verifier = RunVerifier(lambda: TEST_KEYS, window=WINDOW, metrics=metrics)
+    run = receiver_run()
+    run["metadata"]["annotations"][labels.SHA] = "0" * 40
+    snapshot = RunSnapshot.of(run)
+    for _ in range(3):
+        assert await verifier.refusal(snapshot, REPOSITORY) is Refusal.FORGED
+    assert metrics.registry.get_sample_value(
+        "ferry_controller_runs_refused_total", {"reason": "forged"}) == 1.0
+    assert await verifier.refusal(RunSnapshot.of(receiver_run()), REPOSITORY) is None
