@@ -176,8 +176,11 @@ def test_sigkill_at_random_points_in_app_mode_creates_no_second_check_run(
                                                    random.Random(16), done), daemon=True)
     driver.start()
     kills = 0
-    while not done.is_set() or kills < 6:
-        time.sleep(rng.uniform(0.3, 2.0))
+    while not done.is_set() or kills < 10:
+        # Killed only once it leads (a new incarnation first waits out the dead one's
+        # Lease), so that the kills land while it reports.
+        controller.wait_ready()
+        time.sleep(rng.uniform(0.1, 1.0))
         controller.kill()
         kills += 1
         controller.start()
