@@ -94,6 +94,13 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         pusher.optional_text("name") if pusher else None
     )
     commits = payload.objects("commits")
+    pushed = payload.optional_object("repository")
+    head_commit = payload.optional_object("head_commit")
+    # The push's own time; the head commit's is when it was committed, which a push of an
+    # older commit (a reset) would put before the runs it supersedes.
+    happened_at = (pushed.optional_moment("pushed_at") if pushed else None) or (
+        head_commit.optional_moment("timestamp") if head_commit else None
+    )
     # A new branch or a force push lists commits relative to nothing we know, so the changed
     # files would be a guess; None makes `when.paths` run rather than wrongly skip.
     complete = (
@@ -112,6 +119,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         tag=tag,
         author=author or "",
         changed_files=changed_files(commits, complete=complete),
+        happened_at=happened_at,
     )
 
 
@@ -142,6 +150,7 @@ def _pull_request_event(
             from_fork=from_fork,
         ),
         author=author,
+        happened_at=pull_request.optional_moment("updated_at"),
     )
 
 
