@@ -180,7 +180,7 @@ def test_sigkill_at_random_points_in_app_mode_creates_no_second_check_run(
         # Killed only once it leads (a new incarnation first waits out the dead one's
         # Lease), so that the kills land while it reports.
         controller.wait_ready()
-        time.sleep(rng.uniform(0.1, 1.0))
+        time.sleep(rng.uniform(0.3, 2.5))
         controller.kill()
         kills += 1
         controller.start()
@@ -189,10 +189,10 @@ def test_sigkill_at_random_points_in_app_mode_creates_no_second_check_run(
              what="every final check run acknowledged", controller=controller, timeout=300)
     _check_runs_exactly_once(kube, namespace, served_forge, names, outcomes)
     events = Counter(e.get("event") for e in controller.logs())
-    looked_up = (events["already on the forge; acknowledged without sending"]
-                 + events["on the forge in an older state; updating it"])
-    print(f"\n{kills} SIGKILLs over {len(names)} runs; check runs looked up and found: "
-          f"{looked_up}, not found (created): {events['not on the forge; sending']}; "
+    print(f"\n{kills} SIGKILLs over {len(names)} runs; check runs looked up: "
+          f"{events['already on the forge; acknowledged without sending']} current (not "
+          f"re-sent), {events['on the forge in an older state; updating it']} older "
+          f"(updated), {events['not on the forge; sending']} absent (created); "
           f"{len(served_forge.forge.check_runs)} check runs")
 
 
