@@ -65,3 +65,6 @@ class Event:
     # head commit's `timestamp`), a pull request's `updated_at`. Cancelling superseded runs
     # orders by it, not by arrival; None (a payload without one) falls back on arrival.
     happened_at: str | None = None
+    # The pull request's head this event replaced (GitHub's `synchronize` `before`): the
+    # receiver completes a "waiting" check left there, so none stays queued.
+    replaced_sha: str | None = None

@@ -5,6 +5,7 @@ Header and payload facts: ../shared/contracts/github/WEBHOOKS.md.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, Ping, PullRequestClosed
@@ -159,7 +160,11 @@ def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     pull_request = payload.object("pull_request")
     number = payload.integer("number")
     if action in _RUN_ACTIONS:
-        return _pull_request_event(pull_request, number, require_repository(repository))
+        event = _pull_request_event(pull_request, number, require_repository(repository))
+        before = payload.optional_text("before") if action == "synchronize" else None
+        if before and not is_zero_sha(before) and before != event.sha:
+            event = dataclasses.replace(event, replaced_sha=before)
+        return event
     if action == "closed":
         return PullRequestClosed(number=number, merged=pull_request.boolean("merged"))
     return Ignored(reason=f"pull_request action {action!r} does not start pipelines")

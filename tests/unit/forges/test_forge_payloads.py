@@ -68,6 +68,8 @@ def github_pull_request(p: Any) -> Parsed:
         ),
         author=pull["user"]["login"],
         happened_at=moment_text(pull["updated_at"]),
+        # The head a new push replaced, whose waiting check the receiver completes.
+        replaced_sha=p["before"] if p["action"] == "synchronize" else None,
     )
 
 
