@@ -16,7 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.controller_fixtures import ControllerProcess, controller, set_condition, wait_for
+from tests.integration.controller_fixtures import (
+    ControllerProcess,
+    controller,
+    set_condition,
+    wait_for,
+)
 from tests.integration.test_no_false_green import Setup, setup
 
 __all__ = ["controller", "setup"]  # fixtures, imported to be found
