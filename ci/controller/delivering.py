@@ -169,9 +169,8 @@ class Deliverer:
         reports = plan(state, memory, mode=forge.mode)
         if not reports:
             return await self._settle(run, state, repository, memory, saved=saved_memory)
-        # A follower (or a leader that lost its lease) reports nothing; a run without its
-        # commit cannot be reported at all (the receiver always sets both).
-        if not self._leadership.held() or not run.repository or not run.sha:
+        # A run without its commit cannot be reported at all (the receiver always sets both).
+        if not run.repository or not run.sha:
             return None
         return await self._deliver(run, state, memory, reports, forge=forge,
                                    observation=observation, attempt=attempt, log=bound)
@@ -232,6 +231,12 @@ class Deliverer:
         attempt: int,
         log: Any,
     ) -> Retry | None:
+        # A leader that cannot trust its lease right now (a renewal slower than the lease's
+        # trusted share, on a busy API server) reports nothing, and looks again once the
+        # renewal may have landed: dropped, the run would wait for its next event, which for a
+        # finished run never comes. A lease lost for good ends the whole process instead.
+        if not self._leadership.held():
+            return Retry(self._settings.leader.renew_interval)
         ahead = await self._write_ahead(run, state, memory, reports, forge=forge,
                                         attempt=attempt, log=log)
         if isinstance(ahead, Retry):
@@ -243,7 +248,7 @@ class Deliverer:
         assert run.repository is not None and run.sha is not None  # the saved run has them too
         for report in reports:
             if not self._leadership.held():
-                return None
+                return Retry(self._settings.leader.renew_interval)
             status = render(report, state, presentation=self._presentation, log_tails=tails)
             sent = await self._call_forge(
                 forge.client.report_status(RepositoryName(run.repository), run.sha, status,
