@@ -95,11 +95,12 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         pusher.optional_text("name") if pusher else None
     )
     commits = payload.objects("commits")
-    pushed = payload.optional_object("repository")
+    repository_fields = payload.optional_object("repository")
     head_commit = payload.optional_object("head_commit")
     # The push's own time; the head commit's is when it was committed, which a push of an
     # older commit (a reset) would put before the runs it supersedes.
-    happened_at = (pushed.optional_moment("pushed_at") if pushed else None) or (
+    pushed_at = repository_fields.optional_moment("pushed_at") if repository_fields else None
+    happened_at = pushed_at or (
         head_commit.optional_moment("timestamp") if head_commit else None
     )
     # A new branch or a force push lists commits relative to nothing we know, so the changed
