@@ -60,3 +60,11 @@ class Event:
     pull_request: PullRequest | None = None
     author: str = ""
     changed_files: tuple[str, ...] | None = None
+    # When the forge says this happened, UTC `YYYY-MM-DDTHH:MM:SSZ` (string order is time
+    # order): a push's time (GitHub `repository.pushed_at`; Gitea and GitLab send only the
+    # head commit's `timestamp`), a pull request's `updated_at`. Cancelling superseded runs
+    # orders by it, not by arrival; None (a payload without one) falls back on arrival.
+    happened_at: str | None = None
+    # The pull request's head this event replaced (GitHub's `synchronize` `before`): the
+    # receiver completes a "waiting" check left there, so none stays queued.
+    replaced_sha: str | None = None

@@ -512,6 +512,8 @@ def _run_annotations(event: Event, options: CompileOptions) -> dict[str, str]:
         annotations[f"{LABEL_PREFIX}tag"] = event.tag
     if event.pull_request:
         annotations[f"{LABEL_PREFIX}pull-request"] = str(event.pull_request.number)
+    if event.happened_at:
+        annotations[f"{LABEL_PREFIX}event-time"] = event.happened_at
     annotations[f"{LABEL_PREFIX}version"] = options.ferry_version
     return annotations
 

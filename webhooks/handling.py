@@ -48,7 +48,7 @@ from pipelines.problems import SpecError
 from pipelines.spec import Spec
 from webhooks.bodies import BodyTooLargeError
 from webhooks.deliveries import DeliveryMemory
-from webhooks.notices import post_notices
+from webhooks.notices import post_notices, retire_waiting
 from webhooks.retrying import with_retries
 from webhooks.trust import Decision, Trust, decide
 
@@ -206,6 +206,10 @@ async def start_run(
     """Read the spec at the commit, lint, decide trust, plan, submit, cancel older; report
     "queued" only for a backend whose runs no one else reports."""
     forge, repository = target.forge, target.repository
+    if event.replaced_sha and isinstance(target.credentials.forge, GitHubAppCredentials):
+        superseded = checks.superseded_waiting(target.receiver.contexts, event.sha)
+        await retire_waiting(forge, target.name, event.replaced_sha, superseded,
+                             call=target.call)
     path = repository.spec_path
     source = await target.call(lambda: forge.read_file(target.name, path, event.sha))
     if source is None:

@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from ci.forges.client import ForgeClient
+from ci.forges.client import CheckRunLookup, ForgeClient
 from ci.forges.errors import ForgeError
 from ci.forges.statuses import Status
 from ci.forges.types import RepositoryName
@@ -76,4 +76,29 @@ async def _post(
     except ForgeError as error:
         log.warning("could not report the status", error=str(error), title=notice.title)
         return False
+    return True
+
+
+async def retire_waiting(
+    forge: ForgeClient, repository: RepositoryName, sha: str, retired: Status, *, call: Retrying
+) -> bool:
+    """Complete the receiver's own "waiting" check run on `sha` (a pull request head a newer
+    push replaced) as `retired`, if it is there and still open; whether it was.
+
+    Found by `retired.external_id` (`checks.WAITING_EXTERNAL_ID`): a check run a run took
+    over carries the run's id instead and is left alone, as is one already completed. Best
+    effort, like every notice: a forge that fails is logged.
+    """
+    if not isinstance(forge, CheckRunLookup):
+        return False
+    try:
+        found = await call(lambda: forge.find_check_run(repository, sha, retired))
+        if found is None or found.completed:
+            return False
+        await call(lambda: forge.report_status(repository, sha, retired,
+                                               report_id=found.report_id))
+    except ForgeError as error:
+        log.warning("could not complete the waiting check run", error=str(error), sha=sha)
+        return False
+    log.info("waiting check run completed: superseded", sha=sha, report_id=found.report_id)
     return True

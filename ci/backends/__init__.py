@@ -69,8 +69,11 @@ class Backend(Protocol):
     async def submit(self, request: RunRequest) -> SubmittedRun: ...
 
     async def cancel_superseded(self, request: RunRequest, *, newest: str) -> tuple[str, ...]:
-        """Stop the unfinished runs of the same branch or pull request started before
-        `newest`; returns their names."""
+        """Stop the unfinished runs of the same branch or pull request whose events happened
+        before `newest`'s (`happened_before`: the forge's times, not arrival); returns their
+        names. A run of a late event (older than runs already there) cancels only runs
+        older still, and is itself left to run: its commit gets its verdict, and the newer
+        commit's run goes on."""
         ...
 
     async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
@@ -80,3 +83,21 @@ class Backend(Protocol):
     async def ready(self) -> str | None:
         """None when runs can be submitted; otherwise why not."""
         ...
+
+
+def happened_before(
+    time: str | None, created: str | None, *, than: tuple[str | None, str | None]
+) -> bool:
+    """Whether a run of an event at `time`, created at `created`, is older than the run
+    `than` describes (event time, creation), so that the newer one supersedes it.
+
+    By the forge's own event times when both have one and they differ: a late or
+    redelivered old event must not cancel a newer run. Otherwise (a payload without a
+    time, or both within one second) by creation, the order of arrival. Unknown creation
+    (the newest run not listed yet) counts as older. Times are `MOMENT_FORMAT` text, whose
+    string order is time order.
+    """
+    other_time, other_created = than
+    if time and other_time and time != other_time:
+        return time < other_time
+    return created is None or other_created is None or created <= other_created

@@ -25,7 +25,7 @@ from pathlib import Path
 import git
 import structlog
 
-from ci.backends import RunRequest, SubmittedRun
+from ci.backends import RunRequest, SubmittedRun, happened_before
 from ci.forges import checks
 from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
@@ -69,6 +69,7 @@ class InFlight:
     forge_repository: str  # owner/name on the forge
     sha: str
     group: str  # runs of one branch or pull request share it (cancel-in-progress)
+    event_time: str | None = None  # `Event.happened_at`: what supersedes what
 
 
 ClientFor = Callable[[str], ForgeClient | None]  # Repository key -> its forge client
@@ -153,6 +154,7 @@ class LocalBackend:
             forge_repository=request.forge_repository,
             sha=request.event.sha,
             group=_group(request),
+            event_time=request.event.happened_at,
         )
         run = _Run(flight=flight, stop=asyncio.Event())
         self._runs[name] = run
@@ -164,7 +166,12 @@ class LocalBackend:
         group = _group(request)
         if not group:
             return ()
-        return self._stop(lambda flight: flight.group == group and flight.name != newest)
+        time = request.event.happened_at
+        # Every listed run was submitted before `newest`: None leaves arrival order to that.
+        return self._stop(
+            lambda flight: flight.group == group and flight.name != newest
+            and happened_before(flight.event_time, None, than=(time, None))
+        )
 
     async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
         group = f"{repository.key}#pull/{number}"

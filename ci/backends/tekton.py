@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ci.backends import RunRequest, SubmittedRun
+from ci.backends import RunRequest, SubmittedRun, happened_before
 from ci.kube import labels
 from ci.kube.binding import DEFAULT_WINDOW, BindingKeys, refusal_for, sign, signed_fields
 from ci.kube.pipeline_runs import (
@@ -136,11 +136,13 @@ class TektonBackend:
         )
         by_name = {run["metadata"]["name"]: run for run in runs}
         newest_run = by_name.get(newest)
-        cutoff = _created(newest_run) if newest_run else None
+        created = _created(newest_run) if newest_run else None
         older = [
             name
             for name, run in sorted(by_name.items())
-            if name != newest and is_unfinished(run) and (cutoff is None or _created(run) <= cutoff)
+            if name != newest and is_unfinished(run)
+            and happened_before(_event_time(run), _created(run),
+                                than=(request.event.happened_at, created))
         ]
         return await self._cancel(request.repository.namespace, older)
 
@@ -212,6 +214,12 @@ def is_unfinished(run: Mapping[str, Any]) -> bool:
         if condition.get("type") == "Succeeded":
             return bool(condition.get("status") == "Unknown")
     return True  # not reconciled yet
+
+
+def _event_time(run: Mapping[str, Any]) -> str | None:
+    annotations = (run.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(labels.EVENT_TIME)
+    return str(value) if value else None
 
 
 def _created(run: Mapping[str, Any]) -> str:

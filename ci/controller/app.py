@@ -201,7 +201,8 @@ class _Controller:
         )
         housekeeping = _Housekeeping(api=api, store=store, repositories=repositories,
                                      leadership=leadership, metrics=self._metrics,
-                                     verifier=verifier)
+                                     verifier=verifier,
+                                     renew_interval=settings.leader.renew_interval)
 
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
@@ -220,22 +221,26 @@ class _Controller:
         self._admit = settings.admit
         self._prune = settings.prune
 
-        run_consumers = await self._start_watches(
-            api=api, namespaces=namespaces, store=store, repositories=repositories,
-            repositories_changed=repositories_changed, stopping=stopping)
-        log.info("controller running", identity=self._identity,
-                 namespaces=list(settings.namespaces) or "*")
-        resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
-        keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
-        stopped = asyncio.get_running_loop().create_task(stopping.wait())
+        # Renewing from the moment the lease is held: starting the watches can take longer
+        # than the lease is trusted for, and every run they list would meet a lease not held.
+        keeping = loop.create_task(leadership.keep(stopping))
+        stopped = loop.create_task(stopping.wait())
+        resumed: asyncio.Task[None] | None = None
         try:
+            run_consumers = await self._start_watches(
+                api=api, namespaces=namespaces, store=store, repositories=repositories,
+                repositories_changed=repositories_changed, stopping=stopping)
+            log.info("controller running", identity=self._identity,
+                     namespaces=list(settings.namespaces) or "*")
+            resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
             await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.set()
             await queue.close()
-            for task in (stopped, resumed):
+            others = [task for task in (stopped, resumed) if task is not None]
+            for task in others:
                 task.cancel()
-            await asyncio.gather(keeping, stopped, resumed, return_exceptions=True)
+            await asyncio.gather(keeping, *others, return_exceptions=True)
 
     async def _start_watches(self, *, api: Any, namespaces: Sequence[str | None],
                              store: RunStore, repositories: RepositoryIndex,
@@ -310,9 +315,10 @@ class _Housekeeping:
 
     def __init__(self, *, api: Any, store: RunStore, repositories: RepositoryIndex,
                  leadership: Leadership, metrics: ControllerMetrics,
-                 verifier: RunVerifier) -> None:
+                 verifier: RunVerifier, renew_interval: float) -> None:
         self._verifier = verifier
         self._api = api
+        self._renew_interval = renew_interval
         self._store = store
         self._repositories = repositories
         self._leadership = leadership
@@ -320,7 +326,7 @@ class _Housekeeping:
 
     async def admit(self, namespace: str, group: str) -> Retry | None:
         if not self._leadership.held():
-            return None
+            return Retry(self._renew_interval)  # as a run's report: looked at again
         # Unbound runs neither start nor hold a slot: a hand-made run cannot block a group.
         runs = [run for run in self._store.runs(namespace) if admission.group_of(run) == group
                 and await self._verifier.bound(run, self._repositories)]
@@ -342,7 +348,7 @@ class _Housekeeping:
 
     async def prune(self, namespace: str, name: str) -> Retry | None:
         if not self._leadership.held():
-            return None
+            return Retry(self._renew_interval)
         found = [r for r in self._repositories.all()
                  if r.namespace == namespace and r.name == name]
         if not found:

@@ -19,13 +19,14 @@ import structlog
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
-from ci.controller.reporting import Memory, Report, ReportMode, newest, plan
+from ci.controller.reporting import RUN_REPORT, Memory, Report, ReportMode, newest, plan
 from ci.controller.retrying import Retry, retry_for
 from ci.controller.runs import RunKey, RunSnapshot, RunState, observe
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, RunStore, newer_version
 from ci.controller.summaries import Presentation, render
 from ci.controller.verification import RunVerifier, repository_of
+from ci.forges import checks
 from ci.forges.client import (
     CheckRunLookup,
     Credentials,
@@ -175,9 +176,8 @@ class Deliverer:
         reports = plan(state, memory, mode=forge.mode)
         if not reports:
             return await self._settle(run, state, repository, memory, saved=saved_memory)
-        # A follower (or a leader that lost its lease) reports nothing; a run without its
-        # commit cannot be reported at all (the receiver always sets both).
-        if not self._leadership.held() or not run.repository or not run.sha:
+        # A run without its commit cannot be reported at all (the receiver always sets both).
+        if not run.repository or not run.sha:
             return None
         return await self._deliver(run, state, memory, reports, forge=forge,
                                    observation=observation, attempt=attempt, log=bound)
@@ -227,6 +227,12 @@ class Deliverer:
         attempt: int,
         log: Any,
     ) -> Retry | None:
+        # A leader that cannot trust its lease right now (a renewal slower than the lease's
+        # trusted share, on a busy API server) reports nothing, and looks again once the
+        # renewal may have landed: dropped, the run would wait for its next event, which for a
+        # finished run never comes. A lease lost for good ends the whole process instead.
+        if not self._leadership.held():
+            return Retry(self._settings.leader.renew_interval)
         ahead = await self._write_ahead(run, state, memory, reports, forge=forge,
                                         attempt=attempt, log=log)
         if isinstance(ahead, Retry):
@@ -238,7 +244,7 @@ class Deliverer:
         assert run.repository is not None and run.sha is not None  # the saved run has them too
         for report in reports:
             if not self._leadership.held():
-                return None
+                return Retry(self._settings.leader.renew_interval)
             status = render(report, state, presentation=self._presentation, log_tails=tails)
             sent = await self._call_forge(
                 forge.client.report_status(RepositoryName(run.repository), run.sha, status,
@@ -380,7 +386,53 @@ class Deliverer:
             else:
                 read_back.absent.add(report.key)
                 log.info("not on the forge; sending", **fields)
+        waiting = await self._waiting_check_run(run, state, reports, read_back, forge=forge,
+                                                attempt=attempt, log=log)
+        if isinstance(waiting, Retry):
+            self._memories[run.uid] = memory
+            return waiting
+        if waiting is not None:
+            read_back.found[RUN_REPORT] = waiting
         return read_back
+
+    async def _waiting_check_run(
+        self,
+        run: RunSnapshot,
+        state: RunState,
+        reports: Sequence[Report],
+        read_back: ReadBack,
+        *,
+        forge: Forge,
+        attempt: int,
+        log: Any,
+    ) -> ReportId | Retry | None:
+        """The receiver's "waiting" check run at the run's commit, still open, which the
+        run's own check run is to take over (update, with the run's `external_id`) rather
+        than leave queued beside it; asked once, before the run's check run is created."""
+        report = next((r for r in reports if r.key == RUN_REPORT), None)
+        if (report is None or report.report_id is not None or RUN_REPORT in read_back.shown
+                or RUN_REPORT in read_back.found or forge.mode is not ReportMode.CHECK_RUNS
+                or not isinstance(forge.client, CheckRunLookup)):
+            return None
+        assert run.repository is not None and run.sha is not None  # checked by the caller
+        probe = dataclasses.replace(
+            render(report, state, presentation=self._presentation, log_tails={}),
+            external_id=checks.WAITING_EXTERNAL_ID)
+        found = await self._call_forge(
+            forge.client.find_check_run(RepositoryName(run.repository), run.sha, probe),
+            forge=forge, attempt=attempt)
+        if isinstance(found, ForgeFailure):
+            if found.retry is not None:
+                log.info("looking for a waiting check run failed; will retry",
+                         retry_in=found.retry.delay, error=found.message)
+                return found.retry
+            log.error("forge refused listing check runs; not taking over a waiting one",
+                      error=found.message)
+            return None
+        if found is None or found.completed:
+            return None
+        log.info("taking over the receiver's waiting check run", report_id=found.report_id)
+        return found.report_id
 
     def _worth_asking(self, report: Report, memory: Memory, *, forge: Forge) -> bool:
         if memory.in_doubt(report.key, report.conclusion, incarnation=self._incarnation):

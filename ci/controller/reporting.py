@@ -16,6 +16,10 @@ check run found in an older state is updated rather than created again, and so i
 whose creation was written ahead and never acknowledged, whatever its state. Only a report
 whose read-back the forge refused is sent in doubt and recorded in `doubts`, which therefore
 lists exactly the reports that may have been repeated.
+
+Before a run's own check run is first created, the receiver's open "waiting" check run at the
+commit (`ci.forges.checks.WAITING_EXTERNAL_ID`) is looked up too, and updated into the run's
+instead: a commit shows one `ferry` check run, never a queued one beside the run's.
 """
 
 from __future__ import annotations

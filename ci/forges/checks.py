@@ -105,8 +105,26 @@ def queued(contexts: Contexts, run_name: str, *, note: str = "") -> Status:
     )
 
 
+# The `external_id` of the receiver's "waiting" check run (GitHub App mode), by which it is
+# found again: the controller's first report of a run at that commit takes it over (updates
+# it into the run's own check run), and a newer push to the pull request completes it as
+# superseded. Neither leaves it queued.
+WAITING_EXTERNAL_ID = "ferry-waiting"
+
+
 def waiting(contexts: Contexts, reason: str) -> Status:
-    return Status(conclusion=Conclusion.QUEUED, context=contexts.run(), title=reason)
+    return Status(conclusion=Conclusion.QUEUED, context=contexts.run(), title=reason,
+                  external_id=WAITING_EXTERNAL_ID)
+
+
+def superseded_waiting(contexts: Contexts, sha: str) -> Status:
+    """What a waiting check becomes when a newer commit replaced its pull request's head."""
+    return Status(
+        conclusion=Conclusion.CANCELLED,
+        context=contexts.run(),
+        title=f"{WORDS[Conclusion.CANCELLED]}: superseded by {sha[:12]}",
+        external_id=WAITING_EXTERNAL_ID,
+    )
 
 
 def nothing_to_run(contexts: Contexts, reason: str) -> Status:

@@ -96,10 +96,12 @@ class ForgeClient(Protocol):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShownCheckRun:
     """A check run the forge already has for a report: `report_id` to update it with, and
-    whether it already shows the status exactly as `report_status` would send it."""
+    whether it already shows the status exactly as `report_status` would send it, and
+    whether it is completed (whatever its conclusion)."""
 
     report_id: ReportId
     current: bool
+    completed: bool = False
 
 
 @runtime_checkable

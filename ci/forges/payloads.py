@@ -6,6 +6,7 @@ shape across forge versions, so nothing here lets a `KeyError` or `TypeError` es
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import urllib.parse
@@ -135,6 +136,12 @@ class Fields:
             items.append(Fields(item, f"{self._where(key)}[{index}]"))
         return tuple(items)
 
+    def optional_moment(self, key: str) -> str | None:
+        """A time the forge wrote (RFC 3339 text, GitLab's "2013-12-03 17:23:34 UTC", or Unix
+        seconds as GitHub's `pushed_at`), as `moment_text` gives it; None when it is absent
+        or unreadable: an event without a time is ordered by arrival, never refused."""
+        return moment_text(self.data.get(key))
+
     def optional_texts(self, key: str) -> tuple[str, ...] | None:
         """A list of strings, or None when the field is absent (not the same as empty)."""
         value = self.data.get(key)
@@ -146,6 +153,34 @@ class Fields:
             if not isinstance(item, str):
                 raise self._fail(f"{key}[{index}]", "a string", item)
         return tuple(value)
+
+
+# Fixed width, UTC: string order is time order (as Kubernetes' `creationTimestamp`).
+MOMENT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def moment_text(value: object) -> str | None:
+    """A forge's time as `MOMENT_FORMAT` in UTC, or None for anything else. A time without
+    an offset is taken as UTC."""
+    moment: datetime.datetime | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    elif isinstance(value, str) and len(value) <= 64:
+        text = value.strip()
+        if text.endswith(" UTC"):
+            text = text.removesuffix(" UTC") + "+00:00"
+        try:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime(MOMENT_FORMAT)
 
 
 def decode(headers: Mapping[str, str], body: bytes) -> Fields:

@@ -22,6 +22,10 @@ REPOSITORY_URL: Final = f"{PREFIX}repository-url"  # annotation
 SHA: Final = f"{PREFIX}sha"  # annotation: the full commit sha
 BRANCH: Final = f"{PREFIX}branch"
 PULL_REQUEST: Final = f"{PREFIX}pull-request"
+# Annotation: when the forge says the run's event happened (`Event.happened_at`, UTC
+# `YYYY-MM-DDTHH:MM:SSZ`); cancelling superseded runs orders by it. Absent on runs of events
+# whose payload had no time.
+EVENT_TIME: Final = f"{PREFIX}event-time"
 JOB: Final = f"{PREFIX}job"  # one per pipeline task; a matrix variant has its own
 SPEC_JOB: Final = f"{PREFIX}spec-job"  # the `.ci.yaml` job a variant came from
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ci.forges.types import ForgeKind
 from ci.kube import labels
@@ -53,6 +55,22 @@ def served_forge() -> Iterator[ServedForge]:
     with serve(forge) as api_url:
         yield ServedForge(forge, api_url)
     forge.assert_no_violations()
+
+
+APP_ID, INSTALLATION_ID = 4242, 77
+
+
+def as_github_app(forge: FakeForge) -> dict[str, str]:
+    """Make `forge` accept a new GitHub App key (app `APP_ID`); the Secret data holding it,
+    for `create_repository(..., github_app=(APP_ID, INSTALLATION_ID), secret_data=...)`."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forge.app_id = str(APP_ID)
+    forge.app_public_key = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    return {"private-key": private_pem}
 
 
 def create_repository(kube: Kube, namespace: str, *, api_url: str, keep_runs: int = 20,

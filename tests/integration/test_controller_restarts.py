@@ -4,8 +4,10 @@ A status the forge accepted just before a SIGKILL, before the controller wrote t
 in doubt for the next incarnation (it finds the report `sending` under another incarnation).
 With commit statuses it reads the commit's statuses back and acknowledges the report without
 sending when the forge already shows it, so in token mode nothing is ever repeated: these
-tests allow no repeated status of any state and no recorded doubt. (Check runs cannot be read
-back with the contract's calls; their doubts stay recorded, see docs/controller.md.)
+tests allow no repeated status of any state and no recorded doubt. In GitHub App mode a check
+run in doubt, or whose creation was written ahead and never acknowledged, is looked up by its
+`external_id` among the commit's check runs and updated rather than created again: the App
+test allows no second check run of any name on any commit, and no recorded doubt either.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from typing import Any
 from tests.binding import create_bound
 from tests.cluster.resources import Kube
 from tests.integration.controller_fixtures import (
+    APP_ID,
+    INSTALLATION_ID,
     OWNER_NAME,
     ControllerProcess,
     ServedForge,
+    as_github_app,
     controller,
     create_repository,
     ferry_run,
@@ -122,6 +127,74 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(
           f"{read_back['recovered']} already on the forge (not re-sent), "
           f"{read_back['absent']} absent (sent); {len(served_forge.forge.statuses)} commits, "
           f"{sum(map(len, served_forge.forge.statuses.values()))} statuses")
+
+
+# Tekton reason -> the run's check run conclusion in GitHub App mode.
+CHECK_RUN_FINALS = {"Succeeded": "success", "Failed": "failure", "Cancelled": "cancelled",
+                    "PipelineRunTimeout": "timed_out"}
+
+
+def _check_runs_exactly_once(kube: Kube, namespace: str, served: ServedForge,
+                             names: list[str], outcomes: dict[str, str]) -> None:
+    """Every commit has exactly one check run per name (the run's `ferry` and its job's
+    `ferry/build`), each completed, the run's with the expected conclusion; no doubts."""
+    problems = []
+    by_sha: dict[str, list[dict[str, Any]]] = {}
+    for run in list(served.forge.check_runs.values()):
+        by_sha.setdefault(str(run.get("head_sha")), []).append(run)
+    for index, name in enumerate(names):
+        found = by_sha.get(sha_for(index), [])
+        counts = Counter(str(run.get("name")) for run in found)
+        if counts != Counter({"ferry": 1, "ferry/build": 1}):
+            problems.append(f"{name}: check runs by name {dict(counts)}")
+        unfinished = [run["name"] for run in found if run.get("status") != "completed"]
+        if unfinished:
+            problems.append(f"{name}: not completed {unfinished}")
+        conclusions = [run.get("conclusion") for run in found if run.get("name") == "ferry"]
+        if conclusions != [CHECK_RUN_FINALS[outcomes[name]]]:
+            problems.append(f"{name}: run conclusions {conclusions}, expected "
+                            f"{CHECK_RUN_FINALS[outcomes[name]]}")
+        if reported(kube, namespace, name).get("doubts"):
+            problems.append(f"{name}: sent in doubt {reported(kube, namespace, name)['doubts']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_sigkill_at_random_points_in_app_mode_creates_no_second_check_run(
+    kube: Kube, namespace: str, served_forge: ServedForge, controller: ControllerProcess
+) -> None:
+    rng = random.Random(15)  # seeded: a failure replays the same kills
+    served_forge.forge.faults.hold = 0.2  # kills land between a creation and its answer
+    create_repository(kube, namespace, api_url=served_forge.api_url, keep_runs=100,
+                      github_app=(APP_ID, INSTALLATION_ID),
+                      secret_data=as_github_app(served_forge.forge))
+    names = [f"run-{index:02d}" for index in range(30)]
+    outcomes = {name: rng.choice(sorted(FINALS)) for name in names}
+    controller.start()
+    for index, name in enumerate(names):
+        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+    done = threading.Event()
+    driver = threading.Thread(target=_drive, args=(kube, namespace, names, outcomes,
+                                                   random.Random(16), done), daemon=True)
+    driver.start()
+    kills = 0
+    while not done.is_set() or kills < 10:
+        # Killed only once it leads (a new incarnation first waits out the dead one's
+        # Lease), so that the kills land while it reports.
+        controller.wait_ready()
+        time.sleep(rng.uniform(0.3, 2.5))
+        controller.kill()
+        kills += 1
+        controller.start()
+    driver.join()
+    wait_for(lambda: all(_final_acknowledged(kube, namespace, n) for n in names),
+             what="every final check run acknowledged", controller=controller, timeout=300)
+    _check_runs_exactly_once(kube, namespace, served_forge, names, outcomes)
+    events = Counter(e.get("event") for e in controller.logs())
+    print(f"\n{kills} SIGKILLs over {len(names)} runs; check runs looked up: "
+          f"{events['already on the forge; acknowledged without sending']} current (not "
+          f"re-sent), {events['on the forge in an older state; updating it']} older "
+          f"(updated), {events['not on the forge; sending']} absent (created); "
+          f"{len(served_forge.forge.check_runs)} check runs")
 
 
 def test_a_forge_failing_30_percent_still_gets_every_status_once(

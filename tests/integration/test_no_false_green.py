@@ -132,9 +132,9 @@ def setup(request: pytest.FixtureRequest, cluster: ControlPlane, kube: Kube, nam
     clients: list[TestClient] = []
     with serve(forge) as api_url:
 
-        def start() -> Setup:
+        def start(**repository_spec: Any) -> Setup:
             data = {"webhook-secret": SECRET}
-            spec: dict[str, Any] = {}
+            spec: dict[str, Any] = dict(repository_spec)
             if app_mode:
                 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
                 data["private-key"] = key.private_bytes(

@@ -401,3 +401,72 @@ def test_the_repository_status_shows_the_last_verified_delivery_only(
     assert (last["kind"], last["outcome"], last["pipelineRuns"]) == ("ping", "ping", [])
     metrics = receiver.client.get("/metrics").text
     assert 'ferry_repository_status_writes_total{result="written"} 2.0' in metrics
+
+
+def _push_at(receiver: Receiver, sha: str, pushed_at: int) -> dict[str, Any]:
+    """A push to main of `sha` that GitHub says happened at `pushed_at` (Unix seconds)."""
+    payload = receiver.payload("push.commits.json")
+    payload["after"] = payload["head_commit"]["id"] = sha
+    payload["repository"]["pushed_at"] = pushed_at
+    receiver.forge.add_file(receiver.owner_name, sha, ".ci.yaml", SPEC)
+    return payload
+
+
+def _cancelled(receiver: Receiver) -> dict[str, bool]:
+    return {run["metadata"]["annotations"]["ferry.dev/sha"]:
+            run["spec"].get("status") == "Cancelled" for run in receiver.runs()}
+
+
+def test_a_late_old_push_runs_but_cancels_no_newer_run(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for(concurrency={"cancelInProgress": True})
+    newer, late, newest = "b" * 40, "a" * 40, "c" * 40
+    first = receiver.post(_push_at(receiver, newer, 1_700_000_200), event="push", delivery="n")
+    assert first.status_code == 202, first.text
+
+    # Pushed before `newer`, delivered after it (a forge's retry, a slow queue).
+    response = receiver.post(_push_at(receiver, late, 1_700_000_100), event="push",
+                             delivery="late")
+
+    assert response.status_code == 202, response.text
+    assert "cancelled" not in response.json()
+    assert _cancelled(receiver) == {newer: False, late: False}
+    runs = {run["metadata"]["annotations"]["ferry.dev/sha"]: run for run in receiver.runs()}
+    assert runs[late]["metadata"]["annotations"]["ferry.dev/event-time"] == "2023-11-14T22:15:00Z"
+
+    # A push after both supersedes both.
+    response = receiver.post(_push_at(receiver, newest, 1_700_000_300), event="push",
+                             delivery="newest")
+    assert sorted(response.json()["cancelled"]) == sorted(
+        run["metadata"]["name"] for run in receiver.runs()
+        if run["metadata"]["annotations"]["ferry.dev/sha"] in (newer, late))
+    assert _cancelled(receiver) == {newer: True, late: True, newest: False}
+
+
+def test_a_late_pull_request_event_cancels_no_run_of_a_newer_one(
+    receiver_for: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_for(concurrency={"cancelInProgress": True})
+
+    def synchronize(sha: str, updated_at: str) -> dict[str, Any]:
+        payload = receiver.payload("pull_request.synchronize.json")
+        payload["pull_request"]["head"]["sha"] = sha
+        payload["pull_request"]["updated_at"] = updated_at
+        receiver.forge.add_file(receiver.owner_name, sha, ".ci.yaml", SPEC)
+        return payload
+
+    newer, late = "e" * 40, "d" * 40
+    receiver.post(synchronize(newer, "2024-05-01T10:00:05Z"), event="pull_request",
+                  delivery="newer")
+    response = receiver.post(synchronize(late, "2024-05-01T10:00:01Z"),
+                             event="pull_request", delivery="late")
+    assert response.status_code == 202, response.text
+    assert "cancelled" not in response.json()
+    assert _cancelled(receiver) == {newer: False, late: False}
+    # In order, the newer event cancels the older one's run, as before.
+    newest = "f" * 40
+    response = receiver.post(synchronize(newest, "2024-05-01T10:00:09Z"),
+                             event="pull_request", delivery="newest")
+    assert len(response.json()["cancelled"]) == 2
+    assert _cancelled(receiver) == {newer: True, late: True, newest: False}

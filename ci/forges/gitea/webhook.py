@@ -105,6 +105,8 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     where = require_repository(repository)
     commits = payload.objects("commits")
     total = payload.optional_integer("total_commits")
+    # Gitea sends no time of the push itself; the head commit's is the nearest it has.
+    head_commit = payload.optional_object("head_commit")
     # Gitea lists only the newest commits of a large push; `total_commits` tells (newer Gitea).
     complete = (
         branch is not None
@@ -123,6 +125,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
             payload.optional_object("pusher")
         ),
         changed_files=changed_files(commits, complete=complete),
+        happened_at=head_commit.optional_moment("timestamp") if head_commit else None,
     )
 
 
@@ -148,6 +151,7 @@ def pull_request_event(pull_request: Fields, repository: RepositoryRef) -> Event
             from_fork=head.integer("repo_id") != base.integer("repo_id"),
         ),
         author=author,
+        happened_at=pull_request.optional_moment("updated_at"),
     )
 
 

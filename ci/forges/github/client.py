@@ -204,7 +204,8 @@ class GitHubClient:
             and found.title == status.title
             and found.details_url == (status.details_url or None)
         )
-        return ShownCheckRun(report_id=ReportId(str(found.id)), current=current)
+        return ShownCheckRun(report_id=ReportId(str(found.id)), current=current,
+                             completed=found.status == "completed")
 
     async def _report_check_run(
         self,

@@ -5,6 +5,7 @@ Header and payload facts: ../shared/contracts/github/WEBHOOKS.md.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, Ping, PullRequestClosed
@@ -94,6 +95,14 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         pusher.optional_text("name") if pusher else None
     )
     commits = payload.objects("commits")
+    repository_fields = payload.optional_object("repository")
+    head_commit = payload.optional_object("head_commit")
+    # The push's own time; the head commit's is when it was committed, which a push of an
+    # older commit (a reset) would put before the runs it supersedes.
+    pushed_at = repository_fields.optional_moment("pushed_at") if repository_fields else None
+    happened_at = pushed_at or (
+        head_commit.optional_moment("timestamp") if head_commit else None
+    )
     # A new branch or a force push lists commits relative to nothing we know, so the changed
     # files would be a guess; None makes `when.paths` run rather than wrongly skip.
     complete = (
@@ -112,6 +121,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         tag=tag,
         author=author or "",
         changed_files=changed_files(commits, complete=complete),
+        happened_at=happened_at,
     )
 
 
@@ -142,6 +152,7 @@ def _pull_request_event(
             from_fork=from_fork,
         ),
         author=author,
+        happened_at=pull_request.optional_moment("updated_at"),
     )
 
 
@@ -150,7 +161,11 @@ def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     pull_request = payload.object("pull_request")
     number = payload.integer("number")
     if action in _RUN_ACTIONS:
-        return _pull_request_event(pull_request, number, require_repository(repository))
+        event = _pull_request_event(pull_request, number, require_repository(repository))
+        before = payload.optional_text("before") if action == "synchronize" else None
+        if before and not is_zero_sha(before) and before != event.sha:
+            event = dataclasses.replace(event, replaced_sha=before)
+        return event
     if action == "closed":
         return PullRequestClosed(number=number, merged=pull_request.boolean("merged"))
     return Ignored(reason=f"pull_request action {action!r} does not start pipelines")

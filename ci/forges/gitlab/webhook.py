@@ -106,6 +106,8 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     sha = payload.optional_text("checkout_sha") or after
     # Only a username is an author; tag pushes carry just the display name (`user_name`).
     author = payload.optional_text("user_username")
+    # GitLab sends no time of the push itself; the built commit's is the nearest it has.
+    head_commit = next((commit for commit in commits if commit.optional_text("id") == sha), None)
     return Event(
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,
@@ -116,6 +118,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         tag=tag,
         author=author or "",
         changed_files=changed_files(commits, complete=complete),
+        happened_at=head_commit.optional_moment("timestamp") if head_commit else None,
     )
 
 
@@ -154,6 +157,7 @@ def merge_request_event(
             author_id=author_id,
         ),
         author=author,
+        happened_at=merge_request.optional_moment("updated_at"),
     )
 
 

@@ -31,8 +31,11 @@ from ci.controller.runs import RunSnapshot
 from ci.controller.settings import ControllerSettings, LeaderSettings
 from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
+from ci.forges import checks
+from ci.forges.client import GitHubAppCredentials
+from ci.forges.github.client import GitHubClient
 from ci.forges.statuses import Conclusion
-from ci.forges.types import ForgeKind
+from ci.forges.types import ForgeKind, InstallationId, RepositoryName
 from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
 from ci.kube.repositories import RepositoryIndex
@@ -371,3 +374,59 @@ async def test_a_run_whose_signed_fields_were_changed_is_never_reported(
     assert forge.statuses_for(OWNER_NAME, SHA) == []
     assert api.annotations_written == []
     assert deliverer.counted("ferry_controller_runs_refused_total", reason="forged") == 1.0
+
+
+# The receiver's "waiting" check run, taken over by the run's first report
+
+
+async def post_waiting(forge: FakeForge, http: httpx.AsyncClient, private_key: str, *,
+                       completed: bool = False) -> int:
+    """The receiver's waiting check run at the run's commit, as the receiver posts it (and,
+    `completed`, as a newer push left it: superseded)."""
+    client = GitHubClient(http, api_url=forge.api_url, credentials=GitHubAppCredentials(
+        app_id="4242", private_key=private_key, installation_id=InstallationId(77)))
+    repository = RepositoryName(OWNER_NAME)
+    identifier = await client.report_status(
+        repository, SHA, checks.waiting(checks.Contexts(), "waiting for a maintainer"))
+    if completed:
+        await client.report_status(repository, SHA,
+                                   checks.superseded_waiting(checks.Contexts(), "9" * 40),
+                                   report_id=identifier)
+    forge.requests.clear()
+    return int(str(identifier))
+
+
+async def test_the_runs_first_report_takes_the_waiting_check_run_over(
+    app_forge: FakeForge, http: httpx.AsyncClient, app_keys: tuple[str, str]
+) -> None:
+    waiting = await post_waiting(app_forge, http, app_keys[0])
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running")))
+    controller = incarnation(api, app_forge, http, "only", app_key=app_keys[0])
+    assert await controller.handle() is None
+    api.run["status"] = finished_run()["status"]
+    assert await controller.handle() is None
+
+    [run_check] = [run for run in app_forge.check_runs.values() if run["name"] == "ferry"]
+    assert run_check["id"] == waiting  # updated in place: no second `ferry` check run
+    assert (run_check["status"], run_check["conclusion"]) == ("completed", "success")
+    assert run_check["external_id"] == f"{api.run['metadata']['uid']}/run"
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.acknowledged[RUN_REPORT].report_id == str(waiting)
+    # Asked once, before the first report; the jobs' check runs are created as ever.
+    lookups = [r for r in app_forge.requests
+               if r.method == "GET" and r.path.endswith("/check-runs")]
+    assert len(lookups) == 1 and creations(app_forge) == 2
+
+
+async def test_a_completed_waiting_check_run_is_left_as_it_is(
+    app_forge: FakeForge, http: httpx.AsyncClient, app_keys: tuple[str, str]
+) -> None:
+    waiting = await post_waiting(app_forge, http, app_keys[0], completed=True)
+    api = FakeCustomObjects(finished_run())
+    controller = incarnation(api, app_forge, http, "only", app_key=app_keys[0])
+    assert await controller.handle() is None
+    runs = sorted((run for run in app_forge.check_runs.values() if run["name"] == "ferry"),
+                  key=lambda run: run["id"])
+    assert [(run["id"], run["conclusion"]) for run in runs] == [
+        (waiting, "cancelled"), (runs[1]["id"], "success")]
+    assert runs[1]["id"] != waiting

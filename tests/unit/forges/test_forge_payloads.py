@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ci.forges.deliveries import Comment, Ignored, Parsed, Ping, PullRequestClosed
+from ci.forges.payloads import moment_text
 from ci.forges.registry import PROVIDERS, detect_forge
 from ci.forges.types import ForgeKind
 from pipelines.events import Event, EventKind, PullRequest
@@ -41,6 +42,8 @@ def github_push(*, changed: tuple[str, ...] | None) -> Expect:
             tag=ref.removeprefix("refs/tags/") if tag else None,
             author=p["sender"]["login"],
             changed_files=changed,
+            # The push's own time (Unix seconds), not the head commit's.
+            happened_at=moment_text(p["repository"]["pushed_at"]),
         )
 
     return expect
@@ -64,6 +67,9 @@ def github_pull_request(p: Any) -> Parsed:
             from_fork=pull["head"]["repo"]["full_name"] != pull["base"]["repo"]["full_name"],
         ),
         author=pull["user"]["login"],
+        happened_at=moment_text(pull["updated_at"]),
+        # The head a new push replaced, whose waiting check the receiver completes.
+        replaced_sha=p["before"] if p["action"] == "synchronize" else None,
     )
 
 
@@ -92,6 +98,8 @@ def gitea_push(*, changed: tuple[str, ...] | None) -> Expect:
             branch=p["ref"].removeprefix("refs/heads/"),
             author=p["sender"]["login"],
             changed_files=changed,
+            # Gitea sends no push time; the head commit's (absent from the 2017 example).
+            happened_at=moment_text((p.get("head_commit") or {}).get("timestamp")),
         )
 
     return expect
@@ -115,6 +123,7 @@ def gitea_pull_request(p: Any) -> Parsed:
             from_fork=pull["head"]["repo_id"] != pull["base"]["repo_id"],
         ),
         author=pull["user"]["login"],
+        happened_at=moment_text(pull["updated_at"]),
     )
 
 
@@ -136,6 +145,9 @@ def gitlab_push(*, tag: bool, author: Callable[[Any], str]) -> Expect:
             author=author(p),
             # push.json lists 2 of its 4 commits: the changed files are unknown.
             changed_files=None,
+            # The built commit's time, when the push lists it (a tag push lists none).
+            happened_at=next((moment_text(c["timestamp"]) for c in p["commits"]
+                              if c["id"] == p["checkout_sha"]), None),
         )
 
     return expect
@@ -163,6 +175,7 @@ def gitlab_merge_request(p: Any) -> Parsed:
             author_id=attributes["author_id"],
         ),
         author="",
+        happened_at=moment_text(attributes["updated_at"]),
     )
 
 
