@@ -171,7 +171,7 @@ def test_sigkill_at_random_points_in_app_mode_creates_no_second_check_run(
     outcomes = {name: rng.choice(sorted(FINALS)) for name in names}
     controller.start()
     for index, name in enumerate(names):
-        kube.create(ferry_run(namespace, name, sha=sha_for(index)))
+        create_bound(kube, ferry_run(namespace, name, sha=sha_for(index)))
     done = threading.Event()
     driver = threading.Thread(target=_drive, args=(kube, namespace, names, outcomes,
                                                    random.Random(16), done), daemon=True)
