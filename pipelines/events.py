@@ -48,6 +48,8 @@ class Event:
     `branch` is the branch a `when.branch` filter matches: the pushed branch for a push, the
     target (base) branch for a pull request, as GitHub Actions and Woodpecker do.
     `changed_files` is `None` when unknown, and then a `when.paths` filter does not skip.
+    `message` is the head commit's message where the payload carries it (None: unknown); the
+    receiver reads `[skip ci]` in it, nothing else does.
     """
 
     kind: EventKind
@@ -60,3 +62,4 @@ class Event:
     pull_request: PullRequest | None = None
     author: str = ""
     changed_files: tuple[str, ...] | None = None
+    message: str | None = None

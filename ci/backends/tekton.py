@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ci.backends import RunRequest, SubmittedRun
+from ci.backends import PreviousRun, RunRequest, SubmittedRun
+from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.kube import labels
 from ci.kube.pipeline_runs import (
     EVENT_LABEL,
@@ -22,7 +23,12 @@ from ci.kube.pipeline_runs import (
 from ci.kube.repositories import Repository
 from pipelines.events import EventKind
 from pipelines.names import label_value, pipeline_run_name
-from pipelines.tekton import CLONE_TOKEN_KEY, CompileOptions, compile_pipeline_run
+from pipelines.tekton import (
+    CLONE_TOKEN_KEY,
+    UNTRUSTED_LABEL,
+    CompileOptions,
+    compile_pipeline_run,
+)
 
 # `spec.status` values with which Tekton is already stopping a run (`PipelineRunPending` is
 # not one: a pending run has not started yet, and is cancelled like a running one).
@@ -117,6 +123,32 @@ class TektonBackend:
         names = sorted(run["metadata"]["name"] for run in runs if is_unfinished(run))
         return await self._cancel(repository.namespace, names)
 
+    async def newest_run(
+        self, repository: Repository, sha: str, *, pull_request: int | None = None
+    ) -> PreviousRun | None:
+        selector = repository_labels(repository) | {labels.SHA: label_value(sha)}
+        if pull_request is not None:
+            selector[labels.PULL_REQUEST] = str(pull_request)
+        runs = await asyncio.to_thread(self._runs.list, repository.namespace, selector=selector)
+        # The label may be cut; the annotation keeps the whole sha.
+        runs = [run for run in runs if _annotations(run).get(labels.SHA) == sha]
+        if not runs:
+            return None
+        newest = max(runs, key=lambda run: (_created(run), run["metadata"]["name"]))
+        snapshot = RunSnapshot.of(newest)
+        task_runs = await asyncio.to_thread(
+            self._runs.task_runs, repository.namespace, snapshot.name
+        )
+        state = observe(snapshot, [TaskRunSnapshot.of(task_run) for task_run in task_runs])
+        number = snapshot.labels.get(labels.PULL_REQUEST)
+        return PreviousRun(
+            name=snapshot.name,
+            trusted=snapshot.labels.get(UNTRUSTED_LABEL) != "true",
+            finished=not is_unfinished(newest),
+            pull_request=int(number) if number and number.isdigit() else None,
+            jobs={job.name: job.conclusion for job in state.jobs},
+        )
+
     async def ready(self) -> str | None:
         reachable = await asyncio.to_thread(self._runs.reachable)
         return None if reachable else "the Kubernetes API server does not answer"
@@ -158,6 +190,10 @@ def is_unfinished(run: Mapping[str, Any]) -> bool:
         if condition.get("type") == "Succeeded":
             return bool(condition.get("status") == "Unknown")
     return True  # not reconciled yet
+
+
+def _annotations(run: Mapping[str, Any]) -> Mapping[str, str]:
+    return (run.get("metadata") or {}).get("annotations") or {}
 
 
 def _created(run: Mapping[str, Any]) -> str:
