@@ -154,6 +154,8 @@ def pull_request(
     `head_repository` is the fork's owner/name (None: the repository itself)."""
     found: dict[str, Any] = example("pull-request")
     found.update(
+        # The published example's teams lack the `type` the schema now requires.
+        requested_teams=[],
         number=number,
         state=state,
         title=title,
