@@ -111,11 +111,14 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         and not is_zero_sha(before)
         and (total is None or total <= len(commits))
     )
+    head_commit = payload.optional_object("head_commit")
+    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at.
+    sha = (head_commit.optional_text("id") if head_commit else None) or after
     return Event(
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,
         repository_url=where.clone_url,
-        sha=after,
+        sha=sha,
         ref=ref,
         branch=branch,
         tag=tag,
@@ -123,6 +126,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
             payload.optional_object("pusher")
         ),
         changed_files=changed_files(commits, complete=complete),
+        message=head_commit.optional_text("message") if head_commit else None,
     )
 
 

@@ -106,6 +106,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     sha = payload.optional_text("checkout_sha") or after
     # Only a username is an author; tag pushes carry just the display name (`user_name`).
     author = payload.optional_text("user_username")
+    head = next((commit for commit in commits if commit.optional_text("id") == sha), None)
     return Event(
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,
@@ -116,6 +117,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         tag=tag,
         author=author or "",
         changed_files=changed_files(commits, complete=complete),
+        message=head.optional_text("message") if head else None,
     )
 
 
@@ -136,11 +138,12 @@ def merge_request_event(
     if actor is not None and author_id is not None and actor.optional_integer("id") == author_id:
         author = actor.optional_text("username") or ""
     target_branch = merge_request.text("target_branch")
+    last_commit = merge_request.object("last_commit")
     return Event(
         kind=EventKind.PULL_REQUEST,
         repository=repository.name,
         repository_url=repository.clone_url,
-        sha=merge_request.object("last_commit").text("id"),
+        sha=last_commit.text("id"),
         ref=f"refs/merge-requests/{number}/head",
         branch=target_branch,
         pull_request=PullRequest(
@@ -154,6 +157,7 @@ def merge_request_event(
             author_id=author_id,
         ),
         author=author,
+        message=last_commit.optional_text("message"),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ci.forges.deliveries import Comment, Ignored, Parsed, Ping, PullRequestClosed
+from ci.forges.deliveries import Comment, Ignored, Parsed, Ping, PullRequestClosed, Rerun
 from ci.forges.registry import PROVIDERS, detect_forge
 from ci.forges.types import ForgeKind
 from pipelines.events import Event, EventKind, PullRequest
@@ -35,12 +35,14 @@ def github_push(*, changed: tuple[str, ...] | None) -> Expect:
             kind=EventKind.TAG if tag else EventKind.PUSH,
             repository=p["repository"]["full_name"],
             repository_url=p["repository"]["clone_url"],
-            sha=p["after"],
+            # The commit: for an annotated tag `after` is the tag object.
+            sha=p["head_commit"]["id"],
             ref=ref,
             branch=None if tag else ref.removeprefix("refs/heads/"),
             tag=ref.removeprefix("refs/tags/") if tag else None,
             author=p["sender"]["login"],
             changed_files=changed,
+            message=p["head_commit"]["message"],
         )
 
     return expect
@@ -77,6 +79,18 @@ def github_comment(p: Any) -> Parsed:
     )
 
 
+def github_suite_rerun(p: Any) -> Parsed:
+    suite = p["check_suite"]
+    return Rerun(
+        source="check_suite",
+        sha=suite["head_sha"],
+        repository_url=p["repository"]["clone_url"],
+        requester=p["sender"]["login"],
+        pull_requests=tuple(pull["number"] for pull in suite["pull_requests"]),
+        branch=suite["head_branch"],
+    )
+
+
 def github_ping(p: Any) -> Parsed:
     return Ping(hook_id=p["hook_id"])
 
@@ -92,6 +106,7 @@ def gitea_push(*, changed: tuple[str, ...] | None) -> Expect:
             branch=p["ref"].removeprefix("refs/heads/"),
             author=p["sender"]["login"],
             changed_files=changed,
+            message=p["head_commit"]["message"] if p.get("head_commit") else None,
         )
 
     return expect
@@ -136,6 +151,9 @@ def gitlab_push(*, tag: bool, author: Callable[[Any], str]) -> Expect:
             author=author(p),
             # push.json lists 2 of its 4 commits: the changed files are unknown.
             changed_files=None,
+            message=next(
+                (c["message"] for c in p["commits"] if c["id"] == p["checkout_sha"]), None
+            ),
         )
 
     return expect
@@ -163,6 +181,7 @@ def gitlab_merge_request(p: Any) -> Parsed:
             author_id=attributes["author_id"],
         ),
         author="",
+        message=attributes["last_commit"]["message"],
     )
 
 
@@ -177,8 +196,9 @@ G, T, L = ForgeKind.GITHUB, ForgeKind.GITEA, ForgeKind.GITLAB
 NOT_RUN = "events do not start pipelines"
 
 CASES = [
-    Case(G, "check_run.rerequested.json", ignored(f"check_run {NOT_RUN}")),
-    Case(G, "check_suite.rerequested.json", ignored(f"check_suite {NOT_RUN}")),
+    # Another App's check run (its `external_id` is not Ferry's): not Ferry's to re-run.
+    Case(G, "check_run.rerequested.json", ignored("check run 'randscape' is not one of Ferry's")),
+    Case(G, "check_suite.rerequested.json", github_suite_rerun),
     Case(G, "installation.created.json", ignored(f"installation {NOT_RUN}")),
     Case(G, "installation.deleted.json", ignored(f"installation {NOT_RUN}")),
     Case(G, "issue_comment.created-on-pull-request.json", github_comment),
