@@ -127,6 +127,8 @@ def push_payload(team: Team, sha: str, *, branch: str = "main") -> dict[str, Any
         payload["repository"] |= {"full_name": team.owner_name, "html_url": url,
                                   "clone_url": f"{url}.git"}
     payload |= {"after": sha, "ref": f"refs/heads/{branch}"}
+    if payload.get("head_commit"):
+        payload["head_commit"]["id"] = sha
     return payload
 
 

@@ -112,8 +112,10 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         and (total is None or total <= len(commits))
     )
     head_commit = payload.optional_object("head_commit")
-    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at.
-    sha = (head_commit.optional_text("id") if head_commit else None) or after
+    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at
+    # (for a branch, `after` is that commit).
+    peeled = head_commit.optional_text("id") if head_commit and tag is not None else None
+    sha = peeled or after
     return Event(
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,

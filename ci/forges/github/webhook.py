@@ -103,8 +103,10 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     )
     commits = payload.objects("commits")
     head_commit = payload.optional_object("head_commit")
-    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at.
-    sha = (head_commit.optional_text("id") if head_commit else None) or after
+    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at
+    # (for a branch, `after` is that commit).
+    peeled = head_commit.optional_text("id") if head_commit and tag is not None else None
+    sha = peeled or after
     # A new branch or a force push lists commits relative to nothing we know, so the changed
     # files would be a guess; None makes `when.paths` run rather than wrongly skip.
     complete = (

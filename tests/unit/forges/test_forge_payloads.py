@@ -36,7 +36,7 @@ def github_push(*, changed: tuple[str, ...] | None) -> Expect:
             repository=p["repository"]["full_name"],
             repository_url=p["repository"]["clone_url"],
             # The commit: for an annotated tag `after` is the tag object.
-            sha=p["head_commit"]["id"],
+            sha=p["head_commit"]["id"] if tag else p["after"],
             ref=ref,
             branch=None if tag else ref.removeprefix("refs/heads/"),
             tag=ref.removeprefix("refs/tags/") if tag else None,
