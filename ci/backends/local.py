@@ -268,9 +268,7 @@ class LocalBackend:
             log.exception("local run failed")
         finally:
             await reporter.drain()
-            await _report(request.forge, flight, status)
-            self._runs.pop(flight.name, None)
-            self._finished.append(flight.name)
+            # Over before its verdict is shown, so whoever reads the verdict finds it over.
             run.finished = True
             if status.conclusion is not Conclusion.SUCCESS:
                 # A job that never got to its end (the run was refused, stopped or broke)
@@ -278,6 +276,9 @@ class LocalBackend:
                 for job, state in run.jobs.items():
                     if not state.final:
                         run.jobs[job] = status.conclusion
+            await _report(request.forge, flight, status)
+            self._runs.pop(flight.name, None)
+            self._finished.append(flight.name)
             self._write_in_flight()
             log.info("local run ended", conclusion=status.conclusion.value)
 
