@@ -417,7 +417,7 @@ async def _act(delivery: Delivery, target: Target) -> Answer:
         return await commands.on_command(
             parsed, target, forge_name=delivery.forge.value, start=start_run
         )
-    marker = skip_marker(parsed)
+    marker = await skip_marker(parsed, target)
     if marker is not None:
         return await skip_ci(parsed, target, marker)
     return await start_run(parsed, target)

@@ -124,3 +124,12 @@ class PullRequestReader(Protocol):
     async def pull_request(self, repository: RepositoryName, number: int) -> Event | None:
         """The event pull request `number`'s head runs, with its author; None when there is
         no such open pull request."""
+
+
+@runtime_checkable
+class CommitMessageReader(Protocol):
+    """A client that reads a commit's message (GitHub, whose pull request events do not carry
+    the head commit's message that `[skip ci]` is read from)."""
+
+    async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
+        """The message of commit `sha`; None when there is no such commit."""

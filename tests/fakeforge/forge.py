@@ -77,6 +77,8 @@ class FakeForge:
         default_factory=dict
     )
     permissions: dict[tuple[str, str], str | int] = field(default_factory=dict)
+    # GitHub's commit messages, by (repository, sha), for `GET .../git/commits/{sha}`.
+    commit_messages: dict[tuple[str, str], str] = field(default_factory=dict)
     # GitHub's pull requests, as `GET .../pulls/{number}` answers (`add_pull_request`).
     pull_requests: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     user_ids: dict[str, int] = field(default_factory=dict)  # GitLab users' ids, by name
@@ -372,6 +374,14 @@ def _github_pull_request(forge: FakeForge, call: _Call, groups: tuple[str, ...])
     return _not_found() if found is None else JSONResponse(found)
 
 
+def _github_git_commit(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, sha = _repository(groups), groups[2]
+    message = forge.commit_messages.get((repository, sha))
+    if message is None:
+        return _not_found()
+    return JSONResponse(github_objects.git_commit(repository, sha, message))
+
+
 def _github_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     repository, sha = _repository(groups), groups[2]
     stored = _add_status(forge, repository, sha, dict(call.json))
@@ -616,6 +626,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("GET", rf"{_REPO}/contents/(.+)", _contents),
         ("GET", rf"{_REPO}/pulls/(\d+)/files", _github_files),
         ("GET", rf"{_REPO}/pulls/(\d+)", _github_pull_request),
+        ("GET", rf"{_REPO}/git/commits/([^/]+)", _github_git_commit),
         ("POST", rf"{_REPO}/statuses/([^/]+)", _github_status),
         ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
         ("POST", rf"{_REPO}/check-runs", _github_create_check_run),

@@ -183,6 +183,17 @@ def pull_request(
     return found
 
 
+def git_commit(repository: str, sha: str, message: str) -> dict[str, Any]:
+    found: dict[str, Any] = example("git-commit-2")
+    found.update(
+        sha=sha,
+        message=message,
+        url=f"{API}/repos/{repository}/git/commits/{sha}",
+        html_url=f"{WEB}/{repository}/commit/{sha}",
+    )
+    return found
+
+
 def installation_token(token: str, expires_at: str) -> dict[str, Any]:
     found: dict[str, Any] = example("installation-token")
     found.update(token=token, expires_at=expires_at)

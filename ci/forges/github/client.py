@@ -144,6 +144,18 @@ class GitHubClient:
         except PayloadError as error:
             raise UnexpectedResponseError(f"pull request {number}: {error}") from error
 
+    async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
+        url = self._url(repository, f"/git/commits/{urllib.parse.quote(sha, safe='')}")
+        try:
+            response = await self._send("GET", url)
+        except NotFoundError:
+            return None
+        body = json_of(response)
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, str):
+            raise UnexpectedResponseError("git commit response has no string `message`")
+        return message
+
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()
         async for page in pages(

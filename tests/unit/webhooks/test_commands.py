@@ -379,3 +379,22 @@ def test_annotated_tag_runs_the_tagged_commit(
     assert post(client, payload, "push").status_code == 202
     [request] = backend.requests
     assert request.event.sha == commit and request.event.tag is not None
+
+
+def test_skip_ci_in_a_pull_requests_head_commit_is_read_from_github(
+    serve: Serve, forge: FakeForge, backend: RecordingBackend
+) -> None:
+    """GitHub's pull request event does not carry the head commit's message: it is read."""
+    payload = contract(G, "pull_request.synchronize.json")
+    sha = payload["pull_request"]["head"]["sha"]
+    name = repository_of(payload)
+    forge.add_file(name, sha, ".ci.yaml", SPEC)
+    client = serve([local_repository(G, payload["repository"]["html_url"])])
+    forge.commit_messages[(name, sha)] = "Fix a typo\n\n[skip ci]"
+    response = post(client, payload, "pull_request")
+    assert "[skip ci]" in response.json()["skipped"] and backend.requests == []
+    [status] = forge.statuses_for(name, sha)
+    assert status["state"] == "pending"
+    # Without the marker (or with no such commit on GitHub) it runs.
+    forge.commit_messages[(name, sha)] = "Fix a typo"
+    assert post(client, payload, "pull_request", delivery="d-2").json()["pipelineRuns"]
