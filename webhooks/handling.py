@@ -2,7 +2,8 @@
 
 `receive` takes a delivery from detection to the dispatch on what it means; `start_run` takes
 an event from its spec to a queued run. Each reads top to bottom, one step per line, in the
-order of DESIGN.md; the steps themselves live in small modules (`trust`, `notices`, ...).
+order of DESIGN.md; the steps themselves live in small modules (`trust`, `notices`,
+`commands` for comment commands and Re-run buttons, `skipping` for `[skip ci]`, ...).
 What the receiver posts on a commit is in `notices` (never over a run's report) and its
 words and contexts in `ci.forges.checks`, shared with the controller and the local backend.
 
@@ -56,6 +57,7 @@ from webhooks.trust import Decision, Trust, decide
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
 
 class DeliveryRejectedError(Exception):
     """A delivery refused with `status_code` and a message for whoever reads the forge's log."""
