@@ -6,8 +6,8 @@ turn green for a commit nothing tested. A command (`/retest`, `/ok-to-test`, a R
 button) still runs the commit: someone asked for it.
 
 Where the payload does not carry the head commit's message (pull request events on GitHub
-and Gitea), it is read from the API where the client can (GitHub, `CommitMessageReader`);
-where it stays unknown, or the read fails, the event runs: never skip on a guess.
+and Gitea), it is read from the API (`CommitMessageReader`); where it stays unknown, or the
+read fails, the event runs: never skip on a guess.
 """
 
 from __future__ import annotations

@@ -128,8 +128,8 @@ class PullRequestReader(Protocol):
 
 @runtime_checkable
 class CommitMessageReader(Protocol):
-    """A client that reads a commit's message (GitHub, whose pull request events do not carry
-    the head commit's message that `[skip ci]` is read from)."""
+    """A client that reads a commit's message (GitHub, Gitea: their pull request events do not
+    carry the head commit's message that `[skip ci]` is read from)."""
 
     async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
         """The message of commit `sha`; None when there is no such commit."""

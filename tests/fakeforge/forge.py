@@ -77,7 +77,7 @@ class FakeForge:
         default_factory=dict
     )
     permissions: dict[tuple[str, str], str | int] = field(default_factory=dict)
-    # GitHub's commit messages, by (repository, sha), for `GET .../git/commits/{sha}`.
+    # Commit messages, by (repository, sha), for `GET .../git/commits/{sha}` (GitHub, Gitea).
     commit_messages: dict[tuple[str, str], str] = field(default_factory=dict)
     # GitHub's pull requests, as `GET .../pulls/{number}` answers (`add_pull_request`).
     pull_requests: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
@@ -500,6 +500,14 @@ def _gitea_files(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Resp
     return JSONResponse(chunk, headers=headers)
 
 
+def _gitea_commit(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, sha = _repository(groups), groups[2]
+    message = forge.commit_messages.get((repository, sha))
+    if message is None:
+        return _not_found()
+    return JSONResponse({"sha": sha, "commit": {"message": message}})
+
+
 def _gitea_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     stored = _add_status(forge, _repository(groups), groups[2], dict(call.json))
     return JSONResponse({**stored, "status": stored.get("state")}, 201)
@@ -638,6 +646,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ForgeKind.GITEA: (
         ("GET", rf"/api/v1{_REPO}/contents/(.+)", _contents),
         ("GET", rf"/api/v1{_REPO}/pulls/(\d+)/files", _gitea_files),
+        ("GET", rf"/api/v1{_REPO}/git/commits/([^/]+)", _gitea_commit),
         ("POST", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_status),
         ("GET", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_list_statuses),
         ("POST", rf"/api/v1{_REPO}/issues/(\d+)/comments", _issue_comment),

@@ -398,3 +398,25 @@ def test_skip_ci_in_a_pull_requests_head_commit_is_read_from_github(
     # Without the marker (or with no such commit on GitHub) it runs.
     forge.commit_messages[(name, sha)] = "Fix a typo"
     assert post(client, payload, "pull_request", delivery="d-2").json()["pipelineRuns"]
+
+
+def test_skip_ci_in_a_gitea_pull_requests_head_commit_is_read_from_gitea(
+    serve: Serve, backend: RecordingBackend
+) -> None:
+    gitea = FakeForge(ForgeKind.GITEA)
+    payload = contract(ForgeKind.GITEA, "pull_request.synchronized.json")
+    sha = payload["pull_request"]["head"]["sha"]
+    name = repository_of(payload)
+    gitea.add_file(name, sha, ".ci.yaml", SPEC)
+    gitea.commit_messages[(name, sha)] = "[CI SKIP] docs"
+    client = serve([local_repository(ForgeKind.GITEA, payload["repository"]["html_url"])],
+                   fake=gitea)
+    body = encode(payload)
+    headers = signed_headers(ForgeKind.GITEA, body, {
+        "X-Gitea-Event": "pull_request", "X-Gitea-Delivery": "d-1",
+        "Content-Type": "application/json"})
+    response = client.post("/hooks", content=body, headers=headers)
+    assert "[ci skip]" in response.json()["skipped"] and backend.requests == []
+    [status] = gitea.statuses_for(name, sha)
+    assert status["state"] == "pending"
+    gitea.assert_no_violations()
