@@ -48,6 +48,8 @@ class Event:
     `branch` is the branch a `when.branch` filter matches: the pushed branch for a push, the
     target (base) branch for a pull request, as GitHub Actions and Woodpecker do.
     `changed_files` is `None` when unknown, and then a `when.paths` filter does not skip.
+    `message` is the head commit's message where the payload carries it (None: unknown); the
+    receiver reads `[skip ci]` in it, nothing else does.
     """
 
     kind: EventKind
@@ -68,3 +70,5 @@ class Event:
     # The pull request's head this event replaced (GitHub's `synchronize` `before`): the
     # receiver completes a "waiting" check left there, so none stays queued.
     replaced_sha: str | None = None
+    # The head commit's message, where the payload has it (skip markers).
+    message: str | None = None

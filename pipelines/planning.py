@@ -34,6 +34,9 @@ Decisions:
   allowed on them by the linter; if present it is ignored).
 - Order: topological; among jobs that are ready at the same time, file order (and matrix
   order within a job).
+- Re-running some jobs (`rerun`, for `/retest`): the jobs selected, every job that needs
+  one of them (transitively), and the finally jobs. A `needs` on a job that is not re-run
+  (it passed in the run re-run) counts as satisfied and is dropped.
 """
 
 from __future__ import annotations
@@ -225,6 +228,31 @@ def plan(spec: Spec, event: Event) -> Plan | NothingToRun:
         finally_jobs=tuple(finally_jobs),
         skipped=skipped_jobs,
         timeout_seconds=spec.timeout_seconds,
+    )
+
+
+def rerun(planned: Plan, selected: frozenset[str]) -> Plan | None:
+    """The part of `planned` that re-runs the planned jobs named in `selected` (see the
+    module docstring); None when none of them is a regular job of the plan (a run needs
+    one: finally jobs alone are not re-run)."""
+    kept: set[str] = {job.name for job in planned.jobs if job.name in selected}
+    for job in planned.jobs:  # dependency order: a job's needs come before it
+        if job.name not in kept and any(need in kept for need in job.needs):
+            kept.add(job.name)
+    jobs = tuple(
+        replace(job, needs=tuple(need for need in job.needs if need in kept))
+        for job in planned.jobs
+        if job.name in kept
+    )
+    if not jobs:
+        return None  # a plan has regular jobs; finally alone cannot be re-run
+    return replace(planned, jobs=jobs, skipped=())
+
+
+def jobs_named(planned: Plan, name: str) -> frozenset[str]:
+    """The planned jobs `name` means: one planned job, or every variant of a `.ci.yaml` job."""
+    return frozenset(
+        job.name for job in planned.all_jobs if name in (job.name, job.spec_job)
     )
 
 

@@ -2,7 +2,8 @@
 
 `receive` takes a delivery from detection to the dispatch on what it means; `start_run` takes
 an event from its spec to a queued run. Each reads top to bottom, one step per line, in the
-order of DESIGN.md; the steps themselves live in small modules (`trust`, `notices`, ...).
+order of DESIGN.md; the steps themselves live in small modules (`trust`, `notices`,
+`commands` for comment commands and Re-run buttons, `skipping` for `[skip ci]`, ...).
 What the receiver posts on a commit is in `notices` (never over a run's report) and its
 words and contexts in `ci.forges.checks`, shared with the controller and the local backend.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -29,7 +29,7 @@ from ci.backends import Backend, RunRequest
 from ci.forges import checks
 from ci.forges.checks import Contexts
 from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
-from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed
+from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed, Rerun
 from ci.forges.errors import ForgeError, PayloadError, SignatureError
 from ci.forges.github.authentication import GitHubAuthentication
 from ci.forges.registry import Provider, detect_forge, provider_for
@@ -46,17 +46,17 @@ from pipelines.linting import lint_spec
 from pipelines.planning import NothingToRun, Plan, SkippedJob, plan
 from pipelines.problems import SpecError
 from pipelines.spec import Spec
+from webhooks import commands
+from webhooks.answers import Answer, skipped
 from webhooks.bodies import BodyTooLargeError
 from webhooks.deliveries import DeliveryMemory
 from webhooks.notices import post_notices, retire_waiting
 from webhooks.retrying import with_retries
+from webhooks.skipping import skip_ci, skip_marker
 from webhooks.trust import Decision, Trust, decide
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-
-OK_TO_TEST = "/ok-to-test"
-RETEST = "/retest"
 
 
 class DeliveryRejectedError(Exception):
@@ -72,14 +72,6 @@ class DeliveryRejectedError(Exception):
 class Incoming:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Answer:
-    status_code: int
-    body: Mapping[str, Any]
-    outcome: str  # the metrics label: created, existing, skipped, ignored, ping, ...
-    runs_created: int = 0
 
 
 @dataclass(slots=True)
@@ -201,10 +193,16 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
 
 
 async def start_run(
-    event: Event, target: Target, *, trust: Decision | None = None, name_prefix: str = ""
+    event: Event,
+    target: Target,
+    *,
+    trust: Decision | None = None,
+    name_prefix: str = "",
+    only: commands.Selector | None = None,
 ) -> Answer:
     """Read the spec at the commit, lint, decide trust, plan, submit, cancel older; report
-    "queued" only for a backend whose runs no one else reports."""
+    "queued" only for a backend whose runs no one else reports. `only` cuts the plan down
+    to the jobs a re-run runs (`webhooks.commands`)."""
     forge, repository = target.forge, target.repository
     if event.replaced_sha and isinstance(target.credentials.forge, GitHubAppCredentials):
         superseded = checks.superseded_waiting(target.receiver.contexts, event.sha)
@@ -232,10 +230,13 @@ async def start_run(
     event = await _with_changed_files(event, spec, target)
     try:
         planned = plan(spec, event)
+        if only is not None and isinstance(planned, Plan):
+            planned = only(planned)
         if isinstance(planned, NothingToRun):
-            skipped = planned.skipped or _every_job_skipped(spec, planned.reason)
-            notice = checks.nothing_to_run(contexts, planned.reason)
-            await _notify(target, event, [notice, *_skip_notices(contexts, skipped)])
+            if only is None:  # a re-run that runs nothing leaves the commit as it shows
+                skipped = planned.skipped or _every_job_skipped(spec, planned.reason)
+                notice = checks.nothing_to_run(contexts, planned.reason)
+                await _notify(target, event, [notice, *_skip_notices(contexts, skipped)])
             return _skipped(planned.reason, outcome="nothing-to-run")
         request = RunRequest(
             repository=repository,
@@ -393,6 +394,8 @@ def _what_happened(delivery: Delivery) -> tuple[str, Event | None]:
         return EventKind.COMMENT.value, parsed.pull_request
     if isinstance(parsed, PullRequestClosed):
         return EventKind.PULL_REQUEST.value, None
+    if isinstance(parsed, Rerun):
+        return "rerun", None
     if isinstance(parsed, Ping):
         return "ping", None
     return delivery.event_name, None
@@ -416,36 +419,14 @@ async def _act(delivery: Delivery, target: Target) -> Answer:
             body={"skipped": f"pull request {parsed.number} closed", "cancelled": list(cancelled)},
             outcome="closed",
         )
-    if isinstance(parsed, Comment):
-        return await _command(parsed, target, forge_name=delivery.forge.value)
+    if isinstance(parsed, Comment | Rerun):
+        return await commands.on_command(
+            parsed, target, forge_name=delivery.forge.value, start=start_run
+        )
+    marker = await skip_marker(parsed, target)
+    if marker is not None:
+        return await skip_ci(parsed, target, marker)
     return await start_run(parsed, target)
-
-
-async def _command(comment: Comment, target: Target, *, forge_name: str) -> Answer:
-    command = comment.command
-    if command not in (OK_TO_TEST, RETEST):
-        return _skipped("ignored: the comment is not /ok-to-test or /retest", outcome="ignored")
-    if comment.pull_request is None:
-        # GitHub's issue_comment payload lacks the head commit, and the GitHub API
-        # description Ferry validates against has no `GET /pulls/{number}` to read it.
-        return _skipped(
-            f"ignored: {command} on {forge_name} needs the pull request's head commit, which "
-            "the comment payload does not carry; push again or re-run from the checks page",
-            outcome="ignored",
-        )
-    forge = target.forge
-    if not await target.call(lambda: forge.has_write_access(target.name, comment.author)):
-        log.info("command refused", command=command, author=comment.author)
-        return _skipped(
-            f"ignored: {command} from {comment.author or 'someone'}, who has no write access",
-            outcome="ignored",
-        )
-    # A re-run needs a new name (one per comment); `/ok-to-test` needs one that differs from a
-    # secret-less run of the same commit, and stays the same across its redeliveries.
-    digest = hashlib.sha256(target.delivery_id.encode()).hexdigest()[:6]
-    prefix = f"retest-{digest}-" if command == RETEST else "ok-"
-    decision = Decision(trust=Trust.TRUSTED, reason=f"{command} by {comment.author}")
-    return await start_run(comment.pull_request, target, trust=decision, name_prefix=prefix)
 
 
 # Steps of `start_run`
@@ -532,7 +513,7 @@ async def _clone_token(target: Target) -> str | None:
 
 
 def _skipped(reason: str, *, outcome: str) -> Answer:
-    return Answer(status_code=202, body={"skipped": reason}, outcome=outcome)
+    return skipped(reason, outcome=outcome)
 
 
 def _error(status_code: int, message: str, *, outcome: str) -> Answer:

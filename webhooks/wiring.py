@@ -34,8 +34,9 @@ from ci.kube.resources import REPOSITORY
 from ci.kube.watching import Watcher, WatchSettings, run_in_thread
 from ci.logs import Redactor
 from ci.settings import Settings
+from webhooks.answers import Answer
 from webhooks.deliveries import DeliveryMemory
-from webhooks.handling import Answer, Receiver
+from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
 from webhooks.metrics import Metrics
 

@@ -6,10 +6,12 @@ The receiver's flow is the same for both; only `submit` and the cancellations di
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from ci.forges.client import ForgeClient
+from ci.forges.statuses import Conclusion
 from ci.forges.types import RepositoryName
 from ci.kube.repositories import Repository
 from pipelines.events import Event
@@ -47,10 +49,35 @@ class SubmittedRun:
     created: bool  # False: the same run existed already (a redelivery)
 
 
+# A job that ended so is re-run by `/retest`; success, allowed failure and skipped are not.
+RERUN_CONCLUSIONS = frozenset(
+    {Conclusion.FAILURE, Conclusion.TIMED_OUT, Conclusion.CANCELLED, Conclusion.ERROR}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreviousRun:
+    """The newest run of a commit, as `/retest` and the Re-run buttons need it."""
+
+    name: str
+    trusted: bool  # it ran with the repository's secrets
+    finished: bool
+    pull_request: int | None  # the pull request it ran for, None for a push or tag
+    jobs: Mapping[str, Conclusion]  # planned job name -> conclusion (finally jobs too)
+
+    @property
+    def failed(self) -> frozenset[str]:
+        """The jobs that did not pass, which a re-run of the failed jobs runs again."""
+        return frozenset(name for name, state in self.jobs.items() if state in RERUN_CONCLUSIONS)
+
+
 class Backend(Protocol):
     """Runs plans. Call order, per event: `submit` once; then, if the spec or Repository asks
     to cancel in progress and the run was `created`, `cancel_superseded` with its name. A
     closed pull request calls `cancel_pull_request`. `ready` answers readiness probes.
+
+    `/retest` and the Re-run buttons first ask `newest_run` which jobs of the commit's newest
+    run failed, then `submit` a plan of those jobs and what depends on them.
 
     `submit` is idempotent by run name (the same event and prefix give the same name): a
     second call returns the existing run with `created=False`. It may raise
@@ -78,6 +105,13 @@ class Backend(Protocol):
 
     async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
         """Stop the unfinished runs of pull request `number`; returns their names."""
+        ...
+
+    async def newest_run(
+        self, repository: Repository, sha: str, *, pull_request: int | None = None
+    ) -> PreviousRun | None:
+        """The newest run of commit `sha` (of pull request `pull_request` only, when given),
+        with its jobs' conclusions; None when the commit has none this backend knows of."""
         ...
 
     async def ready(self) -> str | None:

@@ -19,13 +19,13 @@ import json
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import git
 import structlog
 
-from ci.backends import RunRequest, SubmittedRun, happened_before
+from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
 from ci.forges import checks
 from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
@@ -80,6 +80,11 @@ class _Run:
     flight: InFlight
     stop: asyncio.Event
     task: asyncio.Task[None] | None = None
+    # What `newest_run` answers: the jobs' states as they change, kept after the run ends.
+    trusted: bool = True
+    pull_request: int | None = None
+    jobs: dict[str, Conclusion] = field(default_factory=dict)
+    finished: bool = False
 
 
 class LocalBackend:
@@ -111,6 +116,8 @@ class LocalBackend:
         self._runs_untrusted = runs_untrusted
         self._runs: dict[str, _Run] = {}
         self._finished: deque[str] = deque(maxlen=FINISHED_MEMORY)
+        # Every run started, oldest first, finished ones too (for `newest_run`).
+        self._history: deque[_Run] = deque(maxlen=FINISHED_MEMORY)
 
     @property
     def _in_flight_path(self) -> Path:
@@ -156,8 +163,15 @@ class LocalBackend:
             group=_group(request),
             event_time=request.event.happened_at,
         )
-        run = _Run(flight=flight, stop=asyncio.Event())
+        run = _Run(
+            flight=flight,
+            stop=asyncio.Event(),
+            trusted=request.trusted,
+            pull_request=request.event.pull_request.number if request.event.pull_request else None,
+            jobs={job.name: Conclusion.QUEUED for job in request.plan.all_jobs},
+        )
         self._runs[name] = run
+        self._history.append(run)
         self._write_in_flight()
         run.task = asyncio.create_task(self._run(request, run), name=f"ferry-run-{name}")
         return SubmittedRun(name=name, created=True)
@@ -177,6 +191,24 @@ class LocalBackend:
         group = f"{repository.key}#pull/{number}"
         return self._stop(lambda flight: flight.group == group)
 
+    async def newest_run(
+        self, repository: Repository, sha: str, *, pull_request: int | None = None
+    ) -> PreviousRun | None:
+        for run in reversed(self._history):
+            flight = run.flight
+            if (flight.repository_key, flight.sha) != (repository.key, sha):
+                continue
+            if pull_request is not None and run.pull_request != pull_request:
+                continue
+            return PreviousRun(
+                name=flight.name,
+                trusted=run.trusted,
+                finished=run.finished,
+                pull_request=run.pull_request,
+                jobs=dict(run.jobs),
+            )
+        return None
+
     async def ready(self) -> str | None:
         return None
 
@@ -190,7 +222,7 @@ class LocalBackend:
 
     async def _run(self, request: RunRequest, run: _Run) -> None:
         flight = run.flight
-        reporter = _JobReporter(request.forge, flight, self._contexts)
+        reporter = _JobReporter(request.forge, flight, self._contexts, states=run.jobs)
         structlog.contextvars.bind_contextvars(pipeline_run=flight.name)
         status = Status(
             conclusion=Conclusion.ERROR,
@@ -243,6 +275,14 @@ class LocalBackend:
             log.exception("local run failed")
         finally:
             await reporter.drain()
+            # Over before its verdict is shown, so whoever reads the verdict finds it over.
+            run.finished = True
+            if status.conclusion is not Conclusion.SUCCESS:
+                # A job that never got to its end (the run was refused, stopped or broke)
+                # did not pass.
+                for job, state in run.jobs.items():
+                    if not state.final:
+                        run.jobs[job] = status.conclusion
             await _report(request.forge, flight, status)
             self._runs.pop(flight.name, None)
             self._finished.append(flight.name)
@@ -322,14 +362,23 @@ class _JobReporter:
     one task keeps a job's `running` from overtaking its final state.
     """
 
-    def __init__(self, forge: ForgeClient, flight: InFlight, contexts: Contexts) -> None:
+    def __init__(
+        self,
+        forge: ForgeClient,
+        flight: InFlight,
+        contexts: Contexts,
+        *,
+        states: dict[str, Conclusion],
+    ) -> None:
         self._forge = forge
+        self._states = states  # the run's record of its jobs' states, updated here
         self._contexts = contexts
         self._flight = flight
         self._queue: asyncio.Queue[JobChange | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._send())
 
     def job_changed(self, change: JobChange) -> None:
+        self._states[change.job] = _JOB_CONCLUSIONS[change.state]
         self._queue.put_nowait(change)
 
     def step_output(self, *, job: str, step: str, line: str) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ci.backends import RunRequest, SubmittedRun, happened_before
+from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
+from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.kube import labels
 from ci.kube.binding import DEFAULT_WINDOW, BindingKeys, refusal_for, sign, signed_fields
 from ci.kube.pipeline_runs import (
@@ -26,7 +27,12 @@ from ci.kube.pipeline_runs import (
 from ci.kube.repositories import Repository
 from pipelines.events import EventKind
 from pipelines.names import label_value, pipeline_run_name
-from pipelines.tekton import CLONE_TOKEN_KEY, CompileOptions, compile_pipeline_run
+from pipelines.tekton import (
+    CLONE_TOKEN_KEY,
+    UNTRUSTED_LABEL,
+    CompileOptions,
+    compile_pipeline_run,
+)
 
 # `spec.status` values with which Tekton is already stopping a run (`PipelineRunPending` is
 # not one: a pending run has not started yet, and is cancelled like a running one).
@@ -152,6 +158,32 @@ class TektonBackend:
         names = sorted(run["metadata"]["name"] for run in runs if is_unfinished(run))
         return await self._cancel(repository.namespace, names)
 
+    async def newest_run(
+        self, repository: Repository, sha: str, *, pull_request: int | None = None
+    ) -> PreviousRun | None:
+        selector = repository_labels(repository) | {labels.SHA: label_value(sha)}
+        if pull_request is not None:
+            selector[labels.PULL_REQUEST] = str(pull_request)
+        runs = await asyncio.to_thread(self._runs.list, repository.namespace, selector=selector)
+        # The label may be cut; the annotation keeps the whole sha.
+        runs = [run for run in runs if _annotations(run).get(labels.SHA) == sha]
+        if not runs:
+            return None
+        newest = max(runs, key=lambda run: (_created(run), run["metadata"]["name"]))
+        snapshot = RunSnapshot.of(newest)
+        task_runs = await asyncio.to_thread(
+            self._runs.task_runs, repository.namespace, snapshot.name
+        )
+        state = observe(snapshot, [TaskRunSnapshot.of(task_run) for task_run in task_runs])
+        number = snapshot.labels.get(labels.PULL_REQUEST)
+        return PreviousRun(
+            name=snapshot.name,
+            trusted=snapshot.labels.get(UNTRUSTED_LABEL) != "true",
+            finished=not is_unfinished(newest),
+            pull_request=int(number) if number and number.isdigit() else None,
+            jobs={job.name: job.conclusion for job in state.jobs},
+        )
+
     async def ready(self) -> str | None:
         reachable = await asyncio.to_thread(self._runs.reachable)
         if not reachable:
@@ -220,6 +252,10 @@ def _event_time(run: Mapping[str, Any]) -> str | None:
     annotations = (run.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(labels.EVENT_TIME)
     return str(value) if value else None
+
+
+def _annotations(run: Mapping[str, Any]) -> Mapping[str, str]:
+    return (run.get("metadata") or {}).get("annotations") or {}
 
 
 def _created(run: Mapping[str, Any]) -> str:

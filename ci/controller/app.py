@@ -7,6 +7,7 @@ which the process should exit and be restarted as a standby).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -36,6 +37,7 @@ from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.connecting import api_client, custom_objects
 from ci.kube.credentials import CredentialsCache, api_secret_reader
 from ci.kube.leases import Leases
+from ci.kube.pipeline_runs import ApiUnavailableError
 from ci.kube.pods import api_log_reader
 from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
@@ -49,6 +51,8 @@ STOP_POLL = 0.2
 FIRST_LIST_TIMEOUT = 120.0
 # Seconds to wait for watch threads to end on shutdown.
 JOIN_TIMEOUT = 10.0
+# Between reads of the binding key while the API server does not answer (start-up).
+KEY_RETRY_SECONDS = 2.0
 
 Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
 
@@ -82,6 +86,21 @@ class _FirstList:
         self._consumer.on_event(event)
         if self._after is not None:
             self._after()
+
+
+async def _first_keys(keys: BindingKeyStore, stopping: asyncio.Event) -> bool:
+    """Read the binding key once, retrying while the API server is unavailable; False if
+    told to stop first."""
+    while not stopping.is_set():
+        try:
+            await asyncio.to_thread(keys.keys)
+            return True
+        except ApiUnavailableError as error:
+            log.warning("binding key read failed; retrying", error=str(error),
+                        retry_in_seconds=KEY_RETRY_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), KEY_RETRY_SECONDS)
+    return False
 
 
 class _Controller:
@@ -121,8 +140,10 @@ class _Controller:
             keys = BindingKeyStore(client, settings.binding,
                                    request_timeout=settings.kubernetes.request_timeout)
             # Read (or made) before leading: without it nothing is reported, and an account
-            # that may not read it is a broken install, said at once (the process exits).
-            await asyncio.to_thread(keys.keys)
+            # that may not read it is a broken install, said at once (the process exits). An
+            # API server that does not answer yet is waited for, as the Lease is.
+            if not await _first_keys(keys, stopping):
+                return
             leadership = Leadership(leases, identity=self._identity, settings=settings.leader)
             if not await leadership.acquire(stopping):
                 return

@@ -127,6 +127,16 @@ def superseded_waiting(contexts: Contexts, sha: str) -> Status:
     )
 
 
+def skipped_by_commit(contexts: Contexts, marker: str) -> Status:
+    """`[skip ci]` in the head commit's message: nothing ran, and the check says so without
+    passing (a green required check on an untested commit would be a false green)."""
+    return Status(
+        conclusion=Conclusion.QUEUED,
+        context=contexts.run(),
+        title=f"not run: the commit message says {marker}; /retest on a pull request runs it",
+    )
+
+
 def nothing_to_run(contexts: Contexts, reason: str) -> Status:
     return Status(
         conclusion=Conclusion.SKIPPED, context=contexts.run(), title=f"nothing to run: {reason}"

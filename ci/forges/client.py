@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from ci.forges.statuses import Status
 from ci.forges.types import InstallationId, ReportId, RepositoryName
+from pipelines.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +116,22 @@ class CheckRunLookup(Protocol):
         (all pages read), or None: then creating it is no repeat. The controller asks this
         before re-sending a check run whose creation a killed predecessor may have seen
         through, and updates the one found instead of creating a second."""
+
+
+@runtime_checkable
+class PullRequestReader(Protocol):
+    """A client that reads a pull request's head from the API (GitHub, whose comment and
+    check run payloads do not carry the event a pull request's head runs)."""
+
+    async def pull_request(self, repository: RepositoryName, number: int) -> Event | None:
+        """The event pull request `number`'s head runs, with its author; None when there is
+        no such open pull request."""
+
+
+@runtime_checkable
+class CommitMessageReader(Protocol):
+    """A client that reads a commit's message (GitHub, Gitea: their pull request events do not
+    carry the head commit's message that `[skip ci]` is read from)."""
+
+    async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
+        """The message of commit `sha`; None when there is no such commit."""

@@ -2,8 +2,9 @@
 
 `parse` turns every delivery into exactly one `Delivery`; its `parsed` field is one of:
 an `Event` (run pipelines), `PullRequestClosed` (cancel the pull request's runs), `Comment`
-(`/retest`, `/ok-to-test`), `Ping`, or `Ignored` with the reason, which the receiver answers
-with 202 so the forge shows the delivery as handled.
+(`/retest`, `/ok-to-test`, `/cancel`), `Rerun` (GitHub's "Re-run" buttons), `Ping`, or
+`Ignored` with the reason, which the receiver answers with 202 so the forge shows the
+delivery as handled.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Comment:
 
     `pull_request` is the event the pull request's head would run, when the payload carries
     enough to build it (Gitea, GitLab); GitHub's `issue_comment` does not, so it is `None`
-    there and a `/retest` needs the pull request read from the API.
+    there and the receiver reads the pull request from the API (`PullRequestReader`).
     """
 
     number: int
@@ -58,8 +59,33 @@ class Comment:
                 return first if first.startswith("/") and len(first) > 1 else None
         return None
 
+    @property
+    def argument(self) -> str | None:
+        """The word after the command on its line (`/retest test` -> "test"), if any."""
+        for line in self.body.splitlines():
+            words = line.split()
+            if words:
+                return words[1] if len(words) > 1 else None
+        return None
 
-Parsed = Event | PullRequestClosed | Comment | Ping | Ignored
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rerun:
+    """GitHub's "Re-run" on one of Ferry's check runs (`job`: the job's check, None: the
+    run's own check), or "Re-run failed checks"/"Re-run all checks" on a check suite
+    (`job` None). `pull_requests` are the numbers GitHub lists, empty for a fork's pull
+    request (GitHub lists only the repository's own); `branch` the suite's head branch."""
+
+    source: str  # "check_run" or "check_suite", for messages
+    sha: str
+    repository_url: str  # the clone URL, for a re-run of a push
+    requester: str
+    job: str | None = None
+    pull_requests: tuple[int, ...] = ()
+    branch: str | None = None
+
+
+Parsed = Event | PullRequestClosed | Comment | Rerun | Ping | Ignored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

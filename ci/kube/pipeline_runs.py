@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.kube import labels
-from ci.kube.resources import PIPELINE_RUN
+from ci.kube.resources import PIPELINE_RUN, TASK_RUN
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
 # its uid so a run survives its Repository being recreated under the same name unconfused).
@@ -107,6 +107,18 @@ class PipelineRuns:
                 return None
             raise
         return dict(found)
+
+    def task_runs(self, namespace: str, pipeline_run: str) -> list[dict[str, Any]]:
+        """The TaskRuns Tekton made for `pipeline_run` (by its `tekton.dev/pipelineRun`)."""
+        wanted = f"{labels.TEKTON_PIPELINE_RUN}={pipeline_run}"
+        kind = TASK_RUN
+        with translate_api_errors(f"list the TaskRuns of {namespace}/{pipeline_run}"):
+            listed: Any = self._custom.list_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, label_selector=wanted,
+                _request_timeout=self._timeout,
+            )
+        items: list[dict[str, Any]] = listed.get("items") or []
+        return items
 
     def list(self, namespace: str, *, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         """Ferry's runs in `namespace` carrying all the labels of `selector`."""

@@ -67,7 +67,7 @@ def test_bad_settings_exit_2_naming_them(
 
 def test_serve_controller_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """SIGTERM (what Kubernetes sends) is a clean stop, exit 0, even while the controller is
-    still waiting for its Lease; only a lost Lease exits non-zero."""
+    still waiting for the API server (binding key, Lease); only a lost Lease exits non-zero."""
     with socket.socket() as probe:  # a port nothing listens on: the API server is down
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -89,9 +89,10 @@ def test_serve_controller_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             stdout=output, stderr=subprocess.STDOUT,
         )
         try:
-            # Its first Lease call comes after the signal handlers are installed.
+            # Its first API call (the binding key, then the Lease) comes after the signal
+            # handlers are installed.
             deadline = time.monotonic() + COMMAND_LIMIT_SECONDS
-            while "lease call failed" not in log.read_text() and process.poll() is None:
+            while "binding key read failed" not in log.read_text() and process.poll() is None:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.1)
             process.send_signal(signal.SIGTERM)

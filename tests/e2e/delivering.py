@@ -127,6 +127,8 @@ def push_payload(team: Team, sha: str, *, branch: str = "main") -> dict[str, Any
         payload["repository"] |= {"full_name": team.owner_name, "html_url": url,
                                   "clone_url": f"{url}.git"}
     payload |= {"after": sha, "ref": f"refs/heads/{branch}"}
+    if payload.get("head_commit"):
+        payload["head_commit"]["id"] = sha
     return payload
 
 
@@ -143,6 +145,30 @@ def pull_request_payload(team: Team, sha: str, *, number: int, action: str
     pull_request["head"]["sha"] = sha
     pull_request["number"] = number
     payload |= {"number": number, "action": action}
+    return payload
+
+
+def comment_payload(team: Team, *, number: int, body: str, author: str) -> dict[str, Any]:
+    """GitHub's example comment on a pull request, moved to `team`'s pull request `number`."""
+    payload = _contract(ForgeKind.GITHUB, "issue_comment.created-on-pull-request.json")
+    payload["repository"] |= {"full_name": team.owner_name, "html_url": team.url,
+                              "clone_url": f"{team.url}.git"}
+    payload["issue"]["number"] = number
+    payload["comment"] |= {"body": body}
+    payload["comment"]["user"]["login"] = author
+    payload["sender"]["login"] = author
+    return payload
+
+
+def check_run_payload(team: Team, check_run: dict[str, Any], *, requester: str
+                      ) -> dict[str, Any]:
+    """GitHub's example "Re-run" of a check run, for the check run `check_run` Ferry made."""
+    payload = _contract(ForgeKind.GITHUB, "check_run.rerequested.json")
+    payload["repository"] |= {"full_name": team.owner_name, "html_url": team.url,
+                              "clone_url": f"{team.url}.git"}
+    payload["check_run"] |= {key: check_run[key] for key in ("id", "name", "head_sha",
+                                                              "external_id")}
+    payload["sender"]["login"] = requester
     return payload
 
 

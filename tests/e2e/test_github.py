@@ -13,6 +13,8 @@ from ci.forges.types import ForgeKind
 from tests.cluster.kubelet import SimulatedKubelet
 from tests.cluster.resources import Kube
 from tests.e2e.delivering import (
+    check_run_payload,
+    comment_payload,
     deliver,
     pull_request_payload,
     push_payload,
@@ -31,6 +33,25 @@ jobs:
     steps:
       - name: compile
         run: {script}
+"""
+RERUN = """\
+jobs:
+  lint:
+    image: docker.io/library/alpine:3.20
+    steps:
+      - name: check
+        run: echo linted
+  test:
+    image: docker.io/library/alpine:3.20
+    steps:
+      - name: check
+        run: echo tested
+  deploy:
+    image: docker.io/library/alpine:3.20
+    needs: [test]
+    steps:
+      - name: ship
+        run: echo shipped
 """
 MATRIX = """\
 jobs:
@@ -212,3 +233,64 @@ def test_matrix_job_reports_one_check_run_per_variant_with_a_github_app(
             expected, "success")
         summary = runs["ferry"]["output"]["summary"]
         assert "`test-3-11`" in summary and "`test-3-12`" in summary
+
+
+def _app_keys() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private_pem, public_pem
+
+
+def test_retest_reruns_the_failed_jobs_and_rerun_one_check_that_job(
+    ferry: Installation, kube: Kube, kubelet: SimulatedKubelet, namespace: str
+) -> None:
+    """`/retest` on GitHub reads the pull request's head from the API and re-runs only the
+    failed job and what needs it; "Re-run" on one job's check re-runs that job alone."""
+    kubelet.force_exit_code(namespace, "test/check", 1)
+    private_pem, public_pem = _app_keys()
+    with team(kube, namespace, ForgeKind.GITHUB, github_app=(4243, 78),
+              private_key=private_pem, public_key=public_pem) as repository:
+        forge, sha = repository.forge, sha_of(f"{namespace} retest")
+        forge.add_file(repository.owner_name, sha, ".ci.yaml", RERUN)
+        forge.add_pull_request(repository.owner_name, 7, head_sha=sha, head_branch="feature",
+                               author="Codertocat")
+        forge.set_permission(repository.owner_name, "maintainer", "write")
+        [first] = deliver(ferry, repository, "pull_request",
+                          pull_request_payload(repository, sha, number=7, action="opened"))
+        jobs = {"ferry", "ferry/lint", "ferry/test", "ferry/deploy"}
+
+        def conclusions() -> dict[str, str | None]:
+            runs = repository.check_runs(sha)
+            return {name: runs[name].get("conclusion") for name in jobs if name in runs}
+
+        wait_for(ferry, lambda: set(conclusions()) == jobs and None not in conclusions().values(),
+                 what="the first run's checks completed")
+        assert conclusions() == {"ferry": "failure", "ferry/lint": "success",
+                                 "ferry/test": "failure", "ferry/deploy": "skipped"}
+
+        kubelet.force_exit_code(namespace, "test/check", 0)  # the flake is gone
+        [retest] = deliver(ferry, repository, "issue_comment", comment_payload(
+            repository, number=7, body="/retest", author="maintainer"))
+        assert retest != first and retest.startswith("retest-")
+        wait_for(ferry, lambda: conclusions()["ferry"] == "success",
+                 what="the re-run's verdict")
+        # Only the failed job and the one needing it ran again; `lint` kept its first check.
+        assert sorted(t["metadata"]["labels"]["tekton.dev/pipelineTask"]
+                      for t in task_runs(kube, namespace, retest)) == ["deploy", "test"]
+        assert conclusions() == dict.fromkeys(jobs, "success")
+        assert repository.check_run_names(sha).count("ferry/lint") == 1
+
+        lint = repository.check_runs(sha)["ferry/lint"]
+        [again] = deliver(ferry, repository, "check_run",
+                          check_run_payload(repository, lint, requester="maintainer"))
+        wait_for(ferry, lambda: repository.check_run_names(sha).count("ferry/lint") == 2
+                 and conclusions()["ferry/lint"] == "success"
+                 and repository.check_run_names(sha).count("ferry") == 3
+                 and conclusions()["ferry"] == "success",
+                 what="the re-run of lint")
+        assert [t["metadata"]["labels"]["tekton.dev/pipelineTask"]
+                for t in task_runs(kube, namespace, again)] == ["lint"]

@@ -155,12 +155,20 @@ def test_fork_pull_request_waits_for_a_maintainers_ok_to_test_then_retests(
         as_maintainer = gitea_api.as_user(team.maintainer)
         as_maintainer.comment(team.full_name, number, "/ok-to-test")
         assert team.wait_for_final(head) == "success", team.statuses(head)
+        # Nothing failed, so a plain /retest re-runs nothing; /retest JOB re-runs that job,
+        # keeping the trust /ok-to-test gave.
         as_maintainer.comment(team.full_name, number, "/retest")
+        wait_for(ferry, lambda: _last_event(team).get("outcome") == "nothing-to-run",
+                 what="the /retest with nothing failed handled")
+        assert "nothing failed" in _last_event(team)["message"]
+        assert len(team.pipeline_runs(sha=head)) == 1
+        as_maintainer.comment(team.full_name, number, "/retest check")
         assert team.wait_for_final(head, count=2) == "success", team.statuses(head)
         runs = team.pipeline_runs(sha=head)
         assert len(runs) == 2, [r["metadata"]["name"] for r in runs]
         assert {r["metadata"]["labels"]["ferry.dev/pull-request"] for r in runs} == {
             str(number)}
+        assert not any("ferry.dev/untrusted" in r["metadata"]["labels"] for r in runs)
 
 
 def test_tag_runs_and_a_deleted_branch_runs_nothing(

@@ -77,6 +77,10 @@ class FakeForge:
         default_factory=dict
     )
     permissions: dict[tuple[str, str], str | int] = field(default_factory=dict)
+    # Commit messages, by (repository, sha), for `GET .../git/commits/{sha}` (GitHub, Gitea).
+    commit_messages: dict[tuple[str, str], str] = field(default_factory=dict)
+    # GitHub's pull requests, as `GET .../pulls/{number}` answers (`add_pull_request`).
+    pull_requests: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     user_ids: dict[str, int] = field(default_factory=dict)  # GitLab users' ids, by name
     statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -100,6 +104,12 @@ class FakeForge:
         self.pull_request_files[(repository, number)] = [
             (entry, None) if isinstance(entry, str) else entry for entry in files
         ]
+
+    def add_pull_request(self, repository: str, number: int, **fields: Any) -> None:
+        """GitHub: a pull request to answer (`github_objects.pull_request`'s fields)."""
+        self.pull_requests[(repository, number)] = github_objects.pull_request(
+            repository, number, **fields
+        )
 
     def set_permission(
         self, repository: str, user: str, permission: str | int, *, user_id: int | None = None
@@ -359,6 +369,19 @@ def _github_files(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Res
     return JSONResponse(chunk, headers=headers)
 
 
+def _github_pull_request(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    found = forge.pull_requests.get((_repository(groups), int(groups[2])))
+    return _not_found() if found is None else JSONResponse(found)
+
+
+def _github_git_commit(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, sha = _repository(groups), groups[2]
+    message = forge.commit_messages.get((repository, sha))
+    if message is None:
+        return _not_found()
+    return JSONResponse(github_objects.git_commit(repository, sha, message))
+
+
 def _github_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
     repository, sha = _repository(groups), groups[2]
     stored = _add_status(forge, repository, sha, dict(call.json))
@@ -475,6 +498,14 @@ def _gitea_files(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Resp
     chunk, headers = _page(call, items, size_name="limit", default_size=30)
     headers["X-HasMore"] = "true" if "Link" in headers else "false"
     return JSONResponse(chunk, headers=headers)
+
+
+def _gitea_commit(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    repository, sha = _repository(groups), groups[2]
+    message = forge.commit_messages.get((repository, sha))
+    if message is None:
+        return _not_found()
+    return JSONResponse({"sha": sha, "commit": {"message": message}})
 
 
 def _gitea_status(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
@@ -602,6 +633,8 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
         ("POST", r"/app/installations/(\d+)/access_tokens", _github_access_token),
         ("GET", rf"{_REPO}/contents/(.+)", _contents),
         ("GET", rf"{_REPO}/pulls/(\d+)/files", _github_files),
+        ("GET", rf"{_REPO}/pulls/(\d+)", _github_pull_request),
+        ("GET", rf"{_REPO}/git/commits/([^/]+)", _github_git_commit),
         ("POST", rf"{_REPO}/statuses/([^/]+)", _github_status),
         ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
         ("POST", rf"{_REPO}/check-runs", _github_create_check_run),
@@ -613,6 +646,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ForgeKind.GITEA: (
         ("GET", rf"/api/v1{_REPO}/contents/(.+)", _contents),
         ("GET", rf"/api/v1{_REPO}/pulls/(\d+)/files", _gitea_files),
+        ("GET", rf"/api/v1{_REPO}/git/commits/([^/]+)", _gitea_commit),
         ("POST", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_status),
         ("GET", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_list_statuses),
         ("POST", rf"/api/v1{_REPO}/issues/(\d+)/comments", _issue_comment),

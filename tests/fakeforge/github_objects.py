@@ -138,6 +138,62 @@ def collaborator_permission(login: str, level: str) -> dict[str, Any]:
     return found
 
 
+def pull_request(
+    repository: str,
+    number: int,
+    *,
+    head_sha: str,
+    head_branch: str,
+    author: str,
+    head_repository: str | None = None,
+    base_branch: str = "main",
+    title: str = "A change",
+    state: str = "open",
+) -> dict[str, Any]:
+    """A pull request as `GET /repos/{owner}/{repo}/pulls/{number}` answers it;
+    `head_repository` is the fork's owner/name (None: the repository itself)."""
+    found: dict[str, Any] = example("pull-request")
+    found.update(
+        # The published example's teams lack the `type` the schema now requires.
+        requested_teams=[],
+        number=number,
+        state=state,
+        title=title,
+        user=user(author, 7),
+        url=f"{API}/repos/{repository}/pulls/{number}",
+        html_url=f"{WEB}/{repository}/pull/{number}",
+    )
+
+    def side(full_name: str, ref: str, sha: str) -> dict[str, Any]:
+        owner = full_name.split("/", 1)[0]
+        repo = {
+            **found["base"]["repo"],
+            "full_name": full_name,
+            "name": full_name.split("/", 1)[1],
+            "html_url": f"{WEB}/{full_name}",
+            "clone_url": f"{WEB}/{full_name}.git",
+            "url": f"{API}/repos/{full_name}",
+            "owner": {**found["base"]["repo"]["owner"], "login": owner},
+        }
+        return {**found["base"], "label": f"{owner}:{ref}", "ref": ref, "sha": sha,
+                "user": user(owner), "repo": repo}
+
+    found["head"] = side(head_repository or repository, head_branch, head_sha)
+    found["base"] = side(repository, base_branch, "0" * 40)
+    return found
+
+
+def git_commit(repository: str, sha: str, message: str) -> dict[str, Any]:
+    found: dict[str, Any] = example("git-commit-2")
+    found.update(
+        sha=sha,
+        message=message,
+        url=f"{API}/repos/{repository}/git/commits/{sha}",
+        html_url=f"{WEB}/{repository}/commit/{sha}",
+    )
+    return found
+
+
 def installation_token(token: str, expires_at: str) -> dict[str, Any]:
     found: dict[str, Any] = example("installation-token")
     found.update(token=token, expires_at=expires_at)

@@ -45,6 +45,9 @@ def test_ferry_reads_writes_and_asks_the_real_gitea(gitea_api: GiteaApi, tmp_pat
             assert await client.read_file(full_name, ".ci.yaml", base) == b"jobs: {}\n"
             assert await client.read_file(full_name, "src/b.py", base) is None
             assert await client.changed_files(full_name, pull["number"]) == ("src/b.py",)
+            message = work.git("log", "-1", "--format=%B", head)
+            assert (await client.commit_message(full_name, head) or "").strip() == message
+            assert await client.commit_message(full_name, "f" * 40) is None
             status = Status(conclusion=Conclusion.SUCCESS, context="ferry", title="Succeeded")
             await client.report_status(full_name, head, status)
             assert await client.has_status(full_name, head, status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import secrets
 import threading
 import time
@@ -111,11 +112,13 @@ def test_real_gitea_deliveries_are_detected_verified_and_parsed_as_gitea(
     assert pull.pull_request is not None and not pull.pull_request.from_fork
     assert (pull.sha, pull.pull_request.head_branch) == (feature, "feature")
     [tag] = [e for e in events if e.kind is EventKind.TAG]
-    # Gitea's `after` for an annotated tag is the tag object, not the commit it points at, and
-    # Ferry takes it as the commit to build and report on. OPEN: the statuses of a tag run
-    # then land on the tag object, not on the commit a user looks at; to be fixed in the
-    # Gitea parser (peel the tag). Asserted as it is so that the fix changes this line.
+    # Gitea's `after` for an annotated tag is the tag object; Ferry runs, and reports on, the
+    # commit it points at (`head_commit.id`), which a user looks at.
+    [tag_push] = [json.loads(body) for headers, body in caught.deliveries
+                  if "refs/tags/" in json.loads(body).get("ref", "")
+                  and headers.get("x-gitea-event") == "push"]
+    assert tag_push["after"] == tag_object != feature
     assert tag.tag == "v1.0.0"
-    assert tag.sha == tag_object != feature
+    assert tag.sha == feature
     # `create` and `delete` start nothing.
     assert sum(isinstance(p, Ignored) for p in parsed) >= 4

@@ -50,6 +50,7 @@ def _rules(*entries: tuple[str, list[str], list[str]], names: tuple[str, ...] = 
 WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories"], ["list", "watch"]))
 WEBHOOKS_IN_TEAM = WEBHOOKS_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["create", "get", "list", "patch"]),
+    ("tekton.dev", ["taskruns"], ["list"]),  # which jobs of a run failed, for /retest
     ("", ["secrets"], ["get", "create"]),
     ("ferry.dev", ["repositories/status"], ["patch"]),
 )

@@ -3,6 +3,7 @@ pending, then the outcome. The "remote" is a local git repository (a file:// URL
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -387,3 +388,24 @@ def test_the_local_backend_refuses_an_untrusted_run_that_reaches_the_host_engine
     [final] = [s for s in forge.statuses_for(OWNER_NAME, sha) if s["context"] == "ferry"]
     assert states == ["error"] and "untrusted code does not run" in final["description"]
     assert not marker.exists()
+
+
+def test_the_local_backend_knows_which_jobs_of_a_commits_newest_run_failed(
+    serve: Callable[[FakeForge], TestClient], remote: Path
+) -> None:
+    """What `/retest` asks: the jobs that did not pass, once the run is over."""
+    spec = ("jobs:\n  fine:\n    image: alpine\n    steps:\n      - run: 'true'\n"
+            "  broken:\n    image: alpine\n    steps:\n      - run: exit 3\n")
+    sha = _commit(remote, spec)
+    forge = FakeForge(ForgeKind.GITHUB)
+    forge.add_file(OWNER_NAME, sha, ".ci.yaml", spec)
+    client = serve(forge)
+    assert _push(client, sha, remote).status_code == 202
+    assert _final_state(forge, sha)[-1] == "failure"
+    receiver = client.app.state.runtime.receiver  # type: ignore[attr-defined]
+    [repository] = receiver.repositories._repositories.values()
+    found = asyncio.run(receiver.backend.newest_run(repository, sha))
+    assert found is not None and found.finished and found.trusted
+    assert found.failed == {"broken"} and found.pull_request is None
+    assert asyncio.run(receiver.backend.newest_run(repository, sha, pull_request=3)) is None
+    assert asyncio.run(receiver.backend.newest_run(repository, "c" * 40)) is None

@@ -1,8 +1,10 @@
-"""Gitea/Forgejo REST client (`/api/v1`): files, pull request files, statuses, comments, access.
+"""Gitea/Forgejo REST client (`/api/v1`): files, pull request files, statuses, comments, access,
+commit messages.
 
-Requests follow ../shared/contracts/gitea/swagger-subset.json; the two calls that subset lacks
-(issue comments, collaborator permission) follow Gitea's published API of the same version and
-are checked by the fake forge against a supplement written from it.
+Requests follow ../shared/contracts/gitea/swagger-subset.json; the three calls that subset
+lacks (issue comments, collaborator permission, a commit) follow Gitea's published API of the
+same version and are checked by the fake forge against a supplement written from it, and
+against the real Gitea in tests/gitea/test_real_api.py.
 """
 
 from __future__ import annotations
@@ -81,6 +83,22 @@ class GiteaClient:
         except NotFoundError:
             return None
         return file_content(json_of(response), path=path, ref=ref)
+
+    async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
+        """The commit's message (`GET /git/commits/{sha}`, without its diff or signature
+        check); None when there is no such commit."""
+        url = self._url(repository, f"/git/commits/{urllib.parse.quote(sha, safe='')}")
+        params = {"stat": "false", "verification": "false", "files": "false"}
+        try:
+            response = await send(self._http, "GET", url, headers=self._headers, params=params)
+        except NotFoundError:
+            return None
+        body = json_of(response)
+        commit = body.get("commit") if isinstance(body, dict) else None
+        message = commit.get("message") if isinstance(commit, dict) else None
+        if not isinstance(message, str):
+            raise UnexpectedResponseError("commit response has no string `commit.message`")
+        return message
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         # Gitea caps `limit` at its MAX_RESPONSE_ITEMS (50 by default) silently, so a short

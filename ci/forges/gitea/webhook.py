@@ -113,11 +113,16 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         and not is_zero_sha(before)
         and (total is None or total <= len(commits))
     )
+    head_commit = payload.optional_object("head_commit")
+    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at
+    # (for a branch, `after` is that commit).
+    peeled = head_commit.optional_text("id") if head_commit and tag is not None else None
+    sha = peeled or after
     return Event(
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,
         repository_url=where.clone_url,
-        sha=after,
+        sha=sha,
         ref=ref,
         branch=branch,
         tag=tag,
@@ -126,6 +131,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         ),
         changed_files=changed_files(commits, complete=complete),
         happened_at=head_commit.optional_moment("timestamp") if head_commit else None,
+        message=head_commit.optional_text("message") if head_commit else None,
     )
 
 

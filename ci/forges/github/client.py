@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 
 from ci.forges.client import Credentials, ShownCheckRun
-from ci.forges.errors import NotFoundError, UnexpectedResponseError
+from ci.forges.errors import NotFoundError, PayloadError, UnexpectedResponseError
 from ci.forges.github.authentication import GitHubAuthentication
+from ci.forges.github.webhook import pull_request_event
+from ci.forges.payloads import Fields, repository_ref
 from ci.forges.statuses import (
     Conclusion,
     PostedStatus,
@@ -27,6 +29,7 @@ from ci.forges.statuses import (
 )
 from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
+from pipelines.events import Event
 
 DEFAULT_API_URL = "https://api.github.com"
 # GitHub cuts longer commit status descriptions with a 422.
@@ -118,6 +121,40 @@ class GitHubClient:
         except NotFoundError:
             return None
         return file_content(json_of(response), path=path, ref=ref)
+
+    async def pull_request(self, repository: RepositoryName, number: int) -> Event | None:
+        """The event pull request `number`'s head runs, read from the API (the head commit
+        and author an `issue_comment` payload lacks); None when there is no such pull
+        request, or it is closed."""
+        try:
+            response = await self._send("GET", self._url(repository, f"/pulls/{number}"))
+        except NotFoundError:
+            return None
+        body = json_of(response)
+        if not isinstance(body, dict):
+            raise UnexpectedResponseError("pull request response is not an object")
+        fields = Fields(body)
+        try:
+            if fields.text("state") != "open":
+                return None
+            where = repository_ref(fields.object("base").object("repo"))
+            if where is None:
+                raise PayloadError("the pull request's base has no repository")
+            return pull_request_event(fields, number, where)
+        except PayloadError as error:
+            raise UnexpectedResponseError(f"pull request {number}: {error}") from error
+
+    async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
+        url = self._url(repository, f"/git/commits/{urllib.parse.quote(sha, safe='')}")
+        try:
+            response = await self._send("GET", url)
+        except NotFoundError:
+            return None
+        body = json_of(response)
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, str):
+            raise UnexpectedResponseError("git commit response has no string `message`")
+        return message
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()

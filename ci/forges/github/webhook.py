@@ -8,7 +8,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
-from ci.forges.deliveries import Comment, Delivery, Ignored, Parsed, Ping, PullRequestClosed
+from ci.forges.deliveries import (
+    Comment,
+    Delivery,
+    Ignored,
+    Parsed,
+    Ping,
+    PullRequestClosed,
+    Rerun,
+)
 from ci.forges.errors import PayloadError
 from ci.forges.payloads import (
     Fields,
@@ -103,6 +111,10 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     happened_at = pushed_at or (
         head_commit.optional_moment("timestamp") if head_commit else None
     )
+    # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at
+    # (for a branch, `after` is that commit).
+    peeled = head_commit.optional_text("id") if head_commit and tag is not None else None
+    sha = peeled or after
     # A new branch or a force push lists commits relative to nothing we know, so the changed
     # files would be a guess; None makes `when.paths` run rather than wrongly skip.
     complete = (
@@ -115,19 +127,22 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,
         repository_url=where.clone_url,
-        sha=after,
+        sha=sha,
         ref=ref,
         branch=branch,
         tag=tag,
         author=author or "",
         changed_files=changed_files(commits, complete=complete),
         happened_at=happened_at,
+        message=head_commit.optional_text("message") if head_commit else None,
     )
 
 
-def _pull_request_event(
+def pull_request_event(
     pull_request: Fields, number: int, repository: RepositoryRef
 ) -> Event:
+    """The event a pull request's head runs: from a `pull_request` payload, or from the API's
+    pull request (`GET /repos/{owner}/{repo}/pulls/{number}`), which has the same shape."""
     head = pull_request.object("head")
     base = pull_request.object("base")
     head_repository = head.optional_object("repo")  # null once the fork is deleted
@@ -161,7 +176,7 @@ def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     pull_request = payload.object("pull_request")
     number = payload.integer("number")
     if action in _RUN_ACTIONS:
-        event = _pull_request_event(pull_request, number, require_repository(repository))
+        event = pull_request_event(pull_request, number, require_repository(repository))
         before = payload.optional_text("before") if action == "synchronize" else None
         if before and not is_zero_sha(before) and before != event.sha:
             event = dataclasses.replace(event, replaced_sha=before)
@@ -187,6 +202,69 @@ def _issue_comment(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     )
 
 
+def _rerun_job(external_id: str) -> tuple[bool, str | None]:
+    """Whether a check run's `external_id` is one of Ferry's run reports (`<run uid>/run`)
+    or job reports (`<run uid>/job/<name>`, see `ci.controller.summaries`), and the job."""
+    _, slash, key = external_id.partition("/")
+    if not slash:
+        return False, None
+    if key == "run":
+        return True, None
+    kind, _, job = key.partition("/")
+    return (True, job) if kind == "job" and job else (False, None)
+
+
+def _suite_refs(suite: Fields | None) -> tuple[tuple[int, ...], str | None]:
+    if suite is None:
+        return (), None
+    numbers = tuple(entry.integer("number") for entry in suite.objects("pull_requests"))
+    return numbers, suite.optional_text("head_branch")
+
+
+def _check_run(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    """"Re-run" on one check run: GitHub sends it only to the App that created it."""
+    action = payload.text("action")
+    if action != "rerequested":
+        return Ignored(reason=f"check_run {action}: only a re-run request starts pipelines")
+    where = require_repository(repository)
+    check_run = payload.object("check_run")
+    ours, job = _rerun_job(check_run.optional_text("external_id") or "")
+    if not ours:
+        return Ignored(reason=f"check run {check_run.text('name')!r} is not one of Ferry's")
+    numbers, branch = _suite_refs(check_run.optional_object("check_suite"))
+    listed = tuple(entry.integer("number") for entry in check_run.objects("pull_requests"))
+    sender = payload.optional_object("sender")
+    return Rerun(
+        source="check_run",
+        sha=check_run.text("head_sha"),
+        repository_url=where.clone_url,
+        requester=(sender.optional_text("login") if sender else None) or "",
+        job=job,
+        pull_requests=listed or numbers,
+        branch=branch,
+    )
+
+
+def _check_suite(payload: Fields, repository: RepositoryRef | None) -> Parsed:
+    """"Re-run failed checks" or "Re-run all checks" on the suite of Ferry's check runs
+    (`requested` is GitHub's own on a push, which the push event already ran)."""
+    action = payload.text("action")
+    if action != "rerequested":
+        return Ignored(reason=f"check_suite {action}: only a re-run request starts pipelines")
+    where = require_repository(repository)
+    suite = payload.object("check_suite")
+    numbers, branch = _suite_refs(suite)
+    sender = payload.optional_object("sender")
+    return Rerun(
+        source="check_suite",
+        sha=suite.text("head_sha"),
+        repository_url=where.clone_url,
+        requester=(sender.optional_text("login") if sender else None) or "",
+        pull_requests=numbers,
+        branch=branch,
+    )
+
+
 def _ping(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     return Ping(hook_id=payload.optional_integer("hook_id"))
 
@@ -196,5 +274,7 @@ _HANDLERS: Mapping[str, _Handler] = {
     "push": _push,
     "pull_request": _pull_request,
     "issue_comment": _issue_comment,
+    "check_run": _check_run,
+    "check_suite": _check_suite,
     "ping": _ping,
 }

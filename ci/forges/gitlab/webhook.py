@@ -107,7 +107,7 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     # Only a username is an author; tag pushes carry just the display name (`user_name`).
     author = payload.optional_text("user_username")
     # GitLab sends no time of the push itself; the built commit's is the nearest it has.
-    head_commit = next((commit for commit in commits if commit.optional_text("id") == sha), None)
+    head = next((commit for commit in commits if commit.optional_text("id") == sha), None)
     return Event(
         kind=EventKind.PUSH if branch is not None else EventKind.TAG,
         repository=where.name,
@@ -118,7 +118,8 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         tag=tag,
         author=author or "",
         changed_files=changed_files(commits, complete=complete),
-        happened_at=head_commit.optional_moment("timestamp") if head_commit else None,
+        happened_at=head.optional_moment("timestamp") if head else None,
+        message=head.optional_text("message") if head else None,
     )
 
 
@@ -139,11 +140,12 @@ def merge_request_event(
     if actor is not None and author_id is not None and actor.optional_integer("id") == author_id:
         author = actor.optional_text("username") or ""
     target_branch = merge_request.text("target_branch")
+    last_commit = merge_request.object("last_commit")
     return Event(
         kind=EventKind.PULL_REQUEST,
         repository=repository.name,
         repository_url=repository.clone_url,
-        sha=merge_request.object("last_commit").text("id"),
+        sha=last_commit.text("id"),
         ref=f"refs/merge-requests/{number}/head",
         branch=target_branch,
         pull_request=PullRequest(
@@ -158,6 +160,7 @@ def merge_request_event(
         ),
         author=author,
         happened_at=merge_request.optional_moment("updated_at"),
+        message=last_commit.optional_text("message"),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ci.forges.deliveries import Comment, Ignored, Parsed, Ping, PullRequestClosed
+from ci.forges.deliveries import Comment, Ignored, Parsed, Ping, PullRequestClosed, Rerun
 from ci.forges.payloads import moment_text
 from ci.forges.registry import PROVIDERS, detect_forge
 from ci.forges.types import ForgeKind
@@ -36,7 +36,8 @@ def github_push(*, changed: tuple[str, ...] | None) -> Expect:
             kind=EventKind.TAG if tag else EventKind.PUSH,
             repository=p["repository"]["full_name"],
             repository_url=p["repository"]["clone_url"],
-            sha=p["after"],
+            # The commit: for an annotated tag `after` is the tag object.
+            sha=p["head_commit"]["id"] if tag else p["after"],
             ref=ref,
             branch=None if tag else ref.removeprefix("refs/heads/"),
             tag=ref.removeprefix("refs/tags/") if tag else None,
@@ -44,6 +45,7 @@ def github_push(*, changed: tuple[str, ...] | None) -> Expect:
             changed_files=changed,
             # The push's own time (Unix seconds), not the head commit's.
             happened_at=moment_text(p["repository"]["pushed_at"]),
+            message=p["head_commit"]["message"],
         )
 
     return expect
@@ -83,6 +85,18 @@ def github_comment(p: Any) -> Parsed:
     )
 
 
+def github_suite_rerun(p: Any) -> Parsed:
+    suite = p["check_suite"]
+    return Rerun(
+        source="check_suite",
+        sha=suite["head_sha"],
+        repository_url=p["repository"]["clone_url"],
+        requester=p["sender"]["login"],
+        pull_requests=tuple(pull["number"] for pull in suite["pull_requests"]),
+        branch=suite["head_branch"],
+    )
+
+
 def github_ping(p: Any) -> Parsed:
     return Ping(hook_id=p["hook_id"])
 
@@ -100,6 +114,7 @@ def gitea_push(*, changed: tuple[str, ...] | None) -> Expect:
             changed_files=changed,
             # Gitea sends no push time; the head commit's (absent from the 2017 example).
             happened_at=moment_text((p.get("head_commit") or {}).get("timestamp")),
+            message=p["head_commit"]["message"] if p.get("head_commit") else None,
         )
 
     return expect
@@ -148,6 +163,9 @@ def gitlab_push(*, tag: bool, author: Callable[[Any], str]) -> Expect:
             # The built commit's time, when the push lists it (a tag push lists none).
             happened_at=next((moment_text(c["timestamp"]) for c in p["commits"]
                               if c["id"] == p["checkout_sha"]), None),
+            message=next(
+                (c["message"] for c in p["commits"] if c["id"] == p["checkout_sha"]), None
+            ),
         )
 
     return expect
@@ -176,6 +194,7 @@ def gitlab_merge_request(p: Any) -> Parsed:
         ),
         author="",
         happened_at=moment_text(attributes["updated_at"]),
+        message=attributes["last_commit"]["message"],
     )
 
 
@@ -190,8 +209,9 @@ G, T, L = ForgeKind.GITHUB, ForgeKind.GITEA, ForgeKind.GITLAB
 NOT_RUN = "events do not start pipelines"
 
 CASES = [
-    Case(G, "check_run.rerequested.json", ignored(f"check_run {NOT_RUN}")),
-    Case(G, "check_suite.rerequested.json", ignored(f"check_suite {NOT_RUN}")),
+    # Another App's check run (its `external_id` is not Ferry's): not Ferry's to re-run.
+    Case(G, "check_run.rerequested.json", ignored("check run 'randscape' is not one of Ferry's")),
+    Case(G, "check_suite.rerequested.json", github_suite_rerun),
     Case(G, "installation.created.json", ignored(f"installation {NOT_RUN}")),
     Case(G, "installation.deleted.json", ignored(f"installation {NOT_RUN}")),
     Case(G, "issue_comment.created-on-pull-request.json", github_comment),

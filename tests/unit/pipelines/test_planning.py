@@ -12,8 +12,10 @@ from pipelines.planning import (
     NothingToRun,
     Plan,
     UnknownMatrixVariableError,
+    jobs_named,
     matrix_combinations,
     plan,
+    rerun,
 )
 from pipelines.problems import Position, SpecError
 from pipelines.spec import Job, Matrix, Patterns, Spec, Step, When
@@ -256,3 +258,33 @@ def test_job_fields_are_carried() -> None:
 def test_plan_is_deterministic() -> None:
     spec = Spec(jobs=(job("b"), job("a", "b"), job("c", matrix=Matrix(axes={"v": ("1", "2")}))))
     assert planned(spec) == planned(spec)
+
+
+def test_rerun_keeps_the_selected_jobs_their_dependents_and_finally() -> None:
+    test = job("test", matrix=Matrix(axes={"python": ("3.11", "3.12")}))
+    spec = Spec(
+        jobs=(job("lint"), test, job("build", "lint", "test"), job("deploy", "build"),
+              job("docs", "lint")),
+        finally_jobs=(job("notify", is_finally=True),),
+    )
+    full = planned(spec)
+    again = rerun(full, frozenset({"test-3-12"}))
+    assert again is not None
+    assert names(again) == ["test-3-12", "build", "deploy"]
+    # `lint` and `test-3-11` passed and are not re-run: needing them counts as satisfied.
+    assert [j.needs for j in again.jobs] == [(), ("test-3-12",), ("build",)]
+    assert [j.name for j in again.finally_jobs] == ["notify"]
+
+
+def test_jobs_named_means_a_planned_job_or_every_variant() -> None:
+    test = job("test", matrix=Matrix(axes={"python": ("3.11", "3.12")}))
+    full = planned(Spec(jobs=(test, job("lint"))))
+    assert jobs_named(full, "test") == {"test-3-11", "test-3-12"}
+    assert jobs_named(full, "test-3-11") == {"test-3-11"}
+    assert jobs_named(full, "nope") == frozenset()
+
+
+def test_rerun_of_nothing_regular_is_none() -> None:
+    full = planned(Spec(jobs=(job("a"),), finally_jobs=(job("notify", is_finally=True),)))
+    assert rerun(full, frozenset({"notify"})) is None
+    assert rerun(full, frozenset()) is None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.backends import RunRequest, SubmittedRun
+from ci.backends import PreviousRun, RunRequest, SubmittedRun
 from ci.forges.types import ForgeKind
 from ci.kube.repositories import Repository
 from ci.settings import LocalRepository, LocalSettings, Settings, WebhookSettings
@@ -44,6 +44,9 @@ class RecordingBackend:
     superseded: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
     reports_runs: bool = True
+    # What `newest_run` answers, by commit; and what it was asked (sha, pull request).
+    previous: dict[str, PreviousRun] = field(default_factory=dict)
+    asked: list[tuple[str, int | None]] = field(default_factory=list)
 
     async def submit(self, request: RunRequest) -> SubmittedRun:
         if self.fail_with is not None:
@@ -61,6 +64,15 @@ class RecordingBackend:
     async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
         self.closed.append((repository.key, number))
         return (f"run-of-{number}",)
+
+    async def newest_run(
+        self, repository: Repository, sha: str, *, pull_request: int | None = None
+    ) -> PreviousRun | None:
+        self.asked.append((sha, pull_request))
+        found = self.previous.get(sha)
+        if found is None or pull_request not in (None, found.pull_request):
+            return None
+        return found
 
     async def ready(self) -> str | None:
         return None

@@ -89,24 +89,25 @@ EXPECTED: Mapping[str, str] = {
     "issue_comment[6].deleted": "ignored",
     "issue_comment[7].edited": "ignored",
     "issue_comment[8].edited": "ignored",
-    "check_run[0].created": "ignored",  # not handled (yet): no run
+    "check_run[0].created": "ignored",  # only `rerequested` starts pipelines
     "check_run[1].completed": "ignored",
     "check_run[2].completed": "ignored",
     "check_run[3].completed": "ignored",
     "check_run[4].created": "ignored",
     "check_run[5].created": "ignored",
     "check_run[6].requested_action": "ignored",
-    "check_run[7].rerequested": "ignored",
+    "check_run[7].rerequested": "ignored",  # another App's check run (no Ferry external_id)
     "check_run[8].rerequested": "ignored",
     "check_suite[0].completed": "ignored",
     "check_suite[1].completed": "ignored",
     "check_suite[2].completed": "ignored",
     "check_suite[3].completed": "ignored",
-    "check_suite[4].requested": "ignored",
+    "check_suite[4].requested": "ignored",  # GitHub's own on a push, which the push ran
     "check_suite[5].requested": "ignored",
     "check_suite[6].requested": "ignored",
-    "check_suite[7].rerequested": "ignored",
-    "check_suite[8].rerequested": "ignored",
+    # "Re-run all checks" on a commit with no run yet: pull request 2 at its head runs whole.
+    "check_suite[7].rerequested": "run",
+    "check_suite[8].rerequested": "run",
     "ping[0].-": "ping",
     "ping[1].-": "ping",
     "ping[2].-": "ping",
@@ -162,11 +163,21 @@ def _repositories() -> list[object]:
 
 
 def _fake() -> FakeForge:
+    """Every example's repository has the spec; a check suite's pull requests are open at its
+    head, and whoever asks for its re-run has write access (as only such a user can)."""
     fake = FakeForge(ForgeKind.GITHUB)
-    for _, payload in examples().values():
+    for event, payload in examples().values():
         repository = payload.get("repository")
         if isinstance(repository, dict):
             fake.add_file(repository["full_name"], "*", ".ci.yaml", SPEC)
+        if event == "check_suite" and isinstance(repository, dict):
+            suite = payload["check_suite"]
+            fake.set_permission(repository["full_name"], payload["sender"]["login"], "write")
+            for pull in suite["pull_requests"]:
+                fake.add_pull_request(
+                    repository["full_name"], pull["number"], head_sha=suite["head_sha"],
+                    head_branch=pull["head"]["ref"], author="Codertocat",
+                )
     return fake
 
 
@@ -174,6 +185,8 @@ def commit_of(event: str, payload: Mapping[str, Any]) -> str:
     """The commit a run of this example must build: the one the forge names."""
     if event == "pull_request":
         return str(payload["pull_request"]["head"]["sha"])
+    if event == "check_suite":
+        return str(payload["check_suite"]["head_sha"])
     head_commit = payload.get("head_commit") or {}
     return str(head_commit.get("id") or payload["after"])
 

@@ -231,18 +231,6 @@ def test_wait_for_ok_to_test_creates_nothing_and_explains_on_the_commit(
     assert status["state"] == "pending" and "/ok-to-test" in status["description"]
 
 
-def test_github_comment_commands_are_ignored_with_the_reason(
-    serve: Serve, backend: RecordingBackend
-) -> None:
-    payload = contract(G, "issue_comment.created-on-pull-request.json")
-    payload["repository"] = push_payload()["repository"]
-    payload["comment"]["body"] = "/retest"
-    response = post(serve(), payload, event="issue_comment")
-    assert response.status_code == 202
-    assert "head commit" in response.json()["skipped"]
-    assert backend.requests == []
-
-
 def test_closed_pull_request_cancels_its_runs(serve: Serve, backend: RecordingBackend) -> None:
     payload = contract(G, "pull_request.closed.json")
     response = post(serve(), payload, event="pull_request")
