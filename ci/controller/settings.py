@@ -67,5 +67,7 @@ class ControllerSettings:
     prune: bool = True
     # Admit `PipelineRunPending` runs under their concurrency limit.
     admit: bool = True
+    # Seconds between looks at the Repositories' `spec.schedules` (ci/controller/scheduling.py).
+    schedule_interval: float = 10.0
     # Port for Prometheus metrics on all interfaces; None: no metrics server.
     metrics_port: int | None = None
