@@ -38,6 +38,10 @@ class ForgeClient(Protocol):
     async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
         """The file's bytes at `ref` (a commit sha, preferably), or None if there is none."""
 
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        """The commit `branch` points at now, or None if there is no such branch (scheduled
+        and manual runs of a branch run this commit)."""
+
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         """Paths a pull request touches (both sides of a rename), sorted, all pages read."""
 

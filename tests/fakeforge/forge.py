@@ -77,6 +77,7 @@ class FakeForge:
         default_factory=dict
     )
     permissions: dict[tuple[str, str], str | int] = field(default_factory=dict)
+    branches: dict[tuple[str, str], str] = field(default_factory=dict)  # head commits
     user_ids: dict[str, int] = field(default_factory=dict)  # GitLab users' ids, by name
     statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -93,6 +94,10 @@ class FakeForge:
         """`ref` "*" serves the file at every ref that has no file of its own there."""
         data = content.encode() if isinstance(content, str) else content
         self.files[(repository, ref, path)] = data
+
+    def set_branch(self, repository: str, branch: str, sha: str) -> None:
+        """`branch` of `repository` points at `sha`."""
+        self.branches[(repository, branch)] = sha
 
     def set_pull_request_files(
         self, repository: str, number: int, files: Iterable[str | tuple[str, str | None]]
@@ -322,6 +327,20 @@ def _contents(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Respons
             "content": encoded,
         }
     )
+
+
+def _branch(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    if forge.kind is ForgeKind.GITLAB:
+        repository, name = urllib.parse.unquote(groups[0]), urllib.parse.unquote(groups[1])
+    else:
+        repository, name = _repository(groups), urllib.parse.unquote(groups[2])
+    sha = forge.branches.get((repository, name))
+    if sha is None:
+        return _not_found()
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(github_objects.branch(repository, name, sha))
+    # Gitea's Branch and GitLab's branch entity: the commit under `commit.id`.
+    return JSONResponse({"name": name, "protected": False, "commit": {"id": sha}})
 
 
 def _add_status(
@@ -601,6 +620,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ForgeKind.GITHUB: (
         ("POST", r"/app/installations/(\d+)/access_tokens", _github_access_token),
         ("GET", rf"{_REPO}/contents/(.+)", _contents),
+        ("GET", rf"{_REPO}/branches/([^/]+)", _branch),
         ("GET", rf"{_REPO}/pulls/(\d+)/files", _github_files),
         ("POST", rf"{_REPO}/statuses/([^/]+)", _github_status),
         ("GET", rf"{_REPO}/commits/(.+)/statuses", _github_list_statuses),
@@ -612,6 +632,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ),
     ForgeKind.GITEA: (
         ("GET", rf"/api/v1{_REPO}/contents/(.+)", _contents),
+        ("GET", rf"/api/v1{_REPO}/branches/([^/]+)", _branch),
         ("GET", rf"/api/v1{_REPO}/pulls/(\d+)/files", _gitea_files),
         ("POST", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_status),
         ("GET", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_list_statuses),
@@ -620,6 +641,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ),
     ForgeKind.GITLAB: (
         ("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw", _gitlab_raw_file),
+        ("GET", r"/api/v4/projects/([^/]+)/repository/branches/([^/]+)", _branch),
         ("GET", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/diffs", _gitlab_diffs),
         ("POST", r"/api/v4/projects/([^/]+)/statuses/([^/]+)", _gitlab_status),
         (

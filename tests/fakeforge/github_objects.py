@@ -52,6 +52,16 @@ def content_file(repository: str, path: str, *, content: str, size: int) -> dict
     return found
 
 
+def branch(repository: str, name: str, sha: str) -> dict[str, Any]:
+    found: dict[str, Any] = example("branch-get")
+    found["name"] = name
+    found["commit"]["sha"] = sha
+    found["commit"]["url"] = f"{API}/repos/{repository}/commits/{sha}"
+    found["_links"] = {"html": f"{WEB}/{repository}/tree/{name}",
+                       "self": f"{API}/repos/{repository}/branches/{name}"}
+    return found
+
+
 def diff_entry(name: str, previous: str | None) -> dict[str, Any]:
     found: dict[str, Any] = example("diff-entry-items")[0]
     found.update(

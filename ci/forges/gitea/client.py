@@ -23,7 +23,15 @@ from ci.forges.statuses import (
     newest_status,
     shorten,
 )
-from ci.forges.transport import MAXIMUM_PAGES, PAGE_SIZE, file_content, json_of, pages, send
+from ci.forges.transport import (
+    MAXIMUM_PAGES,
+    PAGE_SIZE,
+    commit_of,
+    file_content,
+    json_of,
+    pages,
+    send,
+)
 from ci.forges.types import ReportId, RepositoryName
 
 # Gitea stores descriptions in a 255-byte column; long ones are cut by some databases.
@@ -81,6 +89,14 @@ class GiteaClient:
         except NotFoundError:
             return None
         return file_content(json_of(response), path=path, ref=ref)
+
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
+        try:
+            response = await send(self._http, "GET", url, headers=self._headers)
+        except NotFoundError:
+            return None
+        return commit_of(json_of(response), "id")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         # Gitea caps `limit` at its MAX_RESPONSE_ITEMS (50 by default) silently, so a short

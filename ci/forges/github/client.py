@@ -25,7 +25,7 @@ from ci.forges.statuses import (
     newest_status,
     shorten,
 )
-from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
+from ci.forges.transport import PAGE_SIZE, Clock, commit_of, file_content, json_of, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -118,6 +118,16 @@ class GitHubClient:
         except NotFoundError:
             return None
         return file_content(json_of(response), path=path, ref=ref)
+
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
+        try:
+            response = await send(
+                self._http, "GET", url, headers=await self._authentication.headers()
+            )
+        except NotFoundError:
+            return None
+        return commit_of(json_of(response), "sha")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()
