@@ -47,11 +47,11 @@ def _rules(*entries: tuple[str, list[str], list[str]], names: tuple[str, ...] = 
 
 # Read from the code (ci/kube/*, ci/controller/app.py, webhooks/wiring.py), not from deploy/:
 # the test fails when the RBAC grants more, or less, than the programs call.
-WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories"], ["list", "watch"]))
+WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories", "runrequests"], ["list", "watch"]))
 WEBHOOKS_IN_TEAM = WEBHOOKS_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["create", "get", "list", "patch"]),
     ("", ["secrets"], ["get", "create"]),
-    ("ferry.dev", ["repositories/status"], ["patch"]),
+    ("ferry.dev", ["repositories/status", "runrequests/status"], ["patch"]),
 )
 CONTROLLER_EVERYWHERE = _rules(
     ("ferry.dev", ["repositories"], ["list", "watch"]),
@@ -60,6 +60,8 @@ CONTROLLER_EVERYWHERE = _rules(
 CONTROLLER_IN_TEAM = CONTROLLER_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["get", "patch", "delete"]),
     ("", ["secrets", "pods/log"], ["get"]),
+    ("ferry.dev", ["runrequests"], ["create"]),
+    ("ferry.dev", ["repositories/status"], ["patch"]),
 )
 CONTROLLER_IN_SYSTEM = (
     CONTROLLER_EVERYWHERE
@@ -111,7 +113,7 @@ def test_apply_server_side_creates_every_object_as_declared(
     assert {o["kind"] for o in objects} >= {
         "CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
         "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service",
-        "PodDisruptionBudget"}
+        "PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     problems = []
     for declared in objects:
         live = kube.get(object_path(declared))
