@@ -48,6 +48,10 @@ log = structlog.get_logger(__name__)
 # Seconds between attempts at a request that failed for a temporary reason (the forge or
 # the API server down); the last repeats.
 RETRY_BACKOFF = (1.0, 5.0, 15.0, 60.0)
+# Outcomes worth another attempt: the forge or the API server down, or a Repository created
+# just before the request that the index has not seen yet.
+TEMPORARY = frozenset({"forge-error", "unavailable", "timeout", "unknown-repository"})
+CONCURRENT = 8  # RunRequests handled at once
 SYNC_POLL = 0.1  # seconds between looks at whether the Repository index is listed
 # RunRequests remembered as handled by this process (uids), against relists and echoes.
 REMEMBERED = 10_000
@@ -99,6 +103,8 @@ class RunRequestWorker:
         self._queue: asyncio.Queue[RunRequest] = asyncio.Queue()
         self._seen: dict[str, None] = {}  # uids queued or handled, oldest first
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(CONCURRENT)
 
     def submit(self, request: RunRequest) -> None:
         if request.uid in self._seen:
@@ -112,28 +118,36 @@ class RunRequestWorker:
         self._task = asyncio.get_running_loop().create_task(self._work())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [task for task in (self._task, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _work(self) -> None:
         while not self._repositories.synced.is_set():
             await asyncio.sleep(SYNC_POLL)
         while True:
             request = await self._queue.get()
+            task = asyncio.get_running_loop().create_task(self._handle_until_done(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle_until_done(self, request: RunRequest) -> None:
+        """Handle, retrying what may pass (the forge or the API server down, a Repository
+        the index has not seen yet), then write the outcome."""
+        async with self._slots:
             for attempt, delay in enumerate((*RETRY_BACKOFF, None)):
                 outcome = await self.handle(request)
-                temporary = outcome.outcome in ("forge-error", "unavailable", "timeout")
-                if not temporary or delay is None:
+                if outcome.outcome not in TEMPORARY or delay is None:
                     break
                 log.info("run request will be tried again", run_request=request.key,
                          attempt=attempt + 1, outcome=outcome.outcome)
                 await asyncio.sleep(delay)
-            try:
-                await asyncio.to_thread(self._store.write_outcome, request, outcome)
-            except Exception as error:  # the request stays without a status: shown as such
-                log.warning("could not write the run request's status",
-                            run_request=request.key, error=repr(error)[:300])
+        try:
+            await asyncio.to_thread(self._store.write_outcome, request, outcome)
+        except Exception as error:  # the request stays without a status: shown as such
+            log.warning("could not write the run request's status",
+                        run_request=request.key, error=repr(error)[:300])
 
     async def handle(self, request: RunRequest) -> Outcome:
         """Turn `request` into at most one run; never raises for a refusal."""
