@@ -69,7 +69,8 @@ class Scheduler:
         self._interval = interval
         # What this process wrote last, per Repository: the watch may not show it yet.
         self._written: dict[str, dict[str, Any]] = {}
-        self._marks: dict[tuple[str, str, str], datetime.datetime] = {}
+        # (last time, its RunRequest) per (Repository, schedule, cron).
+        self._marks: dict[tuple[str, str, str], tuple[datetime.datetime, str]] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -116,22 +117,29 @@ class Scheduler:
             entry["error"] = str(error)
             return entry
         key = (repository.key, schedule.name, schedule.cron)
-        known = [found for found in (self._marks.get(key), _mark(repository, schedule))
-                 if found is not None]
-        mark = max(known) if known else None
+        mark = self._known(key, repository, schedule)
         if mark is None:
-            mark = now  # first seen: times before now are not this schedule's to run
+            mark = (now, "")  # first seen: times before now are not this schedule's to run
             log.info("schedule seen", repository=repository.key, schedule=schedule.name)
-        due = times.due(last=mark, now=now)
+        due = times.due(last=mark[0], now=now)
         if due is not None and self._leadership.held():
-            created = await self._start(repository, schedule, due)
-            if created is not None:
-                mark = due
-                entry["lastRunRequest"] = created
+            made = await self._start(repository, schedule, due)
+            if made is not None:
+                mark = (due, made)
         self._marks[key] = mark
-        entry["lastTime"] = format_time(mark)
-        entry["nextTime"] = format_time(times.next_after(max(mark, now)))
+        entry["lastTime"] = format_time(mark[0])
+        if mark[1]:
+            entry["lastRunRequest"] = mark[1]
+        entry["nextTime"] = format_time(times.next_after(max(mark[0], now)))
         return entry
+
+    def _known(self, key: tuple[str, str, str], repository: Repository, schedule: Schedule
+               ) -> tuple[datetime.datetime, str] | None:
+        """The later of this process's own mark and the status's (the watch may lag behind
+        this process's writes, or another leader may have written since)."""
+        known = [mark for mark in (self._marks.get(key), _recorded(repository, schedule))
+                 if mark is not None]
+        return max(known, key=lambda mark: mark[0]) if known else None
 
     async def _start(self, repository: Repository, schedule: Schedule,
                      due: datetime.datetime) -> str | None:
@@ -153,8 +161,11 @@ class Scheduler:
         return name
 
 
-def _mark(repository: Repository, schedule: Schedule) -> datetime.datetime | None:
+def _recorded(repository: Repository, schedule: Schedule
+              ) -> tuple[datetime.datetime, str] | None:
+    """The mark `status.schedules[]` holds for `schedule`, for its current cron only."""
     for mark in repository.schedule_marks:
         if mark.name == schedule.name and mark.cron == schedule.cron:
-            return parse_time(mark.last_time)
+            time = parse_time(mark.last_time)
+            return (time, mark.last_run_request) if time is not None else None
     return None

@@ -55,6 +55,7 @@ class ScheduleMark:
     name: str
     cron: str
     last_time: str  # RFC 3339
+    last_run_request: str = ""  # the RunRequest of `last_time`, if one was made
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +129,8 @@ class Repository:
             ),
             schedule_marks=tuple(
                 ScheduleMark(name=str(entry["name"]), cron=str(entry.get("cron", "")),
-                             last_time=str(entry["lastTime"]))
+                             last_time=str(entry["lastTime"]),
+                             last_run_request=str(entry.get("lastRunRequest", "")))
                 for entry in (obj.get("status") or {}).get("schedules") or ()
                 if entry.get("lastTime")
             ),

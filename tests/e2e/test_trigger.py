@@ -105,6 +105,11 @@ def test_ferry_trigger_runs_a_branch_head_as_the_user_and_says_so_on_the_commit(
         assert request["status"]["outcome"] == "created"
         assert request["status"]["pipelineRun"] == run_name
 
+        gone = _trigger(alice, namespace, "--branch", "gone")
+        assert gone.returncode == 1
+        assert f"no run: unknown-branch: {repository.owner_name} has no branch 'gone'" in (
+            gone.stderr)
+
 
 def test_a_user_without_the_role_is_told_what_to_ask_for(
     ferry: Installation, cluster: ControlPlane, kube: Kube, namespace: str, tmp_path: Path

@@ -9,6 +9,7 @@ import datetime
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from ci.kube.run_requests import RunRequests
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube
+from tests.e2e.installation import kubectl
 
 UTC = datetime.UTC
 WAIT = 120.0
@@ -138,7 +140,7 @@ def _holder(cluster: ControlPlane, namespace: str) -> str | None:
 
 
 def test_two_controllers_start_each_scheduled_time_once_and_a_missed_one_once_on_recovery(
-    cluster: ControlPlane, kube: Kube, namespace: str,
+    cluster: ControlPlane, kube: Kube, namespace: str, cluster_bin_dir: Path,
     controllers: tuple[Controller, Controller, Clock],
 ) -> None:
     one, two, clock = controllers
@@ -161,6 +163,11 @@ def test_two_controllers_start_each_scheduled_time_once_and_a_missed_one_once_on
         "repository": "widget", "event": "schedule", "branch": "main", "schedule": "nightly",
         "scheduledTime": "2026-12-02T02:00:00Z", "requestedBy": ""}
     assert request["spec"]["requestedBy"]  # the API server's name for the controller
+    shown = kubectl(cluster_bin_dir, "get", "repositories", "-n", namespace,
+                    kubeconfig=cluster.kubeconfig)
+    [header, row] = shown.splitlines()
+    assert header.split()[4] == "NEXT-RUN"
+    assert row.split()[4] == "2026-12-03T02:00:00Z"
 
     # The leader goes away and the clock runs past three more times (Dec 3, 4 and 5) before
     # the other takes over: one run, for the latest, not three.
