@@ -24,7 +24,7 @@ from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.run_requests import RunRequests
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
-from tests.cluster.resources import Kube
+from tests.cluster.resources import Kube, KubeError
 from tests.e2e.installation import kubectl
 
 UTC = datetime.UTC
@@ -237,3 +237,59 @@ def test_two_schedulers_that_both_think_they_lead_still_make_one_run_request(
     assert seen.schedules[0].name == "nightly"
     assert sorted(created) == [False, True]
     assert _names(kube, namespace) == ["widget-nightly-20261202-0200"]
+
+
+def _refusal(kube: Kube, obj: dict[str, Any]) -> str:
+    try:
+        kube.create(obj)
+    except KubeError as error:
+        assert error.status == 422, error.body
+        return error.body
+    raise AssertionError(f"the API server accepted {obj}")
+
+
+def _run_request(namespace: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "ferry.dev/v1alpha1", "kind": "RunRequest",
+            "metadata": {"generateName": "widget-manual-", "namespace": namespace},
+            "spec": {"repository": "widget", "event": "manual", "requestedBy": "alice",
+                     **spec}}
+
+
+def test_the_crds_refuse_malformed_schedules_and_run_requests(kube: Kube, namespace: str
+                                                             ) -> None:
+    repository = {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "widget", "namespace": namespace},
+        "spec": {"forge": "github", "url": "https://github.com/acme/widget",
+                 "secretRef": {"name": "widget-forge"}},
+    }
+
+    def schedules(*entries: dict[str, str]) -> dict[str, Any]:
+        return repository | {"spec": repository["spec"] | {"schedules": list(entries)}}
+
+    nightly = {"name": "nightly", "cron": "0 3 * * *", "branch": "main"}
+    assert "Duplicate value" in _refusal(kube, schedules(nightly, nightly))
+    assert "schedules[0].cron" in _refusal(kube, schedules(nightly | {"cron": "every night"}))
+    assert "schedules[0].name" in _refusal(kube, schedules(nightly | {"name": "Nightly!"}))
+    assert "schedules[0].branch" in _refusal(kube, schedules({"name": "x", "cron": "@daily"}))
+    created = kube.create(schedules(nightly | {"cron": "@daily"}))
+    assert created["spec"]["schedules"][0]["timezone"] == "UTC"  # the default
+
+    assert "exactly one of spec.branch and spec.sha" in _refusal(
+        kube, _run_request(namespace, branch="main", sha="a" * 40))
+    assert "exactly one of spec.branch and spec.sha" in _refusal(kube, _run_request(namespace))
+    assert "spec.sha" in _refusal(kube, _run_request(namespace, sha="abc123"))
+    assert "parameter names are letters" in _refusal(
+        kube, _run_request(namespace, branch="main", params={"BAD-NAME": "x"}))
+    assert "names its schedule and scheduledTime" in _refusal(
+        kube, _run_request(namespace, branch="main", event="schedule"))
+    made = kube.create(_run_request(namespace, branch="main", params={"TARGET": "staging"}))
+    path = f"{RUN_REQUESTS.format(namespace=namespace)}/{made['metadata']['name']}"
+    try:
+        kube.request("PATCH", path, body={"spec": {"branch": "other"}},
+                     content_type="application/merge-patch+json")
+    except KubeError as error:
+        assert error.status == 422
+        assert "a RunRequest's spec cannot be changed" in error.body
+    else:
+        raise AssertionError("the API server let a RunRequest's spec change")
