@@ -9,6 +9,8 @@ is handled.
 
 At most one run per RunRequest: the run's name is made of the RunRequest's uid, so handling
 it twice (a relist, a second receiver replica) lands on the same PipelineRun ("existing").
+The outcome is written onto the version of the RunRequest that was seen without one, so the
+first replica's outcome stays.
 The run is trusted: whoever may create a RunRequest in the namespace may already start runs
 there (docs/schedules.md says who that is). The status description on the commit says who
 started it ("manual run by alice", "schedule nightly").
@@ -65,7 +67,7 @@ class RepositoryByName(Protocol):
 
 
 class RunRequestStore(Protocol):
-    def write_outcome(self, request: RunRequest, outcome: Outcome) -> None: ...
+    def write_outcome(self, request: RunRequest, outcome: Outcome) -> bool: ...
 
 
 class RunRequestWatch:
@@ -144,7 +146,8 @@ class RunRequestWorker:
                          attempt=attempt + 1, outcome=outcome.outcome)
                 await asyncio.sleep(delay)
         try:
-            await asyncio.to_thread(self._store.write_outcome, request, outcome)
+            if not await asyncio.to_thread(self._store.write_outcome, request, outcome):
+                log.info("run request answered by another replica", run_request=request.key)
         except Exception as error:  # the request stays without a status: shown as such
             log.warning("could not write the run request's status",
                         run_request=request.key, error=repr(error)[:300])

@@ -47,6 +47,7 @@ class RunRequest:
     schedule: str | None = None
     scheduled_time: str | None = None
     outcome: str | None = None  # status.outcome; None: not handled yet
+    resource_version: str = ""  # as observed: the outcome is written only onto this version
 
     @property
     def key(self) -> str:
@@ -70,6 +71,7 @@ class RunRequest:
             schedule=spec.get("schedule"),
             scheduled_time=spec.get("scheduledTime"),
             outcome=status.get("outcome"),
+            resource_version=str(metadata.get("resourceVersion", "")),
         )
 
 
@@ -183,14 +185,26 @@ class RunRequests:
             )
         return dict(found)
 
-    def write_outcome(self, request: RunRequest, outcome: Outcome) -> None:
+    def write_outcome(self, request: RunRequest, outcome: Outcome) -> bool:
+        """Write the outcome onto the version of the RunRequest that was handled; False if
+        it changed since (another receiver replica wrote its outcome first: the first
+        outcome stays, "created" rather than a later replica's "existing")."""
         kind = RUN_REQUEST
-        with translate_api_errors(f"patch RunRequest {request.key} status"):
-            self._custom.patch_namespaced_custom_object_status(
-                kind.group, kind.version, request.namespace, kind.plural, request.name,
-                {"status": outcome.as_status(datetime.datetime.now(datetime.UTC))},
-                _content_type=MERGE_PATCH, _request_timeout=self._timeout,
-            )
+        body: dict[str, Any] = {
+            "status": outcome.as_status(datetime.datetime.now(datetime.UTC))}
+        if request.resource_version:
+            body["metadata"] = {"resourceVersion": request.resource_version}
+        try:
+            with translate_api_errors(f"patch RunRequest {request.key} status"):
+                self._custom.patch_namespaced_custom_object_status(
+                    kind.group, kind.version, request.namespace, kind.plural, request.name,
+                    body, _content_type=MERGE_PATCH, _request_timeout=self._timeout,
+                )
+        except ApiRefusedError as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
 
     def whoami(self) -> str:
         """This client's user name, as the API server authenticates it (a SelfSubjectReview,
