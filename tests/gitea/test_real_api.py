@@ -1,6 +1,6 @@
-"""Ferry's Gitea client against the real Gitea's API: reading the spec at a commit, writing
-statuses and reading them back, the write-access question the trust decision rests on, and
-the comments and changed files of a real pull request."""
+"""Ferry's Gitea client against the real Gitea's API: reading the spec at a commit and a
+branch's head commit, writing statuses and reading them back, the write-access question the
+trust decision rests on, and the comments and changed files of a real pull request."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def test_ferry_reads_writes_and_asks_the_real_gitea(gitea_api: GiteaApi, tmp_pat
             assert await client.read_file(full_name, ".ci.yaml", base) == b"jobs: {}\n"
             assert await client.read_file(full_name, "src/b.py", base) is None
             assert await client.changed_files(full_name, pull["number"]) == ("src/b.py",)
+            # What scheduled and manual runs of a branch run.
+            assert await client.branch_head(full_name, "main") == base
+            assert await client.branch_head(full_name, "change") == head
+            assert await client.branch_head(full_name, "no-such-branch") is None
             status = Status(conclusion=Conclusion.SUCCESS, context="ferry", title="Succeeded")
             await client.report_status(full_name, head, status)
             assert await client.has_status(full_name, head, status)
