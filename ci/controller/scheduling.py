@@ -67,9 +67,9 @@ class Scheduler:
         self._clock = clock
         self._requester = requester  # this controller's user name, for `requestedBy`
         self._interval = interval
-        # What this process wrote last, per Repository: the watch may not show it yet.
+        # What this process wrote last, per Repository uid: the watch may not show it yet.
         self._written: dict[str, dict[str, Any]] = {}
-        # (last time, its RunRequest) per (Repository, schedule, cron).
+        # (last time, its RunRequest) per (Repository uid, schedule, cron).
         self._marks: dict[tuple[str, str, str], tuple[datetime.datetime, str]] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -96,7 +96,8 @@ class Scheduler:
         upcoming = [entry["nextTime"] for entry in entries if entry.get("nextTime")]
         status: dict[str, Any] = {"schedules": entries,
                                   "nextScheduledRun": min(upcoming) if upcoming else None}
-        if self._written.get(repository.key) == status:
+        # By uid: a Repository deleted and made again under its name starts afresh.
+        if self._written.get(repository.uid) == status:
             return
         if not self._leadership.held():
             return
@@ -106,7 +107,7 @@ class Scheduler:
             log.warning("could not write the schedules' status", repository=repository.key,
                         error=str(error))
             return
-        self._written[repository.key] = status
+        self._written[repository.uid] = status
 
     async def _schedule(self, repository: Repository, schedule: Schedule,
                         now: datetime.datetime) -> dict[str, Any]:
@@ -116,7 +117,7 @@ class Scheduler:
         except ScheduleError as error:
             entry["error"] = str(error)
             return entry
-        key = (repository.key, schedule.name, schedule.cron)
+        key = (repository.uid, schedule.name, schedule.cron)
         mark = self._known(key, repository, schedule)
         if mark is None:
             mark = (now, "")  # first seen: times before now are not this schedule's to run
