@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         context_namespace,
     )
     from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError  # noqa: PLC0415
-    from ci.kube.run_requests import RunRequests, manual_body  # noqa: PLC0415
+    from ci.kube.run_requests import RunRequests  # noqa: PLC0415
 
     params = _params(args.param)
     if isinstance(params, str):
@@ -89,13 +89,7 @@ def run(args: argparse.Namespace) -> int:
     client = api_client(settings)
     requests = RunRequests(client)
     try:
-        user = requests.whoami()
-        body = manual_body(namespace=namespace, repository=name, requested_by=user,
-                           branch=args.branch, sha=args.sha, params=params)
-        created, _ = requests.create(body)
-        request_name = str(created["metadata"]["name"])
-        print(f"runrequest {namespace}/{request_name} created by {user}")
-        return _wait(requests, namespace, request_name, timeout=args.timeout)
+        return _request(requests, namespace, name, args, params)
     except ApiRefusedError as error:
         if error.status == 403:
             return _fail(
@@ -106,6 +100,23 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"the Kubernetes API is unavailable: {error}")
     finally:
         client.close()
+
+
+def _request(requests: Any, namespace: str, name: str, args: argparse.Namespace,
+             params: dict[str, str]) -> int:
+    from ci.kube.run_requests import manual_body  # noqa: PLC0415
+
+    user = requests.whoami()
+    uid = requests.repository_uid(namespace, name)
+    if uid is None:
+        return _fail(f"no Repository {name} in namespace {namespace} "
+                     f"(kubectl get repositories -n {namespace})")
+    body = manual_body(namespace=namespace, repository=name, requested_by=user,
+                       branch=args.branch, sha=args.sha, params=params, repository_uid=uid)
+    created, _ = requests.create(body)
+    request_name = str(created["metadata"]["name"])
+    print(f"runrequest {namespace}/{request_name} created by {user}")
+    return _wait(requests, namespace, request_name, timeout=args.timeout)
 
 
 def _wait(requests: Any, namespace: str, name: str, *, timeout: float) -> int:

@@ -149,7 +149,7 @@ class Scheduler:
             requested_by = await asyncio.to_thread(self._requester)
             body = schedule_body(namespace=repository.namespace, repository=repository.name,
                                  schedule=schedule.name, branch=schedule.branch, moment=due,
-                                 requested_by=requested_by)
+                                 requested_by=requested_by, repository_uid=repository.uid)
             _, created = await asyncio.to_thread(self._requests.create, body)
         except (ApiUnavailableError, ApiRefusedError) as error:
             log.warning("could not start a scheduled run", repository=repository.key,

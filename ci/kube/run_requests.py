@@ -22,7 +22,7 @@ from typing import Any
 
 from ci.kube.patching import MERGE_PATCH
 from ci.kube.pipeline_runs import ApiRefusedError, translate_api_errors
-from ci.kube.resources import RUN_REQUEST
+from ci.kube.resources import REPOSITORY, RUN_REQUEST
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
 REPOSITORY_LABEL = "ferry.dev/repository-object"
@@ -106,15 +106,26 @@ def scheduled_name(repository: str, schedule: str, moment: datetime.datetime) ->
     return f"{kept}-{digest}-{schedule}-{stamp}"
 
 
+def owned_by(repository: str, uid: str) -> list[dict[str, Any]]:
+    """RunRequests belong to their Repository: deleting it deletes them (the garbage
+    collector), so they do not outlive what they ask to run."""
+    return [{"apiVersion": REPOSITORY.api_version, "kind": REPOSITORY.kind, "name": repository,
+             "uid": uid}]
+
+
 def schedule_body(*, namespace: str, repository: str, schedule: str, branch: str,
-                  moment: datetime.datetime, requested_by: str) -> dict[str, Any]:
+                  moment: datetime.datetime, requested_by: str, repository_uid: str = ""
+                  ) -> dict[str, Any]:
     time = moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata: dict[str, Any] = {
+        "name": scheduled_name(repository, schedule, moment), "namespace": namespace,
+        "labels": {REPOSITORY_LABEL: repository[:63], SCHEDULE_LABEL: schedule},
+    }
+    if repository_uid:
+        metadata["ownerReferences"] = owned_by(repository, repository_uid)
     return {
         "apiVersion": RUN_REQUEST.api_version, "kind": RUN_REQUEST.kind,
-        "metadata": {
-            "name": scheduled_name(repository, schedule, moment), "namespace": namespace,
-            "labels": {REPOSITORY_LABEL: repository, SCHEDULE_LABEL: schedule},
-        },
+        "metadata": metadata,
         "spec": {
             "repository": repository, "event": "schedule", "branch": branch,
             "schedule": schedule, "scheduledTime": time, "requestedBy": requested_by,
@@ -123,7 +134,8 @@ def schedule_body(*, namespace: str, repository: str, schedule: str, branch: str
 
 
 def manual_body(*, namespace: str, repository: str, requested_by: str, branch: str | None,
-                sha: str | None, params: Mapping[str, str]) -> dict[str, Any]:
+                sha: str | None, params: Mapping[str, str], repository_uid: str = ""
+                ) -> dict[str, Any]:
     spec: dict[str, Any] = {"repository": repository, "event": "manual",
                             "requestedBy": requested_by}
     if branch is not None:
@@ -132,12 +144,13 @@ def manual_body(*, namespace: str, repository: str, requested_by: str, branch: s
         spec["sha"] = sha
     if params:
         spec["params"] = dict(params)
-    return {
-        "apiVersion": RUN_REQUEST.api_version, "kind": RUN_REQUEST.kind,
-        "metadata": {"generateName": f"{repository[:40]}-manual-", "namespace": namespace,
-                     "labels": {REPOSITORY_LABEL: repository[:63]}},
-        "spec": spec,
-    }
+    metadata: dict[str, Any] = {"generateName": f"{repository[:40]}-manual-",
+                                "namespace": namespace,
+                                "labels": {REPOSITORY_LABEL: repository[:63]}}
+    if repository_uid:
+        metadata["ownerReferences"] = owned_by(repository, repository_uid)
+    return {"apiVersion": RUN_REQUEST.api_version, "kind": RUN_REQUEST.kind,
+            "metadata": metadata, "spec": spec}
 
 
 class RunRequests:
@@ -205,6 +218,21 @@ class RunRequests:
                 return False
             raise
         return True
+
+    def repository_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of Repository `name`, or None if there is none (404)."""
+        kind = REPOSITORY
+        try:
+            with translate_api_errors(f"read Repository {namespace}/{name}"):
+                found: Any = self._custom.get_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, name,
+                    _request_timeout=self._timeout,
+                )
+        except ApiRefusedError as error:
+            if error.status == 404:
+                return None
+            raise
+        return str(found["metadata"]["uid"])
 
     def whoami(self) -> str:
         """This client's user name, as the API server authenticates it (a SelfSubjectReview,

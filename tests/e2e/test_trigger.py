@@ -105,6 +105,16 @@ def test_ferry_trigger_runs_a_branch_head_as_the_user_and_says_so_on_the_commit(
         assert request["status"]["outcome"] == "created"
         assert request["status"]["pipelineRun"] == run_name
 
+        request = kube.get(RUN_REQUESTS.format(namespace=namespace))["items"][0]
+        [owner] = request["metadata"]["ownerReferences"]  # deleted with its Repository
+        assert (owner["kind"], owner["name"]) == ("Repository", "app")
+
+        missing = subprocess.run(
+            [*ferry_command(), "trigger", "nope", "-n", namespace, "--kubeconfig", str(alice),
+             "--branch", "main"], capture_output=True, text=True, timeout=180, check=False)
+        assert missing.returncode == 1
+        assert f"no Repository nope in namespace {namespace}" in missing.stderr
+
         gone = _trigger(alice, namespace, "--branch", "gone")
         assert gone.returncode == 1
         assert f"no run: unknown-branch: {repository.owner_name} has no branch 'gone'" in (

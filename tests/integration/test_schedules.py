@@ -163,6 +163,8 @@ def test_two_controllers_start_each_scheduled_time_once_and_a_missed_one_once_on
         "repository": "widget", "event": "schedule", "branch": "main", "schedule": "nightly",
         "scheduledTime": "2026-12-02T02:00:00Z", "requestedBy": ""}
     assert request["spec"]["requestedBy"]  # the API server's name for the controller
+    [owner] = request["metadata"]["ownerReferences"]  # deleted with its Repository
+    assert (owner["kind"], owner["name"]) == ("Repository", "widget")
     shown = kubectl(cluster_bin_dir, "get", "repositories", "-n", namespace,
                     kubeconfig=cluster.kubeconfig)
     [header, row] = shown.splitlines()
