@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ci.forges.types import ForgeKind
+from ci.kube.run_requests import RunRequests
 from ci.settings import KubernetesSettings, Settings
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube
@@ -65,10 +66,12 @@ def receivers(cluster: ControlPlane, kube: Kube, namespace: str
 
 
 def _request(kube: Kube, namespace: str, **spec: Any) -> str:
+    # Whoever creates it, as the admission policy (when deploy/ is installed) wants it.
+    me = RunRequests(kube.api_client).whoami()
     created = kube.create({
         "apiVersion": "ferry.dev/v1alpha1", "kind": "RunRequest",
         "metadata": {"generateName": "widget-manual-", "namespace": namespace},
-        "spec": {"repository": "widget", "event": "manual", "requestedBy": "alice", **spec}})
+        "spec": {"repository": "widget", "event": "manual", "requestedBy": me, **spec}})
     return str(created["metadata"]["name"])
 
 

@@ -250,11 +250,12 @@ def _refusal(kube: Kube, obj: dict[str, Any]) -> str:
     raise AssertionError(f"the API server accepted {obj}")
 
 
-def _run_request(namespace: str, **spec: Any) -> dict[str, Any]:
+def _run_request(kube: Kube, namespace: str, **spec: Any) -> dict[str, Any]:
+    # Its creator, as the admission policy (when deploy/ is installed) wants it.
+    me = RunRequests(kube.api_client).whoami()
     return {"apiVersion": "ferry.dev/v1alpha1", "kind": "RunRequest",
             "metadata": {"generateName": "widget-manual-", "namespace": namespace},
-            "spec": {"repository": "widget", "event": "manual", "requestedBy": "alice",
-                     **spec}}
+            "spec": {"repository": "widget", "event": "manual", "requestedBy": me, **spec}}
 
 
 def test_the_crds_refuse_malformed_schedules_and_run_requests(kube: Kube, namespace: str
@@ -278,14 +279,15 @@ def test_the_crds_refuse_malformed_schedules_and_run_requests(kube: Kube, namesp
     assert created["spec"]["schedules"][0]["timezone"] == "UTC"  # the default
 
     assert "exactly one of spec.branch and spec.sha" in _refusal(
-        kube, _run_request(namespace, branch="main", sha="a" * 40))
-    assert "exactly one of spec.branch and spec.sha" in _refusal(kube, _run_request(namespace))
-    assert "spec.sha" in _refusal(kube, _run_request(namespace, sha="abc123"))
+        kube, _run_request(kube, namespace, branch="main", sha="a" * 40))
+    assert "exactly one of spec.branch and spec.sha" in _refusal(
+        kube, _run_request(kube, namespace))
+    assert "spec.sha" in _refusal(kube, _run_request(kube, namespace, sha="abc123"))
     assert "parameter names are letters" in _refusal(
-        kube, _run_request(namespace, branch="main", params={"BAD-NAME": "x"}))
+        kube, _run_request(kube, namespace, branch="main", params={"BAD-NAME": "x"}))
     assert "names its schedule and scheduledTime" in _refusal(
-        kube, _run_request(namespace, branch="main", event="schedule"))
-    made = kube.create(_run_request(namespace, branch="main", params={"TARGET": "staging"}))
+        kube, _run_request(kube, namespace, branch="main", event="schedule"))
+    made = kube.create(_run_request(kube, namespace, branch="main", params={"TARGET": "staging"}))
     path = f"{RUN_REQUESTS.format(namespace=namespace)}/{made['metadata']['name']}"
     try:
         kube.request("PATCH", path, body={"spec": {"branch": "other"}},
