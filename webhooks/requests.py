@@ -95,7 +95,7 @@ class RunRequestWatch:
 
 
 class RunRequestWorker:
-    """Handles RunRequests one at a time, in the order they arrive."""
+    """Handles each RunRequest once per process, up to `CONCURRENT` at a time."""
 
     def __init__(self, receiver: Receiver, *, repositories: RepositoryByName,
                  store: RunRequestStore) -> None:
