@@ -4,8 +4,9 @@ A RunRequest (ci/kube/run_requests.py) names a Repository in its own namespace, 
 commit, and who asked. The receiver watches them and hands each one, once, to
 `handling.start_run`, the same function a push takes (spec at the commit, lint, plan,
 PipelineRun), with the event `schedule` or `manual`, then writes the outcome to the
-RunRequest's status. A branch is resolved to its head commit on the forge when the request
-is handled.
+RunRequest's status. A branch (or, when the request names neither a branch nor a commit, the
+repository's default branch) is resolved to its head commit on the forge when the request is
+handled.
 
 At most one run per RunRequest: the run's name is made of the RunRequest's uid, so handling
 it twice (a relist, a second receiver replica) lands on the same PipelineRun ("existing").
@@ -178,11 +179,13 @@ class RunRequestWorker:
         target = Target(repository=repository, name=forge_name(repository),
                         credentials=credentials, delivery_id=DeliveryId(request.key),
                         receiver=receiver)
-        sha = request.sha
+        sha, branch = request.sha, request.branch
         if sha is None:
-            branch = request.branch or ""
             forge = target.forge
-            sha = await target.call(lambda: forge.branch_head(target.name, branch))
+            if branch is None:
+                branch = await target.call(lambda: forge.default_branch(target.name))
+            wanted = branch
+            sha = await target.call(lambda: forge.branch_head(target.name, wanted))
             if sha is None:
                 return Outcome(outcome="unknown-branch",
                                message=f"{target.name} has no branch {branch!r}")
@@ -191,8 +194,8 @@ class RunRequestWorker:
             repository=target.name,
             repository_url=f"{repository.url}.git",
             sha=sha,
-            ref=f"refs/heads/{request.branch}" if request.branch else "",
-            branch=request.branch,
+            ref=f"refs/heads/{branch}" if branch else "",
+            branch=branch,
             author=request.requested_by,
             schedule=request.schedule,
             params=request.params,

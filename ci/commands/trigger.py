@@ -1,4 +1,5 @@
-"""`ferry trigger REPOSITORY [--branch B | --sha S] [--param K=V]`: start a manual run.
+"""`ferry trigger REPOSITORY [--branch B | --sha S] [--param K=V]`: start a manual run of a
+branch's head (default: the repository's default branch) or of one commit.
 
 Creates a RunRequest (ci/kube/run_requests.py) with the user's own kubeconfig, in the
 namespace of the Repository object; the receiver turns it into a run of event `manual`, and
@@ -29,13 +30,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "trigger",
         help="start a manual run of a Repository's branch or commit (event `manual`)",
-        description="Start a run of a Repository's branch head or of one commit, with event "
+        description="Start a run of a Repository's branch head (default: its default "
+        "branch) or of one commit, with event "
         "`manual`, as yourself: creates a RunRequest with your kubeconfig.",
     )
     parser.add_argument("repository", metavar="REPOSITORY",
                         help="the Repository object's name (or NAMESPACE/NAME)")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--branch", help="run this branch's head commit")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--branch",
+                       help="run this branch's head commit (default: the default branch)")
     which.add_argument("--sha", help="run this commit (its full hash)")
     parser.add_argument("--param", action="append", default=[], metavar="K=V",
                         help="a parameter for the steps, in FERRY_PARAMS (repeatable)")

@@ -15,11 +15,10 @@
   become `requestBody` (application/json), other parameters get their type wrapped in
   `schema`, `#/definitions` become `#/components/schemas`, security definitions become
   security schemes. Responses keep only their description (responses are not validated).
-  The subset lacks three calls Ferry makes (issue comments, collaborator permission, a
-  branch);
-  `GITEA_SUPPLEMENT` adds them, written from Gitea's API of the same version (swagger
-  operations `issueCreateComment`, `repoGetRepoPermissions`, `repoGetBranch`), and marked
-  as such.
+  The subset lacks four calls Ferry makes (issue comments, collaborator permission, a
+  repository, a branch); `GITEA_SUPPLEMENT` adds them, written from Gitea's API of the same
+  version (swagger operations `issueCreateComment`, `repoGetRepoPermissions`, `repoGet`,
+  `repoGetBranch`), and marked as such.
 * GitLab publishes no OpenAPI description for these calls: gitlab-openapi.yaml here is
   written from the GitLab API docs cited in contracts/SOURCES.md (commit status parameters
   as in contracts/gitlab/WEBHOOKS.md).
@@ -68,6 +67,14 @@ GITEA_SUPPLEMENT: dict[str, Any] = {
                 },
             ],
             "responses": {"201": {"description": "Comment"}},
+        }
+    },
+    "/repos/{owner}/{repo}": {
+        "get": {
+            "operationId": "repoGet",
+            "x-ferry-source": "Gitea API, not in contracts/gitea/swagger-subset.json",
+            "parameters": [*_REPOSITORY_PARAMETERS],
+            "responses": {"200": {"description": "Repository"}, "404": {"description": "notFound"}},
         }
     },
     "/repos/{owner}/{repo}/branches/{branch}": {

@@ -78,6 +78,7 @@ class FakeForge:
     )
     permissions: dict[tuple[str, str], str | int] = field(default_factory=dict)
     branches: dict[tuple[str, str], str] = field(default_factory=dict)  # head commits
+    default_branches: dict[str, str] = field(default_factory=dict)  # "main" unless set
     user_ids: dict[str, int] = field(default_factory=dict)  # GitLab users' ids, by name
     statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -98,6 +99,9 @@ class FakeForge:
     def set_branch(self, repository: str, branch: str, sha: str) -> None:
         """`branch` of `repository` points at `sha`."""
         self.branches[(repository, branch)] = sha
+
+    def set_default_branch(self, repository: str, branch: str) -> None:
+        self.default_branches[repository] = branch
 
     def set_pull_request_files(
         self, repository: str, number: int, files: Iterable[str | tuple[str, str | None]]
@@ -327,6 +331,19 @@ def _contents(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Respons
             "content": encoded,
         }
     )
+
+
+def _repository_object(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    if forge.kind is ForgeKind.GITLAB:
+        repository = urllib.parse.unquote(groups[0])
+    else:
+        repository = _repository(groups)
+    branch = forge.default_branches.get(repository, "main")
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(github_objects.full_repository(repository, branch))
+    # Gitea's Repository and GitLab's project entity, as far as Ferry reads them.
+    key = "path_with_namespace" if forge.kind is ForgeKind.GITLAB else "full_name"
+    return JSONResponse({key: repository, "default_branch": branch})
 
 
 def _branch(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
@@ -620,6 +637,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ForgeKind.GITHUB: (
         ("POST", r"/app/installations/(\d+)/access_tokens", _github_access_token),
         ("GET", rf"{_REPO}/contents/(.+)", _contents),
+        ("GET", rf"{_REPO}", _repository_object),
         ("GET", rf"{_REPO}/branches/([^/]+)", _branch),
         ("GET", rf"{_REPO}/pulls/(\d+)/files", _github_files),
         ("POST", rf"{_REPO}/statuses/([^/]+)", _github_status),
@@ -632,6 +650,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ),
     ForgeKind.GITEA: (
         ("GET", rf"/api/v1{_REPO}/contents/(.+)", _contents),
+        ("GET", rf"/api/v1{_REPO}", _repository_object),
         ("GET", rf"/api/v1{_REPO}/branches/([^/]+)", _branch),
         ("GET", rf"/api/v1{_REPO}/pulls/(\d+)/files", _gitea_files),
         ("POST", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_status),
@@ -641,6 +660,7 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ),
     ForgeKind.GITLAB: (
         ("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw", _gitlab_raw_file),
+        ("GET", r"/api/v4/projects/([^/]+)", _repository_object),
         ("GET", r"/api/v4/projects/([^/]+)/repository/branches/([^/]+)", _branch),
         ("GET", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/diffs", _gitlab_diffs),
         ("POST", r"/api/v4/projects/([^/]+)/statuses/([^/]+)", _gitlab_status),

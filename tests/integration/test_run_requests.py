@@ -99,7 +99,11 @@ def test_two_receivers_make_one_run_of_a_run_request_and_keep_the_first_outcome(
     other = _wait(lambda: _status(kube, namespace, second), "the second outcome")
     assert other["outcome"] == "created", other
     assert sorted(_runs(kube, namespace)) == sorted([status["pipelineRun"], other["pipelineRun"]])
-    # Both receivers handled both (each logs it); the outcomes stayed the first ones.
+    # Neither a branch nor a commit: the repository's default branch.
+    default = _request(kube, namespace)
+    third = _wait(lambda: _status(kube, namespace, default), "the third outcome")
+    assert (third["outcome"], third["sha"]) == ("created", SHA), third
+    # Both receivers handled each (each logs it); the outcomes stayed the first ones.
     assert _status(kube, namespace, first)["pipelineRun"] == status["pipelineRun"]
     assert _status(kube, namespace, first)["outcome"] == "created"
 

@@ -29,6 +29,7 @@ from ci.forges.transport import (
     commit_of,
     file_content,
     json_of,
+    named_branch,
     pages,
     send,
 )
@@ -89,6 +90,10 @@ class GiteaClient:
         except NotFoundError:
             return None
         return file_content(json_of(response), path=path, ref=ref)
+
+    async def default_branch(self, repository: RepositoryName) -> str:
+        response = await send(self._http, "GET", self._url(repository, ""), headers=self._headers)
+        return named_branch(json_of(response))
 
     async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
         url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")

@@ -25,7 +25,16 @@ from ci.forges.statuses import (
     newest_status,
     shorten,
 )
-from ci.forges.transport import PAGE_SIZE, Clock, commit_of, file_content, json_of, pages, send
+from ci.forges.transport import (
+    PAGE_SIZE,
+    Clock,
+    commit_of,
+    file_content,
+    json_of,
+    named_branch,
+    pages,
+    send,
+)
 from ci.forges.types import ReportId, RepositoryName
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -118,6 +127,11 @@ class GitHubClient:
         except NotFoundError:
             return None
         return file_content(json_of(response), path=path, ref=ref)
+
+    async def default_branch(self, repository: RepositoryName) -> str:
+        response = await send(self._http, "GET", self._url(repository, ""),
+                              headers=await self._authentication.headers())
+        return named_branch(json_of(response))
 
     async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
         url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
