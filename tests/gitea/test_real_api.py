@@ -49,6 +49,7 @@ def test_ferry_reads_writes_and_asks_the_real_gitea(gitea_api: GiteaApi, tmp_pat
             assert await client.branch_head(full_name, "main") == base
             assert await client.branch_head(full_name, "change") == head
             assert await client.branch_head(full_name, "no-such-branch") is None
+            assert await client.default_branch(full_name) == "main"
             status = Status(conclusion=Conclusion.SUCCESS, context="ferry", title="Succeeded")
             await client.report_status(full_name, head, status)
             assert await client.has_status(full_name, head, status)
