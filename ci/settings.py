@@ -267,6 +267,12 @@ class ControllerGroupSettings(_Group):
         description="Admit `PipelineRunPending` runs under their concurrency limit; off leaves "
         "held runs pending (for another admitter).",
     )
+    schedule_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between looks at the Repositories' `spec.schedules`: a scheduled "
+        "run starts at most this long after its time (cron has a minute's precision).",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,
@@ -496,6 +502,7 @@ def controller_settings_from(settings: Settings) -> controller_settings.Controll
         credentials_ttl=controller.credentials_ttl_seconds,
         prune=controller.prune,
         admit=controller.admit,
+        schedule_interval=controller.schedule_interval_seconds,
         metrics_port=controller.metrics_port,
         binding=settings.kubernetes.binding_key_settings(),
         binding_window=controller.binding_window_seconds,

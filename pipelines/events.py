@@ -17,14 +17,17 @@ class EventKind(StrEnum):
     TAG = "tag"
     COMMENT = "comment"
     MANUAL = "manual"
+    SCHEDULE = "schedule"
 
 
-# The events something starts a run with today: a forge's push, tag and pull request
-# (`/retest` and `/ok-to-test` run a pull request's event again). `comment` and `manual` are
-# named for runs that nothing starts yet, so `when.event` refuses them rather than waiting
-# for events that never come.
+# The events something starts a run with: a forge's push, tag and pull request (`/retest` and
+# `/ok-to-test` run a pull request's event again), a Repository's `spec.schedules` (the
+# controller) and `ferry trigger` (both through a RunRequest, docs/schedules.md). `comment` is
+# named for runs that nothing starts, so `when.event` refuses it rather than waiting for
+# events that never come.
 PRODUCED_EVENTS: frozenset[EventKind] = frozenset(
-    {EventKind.PUSH, EventKind.PULL_REQUEST, EventKind.TAG}
+    {EventKind.PUSH, EventKind.PULL_REQUEST, EventKind.TAG, EventKind.MANUAL,
+     EventKind.SCHEDULE}
 )
 
 
@@ -72,3 +75,7 @@ class Event:
     replaced_sha: str | None = None
     # The head commit's message, where the payload has it (skip markers).
     message: str | None = None
+    # A `schedule` event's schedule name (`spec.schedules[].name`); None for other events.
+    schedule: str | None = None
+    # A manual run's `--param K=V` pairs, in the order given; empty for other events.
+    params: tuple[tuple[str, str], ...] = ()

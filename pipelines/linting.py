@@ -66,7 +66,6 @@ _PLACEHOLDER = re.compile(r"\$\{\{.*?\}\}")
 _UNPRODUCED_HINTS = {
     EventKind.COMMENT: "`/retest` and `/ok-to-test` run the pull request's jobs again: use "
                        "`pull_request`",
-    EventKind.MANUAL: "manual runs are not available yet; use `push`, `pull_request` or `tag`",
 }
 
 

@@ -3,11 +3,15 @@ event variables every step gets (Tekton params on a cluster, the environment loc
 
 from __future__ import annotations
 
+import json
+
+from pipelines.events import Event
+
 SOURCE_PATH = "/workspace/source"
 
 # (param name, env var name, description). Order is the output order.
 EVENT_PARAMS: tuple[tuple[str, str, str], ...] = (
-    ("event", "FERRY_EVENT", "push, pull_request, tag, comment or manual"),
+    ("event", "FERRY_EVENT", "push, pull_request, tag, schedule or manual"),
     ("repository", "FERRY_REPOSITORY", "owner/name as the forge spells it"),
     ("repository-url", "FERRY_REPO_URL", "clone URL"),
     ("sha", "FERRY_SHA", "the commit to build"),
@@ -18,7 +22,30 @@ EVENT_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("pull-request-title", "FERRY_PULL_REQUEST_TITLE", "pull request title, or empty"),
     ("pull-request-head-branch", "FERRY_PULL_REQUEST_BRANCH", "pull request head branch"),
     ("author", "FERRY_AUTHOR", "who caused the event"),
+    ("schedule", "FERRY_SCHEDULE", "the schedule's name, for a schedule event"),
+    ("params", "FERRY_PARAMS", "a manual run's parameters as a JSON object, or {}"),
 )
+
+
+
+def event_values(event: Event) -> dict[str, str]:
+    """The event's fields by param name (`EVENT_PARAMS`), for both backends."""
+    pull_request = event.pull_request
+    return {
+        "event": event.kind.value,
+        "repository": event.repository,
+        "repository-url": event.repository_url,
+        "sha": event.sha,
+        "ref": event.ref,
+        "branch": event.branch or "",
+        "tag": event.tag or "",
+        "pull-request-number": str(pull_request.number) if pull_request else "",
+        "pull-request-title": pull_request.title if pull_request else "",
+        "pull-request-head-branch": pull_request.head_branch if pull_request else "",
+        "author": event.author,
+        "schedule": event.schedule or "",
+        "params": json.dumps(dict(event.params), sort_keys=True),
+    }
 
 
 # Re-run this very file (Tekton writes the script to a file: $0) under bash when there is one.

@@ -72,7 +72,7 @@ from pipelines.planning import (
     PlannedStep,
 )
 from pipelines.problems import Position, Problem, Severity, SpecError
-from pipelines.scripts import EVENT_PARAMS, SOURCE_PATH, shell_script
+from pipelines.scripts import EVENT_PARAMS, SOURCE_PATH, event_values, shell_script
 from pipelines.spec import DEFAULT_JOB_TIMEOUT_SECONDS
 from pipelines.tekton_rules import (
     TEKTON_VARIABLE,
@@ -225,10 +225,10 @@ def compile_pipeline_run(
             _pipeline_task(job, options, cap=timeouts.cap(job)) for job in plan.finally_jobs
         ]
 
+    values = event_values(event)
     spec: dict[str, Any] = {
         "params": [
-            {"name": name, "value": value}
-            for (name, _, _), value in zip(EVENT_PARAMS, _event_values(event), strict=True)
+            {"name": name, "value": values[name]} for name, _, _ in EVENT_PARAMS
         ],
         "pipelineSpec": pipeline_spec,
         "timeouts": timeouts.as_spec(),
@@ -275,23 +275,6 @@ def _check_job(job: PlannedJob) -> None:
         match = TEKTON_VARIABLE.search(text)
         if match is not None:
             raise TektonVariableError(path=path, variable=match.group(0), position=position)
-
-
-def _event_values(event: Event) -> tuple[str, ...]:
-    pull_request = event.pull_request
-    return (
-        event.kind.value,
-        event.repository,
-        event.repository_url,
-        event.sha,
-        event.ref,
-        event.branch or "",
-        event.tag or "",
-        str(pull_request.number) if pull_request else "",
-        pull_request.title if pull_request else "",
-        pull_request.head_branch if pull_request else "",
-        event.author,
-    )
 
 
 def _pipeline_task(job: PlannedJob, options: CompileOptions, *, cap: int) -> dict[str, Any]:

@@ -159,7 +159,7 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
     bind_contextvars(repository=repository.key)
     # A cache miss reads the Secret from the API server: off the event loop.
     credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
-    _register_secrets(receiver.redactor, credentials)
+    register_secrets(receiver.redactor, credentials)
     provider.verify(incoming.headers, incoming.body, credentials.webhook_secret)
     delivery = provider.parse(incoming.headers, incoming.body)
     labels.event = delivery.event_name
@@ -345,7 +345,7 @@ def _find_repository(
     return found
 
 
-def _register_secrets(redactor: Redactor, credentials: RepositoryCredentials) -> None:
+def register_secrets(redactor: Redactor, credentials: RepositoryCredentials) -> None:
     if credentials.webhook_secret:
         redactor.add(credentials.webhook_secret)
     if isinstance(credentials.forge, TokenCredentials):

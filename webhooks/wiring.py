@@ -30,7 +30,8 @@ from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reade
 from ci.kube.pipeline_runs import PipelineRuns, translate_api_errors
 from ci.kube.repositories import RepositoryIndex
 from ci.kube.repository_status import RepositoryStatusWriter
-from ci.kube.resources import REPOSITORY
+from ci.kube.resources import REPOSITORY, RUN_REQUEST
+from ci.kube.run_requests import RunRequests
 from ci.kube.watching import Watcher, WatchSettings, run_in_thread
 from ci.logs import Redactor
 from ci.settings import Settings
@@ -39,6 +40,7 @@ from webhooks.deliveries import DeliveryMemory
 from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
 from webhooks.metrics import Metrics
+from webhooks.requests import RunRequestWatch, RunRequestWorker
 
 log = structlog.get_logger(__name__)
 
@@ -143,6 +145,7 @@ def _open_cluster(
         last_events=last_events,
         contexts=Contexts(prefix=settings.controller.context_prefix),
     )
+    _watch_run_requests(api, receiver, index, stack, timeout=timeout)
     probe = _CachedProbe(backend.ready, ttl=settings.webhooks.readiness_cache_seconds)
 
     async def readiness() -> str | None:
@@ -206,6 +209,27 @@ async def _open_local(
         untrusted_pull_requests="run" if not local.holds_untrusted else "wait for /ok-to-test",
     )
     return Runtime(receiver=receiver, readiness=backend.ready, mode="local")
+
+
+def _watch_run_requests(api: Any, receiver: Receiver, index: RepositoryIndex,
+                        stack: AsyncExitStack, *, timeout: float) -> None:
+    """Scheduled and manual runs (webhooks/requests.py): a watch of RunRequests feeding one
+    worker on this event loop. Stopped before the Repository watch and the API client."""
+    worker = RunRequestWorker(receiver, repositories=index,
+                              store=RunRequests(api, request_timeout=timeout))
+    worker.start()
+    watcher = Watcher(
+        api=custom_objects(api), kind=RUN_REQUEST,
+        consumer=RunRequestWatch(worker, asyncio.get_running_loop()), settings=WatchSettings(),
+    )
+    thread = run_in_thread(watcher, name="ferry-run-request-watch")
+
+    async def stop() -> None:
+        watcher.stop()
+        await asyncio.to_thread(thread.join, WATCH_STOP_SECONDS)
+        await worker.close()
+
+    stack.push_async_callback(stop)
 
 
 def _translated(reader: SecretReader) -> SecretReader:

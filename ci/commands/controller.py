@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--metrics-port", help="FERRY_CONTROLLER_METRICS_PORT")
     parser.add_argument("--no-prune", action="store_const", const=False, dest="prune",
                         help="FERRY_CONTROLLER_PRUNE=false")
+    parser.add_argument("--schedule-interval",
+                        help="FERRY_CONTROLLER_SCHEDULE_INTERVAL_SECONDS")
     parser.add_argument("--log-level", help="FERRY_LOGGING_LEVEL")
     parser.set_defaults(handler=run)
 
@@ -68,6 +70,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "lease_renew_seconds": args.lease_renew,
             "metrics_port": args.metrics_port,
             "prune": args.prune,
+            "schedule_interval_seconds": args.schedule_interval,
         },
         "logging": {"level": args.log_level},
     }

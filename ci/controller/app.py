@@ -28,6 +28,7 @@ from ci.controller.metrics import ControllerMetrics
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunKey, RunSnapshot
+from ci.controller.scheduling import Clock, Scheduler, real_clock
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
 from ci.controller.summaries import check_details_url_template
@@ -40,7 +41,9 @@ from ci.kube.leases import Leases
 from ci.kube.pipeline_runs import ApiUnavailableError
 from ci.kube.pods import api_log_reader
 from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
+from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
+from ci.kube.run_requests import RunRequests
 from ci.kube.watching import Consumer, Watcher, WatchEvent, run_in_thread
 
 log = structlog.get_logger(__name__)
@@ -62,10 +65,13 @@ def run_controller(
     *,
     stop: threading.Event,
     metrics: ControllerMetrics | None = None,
+    clock: Clock = real_clock,
 ) -> None:
-    """Run until `stop` is set or the lease is lost."""
+    """Run until `stop` is set or the lease is lost. `clock` is the time schedules are
+    started by (tests pass their own)."""
     check_details_url_template(settings.details_url_template)
-    asyncio.run(_Controller(settings, metrics=metrics or ControllerMetrics()).run(stop))
+    controller = _Controller(settings, metrics=metrics or ControllerMetrics(), clock=clock)
+    asyncio.run(controller.run(stop))
 
 
 class _FirstList:
@@ -104,9 +110,11 @@ async def _first_keys(keys: BindingKeyStore, stopping: asyncio.Event) -> bool:
 
 
 class _Controller:
-    def __init__(self, settings: ControllerSettings, *, metrics: ControllerMetrics) -> None:
+    def __init__(self, settings: ControllerSettings, *, metrics: ControllerMetrics,
+                 clock: Clock) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._clock = clock
         self._identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
         # A new one per process: tells a report this process was sending from one a killed
         # predecessor may have delivered.
@@ -247,6 +255,7 @@ class _Controller:
         keeping = loop.create_task(leadership.keep(stopping))
         stopped = loop.create_task(stopping.wait())
         resumed: asyncio.Task[None] | None = None
+        scheduling: asyncio.Task[None] | None = None
         try:
             run_consumers = await self._start_watches(
                 api=api, namespaces=namespaces, store=store, repositories=repositories,
@@ -254,14 +263,36 @@ class _Controller:
             log.info("controller running", identity=self._identity,
                      namespaces=list(settings.namespaces) or "*")
             resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
+            scheduling = loop.create_task(
+                self._scheduler(client, repositories, leadership).run(stopping))
             await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.set()
             await queue.close()
-            others = [task for task in (stopped, resumed) if task is not None]
+            others = [task for task in (stopped, resumed, scheduling) if task is not None]
             for task in others:
                 task.cancel()
             await asyncio.gather(keeping, *others, return_exceptions=True)
+
+    def _scheduler(self, client: Any, repositories: RepositoryIndex, leadership: Leadership
+                   ) -> Scheduler:
+        timeout = self._settings.kubernetes.request_timeout
+        requests = RunRequests(client, request_timeout=timeout)
+        requester: list[str] = []
+
+        def who() -> str:
+            # Asked once, lazily, from the scheduler's worker thread: the API server's name
+            # for this controller, which the admission policy checks `requestedBy` against.
+            if not requester:
+                requester.append(requests.whoami() or self._identity)
+            return requester[0]
+
+        return Scheduler(
+            repositories=repositories, requests=requests,
+            write_status=RepositoryStatusWriter(client, request_timeout=timeout).write_schedules,
+            leadership=leadership, clock=self._clock, requester=who,
+            interval=self._settings.schedule_interval,
+        )
 
     async def _start_watches(self, *, api: Any, namespaces: Sequence[str | None],
                              store: RunStore, repositories: RepositoryIndex,

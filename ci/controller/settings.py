@@ -69,6 +69,8 @@ class ControllerSettings:
     prune: bool = True
     # Admit `PipelineRunPending` runs under their concurrency limit.
     admit: bool = True
+    # Seconds between looks at the Repositories' `spec.schedules` (ci/controller/scheduling.py).
+    schedule_interval: float = 10.0
     # Port for Prometheus metrics on all interfaces; None: no metrics server.
     metrics_port: int | None = None
     # The Secret with the key that binds runs to their Repository (`ci.kube.binding`).

@@ -39,6 +39,13 @@ class ForgeClient(Protocol):
     async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
         """The file's bytes at `ref` (a commit sha, preferably), or None if there is none."""
 
+    async def default_branch(self, repository: RepositoryName) -> str:
+        """The repository's default branch (a manual run that names no branch runs it)."""
+
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        """The commit `branch` points at now, or None if there is no such branch (scheduled
+        and manual runs of a branch run this commit)."""
+
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         """Paths a pull request touches (both sides of a rename), sorted, all pages read."""
 

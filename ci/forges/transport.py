@@ -154,6 +154,23 @@ async def pages(
     raise UnexpectedResponseError(f"GET {url}: more than {MAXIMUM_PAGES} pages")
 
 
+def named_branch(body: object) -> str:
+    """`default_branch` of a repository (GitHub, Gitea) or project (GitLab) answer."""
+    branch = body.get("default_branch") if isinstance(body, dict) else None
+    if not isinstance(branch, str) or not branch:
+        raise UnexpectedResponseError("a repository without a default branch (is it empty?)")
+    return branch
+
+
+def commit_of(body: object, key: str) -> str:
+    """The head commit of a branch answer (`{"commit": {key: sha}}` on all three forges)."""
+    commit = body.get("commit") if isinstance(body, dict) else None
+    sha = commit.get(key) if isinstance(commit, dict) else None
+    if not isinstance(sha, str) or not sha:
+        raise UnexpectedResponseError(f"a branch without its commit's {key}")
+    return sha
+
+
 def file_content(body: object, *, path: str, ref: str) -> bytes | None:
     """The bytes of a GitHub or Gitea `contents` response; None if it is not a file."""
     if not isinstance(body, dict) or body.get("type") != "file":

@@ -56,3 +56,17 @@ def custom_objects(client: Any) -> Any:
     from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (heavy, as above)
 
     return CustomObjectsApi(client)
+
+
+def context_namespace(settings: KubernetesSettings) -> str | None:
+    """The namespace the kubeconfig's (current or named) context sets, as kubectl uses it;
+    None when it sets none, or when there is no kubeconfig (in a pod)."""
+    import kubernetes  # noqa: PLC0415 (heavy, as above)
+
+    if settings.kubeconfig is None:
+        return None
+    contexts, current = kubernetes.config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+        config_file=str(settings.kubeconfig))
+    chosen = next((c for c in contexts if c.get("name") == settings.context), None) or current
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(namespace) if namespace else None

@@ -38,6 +38,27 @@ class GitHubApp:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """One of `spec.schedules`: run `branch`'s head commit at each time `cron` names."""
+
+    name: str
+    cron: str
+    branch: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleMark:
+    """What `status.schedules[]` says of one schedule: the last time it was started (or,
+    before its first run, when the controller first saw it), for the cron it was written for."""
+
+    name: str
+    cron: str
+    last_time: str  # RFC 3339
+    last_run_request: str = ""  # the RunRequest of `last_time`, if one was made
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Repository:
     """A `ferry.dev/v1alpha1` Repository, with the CRD's defaults applied."""
 
@@ -57,6 +78,8 @@ class Repository:
     keep_runs: int = 20
     untrusted: UntrustedPolicy = UntrustedPolicy.RUN_WITHOUT_SECRETS
     private: bool = False  # runs clone with a per-run token Secret
+    schedules: tuple[Schedule, ...] = ()
+    schedule_marks: tuple[ScheduleMark, ...] = ()  # from the status, written by the controller
 
     @property
     def key(self) -> str:
@@ -98,6 +121,19 @@ class Repository:
                 spec.get("untrustedPullRequests", UntrustedPolicy.RUN_WITHOUT_SECRETS)
             ),
             private=bool(spec.get("private", False)),
+            schedules=tuple(
+                Schedule(name=str(entry["name"]), cron=str(entry["cron"]),
+                         branch=str(entry["branch"]),
+                         timezone=str(entry.get("timezone") or "UTC"))
+                for entry in spec.get("schedules") or ()
+            ),
+            schedule_marks=tuple(
+                ScheduleMark(name=str(entry["name"]), cron=str(entry.get("cron", "")),
+                             last_time=str(entry["lastTime"]),
+                             last_run_request=str(entry.get("lastRunRequest", "")))
+                for entry in (obj.get("status") or {}).get("schedules") or ()
+                if entry.get("lastTime")
+            ),
         )
 
 
@@ -166,6 +202,10 @@ class RepositoryIndex:
     def namespaces(self) -> frozenset[str]:
         with self._lock:
             return frozenset(repository.namespace for repository in self._by_key.values())
+
+    def get(self, namespace: str, name: str) -> Repository | None:
+        with self._lock:
+            return self._by_key.get(f"{namespace}/{name}")
 
     def all(self) -> tuple[Repository, ...]:
         with self._lock:

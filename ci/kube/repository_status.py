@@ -1,4 +1,5 @@
-"""A Repository's `status.lastEvent`: the last delivery the receiver handled for it.
+"""A Repository's status: `lastEvent`, the last delivery the receiver handled for it, and
+`schedules`, what the controller started of `spec.schedules`.
 
 What `kubectl get repositories` shows in its Last-Event and Outcome columns, so a platform
 engineer can tell "the forge never called" from "Ferry refused it" without reading logs.
@@ -67,5 +68,16 @@ class RepositoryStatusWriter:
             self._custom.patch_namespaced_custom_object_status(
                 kind.group, kind.version, repository.namespace, kind.plural, repository.name,
                 {"status": event.as_status()},
+                _content_type=MERGE_PATCH, _request_timeout=self._timeout,
+            )
+
+    def write_schedules(self, repository: Repository, status: dict[str, Any]) -> None:
+        """`status.schedules` and `status.nextScheduledRun`, the controller's (a merge patch
+        replaces the list whole, which only the controller writes)."""
+        kind = REPOSITORY
+        with translate_api_errors(f"patch Repository {repository.key} status"):
+            self._custom.patch_namespaced_custom_object_status(
+                kind.group, kind.version, repository.namespace, kind.plural, repository.name,
+                {"status": status},
                 _content_type=MERGE_PATCH, _request_timeout=self._timeout,
             )

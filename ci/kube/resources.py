@@ -20,3 +20,4 @@ class ResourceKind:
 PIPELINE_RUN = ResourceKind("tekton.dev", "v1", "PipelineRun", "pipelineruns")
 TASK_RUN = ResourceKind("tekton.dev", "v1", "TaskRun", "taskruns")
 REPOSITORY = ResourceKind("ferry.dev", "v1alpha1", "Repository", "repositories")
+RUN_REQUEST = ResourceKind("ferry.dev", "v1alpha1", "RunRequest", "runrequests")

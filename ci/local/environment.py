@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pipelines.events import Event
 from pipelines.planning import PlannedJob, PlannedStep
-from pipelines.scripts import EVENT_PARAMS
+from pipelines.scripts import EVENT_PARAMS, event_values
 
 BASE_VARIABLES = (
     "PATH",
@@ -70,30 +70,10 @@ def private_directories(directory: Path) -> dict[str, str]:
     return {"HOME": str(home), "TMPDIR": str(temporary)}
 
 
-def event_values(event: Event) -> dict[str, str]:
-    """The event's fields by Tekton param name, as the compiler passes them to steps."""
-    pull_request = event.pull_request
-    return {
-        "event": event.kind.value,
-        "repository": event.repository,
-        "repository-url": event.repository_url,
-        "sha": event.sha,
-        "ref": event.ref,
-        "branch": event.branch or "",
-        "tag": event.tag or "",
-        "pull-request-number": str(pull_request.number) if pull_request else "",
-        "pull-request-title": pull_request.title if pull_request else "",
-        "pull-request-head-branch": pull_request.head_branch if pull_request else "",
-        "author": event.author,
-    }
-
-
 def ferry_variables(event: Event, *, job: str, run_name: str) -> dict[str, str]:
     """`CI`, `FERRY`, `FERRY_JOB`, `FERRY_PIPELINE_RUN` and the `FERRY_*` event variables."""
     values = event_values(event)
-    # A param the compiler gained and this module does not know yet is empty rather than
-    # missing; a unit test compares both lists so that never lasts.
-    variables = {env: values.get(param, "") for param, env, _ in EVENT_PARAMS}
+    variables = {env: values[param] for param, env, _ in EVENT_PARAMS}
     variables |= {"CI": "true", "FERRY": "true", "FERRY_JOB": job, "FERRY_PIPELINE_RUN": run_name}
     return variables
 

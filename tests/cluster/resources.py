@@ -28,6 +28,8 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "PriorityClass",
         "ValidatingWebhookConfiguration",
         "MutatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 )
 

@@ -15,10 +15,10 @@
   become `requestBody` (application/json), other parameters get their type wrapped in
   `schema`, `#/definitions` become `#/components/schemas`, security definitions become
   security schemes. Responses keep only their description (responses are not validated).
-  The subset lacks three calls Ferry makes (issue comments, collaborator permission, a
-  commit); `GITEA_SUPPLEMENT` adds them, written from Gitea's API of the same version
-  (swagger operations `issueCreateComment`, `repoGetRepoPermissions`,
-  `repoGetSingleCommit`), and marked as such.
+  The subset lacks five calls Ferry makes (issue comments, collaborator permission, a
+  commit, a repository, a branch); `GITEA_SUPPLEMENT` adds them, written from Gitea's API
+  of the same version (swagger operations `issueCreateComment`, `repoGetRepoPermissions`,
+  `repoGetSingleCommit`, `repoGet`, `repoGetBranch`), and marked as such.
 * GitLab publishes no OpenAPI description for these calls: gitlab-openapi.yaml here is
   written from the GitLab API docs cited in contracts/SOURCES.md (commit status parameters
   as in contracts/gitlab/WEBHOOKS.md).
@@ -81,6 +81,25 @@ GITEA_SUPPLEMENT: dict[str, Any] = {
                 {"name": "files", "in": "query", "type": "boolean"},
             ],
             "responses": {"200": {"description": "Commit"}, "404": {"description": "notFound"}},
+        }
+    },
+    "/repos/{owner}/{repo}": {
+        "get": {
+            "operationId": "repoGet",
+            "x-ferry-source": "Gitea API, not in contracts/gitea/swagger-subset.json",
+            "parameters": [*_REPOSITORY_PARAMETERS],
+            "responses": {"200": {"description": "Repository"}, "404": {"description": "notFound"}},
+        }
+    },
+    "/repos/{owner}/{repo}/branches/{branch}": {
+        "get": {
+            "operationId": "repoGetBranch",
+            "x-ferry-source": "Gitea API, not in contracts/gitea/swagger-subset.json",
+            "parameters": [
+                *_REPOSITORY_PARAMETERS,
+                {"name": "branch", "in": "path", "required": True, "type": "string"},
+            ],
+            "responses": {"200": {"description": "Branch"}, "404": {"description": "notFound"}},
         }
     },
     "/repos/{owner}/{repo}/collaborators/{collaborator}/permission": {

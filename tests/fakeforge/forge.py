@@ -81,6 +81,8 @@ class FakeForge:
     commit_messages: dict[tuple[str, str], str] = field(default_factory=dict)
     # GitHub's pull requests, as `GET .../pulls/{number}` answers (`add_pull_request`).
     pull_requests: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    branches: dict[tuple[str, str], str] = field(default_factory=dict)  # head commits
+    default_branches: dict[str, str] = field(default_factory=dict)  # "main" unless set
     user_ids: dict[str, int] = field(default_factory=dict)  # GitLab users' ids, by name
     statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -97,6 +99,13 @@ class FakeForge:
         """`ref` "*" serves the file at every ref that has no file of its own there."""
         data = content.encode() if isinstance(content, str) else content
         self.files[(repository, ref, path)] = data
+
+    def set_branch(self, repository: str, branch: str, sha: str) -> None:
+        """`branch` of `repository` points at `sha`."""
+        self.branches[(repository, branch)] = sha
+
+    def set_default_branch(self, repository: str, branch: str) -> None:
+        self.default_branches[repository] = branch
 
     def set_pull_request_files(
         self, repository: str, number: int, files: Iterable[str | tuple[str, str | None]]
@@ -332,6 +341,33 @@ def _contents(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Respons
             "content": encoded,
         }
     )
+
+
+def _repository_object(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    if forge.kind is ForgeKind.GITLAB:
+        repository = urllib.parse.unquote(groups[0])
+    else:
+        repository = _repository(groups)
+    branch = forge.default_branches.get(repository, "main")
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(github_objects.full_repository(repository, branch))
+    # Gitea's Repository and GitLab's project entity, as far as Ferry reads them.
+    key = "path_with_namespace" if forge.kind is ForgeKind.GITLAB else "full_name"
+    return JSONResponse({key: repository, "default_branch": branch})
+
+
+def _branch(forge: FakeForge, call: _Call, groups: tuple[str, ...]) -> Response:
+    if forge.kind is ForgeKind.GITLAB:
+        repository, name = urllib.parse.unquote(groups[0]), urllib.parse.unquote(groups[1])
+    else:
+        repository, name = _repository(groups), urllib.parse.unquote(groups[2])
+    sha = forge.branches.get((repository, name))
+    if sha is None:
+        return _not_found()
+    if forge.kind is ForgeKind.GITHUB:
+        return JSONResponse(github_objects.branch(repository, name, sha))
+    # Gitea's Branch and GitLab's branch entity: the commit under `commit.id`.
+    return JSONResponse({"name": name, "protected": False, "commit": {"id": sha}})
 
 
 def _add_status(
@@ -632,6 +668,8 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ForgeKind.GITHUB: (
         ("POST", r"/app/installations/(\d+)/access_tokens", _github_access_token),
         ("GET", rf"{_REPO}/contents/(.+)", _contents),
+        ("GET", rf"{_REPO}", _repository_object),
+        ("GET", rf"{_REPO}/branches/([^/]+)", _branch),
         ("GET", rf"{_REPO}/pulls/(\d+)/files", _github_files),
         ("GET", rf"{_REPO}/pulls/(\d+)", _github_pull_request),
         ("GET", rf"{_REPO}/git/commits/([^/]+)", _github_git_commit),
@@ -645,6 +683,8 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ),
     ForgeKind.GITEA: (
         ("GET", rf"/api/v1{_REPO}/contents/(.+)", _contents),
+        ("GET", rf"/api/v1{_REPO}", _repository_object),
+        ("GET", rf"/api/v1{_REPO}/branches/([^/]+)", _branch),
         ("GET", rf"/api/v1{_REPO}/pulls/(\d+)/files", _gitea_files),
         ("GET", rf"/api/v1{_REPO}/git/commits/([^/]+)", _gitea_commit),
         ("POST", rf"/api/v1{_REPO}/statuses/([^/]+)", _gitea_status),
@@ -654,6 +694,8 @@ _ROUTES: Mapping[ForgeKind, tuple[tuple[str, str, Handler], ...]] = {
     ),
     ForgeKind.GITLAB: (
         ("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw", _gitlab_raw_file),
+        ("GET", r"/api/v4/projects/([^/]+)", _repository_object),
+        ("GET", r"/api/v4/projects/([^/]+)/repository/branches/([^/]+)", _branch),
         ("GET", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/diffs", _gitlab_diffs),
         ("POST", r"/api/v4/projects/([^/]+)/statuses/([^/]+)", _gitlab_status),
         (

@@ -52,6 +52,31 @@ def content_file(repository: str, path: str, *, content: str, size: int) -> dict
     return found
 
 
+def full_repository(repository: str, default_branch: str) -> dict[str, Any]:
+    found: dict[str, Any] = example("full-repository-default-response")
+    owner, _, name = repository.partition("/")
+    found.update(name=name, full_name=repository, default_branch=default_branch,
+                 html_url=f"{WEB}/{repository}", url=f"{API}/repos/{repository}")
+    found["owner"] = {**found["owner"], "login": owner}
+    # The published example lacks `language`, which the schema requires, and describes a
+    # fork made from a template; this one is neither.
+    found["language"] = None
+    for key in ("template_repository", "parent", "source"):
+        found.pop(key, None)
+    found["fork"] = False
+    return found
+
+
+def branch(repository: str, name: str, sha: str) -> dict[str, Any]:
+    found: dict[str, Any] = example("branch-get")
+    found["name"] = name
+    found["commit"]["sha"] = sha
+    found["commit"]["url"] = f"{API}/repos/{repository}/commits/{sha}"
+    found["_links"] = {"html": f"{WEB}/{repository}/tree/{name}",
+                       "self": f"{API}/repos/{repository}/branches/{name}"}
+    return found
+
+
 def diff_entry(name: str, previous: str | None) -> dict[str, Any]:
     found: dict[str, Any] = example("diff-entry-items")[0]
     found.update(

@@ -1,6 +1,6 @@
-"""Ferry's Gitea client against the real Gitea's API: reading the spec at a commit, writing
-statuses and reading them back, the write-access question the trust decision rests on, and
-the comments and changed files of a real pull request."""
+"""Ferry's Gitea client against the real Gitea's API: reading the spec at a commit and a
+branch's head commit, writing statuses and reading them back, the write-access question the
+trust decision rests on, and the comments and changed files of a real pull request."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def test_ferry_reads_writes_and_asks_the_real_gitea(gitea_api: GiteaApi, tmp_pat
             message = work.git("log", "-1", "--format=%B", head)
             assert (await client.commit_message(full_name, head) or "").strip() == message
             assert await client.commit_message(full_name, "f" * 40) is None
+            # What scheduled and manual runs of a branch run.
+            assert await client.branch_head(full_name, "main") == base
+            assert await client.branch_head(full_name, "change") == head
+            assert await client.branch_head(full_name, "no-such-branch") is None
+            assert await client.default_branch(full_name) == "main"
             status = Status(conclusion=Conclusion.SUCCESS, context="ferry", title="Succeeded")
             await client.report_status(full_name, head, status)
             assert await client.has_status(full_name, head, status)

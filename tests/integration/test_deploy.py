@@ -47,12 +47,12 @@ def _rules(*entries: tuple[str, list[str], list[str]], names: tuple[str, ...] = 
 
 # Read from the code (ci/kube/*, ci/controller/app.py, webhooks/wiring.py), not from deploy/:
 # the test fails when the RBAC grants more, or less, than the programs call.
-WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories"], ["list", "watch"]))
+WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories", "runrequests"], ["list", "watch"]))
 WEBHOOKS_IN_TEAM = WEBHOOKS_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["create", "get", "list", "patch"]),
     ("tekton.dev", ["taskruns"], ["list"]),  # which jobs of a run failed, for /retest
     ("", ["secrets"], ["get", "create"]),
-    ("ferry.dev", ["repositories/status"], ["patch"]),
+    ("ferry.dev", ["repositories/status", "runrequests/status"], ["patch"]),
 )
 CONTROLLER_EVERYWHERE = _rules(
     ("ferry.dev", ["repositories"], ["list", "watch"]),
@@ -61,6 +61,8 @@ CONTROLLER_EVERYWHERE = _rules(
 CONTROLLER_IN_TEAM = CONTROLLER_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["get", "patch", "delete"]),
     ("", ["secrets", "pods/log"], ["get"]),
+    ("ferry.dev", ["runrequests"], ["create"]),
+    ("ferry.dev", ["repositories/status"], ["patch"]),
 )
 # The binding key (ci/kube/binding_keys.py): read by its name only, created if absent.
 BINDING_KEY = (_rules(("", ["secrets"], ["create"]))
@@ -117,7 +119,7 @@ def test_apply_server_side_creates_every_object_as_declared(
     assert {o["kind"] for o in objects} >= {
         "CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
         "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service",
-        "PodDisruptionBudget"}
+        "PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     problems = []
     for declared in objects:
         live = kube.get(object_path(declared))

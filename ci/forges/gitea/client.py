@@ -25,7 +25,16 @@ from ci.forges.statuses import (
     newest_status,
     shorten,
 )
-from ci.forges.transport import MAXIMUM_PAGES, PAGE_SIZE, file_content, json_of, pages, send
+from ci.forges.transport import (
+    MAXIMUM_PAGES,
+    PAGE_SIZE,
+    commit_of,
+    file_content,
+    json_of,
+    named_branch,
+    pages,
+    send,
+)
 from ci.forges.types import ReportId, RepositoryName
 
 # Gitea stores descriptions in a 255-byte column; long ones are cut by some databases.
@@ -99,6 +108,18 @@ class GiteaClient:
         if not isinstance(message, str):
             raise UnexpectedResponseError("commit response has no string `commit.message`")
         return message
+
+    async def default_branch(self, repository: RepositoryName) -> str:
+        response = await send(self._http, "GET", self._url(repository, ""), headers=self._headers)
+        return named_branch(json_of(response))
+
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
+        try:
+            response = await send(self._http, "GET", url, headers=self._headers)
+        except NotFoundError:
+            return None
+        return commit_of(json_of(response), "id")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         # Gitea caps `limit` at its MAX_RESPONSE_ITEMS (50 by default) silently, so a short

@@ -27,7 +27,16 @@ from ci.forges.statuses import (
     newest_status,
     shorten,
 )
-from ci.forges.transport import PAGE_SIZE, Clock, file_content, json_of, pages, send
+from ci.forges.transport import (
+    PAGE_SIZE,
+    Clock,
+    commit_of,
+    file_content,
+    json_of,
+    named_branch,
+    pages,
+    send,
+)
 from ci.forges.types import ReportId, RepositoryName
 from pipelines.events import Event
 
@@ -155,6 +164,21 @@ class GitHubClient:
         if not isinstance(message, str):
             raise UnexpectedResponseError("git commit response has no string `message`")
         return message
+
+    async def default_branch(self, repository: RepositoryName) -> str:
+        response = await send(self._http, "GET", self._url(repository, ""),
+                              headers=await self._authentication.headers())
+        return named_branch(json_of(response))
+
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
+        try:
+            response = await send(
+                self._http, "GET", url, headers=await self._authentication.headers()
+            )
+        except NotFoundError:
+            return None
+        return commit_of(json_of(response), "sha")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()

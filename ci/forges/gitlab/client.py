@@ -24,7 +24,7 @@ from ci.forges.statuses import (
     newest_status,
     shorten,
 )
-from ci.forges.transport import PAGE_SIZE, json_of, pages, send
+from ci.forges.transport import PAGE_SIZE, commit_of, json_of, named_branch, pages, send
 from ci.forges.types import ReportId, RepositoryName
 
 DEFAULT_API_URL = "https://gitlab.com/api/v4"
@@ -86,6 +86,18 @@ class GitLabClient:
         except NotFoundError:
             return None
         return response.content
+
+    async def default_branch(self, repository: RepositoryName) -> str:
+        response = await send(self._http, "GET", self._url(repository, ""), headers=self._headers)
+        return named_branch(json_of(response))
+
+    async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
+        url = self._url(repository, f"/repository/branches/{urllib.parse.quote(branch, safe='')}")
+        try:
+            response = await send(self._http, "GET", url, headers=self._headers)
+        except NotFoundError:
+            return None
+        return commit_of(json_of(response), "id")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()

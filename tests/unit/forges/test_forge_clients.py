@@ -105,6 +105,21 @@ async def test_read_file(forge: FakeForge) -> None:
         assert await client.read_file(repository, "missing.yaml", SHA) is None
 
 
+async def test_branch_head_and_default_branch(forge: FakeForge) -> None:
+    repository = repository_for(forge)
+    forge.set_branch(repository, "main", SHA)
+    forge.set_branch(repository, "release/1.0", "1" * 40)
+    async with connected(forge) as http:
+        client = client_for(forge, http)
+        assert await client.branch_head(repository, "main") == SHA
+        assert await client.branch_head(repository, "release/1.0") == "1" * 40
+        assert await client.branch_head(repository, "gone") is None
+        assert await client.default_branch(repository) == "main"
+        forge.set_default_branch(repository, "trunk")
+        assert await client.default_branch(repository) == "trunk"
+    forge.assert_no_violations()
+
+
 async def test_changed_files_reads_every_page(forge: FakeForge) -> None:
     repository = repository_for(forge)
     names = [f"src/file{index:03}.py" for index in range(230)]

@@ -69,11 +69,18 @@ def test_an_unknown_matrix_key_in_run_or_a_service_command_is_an_error() -> None
 
 
 def test_events_nothing_produces_are_refused_with_what_to_use() -> None:
-    _, problems = lint_spec("when:\n  event: [push, comment, manual]\nsteps: [make]\n")
+    _, problems = lint_spec(
+        "when:\n  event: [push, comment, manual, schedule]\nsteps: [make]\n")
     refused = [p for p in problems if p.severity is Severity.ERROR]
-    assert [p.message for p in refused] == ["nothing starts a run with event `comment`",
-                                            "nothing starts a run with event `manual`"]
+    assert [p.message for p in refused] == ["nothing starts a run with event `comment`"]
     assert refused[0].hint is not None and "pull_request" in refused[0].hint
+
+
+def test_an_unknown_event_is_refused_naming_every_produced_one() -> None:
+    _, problems = lint_spec("when:\n  event: nightly\nsteps: [make]\n")
+    refused = [p for p in problems if p.severity is Severity.ERROR]
+    assert [p.message for p in refused] == ["unknown event `nightly`"]
+    assert refused[0].hint == "events are: manual, pull_request, push, schedule, tag"
 
 
 # A small grammar of specs, with the texts that used to pass lint and fail later.
