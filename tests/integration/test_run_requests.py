@@ -51,7 +51,8 @@ def receivers(cluster: ControlPlane, kube: Kube, namespace: str
                           "apiURL": forge.api_url, "secretRef": {"name": "forge"}}})
     clients = [
         TestClient(create_app(
-            Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig)),
+            Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig,
+                                                   binding_secret_namespace=namespace)),
             forge_transport=forge.transport()))
         for _ in range(2)
     ]

@@ -17,6 +17,7 @@ import pytest
 from ci.controller.app import run_controller
 from ci.controller.scheduling import Scheduler
 from ci.controller.settings import ControllerSettings, LeaderSettings
+from ci.kube.binding_keys import BindingKeySettings
 from ci.kube.connecting import KubernetesSettings, api_client
 from ci.kube.leases import Leases
 from ci.kube.repositories import Repository
@@ -125,6 +126,7 @@ def controllers(cluster: ControlPlane, namespace: str) -> Iterator[tuple[Control
             leader=LeaderSettings(namespace=namespace, name="ferry-controller", duration=4.0,
                                   renew_interval=1.0, retry_interval=0.5),
             schedule_interval=0.2, prune=False, admit=False, workers=2,
+            binding=BindingKeySettings(namespace=namespace),  # no ferry-system here
         )
 
     pair = (Controller(settings("one"), clock), Controller(settings("two"), clock))
