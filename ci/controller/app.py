@@ -7,7 +7,9 @@ which the process should exit and be restarted as a standby).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import datetime
 import os
 import socket
 import threading
@@ -19,12 +21,16 @@ from typing import Any
 import httpx
 import structlog
 
+from ci.archive.configured import ArchiveSettings, open_store
+from ci.archive.store import LogStore
 from ci.controller import admission, pruning
+from ci.controller.archiving import Archiver
 from ci.controller.delivering import Clients, Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.queueing import KeyedQueue
+from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunKey, RunSnapshot
 from ci.controller.settings import ControllerSettings
@@ -34,7 +40,7 @@ from ci.kube import labels, patching
 from ci.kube.connecting import api_client, custom_objects
 from ci.kube.credentials import CredentialsCache, api_secret_reader
 from ci.kube.leases import Leases
-from ci.kube.pods import api_log_reader
+from ci.kube.pods import api_log_reader, api_log_stream
 from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.watching import Consumer, Watcher, WatchEvent, run_in_thread
@@ -49,6 +55,8 @@ FIRST_LIST_TIMEOUT = 120.0
 JOIN_TIMEOUT = 10.0
 
 Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
+# Archive queue workers per archive thread: most wait for a thread, none hold one.
+ARCHIVE_QUEUE_FACTOR = 4
 
 
 def run_controller(
@@ -179,19 +187,34 @@ class _Controller:
         def repositories_changed() -> None:
             loop.call_soon_threadsafe(self._resubmit_all, queue, store)
 
+        credentials = CredentialsCache(read_secret, ttl=settings.credentials_ttl)
+        archive = open_store(settings.archive) if settings.archive is not None else None
         deliverer = Deliverer(
             api=api, store=store, repositories=repositories,
-            credentials=CredentialsCache(read_secret, ttl=settings.credentials_ttl),
+            credentials=credentials,
             clients=Clients(http),
             log_tails=LogTails(read_log=api_log_reader(
                 client, timeout=settings.kubernetes.request_timeout),
-                read_secret=read_secret, lines=settings.log_tail_lines),
+                read_secret=read_secret, lines=settings.log_tail_lines, archive=archive),
             leadership=leadership, metrics=self._metrics, settings=settings,
             incarnation=self._incarnation,
             on_final=lambda run, repository: self._on_final(queue, run, repository),
         )
         housekeeping = _Housekeeping(api=api, store=store, repositories=repositories,
-                                     leadership=leadership, metrics=self._metrics)
+                                     leadership=leadership, metrics=self._metrics,
+                                     archiving=archive is not None)
+        archiver = None
+        if archive is not None and settings.archive is not None:
+            archiver = Archiver(
+                api=api, store=store, repositories=repositories, credentials=credentials,
+                read_secret=read_secret,
+                stream_log=api_log_stream(client, timeout=settings.kubernetes.request_timeout),
+                archive=archive, settings=settings.archive, leadership=leadership,
+                metrics=self._metrics,
+                on_archived=lambda run, repository: self._on_final(queue, run, repository),
+            )
+            self._archive_queue = KeyedQueue(
+                archiver.handle, workers=settings.archive.workers * ARCHIVE_QUEUE_FACTOR)
 
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
@@ -218,14 +241,42 @@ class _Controller:
         resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
         keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
         stopped = asyncio.get_running_loop().create_task(stopping.wait())
+        retaining = loop.create_task(self._retain(
+            archiver=archiver, archive=archive, settings=settings.archive,
+            repositories=repositories, leadership=leadership, stopping=stopping))
         try:
             await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.set()
             await queue.close()
-            for task in (stopped, resumed):
+            if self._archive_queue is not None:
+                await self._archive_queue.close()
+            if archiver is not None:
+                archiver.close()
+            for task in (stopped, resumed, retaining):
                 task.cancel()
-            await asyncio.gather(keeping, stopped, resumed, return_exceptions=True)
+            await asyncio.gather(keeping, stopped, resumed, retaining, return_exceptions=True)
+
+    async def _retain(self, *, archiver: Archiver | None, archive: LogStore | None,
+                      settings: ArchiveSettings | None, repositories: RepositoryIndex,
+                      leadership: Leadership, stopping: asyncio.Event) -> None:
+        """Retention of archived logs, by the leader, every `retention_interval` seconds
+        (the first pass at once: a controller restarted daily still applies it)."""
+        if archiver is None or archive is None or settings is None:
+            return
+        while not stopping.is_set():
+            if leadership.held():
+                try:
+                    await archiver.in_pool(
+                        lambda: retain(archive, rules=settings.retention,
+                                       repositories=repositories.all(),
+                                       namespaces=self._settings.namespaces,
+                                       now=datetime.datetime.now(datetime.UTC)))
+                except Exception as error:  # the store is down: the next pass will do
+                    log.warning("retention pass failed", where=settings.where,
+                                error=f"{type(error).__name__}: {str(error)[:200]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), settings.retention_interval)
 
     async def _start_watches(self, *, api: Any, namespaces: Sequence[str | None],
                              store: RunStore, repositories: RepositoryIndex,
@@ -271,10 +322,13 @@ class _Controller:
 
     _admit = True
     _prune = True
+    _archive_queue: KeyedQueue[RunKey, Observation] | None = None
 
     def _submit_run(self, queue: KeyedQueue[Key, Observation | None], key: RunKey,
                     observation: Observation) -> None:
         queue.submit(("run", *key), observation)
+        if self._archive_queue is not None:
+            self._archive_queue.submit(key, observation)
         run = observation.run
         if self._admit and run is not None:
             group = admission.group_of(run)
@@ -288,6 +342,8 @@ class _Controller:
         seen = time.time()
         for run in store.runs():
             queue.submit(("run", *run.key), Observation(None, seen))
+            if self._archive_queue is not None:
+                self._archive_queue.submit(run.key, Observation(None, seen))
 
     def _on_final(self, queue: KeyedQueue[Key, Observation | None], run: RunSnapshot,
                   repository: Repository) -> None:
@@ -299,7 +355,8 @@ class _Housekeeping:
     """Admission and pruning: both change runs, so only the leader does them."""
 
     def __init__(self, *, api: Any, store: RunStore, repositories: RepositoryIndex,
-                 leadership: Leadership, metrics: ControllerMetrics) -> None:
+                 leadership: Leadership, metrics: ControllerMetrics, archiving: bool) -> None:
+        self._archiving = archiving
         self._api = api
         self._store = store
         self._repositories = repositories
@@ -337,7 +394,7 @@ class _Housekeeping:
         url = normalize_url(repository.url)
         runs = [run for run in self._store.runs(namespace)
                 if run.repository_url and normalize_url(run.repository_url) == url]
-        for run in pruning.to_prune(runs, keep=repository.keep_runs):
+        for run in pruning.to_prune(runs, keep=repository.keep_runs, archiving=self._archiving):
             deleted = await asyncio.to_thread(
                 patching.delete, self._api, PIPELINE_RUN, namespace=namespace,
                 name=run.name, uid=run.uid)

@@ -17,7 +17,7 @@ import httpx
 import structlog
 
 from ci.controller.leadership import Leadership
-from ci.controller.logs import LogTails
+from ci.controller.logs import LogTails, credential_values
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.reporting import Memory, Report, ReportMode, newest, plan
 from ci.controller.retrying import Retry, retry_for
@@ -31,14 +31,13 @@ from ci.forges.client import (
     ForgeClient,
     GitHubAppCredentials,
     ShownCheckRun,
-    TokenCredentials,
 )
 from ci.forges.errors import ForgeError, ForgeUnreachableError
 from ci.forges.registry import provider_for
 from ci.forges.types import ReportId, RepositoryName
 from ci.kube import labels, patching
 from ci.kube.credentials import CredentialsCache, CredentialsError
-from ci.kube.repositories import Conflict, Repository, RepositoryIndex
+from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 
 log = structlog.get_logger(__name__)
@@ -99,12 +98,10 @@ class Clients:
             api_url = repository.api_url or provider.default_api_url(repository.url)
             client = provider.client(self._http, api_url=api_url, credentials=credentials)
             self._clients[key] = client
-        if isinstance(credentials, GitHubAppCredentials):
-            return Forge(client=client, kind=provider.kind.value, mode=ReportMode.CHECK_RUNS,
-                         masked=(credentials.private_key,))
-        token = credentials.token if isinstance(credentials, TokenCredentials) else ""
-        return Forge(client=client, kind=provider.kind.value, mode=ReportMode.COMMIT_STATUS,
-                     masked=(token,))
+        mode = (ReportMode.CHECK_RUNS if isinstance(credentials, GitHubAppCredentials)
+                else ReportMode.COMMIT_STATUS)
+        return Forge(client=client, kind=provider.kind.value, mode=mode,
+                     masked=credential_values(credentials))
 
 
 class Deliverer:
@@ -206,18 +203,7 @@ class Deliverer:
         return self._clients.get(repository, found.forge)
 
     def _repository_of(self, run: RunSnapshot) -> Repository | None:
-        url = run.repository_url
-        if not url:
-            return None
-        found = self._repositories.lookup(url)
-        if isinstance(found, Conflict):
-            # Pick the one in the run's namespace: a run only ever uses its own namespace's
-            # credentials, whatever another namespace claims.
-            candidates = [r for r in found.repositories if r.namespace == run.namespace]
-            return candidates[0] if len(candidates) == 1 else None
-        if found is None or found.namespace != run.namespace:
-            return None
-        return found
+        return self._repositories.for_run(run.repository_url, run.namespace)
 
     async def _deliver(
         self,
@@ -238,7 +224,10 @@ class Deliverer:
         run, memory, reports = ahead
         tails = {}
         if forge.mode is ReportMode.CHECK_RUNS and any(r.conclusion.final for r in reports):
-            tails = await self._log_tails.for_jobs(run, state.jobs, also_mask=forge.masked)
+            repository = self._repository_of(run)
+            tails = await self._log_tails.for_jobs(
+                run, state.jobs, also_mask=forge.masked,
+                repository=repository.name if repository is not None else None)
         assert run.repository is not None and run.sha is not None  # the saved run has them too
         for report in reports:
             if not self._leadership.held():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ci.archive.configured import ArchiveSettings
 from ci.kube.connecting import KubernetesSettings
 from ci.kube.watching import WatchSettings
 
@@ -69,3 +70,6 @@ class ControllerSettings:
     admit: bool = True
     # Port for Prometheus metrics on all interfaces; None: no metrics server.
     metrics_port: int | None = None
+    # Where step logs are archived when their TaskRuns' steps end; None: not archived
+    # (pruning then waits for nothing but the final report).
+    archive: ArchiveSettings | None = None
