@@ -33,10 +33,12 @@ class RetentionPass:
 
 def retain(archive: LogStore, *, rules: RetentionRules, repositories: Iterable[Repository],
            namespaces: Collection[str], now: datetime.datetime) -> RetentionPass:
-    """One pass. `namespaces`: those the controller watches (empty: all); archived
-    repositories elsewhere are left alone, since this controller cannot see them."""
+    """One pass. `namespaces`: those the controller watches (empty: all); logs of other
+    namespaces are left alone, since this controller cannot see their Repositories."""
     existing = {(repository.namespace, repository.name) for repository in repositories}
-    objects = list(archive.list(""))
+    watched = set(namespaces)
+    objects = [stored for stored in archive.list("")
+               if not watched or stored.name.split("/", 1)[0] in watched]
     seen: set[tuple[str, str]] = set()
     marks: set[tuple[str, str]] = set()
     for stored in objects:
@@ -47,11 +49,8 @@ def retain(archive: LogStore, *, rules: RetentionRules, repositories: Iterable[R
             marks.add((parts[0], parts[1]))
         else:
             seen.add((parts[0], parts[1]))
-    watched = set(namespaces)
     marked: list[str] = []
     for namespace, name in sorted(seen - existing - marks):
-        if watched and namespace not in watched:
-            continue
         retention.mark_repository_deleted(archive, namespace=namespace, repository=name, now=now)
         marked.append(f"{namespace}/{name}")
     unmarked = sorted(marks & existing)

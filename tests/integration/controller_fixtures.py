@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,7 @@ class ControllerProcess:
     log_dir: Path
     identity: str = "controller"
     extra: Sequence[str] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)  # FERRY_* settings
     starts: int = 0
     component: Component | None = field(default=None, init=False)
 
@@ -195,7 +196,7 @@ class ControllerProcess:
             "--log-level", "info",
             *self.extra,
         ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.environment}
         self.component = Component(name=f"ferry-{self.identity}", argv=argv,
                                    log_path=self.log_path, env=env, cwd=REPO)
         self.component.start()
