@@ -23,6 +23,12 @@ class LogArchive:
     environment: dict[str, str] = field(repr=False)  # FERRY_ARCHIVE_* for the process
     root: Path  # where the bytes end up on disk (the directory, or rclone's bucket folder)
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The same, as the `archive` settings group's fields."""
+        return {name.removeprefix("FERRY_ARCHIVE_").lower(): value
+                for name, value in self.environment.items()}
+
 
 @pytest.fixture(params=["directory", "s3"])
 def log_archive(request: pytest.FixtureRequest, tmp_path: Path) -> LogArchive:
