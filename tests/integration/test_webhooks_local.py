@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from ci.archive.layout import parse_log_name
 from ci.archive.steps import StepRecord, read_log, read_record
 from ci.backends import RunRequest
-from ci.masking import MASK
 from ci.forges.types import ForgeKind
+from ci.masking import MASK
 from ci.settings import ArchiveGroupSettings, LocalRepository, LocalSettings, Settings
 from pipelines.events import Event, EventKind, PullRequest
 from pipelines.linting import load_spec
