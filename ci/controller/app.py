@@ -233,13 +233,15 @@ class _Controller:
         self._admit = settings.admit
         self._prune = settings.prune
 
+        # Renewing starts before the watches do: their first lists can take longer than the
+        # lease is trusted, and a run handled while it is not would be dropped unreported.
+        keeping = loop.create_task(leadership.keep(stopping))
         run_consumers = await self._start_watches(
             api=api, namespaces=namespaces, store=store, repositories=repositories,
             repositories_changed=repositories_changed, stopping=stopping)
         log.info("controller running", identity=self._identity,
                  namespaces=list(settings.namespaces) or "*")
         resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
-        keeping = asyncio.get_running_loop().create_task(leadership.keep(stopping))
         stopped = asyncio.get_running_loop().create_task(stopping.wait())
         retaining = loop.create_task(self._retain(
             archiver=archiver, archive=archive, settings=settings.archive,

@@ -131,6 +131,9 @@ class Archiver:
                       if run is not None and not archived(run) and self._leadership.held()
                       else None)
         if run is None or repository is None:
+            log.debug("not archiving", run=key, known=run is not None,
+                      archived=run is not None and archived(run),
+                      leading=self._leadership.held())
             return None
         now = self._clock()
         ended_at = parse_time(run.completion_time)

@@ -220,6 +220,7 @@ def test_a_pod_deleted_before_its_log_was_read_is_recorded_lost_once(
     wait_for(lambda: not pods_of(kube, namespace, name), what="its pods deleted", timeout=120)
 
     controller.environment = log_archive.environment
+    controller.extra = ("--log-level", "debug")
     controller.start()
 
     def archived() -> bool:
