@@ -30,7 +30,7 @@ import datetime
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -76,6 +76,17 @@ class _Pending:
     details: StepDetails
 
 
+@dataclass(slots=True)
+class _RunState:
+    """What this process knows of a run not yet marked archived."""
+
+    # (pipeline task, step) -> the pod whose log is in the store.
+    done: dict[tuple[str, str], str] = field(default_factory=dict)
+    masker: Masker | None = None
+    # The run, its Repository and TaskRuns as last handled: what a deletion leaves to read.
+    last_seen: tuple[RunSnapshot, Repository, tuple[TaskRunSnapshot, ...]] | None = None
+
+
 class Archiver:
     """The archive queue's handler (`handle`), on the event loop; the work runs in threads
     of its own pool (`settings.workers`)."""
@@ -110,9 +121,8 @@ class Archiver:
         self._clock = clock
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="archive")
-        # (run uid, pipeline task, step) -> the pod whose log is archived.
-        self._done: dict[tuple[str, str, str], str] = {}
-        self._maskers: dict[str, Masker] = {}
+        # Runs being archived, by uid; touched only on the event loop.
+        self._runs: dict[str, _RunState] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -122,9 +132,7 @@ class Archiver:
 
     async def handle(self, key: RunKey, observation: Observation, attempt: int) -> Retry | None:
         if observation.deleted:
-            if observation.run is not None:
-                self._forget(observation.run.uid)
-            return None
+            return await self._deleted(observation.run)
         run = self._store.run(key)
         # Without its Repository the run is not ours, or not yet: a new one resubmits all.
         repository = (self._repositories.for_run(run.repository_url, run.namespace)
@@ -139,15 +147,16 @@ class Archiver:
         ended_at = parse_time(run.completion_time)
         since_end = now - ended_at.timestamp() if ended_at is not None else 0.0
         overdue = run.conclusion.final and since_end >= self._settings.grace
-        pending, waiting = self._collect(run, repository, overdue=overdue)
-        if pending:
-            failed = await self._archive_all(run, repository, pending)
-            if failed is not None:
-                delay = STORE_RETRY_DELAYS[min(attempt, len(STORE_RETRY_DELAYS) - 1)]
-                log.warning("cannot archive step logs yet; will retry",
-                            run=f"{run.namespace}/{run.name}", where=self._settings.where,
-                            retry_in=delay, error=f"{type(failed).__name__}: {str(failed)[:200]}")
-                return Retry(delay)
+        task_runs = self._store.task_runs(key)
+        self._state(run).last_seen = (run, repository, task_runs)
+        pending, waiting = self._collect(run, repository, task_runs, overdue=overdue)
+        failed = await self._archive_all(run, repository, pending) if pending else None
+        if failed is not None:
+            delay = STORE_RETRY_DELAYS[min(attempt, len(STORE_RETRY_DELAYS) - 1)]
+            log.warning("cannot archive step logs yet; will retry",
+                        run=f"{run.namespace}/{run.name}", where=self._settings.where,
+                        retry_in=delay, error=f"{type(failed).__name__}: {str(failed)[:200]}")
+            return Retry(delay)
         if not run.conclusion.final:
             return None
         if waiting and not overdue:
@@ -156,13 +165,39 @@ class Archiver:
             return Retry(max(1.0, min(self._settings.grace - since_end, 60.0)))
         return await self._mark_archived(run, repository)
 
-    def _collect(self, run: RunSnapshot, repository: Repository, *, overdue: bool
+    async def _deleted(self, run: RunSnapshot | None) -> Retry | None:
+        """The PipelineRun was deleted (by hand, or by another tool) before it was archived:
+        what is left of its steps is read while the pods last, the rest recorded lost."""
+        state = self._runs.get(run.uid) if run is not None else None
+        if state is None or state.last_seen is None or not self._leadership.held():
+            if run is not None:
+                self._runs.pop(run.uid, None)
+            return None
+        last, repository, task_runs = state.last_seen
+        pending, _ = self._collect(last, repository, task_runs, overdue=True)
+        failed = await self._archive_all(last, repository, pending) if pending else None
+        self._runs.pop(last.uid, None)
+        if failed is not None:
+            log.warning("a deleted run's step logs could not all be archived",
+                        run=f"{last.namespace}/{last.name}", where=self._settings.where,
+                        error=f"{type(failed).__name__}: {str(failed)[:200]}")
+        return None
+
+    def _state(self, run: RunSnapshot) -> _RunState:
+        state = self._runs.get(run.uid)
+        if state is None:
+            state = self._runs[run.uid] = _RunState()
+        return state
+
+    def _collect(self, run: RunSnapshot, repository: Repository,
+                 task_runs: tuple[TaskRunSnapshot, ...], *, overdue: bool
                  ) -> tuple[list[_Pending], bool]:
         """The steps to archive now, and whether any TaskRun is still to end."""
         tasks = {task.name: task for task in run.tasks}
+        done = self._state(run).done
         pending: list[_Pending] = []
         waiting = False
-        for task_run in self._store.task_runs(run.key):
+        for task_run in task_runs:
             task = tasks.get(task_run.pipeline_task)
             if task is None:
                 continue
@@ -172,13 +207,14 @@ class Archiver:
                 if step.exit_code is None and not ended:
                     continue
                 item = self._pending(run, repository, task, task_run, step)
-                if item is not None and not self._is_done(run, item):
+                if item is not None and done.get((item.key.job, item.key.step)) != item.details.pod:
                     pending.append(item)
         return pending, waiting
 
     async def _archive_all(self, run: RunSnapshot, repository: Repository,
                            pending: list[_Pending]) -> BaseException | None:
-        """Archive the steps in the pool, all at once; the first failure, if any."""
+        """Archive the steps in the pool, all at once; the first failure, if any. What was
+        archived is remembered here, on the event loop (the pool's threads only store)."""
         try:
             masker = await self._masker(run, repository)
         except Exception as error:
@@ -186,6 +222,10 @@ class Archiver:
         results = await asyncio.gather(
             *(self.in_pool(self._archive_one, item, masker, run) for item in pending),
             return_exceptions=True)
+        done = self._state(run).done
+        for item, result in zip(pending, results, strict=True):
+            if not isinstance(result, BaseException):
+                done[item.key.job, item.key.step] = item.details.pod
         return next((result for result in results if isinstance(result, BaseException)), None)
 
     def _pending(self, run: RunSnapshot, repository: Repository, task: PipelineTask,
@@ -204,15 +244,11 @@ class Archiver:
         )
         return _Pending(key=key, task_run=task_run, step=step, details=details)
 
-    def _is_done(self, run: RunSnapshot, item: _Pending) -> bool:
-        return self._done.get((run.uid, item.key.job, item.key.step)) == item.details.pod
-
     async def _masker(self, run: RunSnapshot, repository: Repository) -> Masker:
-        masker = self._maskers.get(run.uid)
-        if masker is None:
-            masker = await self.in_pool(self._new_masker, run, repository)
-            self._maskers[run.uid] = masker
-        return masker
+        state = self._state(run)
+        if state.masker is None:
+            state.masker = await self.in_pool(self._new_masker, run, repository)
+        return state.masker
 
     def _new_masker(self, run: RunSnapshot, repository: Repository) -> Masker:
         also: list[str] = []
@@ -230,7 +266,6 @@ class Archiver:
         """In a pool thread: one step, unless its record says it is there already."""
         existing = read_record(self._archive, item.key)
         if existing is not None and existing.details.pod == item.details.pod:
-            self._done[(run.uid, item.key.job, item.key.step)] = item.details.pod
             return
         pod = item.task_run.pod_name
         lost: str | None = None
@@ -238,12 +273,11 @@ class Archiver:
             lost = "the TaskRun never had a pod"
         else:
             try:
-                chunks = self._stream_log(run.namespace, pod, item.step.container)
-                first = _first(chunks)
+                chunks = _first(self._stream_log(run.namespace, pod, item.step.container))
             except LogUnavailableError as error:
                 lost = str(error)
             else:
-                record = archive_step(self._archive, key=item.key, chunks=first,
+                record = archive_step(self._archive, key=item.key, chunks=chunks,
                                       masker=masker, details=item.details,
                                       max_bytes=self._settings.max_log_bytes)
                 self._observe(record.details.finished_at, "archived")
@@ -253,7 +287,6 @@ class Archiver:
             record_lost(self._archive, key=item.key, details=item.details, reason=lost)
             self._metrics.step_logs.labels("lost").inc()
             log.warning("step log lost", step=item.key.log_name, reason=lost)
-        self._done[(run.uid, item.key.job, item.key.step)] = item.details.pod
 
     def _observe(self, finished_at: str | None, outcome: str) -> None:
         self._metrics.step_logs.labels(outcome).inc()
@@ -262,27 +295,22 @@ class Archiver:
             self._metrics.archive_delay.observe(max(0.0, self._clock() - finished.timestamp()))
 
     async def _mark_archived(self, run: RunSnapshot, repository: Repository) -> Retry | None:
-        steps = [done for done in self._done if done[0] == run.uid]
-        body = json.dumps({"steps": len(steps), "at": _now()}, sort_keys=True)
+        steps = len(self._state(run).done)
+        body = json.dumps({"steps": steps, "at": _now()}, sort_keys=True)
         try:
             written = await self.in_pool(_annotate, self._api, run, body)
         except patching.ObjectGoneError:
-            self._forget(run.uid)
+            self._runs.pop(run.uid, None)
             return None
         except Exception as error:
             log.warning("cannot mark the run archived; will retry",
                         run=f"{run.namespace}/{run.name}", error=str(error)[:200])
             return Retry(STORE_RETRY_DELAYS[0])
         self._store.remember(RunSnapshot.of(written))
-        self._forget(run.uid)
-        log.info("run archived", run=f"{run.namespace}/{run.name}", steps=len(steps))
+        self._runs.pop(run.uid, None)
+        log.info("run archived", run=f"{run.namespace}/{run.name}", steps=steps)
         self._on_archived(run, repository)
         return None
-
-    def _forget(self, uid: str) -> None:
-        self._maskers.pop(uid, None)
-        for done in [done for done in self._done if done[0] == uid]:
-            del self._done[done]
 
 
 def _annotate(api: Any, run: RunSnapshot, body: str) -> dict[str, Any]:

@@ -226,3 +226,20 @@ def test_a_run_whose_steps_never_end_is_marked_after_the_grace_period(
     record = read_record(cluster.archive, cluster.key("r0"))
     assert record is not None and record.lost is not None
     assert labels.ARCHIVED in cluster.run["metadata"]["annotations"]
+
+
+def test_a_run_deleted_before_it_was_archived_keeps_what_can_still_be_read(
+        cluster: Cluster) -> None:
+    archiver = cluster.archiver()
+    cluster.logs["widget-abc-build-pod", "step-r0"] = [b"half way\n"]
+    cluster.set_run(condition=("Unknown", "Running"))
+    cluster.set_task_run(running_task_run(0, running=1))  # s0's pod log is already gone
+    cluster.handle(archiver)
+    run = cluster.store.run(("team-a", "widget-abc"))
+    assert run is not None
+    # Deleted by hand mid-run: the running step's log is read while the pod lasts.
+    cluster.store.update_run(run, deleted=True)
+    assert asyncio.run(archiver.handle(run.key, Observation(run, 0.0, deleted=True), 0)) is None
+    assert cluster.text("r0") == "half way\n"
+    s0 = read_record(cluster.archive, cluster.key("s0"))
+    assert s0 is not None and s0.lost is not None
