@@ -64,6 +64,8 @@ log = structlog.get_logger(__name__)
 
 # Seconds between attempts while the store fails (full, unreachable) or the API server does.
 STORE_RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# Seconds before looking again at a run handled while the lease was not (yet) renewed.
+LEADERSHIP_RETRY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +133,16 @@ class Archiver:
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
     async def handle(self, key: RunKey, observation: Observation, attempt: int) -> Retry | None:
-        if observation.deleted:
-            return await self._deleted(observation.run)
+        if observation.deleted or not self._leadership.held():
+            # Only a leader serves at all: a lease not held is a renewal running late on a
+            # busy machine (or one lost, the process about to end). Retried, not dropped.
+            return (await self._deleted(observation.run) if observation.deleted
+                    else Retry(LEADERSHIP_RETRY))
         run = self._store.run(key)
         # Without its Repository the run is not ours, or not yet: a new one resubmits all.
         repository = (self._repositories.for_run(run.repository_url, run.namespace)
-                      if run is not None and not archived(run) and self._leadership.held()
-                      else None)
+                      if run is not None and not archived(run) else None)
         if run is None or repository is None:
-            log.debug("not archiving", run=key, known=run is not None,
-                      archived=run is not None and archived(run),
-                      leading=self._leadership.held())
             return None
         now = self._clock()
         ended_at = parse_time(run.completion_time)

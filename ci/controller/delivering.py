@@ -50,6 +50,8 @@ REPLAN_DELAY = 0.2
 # Seconds before looking again at a run whose Repository or credentials are missing: the
 # platform engineer may be creating them right now.
 MISSING_SETUP_DELAY = 30.0
+# Seconds before looking again at a run handled while the lease was not (yet) renewed.
+LEADERSHIP_RETRY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +167,12 @@ class Deliverer:
         reports = plan(state, memory, mode=forge.mode)
         if not reports:
             return await self._settle(run, state, repository, memory, saved=saved_memory)
-        # A follower (or a leader that lost its lease) reports nothing; a run without its
-        # commit cannot be reported at all (the receiver always sets both).
+        # A run without its commit cannot be reported at all (the receiver always sets both).
+        # Only a leader serves: a lease not held here is a renewal running late on a busy
+        # machine, or one lost (and the process about to end). Either way nothing is sent
+        # now, and the run is looked at again rather than dropped unreported.
         if not self._leadership.held() or not run.repository or not run.sha:
-            return None
+            return Retry(LEADERSHIP_RETRY) if run.repository and run.sha else None
         return await self._deliver(run, state, memory, reports, forge=forge,
                                    observation=observation, attempt=attempt, log=bound)
 

@@ -243,3 +243,16 @@ def test_a_run_deleted_before_it_was_archived_keeps_what_can_still_be_read(
     assert cluster.text("r0") == "half way\n"
     s0 = read_record(cluster.archive, cluster.key("s0"))
     assert s0 is not None and s0.lost is not None
+
+
+def test_a_run_seen_while_the_lease_is_not_renewed_is_retried_not_dropped(
+        cluster: Cluster) -> None:
+    archiver = cluster.archiver()
+    cluster.logs["widget-abc-build-pod", "step-s0"] = [b"x\n"]
+    cluster.set_task_run(running_task_run(0, condition=("True", "Succeeded")))
+    cluster.set_run(condition=("True", "Succeeded"), completion="2024-05-01T10:00:09Z")
+    # A Leadership with a lease it has not renewed yet (as a busy machine's first seconds).
+    archiver._leadership = Leadership(object(), identity="test",  # type: ignore[arg-type]
+                                      settings=LeaderSettings())
+    assert isinstance(cluster.handle(archiver), Retry)
+    assert cluster.streamed == [] and cluster.archived == []
