@@ -41,6 +41,7 @@ from ci.archive.layout import StepKey
 from ci.archive.s3 import S3Settings, S3Store
 from ci.archive.steps import StepDetails, archive_step, read_log
 from ci.archive.store import LogStore
+from ci.logs import configure
 from ci.masking import Masker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,6 +233,7 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=256)
     parser.add_argument("--runs", type=int, default=10_000)
     args = parser.parse_args()
+    configure(level="warning")  # the archiver's per-step lines would drown the figures
     with tempfile.TemporaryDirectory() as scratch:
         if args.store in ("directory", "both"):
             bench("directory", DirectoryStore(Path(scratch, "logs")), megabytes=args.megabytes,
