@@ -84,6 +84,7 @@ class _RunState:
 
     # (pipeline task, step) -> the pod whose log is in the store.
     done: dict[tuple[str, str], str] = field(default_factory=dict)
+    lost: set[tuple[str, str]] = field(default_factory=set)  # of `done`, those without a log
     masker: Masker | None = None
     # The run, its Repository and TaskRuns as last handled: what a deletion leaves to read.
     last_seen: tuple[RunSnapshot, Repository, tuple[TaskRunSnapshot, ...]] | None = None
@@ -223,10 +224,12 @@ class Archiver:
         results = await asyncio.gather(
             *(self.in_pool(self._archive_one, item, masker, run) for item in pending),
             return_exceptions=True)
-        done = self._state(run).done
+        state = self._state(run)
         for item, result in zip(pending, results, strict=True):
             if not isinstance(result, BaseException):
-                done[item.key.job, item.key.step] = item.details.pod
+                state.done[item.key.job, item.key.step] = item.details.pod
+                if result:
+                    state.lost.add((item.key.job, item.key.step))
         return next((result for result in results if isinstance(result, BaseException)), None)
 
     def _pending(self, run: RunSnapshot, repository: Repository, task: PipelineTask,
@@ -263,11 +266,12 @@ class Archiver:
                         error=str(error))
         return run_masker(run, read_secret=self._read_secret, also_mask=also)
 
-    def _archive_one(self, item: _Pending, masker: Masker, run: RunSnapshot) -> None:
-        """In a pool thread: one step, unless its record says it is there already."""
+    def _archive_one(self, item: _Pending, masker: Masker, run: RunSnapshot) -> bool:
+        """In a pool thread: one step, unless its record says it is there already. True
+        when the store says its log is lost."""
         existing = read_record(self._archive, item.key)
         if existing is not None and existing.details.pod == item.details.pod:
-            return
+            return existing.lost is not None
         pod = item.task_run.pod_name
         lost: str | None = None
         if pod is None:
@@ -288,6 +292,7 @@ class Archiver:
             record_lost(self._archive, key=item.key, details=item.details, reason=lost)
             self._metrics.step_logs.labels("lost").inc()
             log.warning("step log lost", step=item.key.log_name, reason=lost)
+        return lost is not None
 
     def _observe(self, finished_at: str | None, outcome: str) -> None:
         self._metrics.step_logs.labels(outcome).inc()
@@ -296,8 +301,10 @@ class Archiver:
             self._metrics.archive_delay.observe(max(0.0, self._clock() - finished.timestamp()))
 
     async def _mark_archived(self, run: RunSnapshot, repository: Repository) -> Retry | None:
-        steps = len(self._state(run).done)
-        body = json.dumps({"steps": steps, "at": _now()}, sort_keys=True)
+        state = self._state(run)
+        steps = len(state.done)
+        body = json.dumps({"steps": steps, "lost": len(state.lost), "at": _now()},
+                          sort_keys=True)
         try:
             written = await self.in_pool(_annotate, self._api, run, body)
         except patching.ObjectGoneError:

@@ -46,7 +46,7 @@ NOTE: Final = f"{PREFIX}note"
 REPORTED: Final = f"{PREFIX}reported"
 
 # Written by the controller once every step log of a finished run is in the archive (or
-# recorded there as lost): JSON `{"steps": n, "lost": m}`. Pruning waits for it.
+# recorded there as lost): JSON `{"steps": n, "lost": m, "at": time}`. Pruning waits for it.
 ARCHIVED: Final = f"{PREFIX}archived"
 
 # Tekton's own (REFERENCE.md section 6).

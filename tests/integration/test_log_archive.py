@@ -249,5 +249,6 @@ def test_a_pod_deleted_before_its_log_was_read_is_recorded_lost_once(
     events = [entry.get("event") for entry in controller.logs()]
     assert events.count("step log lost") == 2
     assert "step log archived" not in events
-    assert yaml.safe_load(kube.get(run_path(namespace, name))["metadata"]["annotations"][
-        labels.ARCHIVED])["steps"] == 2
+    marked = yaml.safe_load(kube.get(run_path(namespace, name))["metadata"]["annotations"][
+        labels.ARCHIVED])
+    assert (marked["steps"], marked["lost"]) == (2, 2)

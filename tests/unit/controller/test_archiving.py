@@ -169,6 +169,7 @@ def test_a_pod_gone_before_its_log_was_read_is_recorded_lost(cluster: Cluster) -
         assert record is not None and record.lost is not None and "deleted" in record.lost
         assert read_log(cluster.archive, cluster.key(step)) is None
     assert cluster.archived == ["widget-abc"]
+    assert '"lost": 2' in cluster.run["metadata"]["annotations"][labels.ARCHIVED]
 
 
 def test_a_restarted_controller_archives_nothing_twice(cluster: Cluster) -> None:
