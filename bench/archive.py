@@ -9,7 +9,10 @@ built by tests/s3/build), on this machine's loopback. Figures, side by side:
 - archive throughput (MB/s of step output masked, gzipped and stored), one 256 MB log, next to
   `gzip -1`-level zlib alone on the same bytes (the physical limit of this design on one core);
 - delay from a step's end to its log archived (p50, p99), 100 steps of 1 MB ending at once,
-  archived by 8 threads;
+  archived by 8 threads; and the same through the controller's path (`ci.controller.
+  archiving.Archiver` behind its own keyed queue, 100 runs of one step each ending at once,
+  the archive's default 8 workers), with the API server's `pods/log` replaced by an
+  in-process stream of the same bytes;
 - peak Python memory while archiving the large log (flat: a chunk plus the spool bound);
 - time to first byte of a step log with `--runs` archived runs in the store.
 """
@@ -38,6 +41,7 @@ from ci.archive.layout import StepKey
 from ci.archive.s3 import S3Settings, S3Store
 from ci.archive.steps import StepDetails, archive_step, read_log
 from ci.archive.store import LogStore
+from ci.logs import configure
 from ci.masking import Masker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,6 +124,7 @@ def bench(name: str, store: LogStore, *, megabytes: int, runs: int) -> None:
         list(pool.map(one, range(100)))
     print(f"[{name}] 100 steps ending at once: archived p50 {percentile(delays, 0.5):.2f} s, "
           f"p99 {percentile(delays, 0.99):.2f} s")
+    bench_controller_path(name, store)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: archive_step(store, key=key(f"run-{n}"), chunks=[LINE * 20],
@@ -138,12 +143,97 @@ def bench(name: str, store: LogStore, *, megabytes: int, runs: int) -> None:
           f"p99 {percentile(firsts, 0.99) * 1000:.1f} ms")
 
 
+def bench_controller_path(name: str, store: LogStore, *, steps: int = 100) -> None:
+    """100 TaskRuns' steps end at once; the delay until each record is in the store."""
+    import asyncio  # noqa: PLC0415
+
+    from ci.archive.configured import ArchiveSettings  # noqa: PLC0415
+    from ci.controller.archiving import Archiver  # noqa: PLC0415
+    from ci.controller.leadership import Leadership  # noqa: PLC0415
+    from ci.controller.metrics import ControllerMetrics  # noqa: PLC0415
+    from ci.controller.queueing import KeyedQueue  # noqa: PLC0415
+    from ci.controller.runs import RunSnapshot, TaskRunSnapshot  # noqa: PLC0415
+    from ci.controller.settings import LeaderSettings  # noqa: PLC0415
+    from ci.controller.store import Observation, RunStore  # noqa: PLC0415
+    from ci.kube.credentials import CredentialsCache  # noqa: PLC0415
+    from ci.kube.repositories import RepositoryIndex  # noqa: PLC0415
+
+    url = "https://github.com/bench/app"
+    archived: dict[str, float] = {}
+
+    class Timed:
+        """The store, noting when each record (written after its log) lands."""
+
+        def __getattr__(self, attribute: str) -> object:
+            return getattr(store, attribute)
+
+        def put(self, object_name: str, data: object) -> None:
+            store.put(object_name, data)  # type: ignore[arg-type]
+            if object_name.endswith(".json"):
+                archived[object_name] = time.perf_counter()
+
+    def run_object(number: int) -> dict[str, object]:
+        return {"metadata": {"name": f"ctl-{number}", "namespace": "bench", "uid": f"u{number}",
+                             "resourceVersion": "1", "creationTimestamp": "2026-12-02T08:00:00Z",
+                             "annotations": {"ferry.dev/repository-url": url}},
+                "spec": {"pipelineSpec": {"tasks": [{"name": "build", "taskSpec": {
+                    "steps": [{"name": "test", "image": "alpine"}]}}]}},
+                "status": {"conditions": [{"type": "Succeeded", "status": "Unknown",
+                                           "reason": "Running"}]}}
+
+    def task_run_object(number: int) -> dict[str, object]:
+        return {"metadata": {"name": f"ctl-{number}-build", "namespace": "bench",
+                             "labels": {"tekton.dev/pipelineRun": f"ctl-{number}",
+                                        "tekton.dev/pipelineTask": "build"}},
+                "status": {"podName": f"ctl-{number}-pod",
+                           "conditions": [{"type": "Succeeded", "status": "True",
+                                           "reason": "Succeeded"}],
+                           "steps": [{"name": "test", "container": "step-test",
+                                      "terminated": {"exitCode": 0}}]}}
+
+    def stream(namespace: str, pod: str, container: str) -> Iterator[bytes]:
+        yield from chunks(1)
+
+    async def measure() -> list[float]:
+        runs = RunStore(lambda key, observation: None)
+        repositories = RepositoryIndex()
+        repositories.on_relist([{"metadata": {"name": "app", "namespace": "bench", "uid": "r"},
+                                 "spec": {"forge": "github", "url": url,
+                                          "secretRef": {"name": "creds"}}}])
+        settings = ArchiveSettings(directory=Path("unused"))
+        archiver = Archiver(
+            api=None, store=runs, repositories=repositories,
+            credentials=CredentialsCache(lambda namespace, secret: {}),
+            read_secret=lambda namespace, secret: {"token": SECRET}, stream_log=stream,
+            archive=Timed(), settings=settings,  # type: ignore[arg-type]
+            leadership=Leadership(None, identity="bench", settings=LeaderSettings()),
+            metrics=ControllerMetrics(), on_archived=lambda run, repository: None)
+        queue: KeyedQueue[tuple[str, str], Observation] = KeyedQueue(
+            archiver.handle, workers=settings.workers * 4)
+        for number in range(steps):
+            runs.remember(RunSnapshot.of(run_object(number)))
+        ended = time.perf_counter()
+        for number in range(steps):
+            runs.update_task_run(TaskRunSnapshot.of(task_run_object(number)), deleted=False)
+            queue.submit(("bench", f"ctl-{number}"), Observation(None, time.time()))
+        await queue.idle()
+        archiver.close()
+        return [moment - ended for moment in archived.values()]
+
+    delays = asyncio.run(measure())
+    assert len(delays) == steps, len(delays)
+    print(f"[{name}] {steps} steps ending at once, through the controller's archiver "
+          f"(8 workers): archived p50 {percentile(delays, 0.5):.2f} s, "
+          f"p99 {percentile(delays, 0.99):.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", choices=["directory", "s3", "both"], default="both")
     parser.add_argument("--megabytes", type=int, default=256)
     parser.add_argument("--runs", type=int, default=10_000)
     args = parser.parse_args()
+    configure(level="warning")  # the archiver's per-step lines would drown the figures
     with tempfile.TemporaryDirectory() as scratch:
         if args.store in ("directory", "both"):
             bench("directory", DirectoryStore(Path(scratch, "logs")), megabytes=args.megabytes,

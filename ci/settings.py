@@ -29,8 +29,13 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from ci.archive.configured import ArchiveSettings
+from ci.archive.retention import RetentionRules
+from ci.archive.s3 import S3Settings
+from ci.archive.steps import DEFAULT_MAX_LOG_BYTES
 from ci.controller import settings as controller_settings
 from ci.controller.summaries import check_details_url_template
 from ci.kube import connecting
@@ -401,6 +406,89 @@ class LocalSettings(_Group):
         return self.engine == "host" and not self.untrusted_on_host
 
 
+class ArchiveGroupSettings(_Group):
+    """The step-log archive (docs/logs.md): where the controller and `ferry serve`'s local
+    backend keep every step's log, masked and gzipped, after its pod or run is gone."""
+
+    store: Literal["none", "directory", "s3"] = Field(
+        default="none",
+        description="`directory` (deploy/ mounts a PersistentVolumeClaim), `s3` (any "
+        "S3-compatible bucket) or `none`: logs live only as long as their pods.",
+    )
+    directory: Path | None = Field(
+        default=None, description="The directory of the `directory` store; deploy/ sets "
+        "/var/lib/ferry/logs, the volume's mount.")
+    s3_endpoint_url: str = Field(
+        default="", description="The `s3` store's endpoint, e.g. "
+        "`https://s3.eu-west-1.amazonaws.com` or `http://minio.storage:9000`.")
+    s3_bucket: str = Field(default="", description="The bucket (made beforehand).")
+    s3_region: str = Field(default="us-east-1", min_length=1,
+                           description="The bucket's region; S3-compatible servers ignore it.")
+    s3_prefix: str = Field(
+        default="", pattern=r"^([a-z0-9][a-z0-9._-]*/)*$",
+        description="A folder of the bucket for Ferry's objects, ending in `/` (`ferry/`).")
+    s3_access_key_id: str = Field(
+        default="", repr=False, description="Empty: boto3's own chain (IRSA, instance "
+        "profile, AWS_* variables). deploy/ reads it from a Secret into the environment.")
+    s3_secret_access_key: str = Field(default="", repr=False,
+                                      description="The access key's secret.")
+    max_log_bytes: int = Field(
+        default=DEFAULT_MAX_LOG_BYTES, ge=1024,
+        description="Bytes of one step's log kept; the rest is cut with a marker line and "
+        "the whole size recorded. 50 MB: bigger logs are downloaded, never read.")
+    retention_days: float = Field(
+        default=RetentionRules().max_age_days, gt=0,
+        description="Days a run's logs are kept, and a deleted Repository's logs after its "
+        "deletion. 90: long enough to compare with the last release's runs.")
+    retention_bytes_per_repository: int | None = Field(
+        default=RetentionRules().max_bytes_per_repository, ge=0,
+        description="Bytes of compressed logs kept per Repository, newest runs first; unset "
+        "(null): no limit. 10 GiB keeps thousands of ordinary runs.")
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0,
+        description="Seconds between retention passes (the controller's leader only).")
+    workers: int = Field(
+        default=8, ge=1,
+        description="Step logs archived at once. Each is one API server stream and one core's "
+        "share of gzip (60 MB/s); reporting has its own workers and never waits for these.")
+    grace_seconds: float = Field(
+        default=300.0, ge=0,
+        description="Seconds after a run ended before steps that never terminated are "
+        "recorded as lost, so its pruning is not held back for ever.")
+
+    @model_validator(mode="after")
+    def _store_is_complete(self) -> ArchiveGroupSettings:
+        if self.store == "directory" and self.directory is None:
+            raise ValueError("the directory store needs `archive.directory`")
+        if self.store == "s3" and not (self.s3_endpoint_url and self.s3_bucket):
+            raise ValueError("the s3 store needs `archive.s3_endpoint_url` and `archive.s3_bucket`")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError("give both `archive.s3_access_key_id` and "
+                             "`archive.s3_secret_access_key`, or neither")
+        return self
+
+    def archive_settings(self) -> ArchiveSettings | None:
+        """What the controller and the local backend archive with; None: no archive."""
+        if self.store == "none":
+            return None
+        s3 = None
+        if self.store == "s3":
+            s3 = S3Settings(endpoint_url=self.s3_endpoint_url, bucket=self.s3_bucket,
+                            region=self.s3_region, prefix=self.s3_prefix,
+                            access_key_id=self.s3_access_key_id,
+                            secret_access_key=self.s3_secret_access_key)
+        return ArchiveSettings(
+            directory=self.directory if self.store == "directory" else None,
+            s3=s3,
+            max_log_bytes=self.max_log_bytes,
+            retention=RetentionRules(max_age_days=self.retention_days,
+                                     max_bytes_per_repository=self.retention_bytes_per_repository),
+            retention_interval=self.retention_interval_seconds,
+            workers=self.workers,
+            grace=self.grace_seconds,
+        )
+
+
 class Settings(_Group):
     kubernetes: KubernetesSettings = KubernetesSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -408,6 +496,7 @@ class Settings(_Group):
     forges: ForgeSettings = ForgeSettings()
     logging: LoggingSettings = LoggingSettings()
     local: LocalSettings = LocalSettings()
+    archive: ArchiveGroupSettings = ArchiveGroupSettings()
 
 
 def load_settings(
@@ -506,6 +595,7 @@ def controller_settings_from(settings: Settings) -> controller_settings.Controll
         metrics_port=controller.metrics_port,
         binding=settings.kubernetes.binding_key_settings(),
         binding_window=controller.binding_window_seconds,
+        archive=settings.archive.archive_settings(),
     )
 
 

@@ -180,6 +180,7 @@ async def _open_local(
         engine=engine_for(local),
         runs_untrusted=not local.holds_untrusted,
         contexts=contexts,
+        archive=settings.archive.archive_settings(),
     )
     receiver = Receiver(
         repositories=repositories,

@@ -15,7 +15,7 @@ import json
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, BinaryIO
 
 from ci.archive.layout import StepKey, parse_log_name, run_prefix
@@ -44,6 +44,10 @@ class StepDetails:
     exit_code: int | None = None
     started_at: str | None = None  # RFC 3339, UTC
     finished_at: str | None = None
+    forge_repository: str = ""  # "owner/name" as the forge spells it
+    sha: str = ""  # the commit the run built
+    pod: str = ""  # the pod the log was read from (a retried job's attempt has its own)
+    reason: str = ""  # how the step ended when not by itself: Skipped, TimeoutExceeded, ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,10 +75,14 @@ class StepRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> StepRecord:
+        """Tolerant: fields a newer Ferry added to the details are ignored, fields an older
+        one lacked take their defaults."""
         body = json.loads(data)
+        known = {item.name for item in fields(StepDetails)}
         return cls(
             key=StepKey(**body["key"]),
-            details=StepDetails(**body["details"]),
+            details=StepDetails(**{name: value for name, value in body["details"].items()
+                                   if name in known}),
             size=int(body["size"]),
             stored=int(body["stored"]),
             truncated=bool(body["truncated"]),
@@ -181,6 +189,21 @@ def _decompressed(stream: BinaryIO, offset: int) -> Iterator[bytes]:
         tail = decompressor.flush()
         if tail[skip:]:
             yield tail[skip:]
+
+
+def read_tail(store: LogStore, key: StepKey, *, lines: int, max_bytes: int) -> str | None:
+    """The archived log's last `lines` lines, at most `max_bytes` of them (a check-run tail
+    when the pod is gone); None if there is no log. Reads the whole log, keeps only a window.
+    """
+    chunks = read_log(store, key)
+    if chunks is None:
+        return None
+    window = b""
+    for chunk in chunks:
+        window = (window + chunk)[-max_bytes:]
+    text = window.decode(errors="replace")
+    kept = text.splitlines()[-lines:] if lines > 0 else []
+    return "\n".join(kept)
 
 
 def run_records(store: LogStore, *, namespace: str, repository: str, run: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ from pathlib import Path
 import git
 import structlog
 
+from ci.archive import retention
+from ci.archive.configured import ArchiveSettings, open_store
 from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
 from ci.forges import checks
 from ci.forges.checks import Contexts
@@ -33,11 +36,13 @@ from ci.forges.errors import ForgeError
 from ci.forges.statuses import Conclusion, Status
 from ci.forges.types import RepositoryName
 from ci.kube.repositories import Repository
+from ci.local.archiving import ArchivingObserver, variants_of
 from ci.local.engines import Engine, EngineName, HostEngine, find_engine
 from ci.local.environment import base_environment, isolated_base_environment
-from ci.local.outcomes import JobChange, JobState, RunResult
+from ci.local.outcomes import JobChange, JobState, Observer, RunResult
 from ci.local.running import RunOptions, run_plan
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin
+from ci.masking import Masker
 from ci.settings import LocalSettings
 from pipelines.names import pipeline_run_name
 
@@ -104,8 +109,12 @@ class LocalBackend:
         engine: Engine,
         runs_untrusted: bool,
         contexts: Contexts | None = None,
+        archive: ArchiveSettings | None = None,
     ) -> None:
         self._contexts = contexts or Contexts()
+        # Step logs go to the same store, in the same shape, as the controller's.
+        self._archive_settings = archive
+        self._archive = open_store(archive) if archive is not None else None
         self._state = state_directory
         self._parallel = parallel_jobs
         self._secrets = dict(secrets)
@@ -125,6 +134,15 @@ class LocalBackend:
 
     async def start(self, client_for: ClientFor) -> None:
         self._state.mkdir(parents=True, exist_ok=True)
+        if self._archive is not None and self._archive_settings is not None:
+            # No controller here: retention is applied at each start (by age and size; a
+            # repository taken out of the settings keeps its logs until they age out).
+            try:
+                await asyncio.to_thread(retention.apply, self._archive,
+                                        rules=self._archive_settings.retention,
+                                        now=datetime.datetime.now(datetime.UTC))
+            except Exception as error:  # a store that is down must not stop the server
+                log.warning("retention of archived logs failed", error=str(error)[:200])
         for flight in self._read_in_flight():
             client = client_for(flight.repository_key)
             log.warning("run interrupted by a restart", pipeline_run=flight.name)
@@ -223,6 +241,7 @@ class LocalBackend:
     async def _run(self, request: RunRequest, run: _Run) -> None:
         flight = run.flight
         reporter = _JobReporter(request.forge, flight, self._contexts, states=run.jobs)
+        archiving: ArchivingObserver | None = None
         structlog.contextvars.bind_contextvars(pipeline_run=flight.name)
         status = Status(
             conclusion=Conclusion.ERROR,
@@ -245,6 +264,8 @@ class LocalBackend:
                 return
             queued = checks.queued(self._contexts, flight.name, note=request.note)
             await _report(request.forge, flight, queued)
+            archiving = self._archiving(request, flight, reporter)
+            observer: Observer = archiving if archiving is not None else reporter
             origin = await asyncio.to_thread(self._fetch, request)
             result = await run_plan(
                 request.plan,
@@ -258,7 +279,7 @@ class LocalBackend:
                     engine=self._engine,
                     private_home=True,
                 ),
-                observer=reporter,
+                observer=observer,
                 stop=run.stop,
             )
             status = _final_status(self._contexts, flight.name, result, note=request.note)
@@ -284,10 +305,27 @@ class LocalBackend:
                     if not state.final:
                         run.jobs[job] = status.conclusion
             await _report(request.forge, flight, status)
+            if archiving is not None:
+                await archiving.close()  # after the verdict: archiving never delays it
             self._runs.pop(flight.name, None)
             self._finished.append(flight.name)
             self._write_in_flight()
             log.info("local run ended", conclusion=status.conclusion.value)
+
+    def _archiving(self, request: RunRequest, flight: InFlight, reporter: _JobReporter
+                   ) -> ArchivingObserver | None:
+        if self._archive is None or self._archive_settings is None:
+            return None
+        masker = Masker(self._secrets.values())
+        if request.clone_token:
+            masker.add(request.clone_token)
+        return ArchivingObserver(
+            reporter, archive=self._archive, namespace=request.repository.namespace,
+            repository=request.repository.name, run=flight.name, masker=masker,
+            max_bytes=self._archive_settings.max_log_bytes,
+            variants=variants_of((job.name, job.matrix) for job in request.plan.all_jobs),
+            forge_repository=flight.forge_repository, sha=flight.sha,
+        )
 
     def _work_directory(self) -> Path:
         directory = self._state / "work"

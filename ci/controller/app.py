@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import os
 import socket
 import threading
@@ -20,12 +21,16 @@ from typing import Any
 import httpx
 import structlog
 
+from ci.archive.configured import ArchiveSettings, open_store
+from ci.archive.store import LogStore
 from ci.controller import admission, pruning
+from ci.controller.archiving import Archiver
 from ci.controller.delivering import Clients, Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.queueing import KeyedQueue
+from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunKey, RunSnapshot
 from ci.controller.scheduling import Clock, Scheduler, real_clock
@@ -36,10 +41,10 @@ from ci.controller.verification import RunVerifier
 from ci.kube import labels, patching
 from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.connecting import api_client, custom_objects
-from ci.kube.credentials import CredentialsCache, api_secret_reader
+from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
 from ci.kube.leases import Leases
 from ci.kube.pipeline_runs import ApiUnavailableError
-from ci.kube.pods import api_log_reader
+from ci.kube.pods import api_log_reader, api_log_stream
 from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
@@ -58,6 +63,8 @@ JOIN_TIMEOUT = 10.0
 KEY_RETRY_SECONDS = 2.0
 
 Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
+# Archive queue workers per archive thread: most wait for a thread, none hold one.
+ARCHIVE_QUEUE_FACTOR = 4
 
 
 def run_controller(
@@ -216,13 +223,15 @@ class _Controller:
         def repositories_changed() -> None:
             loop.call_soon_threadsafe(self._resubmit_all, queue, store)
 
+        credentials = CredentialsCache(read_secret, ttl=settings.credentials_ttl)
+        archive = open_store(settings.archive) if settings.archive is not None else None
         deliverer = Deliverer(
             api=api, store=store, repositories=repositories,
-            credentials=CredentialsCache(read_secret, ttl=settings.credentials_ttl),
+            credentials=credentials,
             clients=Clients(http),
             log_tails=LogTails(read_log=api_log_reader(
                 client, timeout=settings.kubernetes.request_timeout),
-                read_secret=read_secret, lines=settings.log_tail_lines),
+                read_secret=read_secret, lines=settings.log_tail_lines, archive=archive),
             leadership=leadership, metrics=self._metrics, settings=settings,
             incarnation=self._incarnation,
             on_final=lambda run, repository: self._on_final(queue, run, repository),
@@ -231,7 +240,13 @@ class _Controller:
         housekeeping = _Housekeeping(api=api, store=store, repositories=repositories,
                                      leadership=leadership, metrics=self._metrics,
                                      verifier=verifier,
-                                     renew_interval=settings.leader.renew_interval)
+                                     renew_interval=settings.leader.renew_interval,
+                                     archiving=archive is not None)
+        archiver = self._archiver(
+            client=client, api=api, store=store, repositories=repositories,
+            credentials=credentials, read_secret=read_secret, archive=archive,
+            leadership=leadership, verifier=verifier,
+            on_archived=lambda run, repository: self._on_final(queue, run, repository))
 
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
@@ -244,9 +259,7 @@ class _Controller:
             return None
 
         queue = KeyedQueue(handle, workers=settings.workers)
-        self._metrics.queue_depth.set_function(lambda: queue.depth)
-        self._metrics.watch_restarts_from(
-            lambda: float(sum(watcher.restarts for watcher in self._watchers)))
+        self._export_gauges(queue)
         self._admit = settings.admit
         self._prune = settings.prune
 
@@ -256,6 +269,7 @@ class _Controller:
         stopped = loop.create_task(stopping.wait())
         resumed: asyncio.Task[None] | None = None
         scheduling: asyncio.Task[None] | None = None
+        retaining: asyncio.Task[None] | None = None
         try:
             run_consumers = await self._start_watches(
                 api=api, namespaces=namespaces, store=store, repositories=repositories,
@@ -265,14 +279,47 @@ class _Controller:
             resumed = loop.create_task(self._log_resumed(run_consumers, queue, store, stopping))
             scheduling = loop.create_task(
                 self._scheduler(client, repositories, leadership).run(stopping))
+            retaining = loop.create_task(self._retain(
+                archiver=archiver, archive=archive, settings=settings.archive,
+                repositories=repositories, leadership=leadership, stopping=stopping))
             await asyncio.wait({keeping, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.set()
             await queue.close()
-            others = [task for task in (stopped, resumed, scheduling) if task is not None]
+            if self._archive_queue is not None:
+                await self._archive_queue.close()
+            if archiver is not None:
+                archiver.close()
+            others = [task for task in (stopped, resumed, scheduling, retaining)
+                      if task is not None]
             for task in others:
                 task.cancel()
             await asyncio.gather(keeping, *others, return_exceptions=True)
+
+    def _export_gauges(self, queue: KeyedQueue[Key, Observation | None]) -> None:
+        self._metrics.queue_depth.set_function(lambda: queue.depth)
+        self._metrics.watch_restarts_from(
+            lambda: float(sum(watcher.restarts for watcher in self._watchers)))
+
+    def _archiver(self, *, client: Any, api: Any, store: RunStore,
+                  repositories: RepositoryIndex, credentials: CredentialsCache,
+                  read_secret: SecretReader, archive: LogStore | None, leadership: Leadership,
+                  verifier: RunVerifier,
+                  on_archived: Callable[[RunSnapshot, Repository], None]) -> Archiver | None:
+        """The step-log archiver and its queue, when an archive is configured."""
+        settings = self._settings
+        if archive is None or settings.archive is None:
+            return None
+        archiver = Archiver(
+            api=api, store=store, repositories=repositories, credentials=credentials,
+            read_secret=read_secret,
+            stream_log=api_log_stream(client, timeout=settings.kubernetes.request_timeout),
+            archive=archive, settings=settings.archive, leadership=leadership,
+            metrics=self._metrics, verifier=verifier, on_archived=on_archived,
+        )
+        self._archive_queue = KeyedQueue(
+            archiver.handle, workers=settings.archive.workers * ARCHIVE_QUEUE_FACTOR)
+        return archiver
 
     def _scheduler(self, client: Any, repositories: RepositoryIndex, leadership: Leadership
                    ) -> Scheduler:
@@ -293,6 +340,27 @@ class _Controller:
             leadership=leadership, clock=self._clock, requester=who,
             interval=self._settings.schedule_interval,
         )
+
+    async def _retain(self, *, archiver: Archiver | None, archive: LogStore | None,
+                      settings: ArchiveSettings | None, repositories: RepositoryIndex,
+                      leadership: Leadership, stopping: asyncio.Event) -> None:
+        """Retention of archived logs, by the leader, every `retention_interval` seconds
+        (the first pass at once: a controller restarted daily still applies it)."""
+        if archiver is None or archive is None or settings is None:
+            return
+        while not stopping.is_set():
+            if leadership.held():
+                try:
+                    await archiver.in_pool(
+                        lambda: retain(archive, rules=settings.retention,
+                                       repositories=repositories.all(),
+                                       namespaces=self._settings.namespaces,
+                                       now=datetime.datetime.now(datetime.UTC)))
+                except Exception as error:  # the store is down: the next pass will do
+                    log.warning("retention pass failed", where=settings.where,
+                                error=f"{type(error).__name__}: {str(error)[:200]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), settings.retention_interval)
 
     async def _start_watches(self, *, api: Any, namespaces: Sequence[str | None],
                              store: RunStore, repositories: RepositoryIndex,
@@ -338,10 +406,13 @@ class _Controller:
 
     _admit = True
     _prune = True
+    _archive_queue: KeyedQueue[RunKey, Observation] | None = None
 
     def _submit_run(self, queue: KeyedQueue[Key, Observation | None], key: RunKey,
                     observation: Observation) -> None:
         queue.submit(("run", *key), observation)
+        if self._archive_queue is not None:
+            self._archive_queue.submit(key, observation)
         run = observation.run
         if self._admit and run is not None:
             group = admission.group_of(run)
@@ -355,6 +426,8 @@ class _Controller:
         seen = time.time()
         for run in store.runs():
             queue.submit(("run", *run.key), Observation(None, seen))
+            if self._archive_queue is not None:
+                self._archive_queue.submit(run.key, Observation(None, seen))
 
     def _on_final(self, queue: KeyedQueue[Key, Observation | None], run: RunSnapshot,
                   repository: Repository) -> None:
@@ -367,8 +440,9 @@ class _Housekeeping:
 
     def __init__(self, *, api: Any, store: RunStore, repositories: RepositoryIndex,
                  leadership: Leadership, metrics: ControllerMetrics,
-                 verifier: RunVerifier, renew_interval: float) -> None:
+                 verifier: RunVerifier, renew_interval: float, archiving: bool) -> None:
         self._verifier = verifier
+        self._archiving = archiving
         self._api = api
         self._renew_interval = renew_interval
         self._store = store
@@ -410,7 +484,7 @@ class _Housekeeping:
         runs = [run for run in self._store.runs(namespace)
                 if run.repository_url and normalize_url(run.repository_url) == url
                 and await self._verifier.bound(run, self._repositories)]
-        for run in pruning.to_prune(runs, keep=repository.keep_runs):
+        for run in pruning.to_prune(runs, keep=repository.keep_runs, archiving=self._archiving):
             deleted = await asyncio.to_thread(
                 patching.delete, self._api, PIPELINE_RUN, namespace=namespace,
                 name=run.name, uid=run.uid)

@@ -17,7 +17,7 @@ import httpx
 import structlog
 
 from ci.controller.leadership import Leadership
-from ci.controller.logs import LogTails
+from ci.controller.logs import LogTails, credential_values
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.reporting import RUN_REPORT, Memory, Report, ReportMode, newest, plan
 from ci.controller.retrying import Retry, retry_for
@@ -33,7 +33,6 @@ from ci.forges.client import (
     ForgeClient,
     GitHubAppCredentials,
     ShownCheckRun,
-    TokenCredentials,
 )
 from ci.forges.errors import ForgeError, ForgeUnreachableError
 from ci.forges.registry import provider_for
@@ -53,6 +52,7 @@ REPLAN_DELAY = 0.2
 # Seconds before looking again at a run whose Repository or credentials are missing: the
 # platform engineer may be creating them right now.
 MISSING_SETUP_DELAY = 30.0
+# Seconds before looking again at a run handled while the lease was not (yet) renewed.
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +101,10 @@ class Clients:
             api_url = repository.api_url or provider.default_api_url(repository.url)
             client = provider.client(self._http, api_url=api_url, credentials=credentials)
             self._clients[key] = client
-        if isinstance(credentials, GitHubAppCredentials):
-            return Forge(client=client, kind=provider.kind.value, mode=ReportMode.CHECK_RUNS,
-                         masked=(credentials.private_key,))
-        token = credentials.token if isinstance(credentials, TokenCredentials) else ""
-        return Forge(client=client, kind=provider.kind.value, mode=ReportMode.COMMIT_STATUS,
-                     masked=(token,))
+        mode = (ReportMode.CHECK_RUNS if isinstance(credentials, GitHubAppCredentials)
+                else ReportMode.COMMIT_STATUS)
+        return Forge(client=client, kind=provider.kind.value, mode=mode,
+                     masked=credential_values(credentials))
 
 
 class Deliverer:
@@ -240,7 +238,10 @@ class Deliverer:
         run, memory, reports = ahead
         tails = {}
         if forge.mode is ReportMode.CHECK_RUNS and any(r.conclusion.final for r in reports):
-            tails = await self._log_tails.for_jobs(run, state.jobs, also_mask=forge.masked)
+            repository = self._repository_of(run)
+            tails = await self._log_tails.for_jobs(
+                run, state.jobs, also_mask=forge.masked,
+                repository=repository.name if repository is not None else None)
         assert run.repository is not None and run.sha is not None  # the saved run has them too
         for report in reports:
             if not self._leadership.held():

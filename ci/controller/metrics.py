@@ -103,6 +103,18 @@ class ControllerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.step_logs = Counter(
+            "ferry_controller_step_logs",
+            "Step logs put in the archive, by outcome (archived, lost: no log to read).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.archive_delay = Histogram(
+            "ferry_controller_archive_delay_seconds",
+            "From a step's end (its container's finishedAt) to its log being archived.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "ferry_controller_leader", "1 while this replica holds the Lease.",
             registry=self.registry,

@@ -18,6 +18,8 @@ from ci.forges.statuses import Conclusion
 from ci.kube import labels
 
 RunKey = tuple[str, str]  # (namespace, name)
+# Steps of a matrix variant read its values from these variables (`pipelines.matrices`).
+MATRIX_PREFIX = "MATRIX_"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +48,8 @@ class Condition:
 class PipelineTask:
     name: str  # the pipeline task's name, Tekton's `tekton.dev/pipelineTask` label
     job: str  # Ferry's job name (the taskSpec's `ferry.dev/job` label), shown on the forge
+    spec_job: str = ""  # the `.ci.yaml` job (`ferry.dev/spec-job`; a variant's own job)
+    variant: str = ""  # a matrix variant's values, "os=bookworm, python=3.11"; or ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +113,10 @@ class RunSnapshot:
             task_spec = task.get("taskSpec") or {}
             task_labels = (task_spec.get("metadata") or {}).get("labels") or {}
             name = str(task.get("name", ""))
-            tasks.append(PipelineTask(name=name, job=str(task_labels.get(labels.JOB, name))))
+            job = str(task_labels.get(labels.JOB, name))
+            tasks.append(PipelineTask(name=name, job=job,
+                                      spec_job=str(task_labels.get(labels.SPEC_JOB, job)),
+                                      variant=_variant(task_spec)))
             secret_refs.update(_secret_refs(task_spec))
         return cls(
             namespace=str(metadata.get("namespace", "")),
@@ -132,6 +139,18 @@ class RunSnapshot:
         )
 
 
+def _variant(task_spec: Mapping[str, Any]) -> str:
+    """The matrix values the compiler gave each step (`MATRIX_<KEY>`, see
+    `pipelines.matrices.matrix_env_name`), as "key=value, ..." sorted by key."""
+    values: dict[str, str] = {}
+    for step in task_spec.get("steps") or ():
+        for variable in step.get("env") or ():
+            name = str(variable.get("name", ""))
+            if name.startswith(MATRIX_PREFIX) and "value" in variable:
+                values[name.removeprefix(MATRIX_PREFIX).lower()] = str(variable["value"])
+    return ", ".join(f"{key}={value}" for key, value in sorted(values.items()))
+
+
 def _secret_refs(task_spec: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     containers = [*(task_spec.get("steps") or ()), *(task_spec.get("sidecars") or ())]
     template = task_spec.get("stepTemplate")
@@ -150,6 +169,8 @@ class Step:
     container: str
     exit_code: int | None = None  # None: not terminated
     termination_reason: str = ""
+    started_at: str | None = None  # RFC 3339, from the container's `terminated` state
+    finished_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +214,8 @@ class TaskRunSnapshot:
                     termination_reason=str(
                         step.get("terminationReason") or terminated.get("reason") or ""
                     ),
+                    started_at=terminated.get("startedAt"),
+                    finished_at=terminated.get("finishedAt"),
                 )
             )
         return cls(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ci.archive.configured import ArchiveSettings
 from ci.kube.binding import DEFAULT_WINDOW
 from ci.kube.binding_keys import BindingKeySettings
 from ci.kube.connecting import KubernetesSettings
@@ -78,3 +79,6 @@ class ControllerSettings:
     # Seconds between a run's creation and its binding's signing time beyond which it is
     # refused (a copy of a signed run, made after the original was deleted).
     binding_window: float = DEFAULT_WINDOW
+    # Where step logs are archived when their TaskRuns' steps end; None: not archived
+    # (pruning then waits for nothing but the final report).
+    archive: ArchiveSettings | None = None

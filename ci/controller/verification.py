@@ -16,7 +16,7 @@ import structlog
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.runs import RunSnapshot
 from ci.kube.binding import BindingKeys, Refusal, refusal_for
-from ci.kube.repositories import Conflict, Repository, RepositoryIndex
+from ci.kube.repositories import Repository, RepositoryIndex
 
 log = structlog.get_logger(__name__)
 
@@ -58,16 +58,7 @@ class RunVerifier:
 def repository_of(run: RunSnapshot, repositories: RepositoryIndex) -> Repository | None:
     """The Repository in the run's namespace whose URL the run names; None if there is none
     (or two): a run only ever uses its own namespace's Repository and credentials."""
-    url = run.repository_url
-    if not url:
-        return None
-    found = repositories.lookup(url)
-    if isinstance(found, Conflict):
-        candidates = [r for r in found.repositories if r.namespace == run.namespace]
-        return candidates[0] if len(candidates) == 1 else None
-    if found is None or found.namespace != run.namespace:
-        return None
-    return found
+    return repositories.for_run(run.repository_url, run.namespace)
 
 
 def refusal_of(run: RunSnapshot, repository: Repository, keys: BindingKeys, *,

@@ -1,7 +1,7 @@
 """Label and annotation names that Ferry's processes agree on, named once.
 
 The receiver writes most of them when it creates a PipelineRun (see `pipelines.tekton`); the
-controller reads them, and writes only `REPORTED` and `spec.status` (admission).
+controller reads them, and writes only `REPORTED`, `ARCHIVED` and `spec.status` (admission).
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ BINDING: Final = f"{PREFIX}binding"
 # What the controller last reported for the run and its jobs, as JSON (see
 # `ci.controller.reporting.Memory`). Written only after the forge acknowledged.
 REPORTED: Final = f"{PREFIX}reported"
+
+# Written by the controller once every step log of a finished run is in the archive (or
+# recorded there as lost): JSON `{"steps": n, "lost": m, "at": time}`. Pruning waits for it.
+ARCHIVED: Final = f"{PREFIX}archived"
 
 # Tekton's own (REFERENCE.md section 6).
 TEKTON_PIPELINE_RUN: Final = "tekton.dev/pipelineRun"

@@ -207,6 +207,19 @@ class RepositoryIndex:
         with self._lock:
             return self._by_key.get(f"{namespace}/{name}")
 
+    def for_run(self, url: str | None, namespace: str) -> Repository | None:
+        """The Repository a run in `namespace` with this URL belongs to: only ever one of its
+        own namespace, whatever another namespace claims."""
+        if not url:
+            return None
+        found = self.lookup(url)
+        if isinstance(found, Conflict):
+            candidates = [r for r in found.repositories if r.namespace == namespace]
+            return candidates[0] if len(candidates) == 1 else None
+        if found is None or found.namespace != namespace:
+            return None
+        return found
+
     def all(self) -> tuple[Repository, ...]:
         with self._lock:
             return tuple(self._by_key.values())

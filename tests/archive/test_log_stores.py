@@ -6,6 +6,7 @@ import base64
 import datetime
 import gzip
 import io
+import json
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -19,14 +20,18 @@ from ci.archive.layout import BadNameError, StepKey
 from ci.archive.s3 import S3Store
 from ci.archive.steps import (
     StepDetails,
+    StepRecord,
     archive_step,
     cut_marker,
     read_log,
     read_record,
+    read_tail,
     record_lost,
     run_records,
 )
 from ci.archive.store import LogStore, StoreError
+from ci.controller.retaining import retain
+from ci.kube.repositories import Repository, SecretKeys
 from ci.masking import MASK, Masker
 from tests.s3.fixtures import S3Server
 
@@ -142,6 +147,57 @@ def test_retention_deletes_old_runs_and_keeps_the_rest(store: LogStore) -> None:
     # A day later both are past the age limit: both runs' logs and records go.
     assert retention.apply(store, rules=rules, now=now + datetime.timedelta(days=1, minutes=1)) == 4
     assert list(store.list("")) == []
+
+
+def test_the_controllers_pass_marks_gone_repositories_and_deletes_them_later(
+        store: LogStore) -> None:
+    def archive(namespace: str, repository: str) -> None:
+        archive_step(store, key=StepKey(namespace=namespace, repository=repository, run="r1",
+                                        job="build", step="test"),
+                     chunks=[b"x\n"], masker=Masker(), details=StepDetails())
+
+    def names(prefix: str) -> list[str]:
+        return sorted(stored.name for stored in store.list(prefix))
+
+    for namespace, repository in [("team-a", "gone"), ("team-a", "kept"), ("team-b", "other")]:
+        archive(namespace, repository)
+    kept = Repository(namespace="team-a", name="kept", uid="1", forge="github",
+                      url="https://github.com/acme/kept", secret=SecretKeys(name="creds"))
+    rules = retention.RetentionRules(max_age_days=30, max_bytes_per_repository=None)
+    now = datetime.datetime.now(datetime.UTC)
+    first = retain(store, rules=rules, repositories=[kept], namespaces=["team-a"], now=now)
+    # team-b is not watched by this controller: its repositories are not its to judge.
+    assert (first.marked, first.deleted) == (("team-a/gone",), 0)
+    assert "team-a/gone/deleted.json" in names("team-a/gone/")
+    assert retain(store, rules=rules, repositories=[kept], namespaces=["team-a"],
+                  now=now).marked == ()
+    # Made again before the period ended: the mark comes off, its logs age as any others.
+    again = Repository(namespace="team-a", name="gone", uid="2", forge="github",
+                       url="https://github.com/acme/gone", secret=SecretKeys(name="creds"))
+    assert retain(store, rules=rules, repositories=[kept, again], namespaces=["team-a"],
+                  now=now).unmarked == ("team-a/gone",)
+    assert names("team-a/gone/") == ["team-a/gone/r1/build/test.json",
+                                     "team-a/gone/r1/build/test.log.gz"]
+    # Deleted for good: marked, and once the period has passed since, all of it goes.
+    retain(store, rules=rules, repositories=[kept], namespaces=["team-a"], now=now)
+    later = now + datetime.timedelta(days=30, minutes=1)
+    retain(store, rules=retention.RetentionRules(max_age_days=30, max_bytes_per_repository=None),
+           repositories=[kept], namespaces=["team-a"], now=later)
+    assert names("team-a/gone/") == []
+    assert names("team-b/") != []
+
+
+def test_records_of_a_newer_ferry_are_read_and_tails_come_from_the_end(
+        store: LogStore) -> None:
+    record = archive_step(store, key=key(), chunks=[f"line {n}\n".encode() for n in range(50)],
+                          masker=Masker(), details=StepDetails(exit_code=1, pod="p-1"))
+    body = json.loads(record.to_json())
+    body["details"]["added_later"] = "ignored"
+    body["details"].pop("pod")  # and one an older Ferry did not write
+    assert StepRecord.from_json(json.dumps(body).encode()).details == StepDetails(exit_code=1)
+    assert read_tail(store, key(), lines=2, max_bytes=1000) == "line 48\nline 49"
+    assert read_tail(store, key(), lines=5, max_bytes=8) == "line 49"
+    assert read_tail(store, key(step="other"), lines=5, max_bytes=8) is None
 
 
 def test_concurrent_archiving_of_many_steps(store: LogStore) -> None:

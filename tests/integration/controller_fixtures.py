@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,7 @@ class ControllerProcess:
     log_dir: Path
     identity: str = "controller"
     extra: Sequence[str] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)  # FERRY_* settings
     starts: int = 0
     component: Component | None = field(default=None, init=False)
 
@@ -216,7 +217,7 @@ class ControllerProcess:
         # The binding key (ci.kube.binding_keys) in the test's namespace: tests.binding
         # signs hand-made runs with it, and the receivers of the tests use it too.
         env = {**os.environ, "PYTHONPATH": str(REPO),
-               "FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE": self.namespace}
+               "FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE": self.namespace, **self.environment}
         self.component = Component(name=f"ferry-{self.identity}", argv=argv,
                                    log_path=self.log_path, env=env, cwd=REPO)
         self.component.start()

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from ci.kube.connecting import KubernetesSettings, api_client
+from ci.settings import controller_settings_from, load_settings
 from pipelines.tekton import UNTRUSTED_LABEL
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube, KubeError, Obj, collection_path, object_path
@@ -25,6 +26,7 @@ from tests.e2e.installation import (
     FIELD_MANAGER,
     SYSTEM_NAMESPACE,
     WEBHOOKS_ACCOUNT,
+    find,
     install,
     invite,
     kubectl,
@@ -143,6 +145,39 @@ def test_the_ingress_overlay_is_accepted_by_the_api_server(
                      f"--field-manager={FIELD_MANAGER}", "-k", str(overlay),
                      kubeconfig=cluster.kubeconfig)
     assert "ingress.networking.k8s.io/ferry-webhooks serverside-applied" in output
+
+
+def test_the_s3_logs_overlay_archives_to_a_bucket_and_drops_the_volume(
+    installed: str, cluster: ControlPlane, cluster_bin_dir: Path, tmp_path: Path
+) -> None:
+    overlay = DEPLOY / "overlays" / "s3-logs"
+    objects = rendered(cluster_bin_dir, overlay)
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    [config_map] = [o for o in objects if o["kind"] == "ConfigMap"]
+    controller = find(objects, "Deployment", "ferry-controller")
+    pod = controller["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    [container] = pod["containers"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/ferry", "/tmp"}
+    # The settings the pod starts with: the file, then its variables (Secrets resolved).
+    secrets = {"access-key-id": "AKIAEXAMPLE", "secret-access-key": "example-secret"}
+    environ = {}
+    for variable in container["env"]:
+        source = variable.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            environ[variable["name"]] = secrets[source["secretKeyRef"]["key"]]
+        elif "value" in variable:
+            environ[variable["name"]] = variable["value"]
+    settings_file = tmp_path / "ferry.yaml"
+    settings_file.write_text(config_map["data"]["ferry.yaml"])
+    archive = controller_settings_from(load_settings(environ=environ,
+                                                     config_file=settings_file)).archive
+    assert archive is not None and archive.directory is None and archive.s3 is not None
+    assert (archive.s3.bucket, archive.s3.access_key_id) == ("ci-logs", "AKIAEXAMPLE")
+    output = kubectl(cluster_bin_dir, "apply", "--server-side", "--dry-run=server",
+                     f"--field-manager={FIELD_MANAGER}", "-k", str(overlay),
+                     kubeconfig=cluster.kubeconfig)
+    assert "deployment.apps/ferry-controller serverside-applied" in output
 
 
 def test_the_untrusted_runs_network_policy_applies_server_side_in_a_team_namespace(

@@ -17,17 +17,23 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from ci.archive.layout import parse_log_name
+from ci.archive.steps import StepRecord, read_log, read_record
 from ci.backends import RunRequest
 from ci.forges.types import ForgeKind
-from ci.settings import LocalRepository, LocalSettings, Settings
+from ci.masking import MASK
+from ci.settings import ArchiveGroupSettings, LocalRepository, LocalSettings, Settings
 from pipelines.events import Event, EventKind, PullRequest
 from pipelines.linting import load_spec
 from pipelines.planning import Plan, plan
 from pipelines.scripts import EVENT_PARAMS
+from tests.cluster.log_archives import LogArchive, log_archive
 from tests.contracts import CONTRACTS
 from tests.fakeforge import FakeForge
 from tests.fakeforge.serving import serve as serve_forge
 from webhooks.app import create_app
+
+__all__ = ["log_archive"]  # a fixture, imported to be found
 
 OWNER_NAME = "acme/local"
 URL = f"https://github.com/{OWNER_NAME}"
@@ -67,11 +73,13 @@ def remote(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def serve(tmp_path: Path, remote: Path) -> Iterator[Callable[[FakeForge], TestClient]]:
+def serve(tmp_path: Path, remote: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
-    def start(forge: FakeForge) -> TestClient:
+    def start(forge: FakeForge, *, archive: dict[str, str] | None = None,
+              secrets: dict[str, str] | None = None) -> TestClient:
         settings = Settings(
+            archive=ArchiveGroupSettings(**(archive or {})),  # type: ignore[arg-type]
             local=LocalSettings(
                 repositories=(
                     LocalRepository(
@@ -81,6 +89,7 @@ def serve(tmp_path: Path, remote: Path) -> Iterator[Callable[[FakeForge], TestCl
                 ),
                 state_directory=tmp_path / "state",
                 parallel_jobs=2,
+                secrets=secrets or {},
             )
         )  # fmt: skip
         client = TestClient(create_app(settings, forge_transport=forge.transport()))
@@ -143,6 +152,45 @@ def test_signed_push_runs_locally_and_reports_pending_then_the_outcome(
     job_states = [s["state"] for s in forge.statuses_for(OWNER_NAME, sha)
                   if s["context"] == "ferry/check"]
     assert job_states[-1] == outcome and "pending" in job_states
+    forge.assert_no_violations()
+
+
+def test_ferry_serve_without_a_cluster_archives_step_logs_as_the_controller_does(
+    serve: Callable[..., TestClient], remote: Path, log_archive: LogArchive
+) -> None:
+    secret = "local-deploy-token-0123456789"
+    spec = ("jobs:\n  check:\n    image: alpine\n    secrets:\n      DEPLOY_TOKEN: deploy/token\n"
+            "    steps:\n      - name: show\n        run: |\n          echo \"start\"\n"
+            "          echo \"token $DEPLOY_TOKEN\"\n          exit 4\n"
+            "      - name: after\n        run: echo never\n")
+    sha = _commit(remote, spec)
+    forge = FakeForge(ForgeKind.GITHUB)
+    forge.add_file(OWNER_NAME, sha, ".ci.yaml", spec)
+    client = serve(forge, archive=log_archive.settings, secrets={"deploy/token": secret})
+    assert _push(client, sha, remote).status_code == 202
+    assert _final_state(forge, sha) == ["pending", "failure"]
+
+    def records() -> dict[str, StepRecord]:
+        found = {}
+        for stored in log_archive.store.list("local/"):
+            key = parse_log_name(stored.name.removesuffix(".json") + ".log.gz")
+            record = read_record(log_archive.store, key) if key is not None else None
+            if record is not None:
+                found[record.key.step] = record
+        return found
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(records()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shown, after = records()["show"], records()["after"]
+    # The controller's shape: namespace `local`, the Repository's name, the run, the job.
+    assert shown.key.namespace == "local" and shown.key.job == "check"
+    assert shown.key.repository.startswith("acme-local-") and shown.details.sha == sha
+    assert (shown.details.exit_code, shown.details.forge_repository) == (4, OWNER_NAME)
+    assert shown.details.started_at and shown.details.finished_at
+    log = read_log(log_archive.store, shown.key)
+    assert log is not None and b"".join(log).decode() == f"start\ntoken {MASK}\n"
+    assert after.details.reason == "not_run" and after.details.exit_code is None
     forge.assert_no_violations()
 
 

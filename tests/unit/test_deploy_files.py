@@ -213,3 +213,29 @@ def test_untrusted_runs_reach_the_internet_and_dns_but_nothing_inside_the_cluste
                  "pod": {"component": "kube-apiserver"}}
     assert not _egress_allowed(policy, address="10.0.0.2", port=53, protocol="UDP",
                                peer=other_pod)
+
+
+def test_the_controller_archives_to_the_volume_it_mounts(tmp_path: Path) -> None:
+    documents = _documents()
+    [config_map] = [d for d in documents if d["kind"] == "ConfigMap"]
+    [claim] = [d for d in documents if d["kind"] == "PersistentVolumeClaim"]
+    # Both replicas mount it (the standby too, ready to take over).
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["metadata"]["namespace"] == "ferry-system"
+    [controller] = [d for d in documents if d["kind"] == "Deployment"
+                    and d["metadata"]["name"] == "ferry-controller"]
+    pod = controller["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    [container] = pod["containers"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert not mount.get("readOnly")
+    # Written as the pod's group: the volume is the only writable place besides /tmp.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    settings_file = tmp_path / "ferry.yaml"
+    settings_file.write_text(config_map["data"]["ferry.yaml"])
+    archive = controller_settings_from(load_settings(environ={}, config_file=settings_file)).archive
+    assert archive is not None and archive.directory == Path(mount["mountPath"])
+    # Retention as docs/logs.md states it.
+    assert archive.retention.max_age_days == 90
+    assert archive.retention.max_bytes_per_repository == 10 * 1024**3

@@ -149,3 +149,43 @@ def test_every_setting_is_described_and_in_the_docs() -> None:
         variable = f"FERRY_CONTROLLER_{name.upper()}"
         # Rows that share a prefix write the later names as `_NAME`.
         assert f"`{variable}`" in table or f"`_{name.upper()}`" in table, variable
+
+
+def test_no_archive_unless_a_store_is_configured() -> None:
+    assert controller_settings_from(load_settings(environ={})).archive is None
+
+
+def test_the_archive_store_from_the_environment_secrets_kept_out_of_repr(tmp_path: Path) -> None:
+    config = tmp_path / "ferry.yaml"
+    config.write_text("archive:\n  store: s3\n  s3_endpoint_url: http://minio:9000\n"
+                      "  s3_bucket: logs\n  retention_days: 30\n")
+    settings = load_settings(environ={
+        "FERRY_CONFIG": str(config),
+        "FERRY_ARCHIVE_S3_ACCESS_KEY_ID": "ferry",
+        "FERRY_ARCHIVE_S3_SECRET_ACCESS_KEY": "very-secret-key",
+        "FERRY_ARCHIVE_RETENTION_BYTES_PER_REPOSITORY": "1000000",
+    })
+    archive = controller_settings_from(settings).archive
+    assert archive is not None and archive.directory is None and archive.s3 is not None
+    assert (archive.s3.endpoint_url, archive.s3.bucket) == ("http://minio:9000", "logs")
+    assert (archive.s3.access_key_id, archive.s3.secret_access_key) == ("ferry",
+                                                                        "very-secret-key")
+    assert archive.retention.max_age_days == 30
+    assert archive.retention.max_bytes_per_repository == 1_000_000
+    assert "very-secret-key" not in repr(settings) + repr(archive)
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [({"FERRY_ARCHIVE_STORE": "directory"}, "needs `archive.directory`"),
+     ({"FERRY_ARCHIVE_STORE": "s3", "FERRY_ARCHIVE_S3_BUCKET": "logs"},
+      "needs `archive.s3_endpoint_url`"),
+     ({"FERRY_ARCHIVE_STORE": "s3", "FERRY_ARCHIVE_S3_BUCKET": "logs",
+       "FERRY_ARCHIVE_S3_ENDPOINT_URL": "http://s3", "FERRY_ARCHIVE_S3_ACCESS_KEY_ID": "k"},
+      "or neither"),
+     ({"FERRY_ARCHIVE_STORE": "tape"}, "FERRY_ARCHIVE_STORE")],
+)
+def test_an_incomplete_archive_store_is_refused_at_start(environ: dict[str, str],
+                                                        problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        load_settings(environ=environ)

@@ -21,7 +21,8 @@ from tests.unit.controller.builders import pipeline_run
 
 def _run(name: str, *, created: str, pending: bool = False,
          condition: tuple[str, str] | None = None, limit: str | None = "2",
-         reported: bool = False, completion: str | None = None) -> RunSnapshot:
+         reported: bool = False, completion: str | None = None,
+         archived: bool = False) -> RunSnapshot:
     obj = pipeline_run(name=name, condition=condition, completion=completion,
                        spec_status=labels.PENDING if pending else None,
                        reported=Memory().with_acknowledged(
@@ -31,6 +32,8 @@ def _run(name: str, *, created: str, pending: bool = False,
     obj["metadata"]["labels"][labels.CONCURRENCY_GROUP] = "main"
     if limit is not None:
         obj["metadata"]["annotations"][labels.CONCURRENCY_LIMIT] = limit
+    if archived:
+        obj["metadata"]["annotations"][labels.ARCHIVED] = '{"steps": 1}'
     return RunSnapshot.of(obj)
 
 
@@ -109,3 +112,14 @@ def test_queue_keeps_order_per_key_runs_keys_in_parallel_and_retries_newest() ->
     asyncio.run(scenario())
     assert [item for key, item in handled if key == "a"] == [1, 3]  # 2 failed; 3 was newer
     assert ("b", 1) in handled
+
+
+def test_with_an_archive_only_runs_whose_logs_are_archived_are_pruned() -> None:
+    runs = [
+        _run(f"r{index}", created=f"2024-01-01T00:00:0{index}Z", condition=("True", "Succeeded"),
+             completion=f"2024-01-01T00:01:0{index}Z", reported=True, archived=index == 0)
+        for index in range(3)
+    ]
+    assert [run.name for run in to_prune(runs, keep=0)] == ["r2", "r1", "r0"]
+    # r1 and r2 still have pods whose logs are being archived.
+    assert [run.name for run in to_prune(runs, keep=0, archiving=True)] == ["r0"]
