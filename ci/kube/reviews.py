@@ -38,7 +38,12 @@ def api_reviewers(api_client: Any, *, timeout: float = 10.0
                   ) -> tuple[TokenReviewer, AccessReviewer]:
     """TokenReview and SubjectAccessReview through the API server (the receiver's own
     ServiceAccount needs `create` on both: deploy/base/webhooks-rbac.yaml)."""
-    from kubernetes.client import AuthenticationV1Api, AuthorizationV1Api  # noqa: PLC0415
+    from kubernetes.client import (  # noqa: PLC0415 (kept out of import time)
+        AuthenticationV1Api,
+        AuthorizationV1Api,
+        V1SubjectAccessReview,
+        V1TokenReview,
+    )
 
     authentication = AuthenticationV1Api(api_client)
     authorization = AuthorizationV1Api(api_client)
@@ -46,8 +51,10 @@ def api_reviewers(api_client: Any, *, timeout: float = 10.0
     def review_token(token: str) -> Identity | None:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                 "spec": {"token": token}}
+        review = V1TokenReview.from_dict(body)
+        assert review is not None  # from_dict returns None only for None
         with translate_api_errors("create TokenReview"):
-            answer: Any = authentication.create_token_review(body, _request_timeout=timeout)
+            answer: Any = authentication.create_token_review(review, _request_timeout=timeout)
         status = answer.status
         if status is None or not status.authenticated or status.user is None:
             return None
@@ -70,9 +77,11 @@ def api_reviewers(api_client: Any, *, timeout: float = 10.0
                                        "resource": PIPELINE_RUN.plural},
             },
         }
+        review = V1SubjectAccessReview.from_dict(body)
+        assert review is not None
         with translate_api_errors(f"create SubjectAccessReview for {namespace}"):
             answer: Any = authorization.create_subject_access_review(
-                body, _request_timeout=timeout)
+                review, _request_timeout=timeout)
         return bool(answer.status is not None and answer.status.allowed)
 
     return review_token, review_access

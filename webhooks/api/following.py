@@ -69,6 +69,19 @@ class LogFollower:
         self._sleep = sleep
         self.record: StepRecord | None = None
 
+    def source_record(self) -> StepRecord | None:
+        """The step's record now (blocks: it reads the store)."""
+        return self._source.record()
+
+    def archived_length(self) -> int:
+        """Bytes of the archived log, its cut marker included; 0 when not archived."""
+        record = self._source.record()
+        if record is None:
+            return 0
+        if not record.truncated:
+            return record.stored
+        return sum(len(chunk) for chunk in self._source.archived(0) or ())
+
     def __iter__(self) -> Iterator[bytes]:
         self.record = self._source.record()
         if self.record is not None:

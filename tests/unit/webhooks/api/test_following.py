@@ -5,6 +5,7 @@ log exactly once, from any offset."""
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -61,7 +62,7 @@ def expected(offset: int = 0) -> bytes:
 
 def pieces(data: bytes, *cuts: int) -> list[bytes]:
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def follow(source: Scripted, *, offset: int = 0) -> tuple[bytes, LogFollower]:
