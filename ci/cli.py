@@ -12,7 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 # Listed here, imported lazily: `ferry lint` must not pay for the Kubernetes client.
-SUBCOMMANDS: tuple[str, ...] = ("controller", "lint", "render", "run", "schema", "serve")
+SUBCOMMANDS: tuple[str, ...] = (
+    "cancel", "controller", "lint", "logs", "render", "run", "runs", "schema", "serve",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
