@@ -48,7 +48,9 @@ def user_credentials(path: Path, *, context: str | None = None) -> UserCredentia
     chosen = next((c for c in contexts or () if c.get("name") == context), None) if context \
         else active
     namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    header = str((configuration.api_key or {}).get("authorization") or "")
+    keys = configuration.api_key or {}
+    # The client names it `BearerToken` (v30 and later) or `authorization` (before).
+    header = str(keys.get("BearerToken") or keys.get("authorization") or "")
     token = header.removeprefix("Bearer ").strip() or None
     return UserCredentials(server=str(configuration.host), token=token,
                            namespace=str(namespace) if namespace else None)

@@ -192,7 +192,7 @@ def test_rbac_decides_who_reads_runs_and_logs(setup: Setup) -> None:
     part = _get(setup, log, setup.reader, Range="bytes=4-9")
     assert part.status_code == 206 and part.text == "output"
     assert part.headers["Content-Range"] == "bytes 4-9/15"
-    assert _get(setup, f"{log}?offset=11", setup.reader).text == "**\n"
+    assert _get(setup, f"{log}?offset=12", setup.reader).text == "**\n"
 
     # The CLI: a clear error without permission, the table with it.
     refused = subprocess.run(_ferry(setup, "stranger", "runs", "app"), capture_output=True,
