@@ -52,6 +52,9 @@ WEBHOOKS_IN_TEAM = WEBHOOKS_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["create", "get", "list", "patch"]),
     ("", ["secrets"], ["get", "create"]),
     ("ferry.dev", ["repositories/status"], ["patch"]),
+    # The read API (webhooks/api/): which pod each step is in, and a running step's log.
+    ("tekton.dev", ["taskruns"], ["list"]),
+    ("", ["pods/log"], ["get"]),
 )
 CONTROLLER_EVERYWHERE = _rules(
     ("ferry.dev", ["repositories"], ["list", "watch"]),
@@ -183,6 +186,18 @@ def test_each_account_may_do_exactly_what_its_code_calls(
     assert _granted(controller, namespace) == CONTROLLER_IN_TEAM
     assert _granted(controller, uninvited) == CONTROLLER_EVERYWHERE
     assert _granted(controller, SYSTEM_NAMESPACE) == CONTROLLER_IN_SYSTEM
+    # The read API's two questions (system:auth-delegator; the review groups are left out of
+    # `_granted`, since every account may review itself).
+    reviewed = webhooks.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body={
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": "not-a-token"}})
+    assert reviewed["status"].get("authenticated") is not True
+    access = webhooks.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body={
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "someone", "resourceAttributes": {
+            "namespace": namespace, "verb": "get", "group": "tekton.dev",
+            "resource": "pipelineruns"}}})
+    assert access["status"]["allowed"] is False
 
 
 def _refused(client: Kube, method: str, path: str, body: Obj | None = None) -> bool:
