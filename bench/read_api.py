@@ -1,7 +1,8 @@
 """Time to first byte of a step log from the archive through the read API, with many
 archived runs (issue #12's figure), over HTTP on loopback.
 
-    python3 bench/read_api.py [--runs 10000] [--reads 200]
+    python3 -m bench.read_api [--runs 10000] [--reads 200]   (from the repository root: a
+    script in bench/ would import bench/webhooks.py for the `webhooks` package)
 
 A directory store is filled with `--runs` archived runs (one step each, pruned from the
 cluster: only the archive has them), then the receiver's read API (`webhooks.api`) is served

@@ -70,9 +70,12 @@ def target(args: argparse.Namespace, environ: dict[str, str] | None = None) -> T
             user = user_credentials(kubeconfig_path(args.kubeconfig, environment),
                                     context=args.context)
         except KubeconfigError as error:
-            raise CliError(str(error)) from error
-        token = token or user.token
-        namespace = namespace or user.namespace
+            if token is None:
+                raise CliError(str(error)) from error
+            user = None  # FERRY_TOKEN and no kubeconfig: the namespace defaults
+        if user is not None:
+            token = token or user.token
+            namespace = namespace or user.namespace
         if token is None:
             raise CliError("the kubeconfig has no bearer token (a client certificate cannot be "
                            f"passed on): set {TOKEN_ENV}, e.g. to `kubectl create token ...`")
