@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -120,13 +121,15 @@ class LogFollower:
                 self._sleep(self._timings.poll)
 
     def _awaited_record(self) -> StepRecord | None:
-        waited = 0.0
-        while True:
+        poll, wait = self._timings.poll, self._timings.archive_wait
+        looks = 1 + (math.ceil(wait / poll) if poll > 0 else 0)
+        for look in range(looks):
+            if look:
+                self._sleep(poll)
             record = self._source.record()
-            if record is not None or waited >= self._timings.archive_wait:
+            if record is not None:
                 return record
-            self._sleep(self._timings.poll)
-            waited += self._timings.poll
+        return None
 
     def _from_pod(self) -> Iterator[bytes]:
         try:

@@ -33,6 +33,7 @@ class Scripted:
         self.streams = streams
         self.archive_after = archive_after  # phase() calls before the archive is written
         self.calls = 0
+        self.slept: list[float] = []
 
     def record(self) -> StepRecord | None:
         return read_record(self.store, KEY)
@@ -67,8 +68,8 @@ def pieces(data: bytes, *cuts: int) -> list[bytes]:
 
 def follow(source: Scripted, *, offset: int = 0) -> tuple[bytes, LogFollower]:
     follower = LogFollower(source, masker=Masker([SECRET]), offset=offset,
-                           timings=FollowTimings(poll=0.0, archive_wait=5.0),
-                           sleep=lambda _seconds: None)
+                           timings=FollowTimings(poll=1.0, archive_wait=5.0),
+                           sleep=source.slept.append)
     return b"".join(follower), follower
 
 
@@ -129,6 +130,7 @@ def test_without_an_archive_the_pods_whole_log_finishes_the_stream(tmp_path: obj
     text, follower = follow(source)
     assert text == expected()
     assert follower.record is None
+    assert source.slept.count(1.0) >= 5  # the record was awaited for `archive_wait` first
 
 
 def test_the_archived_log_is_what_the_live_masking_gives() -> None:
