@@ -142,7 +142,7 @@ class LogFollower:
         """The masked text of a log read from its start, as bytes; without `finish`, what the
         masker holds back at the end (a secret's possible beginning) is not given out."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stream = self._masker.stream()
+        stream = self._masker.stream(eager=True)  # a quiet step's last line shown at once
         for chunk in chunks:
             text = stream.feed(decoder.decode(chunk))
             if text:

@@ -168,9 +168,12 @@ class ReadService:
         except BadNameError as error:
             raise not_found(f"step {job}/{step} of run {namespace}/{run}") from error
         source = ClusterStep(self, key)
-        if source.record() is None and not source.exists():
+        archived = source.record() is not None
+        if not archived and not source.exists():
             raise not_found(f"step {job}/{step} of run {namespace}/{run}")
-        return LogFollower(source, masker=source.masker(), offset=offset, follow=follow,
+        # An archived log was masked when it was archived: no Secret is read to serve it.
+        masker = Masker() if archived else source.masker()
+        return LogFollower(source, masker=masker, offset=offset, follow=follow,
                            timings=self.timings)
 
 
