@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, BinaryIO
 
 from ci.commands.reading import (
     CliError,
@@ -47,6 +47,30 @@ def _chosen(found: dict[str, Any], wanted: str | None) -> list[tuple[str, str]]:
     return chosen
 
 
+def _print_step(api: ReadApi, path: str, *, follow: bool, out: BinaryIO) -> bytes:
+    """One step's log onto `out`; its last byte (b"" if it printed nothing)."""
+    last = b""
+    if follow:
+        for kind, data in api.events(f"{path}/stream"):
+            if kind == "log" and data["text"]:
+                text = str(data["text"]).encode()
+                out.write(text)
+                out.flush()
+                last = text[-1:]
+            elif kind == "end" and data.get("lost"):
+                out.write(f"[ferry: no log: {data['lost']}]\n".encode())
+                last = b"\n"
+            elif kind == "error":
+                raise CliError(str(data.get("error")))
+    else:
+        for chunk in api.text(path):
+            if chunk:
+                out.write(chunk)
+                last = chunk[-1:]
+    out.flush()
+    return last
+
+
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     try:
@@ -57,24 +81,17 @@ def run(args: argparse.Namespace) -> int:
             found = api.get(f"/namespaces/{namespace}/runs/{name}")
             steps = _chosen(found, args.step)
             base = f"/namespaces/{namespace}/repositories/{found['repository']}/runs/{name}"
+            last = b"\n"
             for job, step in steps:
                 if len(steps) > 1:
+                    # A log that did not end its last line gets one before the next header.
+                    if last != b"\n":
+                        out.write(b"\n")
                     out.write(f"==> {job}/{step} <==\n".encode())
                     out.flush()
-                path = f"{base}/jobs/{job}/steps/{step}/log"
-                if args.follow:
-                    for kind, data in api.events(f"{path}/stream"):
-                        if kind == "log":
-                            out.write(str(data["text"]).encode())
-                            out.flush()
-                        elif kind == "end" and data.get("lost"):
-                            out.write(f"[ferry: no log: {data['lost']}]\n".encode())
-                        elif kind == "error":
-                            raise CliError(str(data.get("error")))
-                else:
-                    for chunk in api.text(path):
-                        out.write(chunk)
-                out.flush()
+                    last = b"\n"
+                last = _print_step(api, f"{base}/jobs/{job}/steps/{step}/log",
+                                   follow=args.follow, out=out) or last
         finally:
             api.close()
     except CliError as error:

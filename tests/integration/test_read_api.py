@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,7 +223,7 @@ def test_ferry_logs_follow_shows_lines_as_printed_then_the_archive(
     ns = setup.namespace
     gate = kubelet.work_dir / f"gate-{ns}"
     script = (f'echo first\necho "key=$API_KEY"\nwhile [ ! -e "{gate}" ]; do sleep 0.1; done\n'
-              "printf '\\033[32msecond\\033[0m\\n'\n")
+              "printf '\\033[32msecond\\033[0m\\n'\nprintf 'deploy-k'\n")
     kube.create(_run(ns, "follows", script))
 
     def terminated(container: str) -> bool:
@@ -258,16 +257,16 @@ def test_ferry_logs_follow_shows_lines_as_printed_then_the_archive(
             if follow.poll() is None:
                 follow.kill()
     assert follow.returncode == 0, errors
-    assert rest == b"\x1b[32msecond\x1b[0m\n"  # colours kept, nothing twice, nothing lost
+    # Colours kept, nothing twice, nothing lost. The last bytes could begin the secret, so
+    # live masking held them back until the step ended: they came from the archive.
+    assert rest == b"\x1b[32msecond\x1b[0m\ndeploy-k"
     # The whole run afterwards: every step, archived or read from its pod.
     wait_until(lambda: terminated("step-after"), what="the last step", timeout=120)
     shown = subprocess.run(_ferry(setup, "reader", "logs", "follows"), capture_output=True,
                            env=_env(), timeout=60, check=True, cwd=REPO)
     assert shown.stdout == (b"==> build/print <==\nfirst\nkey=***\n\x1b[32msecond\x1b[0m\n"
-                            b"==> build/after <==\nafter\n")
-    started = time.monotonic()
+                            b"deploy-k\n==> build/after <==\nafter\n")
     view = _get(setup, f"/namespaces/{ns}/runs/follows", setup.reader).json()
-    assert time.monotonic() - started >= 0  # (a real call, not a cached object)
     assert view["repository"] == "app" and view["branch"] == "main" and view["inCluster"]
     [job] = view["jobs"]
     assert [(s["name"], s["archived"]) for s in job["steps"]] == [("print", True),
