@@ -243,7 +243,9 @@ def test_each_account_is_refused_what_it_must_not_do(
             ("POST", deployments, deployment),
             ("PATCH", f"{task_runs}/anything", {"spec": {"status": "TaskRunCancelled"}}),
             ("DELETE", f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns/anything"),
-            ("GET", f"/api/v1/namespaces/{namespace}/pods/anything/log"),
+            # A step's log for the read API in invited namespaces only; never the pods.
+            ("GET", f"/api/v1/namespaces/{other}/pods/anything/log"),
+            ("GET", f"/api/v1/namespaces/{namespace}/pods/anything"),
             ("GET", f"{lease}/ferry-controller"),
         ],
         CONTROLLER_ACCOUNT: [
