@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
@@ -27,7 +27,9 @@ router = APIRouter(prefix="/api/v1")
 
 TEXT = "text/plain; charset=utf-8"
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
-Name = Annotated[str, "a DNS label"]
+# Every name in a path is a DNS label (namespaces, Repositories, runs, tasks, steps): anything
+# else is refused with 422 before it reaches a label selector or an archive path.
+Name = Annotated[str, Path(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 
 
 def _service(request: Request) -> ReadService:
