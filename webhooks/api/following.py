@@ -56,8 +56,9 @@ class FollowTimings:
 
 
 class LogFollower:
-    """Iterate for the masked log's bytes from `offset`; then `record` is the step's record
-    (None: it was not archived) and `offset` where the log ended."""
+    """Iterate for the masked log's bytes from `offset` (an empty chunk now and then while a
+    step waits to start); then `record` is the step's record (None: it was not archived) and
+    `offset` where the log ended."""
 
     def __init__(self, source: StepSource, *, masker: Masker, offset: int = 0,
                  follow: bool = True, timings: FollowTimings = FollowTimings(),
@@ -109,11 +110,13 @@ class LogFollower:
                 return
             if phase is Phase.WAITING:
                 self._sleep(self._timings.poll)
+                yield b""  # nothing yet: lets a stream say it is alive, and see a reader gone
                 continue
             try:
                 chunks = self._source.live(follow=True)
             except LogUnavailableError:
                 self._sleep(self._timings.poll)
+                yield b""
                 continue
             before = self.offset
             yield from self._skipping(self._masked(chunks, finish=False))

@@ -197,6 +197,9 @@ def _events(follower: LogFollower) -> Iterator[bytes]:
     yield b": ferry step log\n\n"  # the client sees the stream open at once
     try:
         for chunk in follower:
+            if not chunk:
+                yield b": waiting\n\n"  # a comment: keeps proxies from closing an idle stream
+                continue
             text = decoder.decode(chunk)
             if text:
                 held = len(decoder.getstate()[0])
