@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 
 # Listed here, imported lazily: `ferry lint` must not pay for the Kubernetes client.
 SUBCOMMANDS: tuple[str, ...] = (
-    "controller", "lint", "render", "run", "schema", "serve", "trigger",
+    "cancel", "controller", "lint", "logs", "render", "run", "runs", "schema", "serve",
+    "trigger",
 )
 
 Handler = Callable[[argparse.Namespace], int]

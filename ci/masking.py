@@ -57,6 +57,7 @@ class Masker:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._longest = 0
+        self._by_first: dict[str, list[str]] = {}  # the forms, by their first character
         for secret in secrets:
             self.add(secret)
 
@@ -78,26 +79,44 @@ class Masker:
             ordered = sorted(self._forms, key=lambda form: (-len(form), form))
             self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
             self._longest = len(ordered[0])
+            by_first: dict[str, list[str]] = {}
+            for form in ordered:
+                by_first.setdefault(form[0], []).append(form)
+            self._by_first = by_first
         return self._pattern
+
+    def unfinished_from(self, text: str) -> int:
+        """Where the tail of `text` that could be the start of a masked form begins
+        (`len(text)`: none could). Text before it can be given out: nothing that starts
+        there can be a secret continued by what comes next."""
+        self._compiled()
+        end = len(text)
+        for start in range(max(0, end - (self._longest - 1)), end):
+            for form in self._by_first.get(text[start], ()):
+                if len(form) > end - start and text.startswith(form[: end - start], start):
+                    return start
+        return end
 
     def mask(self, text: str) -> str:
         pattern = self._compiled()
         return text if pattern is None else pattern.sub(MASK, text)
 
-    def stream(self) -> StreamMasker:
-        return StreamMasker(self)
+    def stream(self, *, eager: bool = False) -> StreamMasker:
+        return StreamMasker(self, eager=eager)
 
 
 class StreamMasker:
     """Masks text that arrives in chunks, as if it had arrived whole.
 
-    It keeps back the last `longest - 1` characters of what it has seen, since a secret may
-    begin there and end in the next chunk; `finish` gives out the rest. Memory is bounded by
-    the chunk size plus the longest secret form.
+    It keeps back the last `longest - 1` characters of what it has seen (`eager`: only the
+    shortest tail that could begin a secret), since a secret may begin there and end in the
+    next chunk; `finish` gives out the rest. Either way what it gives out is a prefix of the
+    whole text masked. Memory is bounded by the chunk size plus the longest secret form.
     """
 
-    def __init__(self, masker: Masker) -> None:
+    def __init__(self, masker: Masker, *, eager: bool = False) -> None:
         self._masker = masker
+        self._eager = eager
         self._pending = ""
 
     def feed(self, chunk: str) -> str:
@@ -107,7 +126,11 @@ class StreamMasker:
             self._pending = ""
             return text
         # Anything starting before `safe` fits in `text` whole, if it is a secret at all.
-        safe = max(0, len(text) - (self._masker.longest - 1))
+        # Eager: a secret longer than what is left would need the rest of `text` to begin
+        # one, so only such a tail is held back (a live view shows a quiet step's last line
+        # at once; it costs a scan of the tail per chunk, which archiving does not pay).
+        safe = (self._masker.unfinished_from(text) if self._eager
+                else max(0, len(text) - (self._masker.longest - 1)))
         out: list[str] = []
         position = 0
         for match in pattern.finditer(text):

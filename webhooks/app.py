@@ -8,9 +8,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from ci.archive.store import LogStore
 from ci.logs import Redactor
 from ci.settings import Settings
 from webhooks import routes
+from webhooks.api import routes as api_routes
 from webhooks.metrics import Metrics
 from webhooks.wiring import open_runtime
 
@@ -20,10 +22,12 @@ def create_app(
     *,
     redactor: Redactor | None = None,
     forge_transport: httpx.AsyncBaseTransport | None = None,
+    archive: LogStore | None = None,
 ) -> FastAPI:
     """The app for `settings`. `redactor` is the one `ci.logs.configure` returned, so secrets
     read while serving are masked in logs; `forge_transport` replaces the network for every
-    forge call (tests pass a fake forge's)."""
+    forge call (tests pass a fake forge's); `archive` is the step-log store the read API
+    serves archived logs from (None: only logs still in the cluster)."""
     redactor = redactor or Redactor()
 
     @asynccontextmanager
@@ -35,6 +39,7 @@ def create_app(
                 redactor=redactor,
                 metrics=app.state.metrics,
                 forge_transport=forge_transport,
+                archive=archive,
             )
             yield
 
@@ -49,4 +54,5 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.include_router(routes.router)
+    app.include_router(api_routes.router)
     return app

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import structlog
 
+from ci.archive.store import LogStore
 from ci.backends.configured import ConfiguredRepositories
 from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
@@ -31,11 +32,15 @@ from ci.kube.pipeline_runs import PipelineRuns, translate_api_errors
 from ci.kube.repositories import RepositoryIndex
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import REPOSITORY, RUN_REQUEST
+from ci.kube.reviews import Reviews, api_reviewers
 from ci.kube.run_requests import RunRequests
+from ci.kube.step_logs import StepLogs
 from ci.kube.watching import Watcher, WatchSettings, run_in_thread
 from ci.logs import Redactor
 from ci.settings import Settings
 from webhooks.answers import Answer
+from webhooks.api.masking import run_maskers
+from webhooks.api.service import ReadService
 from webhooks.deliveries import DeliveryMemory
 from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
@@ -55,6 +60,7 @@ class Runtime:
     receiver: Receiver
     readiness: Readiness
     mode: str  # "cluster" or "local"
+    read: ReadService | None = None  # the read API (`/api/v1`); None: no cluster
 
 
 def ferry_version() -> str:
@@ -71,6 +77,7 @@ async def open_runtime(
     redactor: Redactor,
     metrics: Metrics,
     forge_transport: httpx.AsyncBaseTransport | None = None,
+    archive: LogStore | None = None,
 ) -> Runtime:
     forges = settings.forges
     http = await stack.enter_async_context(
@@ -86,7 +93,8 @@ async def open_runtime(
     )
     if cluster_configured(settings.kubernetes.connection()):
         return _open_cluster(
-            settings, stack, http=http, deliveries=deliveries, redactor=redactor, metrics=metrics
+            settings, stack, http=http, deliveries=deliveries, redactor=redactor, metrics=metrics,
+            archive=archive,
         )
     return await _open_local(settings, stack, http=http, deliveries=deliveries, redactor=redactor)
 
@@ -99,6 +107,7 @@ def _open_cluster(
     deliveries: DeliveryMemory[Answer],
     redactor: Redactor,
     metrics: Metrics,
+    archive: LogStore | None,
 ) -> Runtime:
     api = api_client(settings.kubernetes.connection())
     stack.callback(api.close)
@@ -132,11 +141,11 @@ def _open_cluster(
     )
     # Registered after the API client: closed (waiting writes finished) before it.
     stack.push_async_callback(last_events.close)
+    read_secret = _translated(api_secret_reader(api))
+    credentials = CredentialsCache(read_secret, ttl=settings.webhooks.credentials_ttl_seconds)
     receiver = Receiver(
         repositories=index,
-        credentials=CredentialsCache(
-            _translated(api_secret_reader(api)), ttl=settings.webhooks.credentials_ttl_seconds
-        ),
+        credentials=credentials,
         backend=backend,
         http=http,
         deliveries=deliveries,
@@ -153,8 +162,17 @@ def _open_cluster(
             return "the Repository index has not been listed yet"
         return await probe()
 
-    log.info("serving webhooks with the Tekton backend")
-    return Runtime(receiver=receiver, readiness=readiness, mode="cluster")
+    review_token, review_access = api_reviewers(api, timeout=timeout)
+    read = ReadService(
+        reviews=Reviews(review_token=review_token, review_access=review_access),
+        repositories=index.all,
+        runs=runs,
+        step_logs=StepLogs(api, timeout=timeout),
+        archive=archive,
+        masker_for=run_maskers(read_secret=read_secret, credentials=credentials),
+    )
+    log.info("serving webhooks with the Tekton backend", archive=archive is not None)
+    return Runtime(receiver=receiver, readiness=readiness, mode="cluster", read=read)
 
 
 async def _open_local(

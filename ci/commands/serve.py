@@ -96,10 +96,14 @@ def serve_controller(settings: Settings) -> int:
 def _serve_webhooks(settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 (only `ferry serve` pays for the server)
 
+    from ci.archive.configured import open_store  # noqa: PLC0415
     from webhooks.app import create_app  # noqa: PLC0415 (the CLI is where layers meet)
 
     redactor = logs.configure(json=settings.logging.json_lines, level=settings.logging.level)
-    app = create_app(settings, redactor=redactor)
+    # The read API serves archived logs from the store the controller archives to.
+    archive_settings = settings.archive.archive_settings()
+    archive = open_store(archive_settings) if archive_settings is not None else None
+    app = create_app(settings, redactor=redactor, archive=archive)
     uvicorn.run(
         app,
         host=settings.webhooks.host,

@@ -135,11 +135,20 @@ ROWS = (
     Row("Log archive", (
         Panel("Steps waiting for the archive",
               "Finished steps whose logs are not archived yet.",
-              (Query("max(ferry_archive_pending_steps)", "steps"),), width=12),
+              (Query("max(ferry_archive_pending_steps)", "steps"),), width=6),
         Panel("Archive failures",
               "Failed writes of a step's log to the archive (each is retried).",
               (Query(_rate("ferry_archive_failures_total"), "failures"),),
-              unit="ops", width=12),
+              unit="ops", width=6),
+        Panel("Step logs archived",
+              "Step logs put in the archive per second: archived, or lost (no log to read).",
+              (Query(_rate("ferry_controller_step_logs_total", "outcome"), "{{outcome}}"),),
+              unit="ops", width=6),
+        Panel("Step end to archived (p90)",
+              "From a step's end (its container's finishedAt) to its log in the archive.",
+              (Query("histogram_quantile(0.9, sum by (le) (rate("
+                     f"ferry_controller_archive_delay_seconds_bucket[{RATE}])))", "p90"),),
+              unit="s", width=6),
     )),
 )
 

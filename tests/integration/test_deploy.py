@@ -52,9 +52,12 @@ def _rules(*entries: tuple[str, list[str], list[str]], names: tuple[str, ...] = 
 WEBHOOKS_EVERYWHERE = _rules(("ferry.dev", ["repositories", "runrequests"], ["list", "watch"]))
 WEBHOOKS_IN_TEAM = WEBHOOKS_EVERYWHERE | _rules(
     ("tekton.dev", ["pipelineruns"], ["create", "get", "list", "patch"]),
-    ("tekton.dev", ["taskruns"], ["list"]),  # which jobs of a run failed, for /retest
+    # Which jobs of a run failed (/retest), which pod each step is in (the read API).
+    ("tekton.dev", ["taskruns"], ["list"]),
     ("", ["secrets"], ["get", "create"]),
     ("ferry.dev", ["repositories/status", "runrequests/status"], ["patch"]),
+    # The read API (webhooks/api/): a running step's log.
+    ("", ["pods/log"], ["get"]),
 )
 CONTROLLER_EVERYWHERE = _rules(
     ("ferry.dev", ["repositories"], ["list", "watch"]),
@@ -226,6 +229,18 @@ def test_each_account_may_do_exactly_what_its_code_calls(
     assert _granted(controller, namespace) == CONTROLLER_IN_TEAM
     assert _granted(controller, uninvited) == CONTROLLER_EVERYWHERE
     assert _granted(controller, SYSTEM_NAMESPACE) == CONTROLLER_IN_SYSTEM
+    # The read API's two questions (system:auth-delegator; the review groups are left out of
+    # `_granted`, since every account may review itself).
+    reviewed = webhooks.request("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body={
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": "not-a-token"}})
+    assert reviewed["status"].get("authenticated") is not True
+    access = webhooks.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body={
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "someone", "resourceAttributes": {
+            "namespace": namespace, "verb": "get", "group": "tekton.dev",
+            "resource": "pipelineruns"}}})
+    assert access["status"]["allowed"] is False
 
 
 def _refused(client: Kube, method: str, path: str, body: Obj | None = None) -> bool:
@@ -279,7 +294,9 @@ def test_each_account_is_refused_what_it_must_not_do(
             ("POST", deployments, deployment),
             ("PATCH", f"{task_runs}/anything", {"spec": {"status": "TaskRunCancelled"}}),
             ("DELETE", f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns/anything"),
-            ("GET", f"/api/v1/namespaces/{namespace}/pods/anything/log"),
+            # A step's log for the read API in invited namespaces only; never the pods.
+            ("GET", f"/api/v1/namespaces/{other}/pods/anything/log"),
+            ("GET", f"/api/v1/namespaces/{namespace}/pods/anything"),
             ("GET", f"{lease}/ferry-controller"),
             *key_refusals,
         ],

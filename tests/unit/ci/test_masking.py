@@ -69,6 +69,15 @@ def test_a_secret_cut_by_a_chunk_boundary_is_masked() -> None:
     assert "".join(mask_chunks(masker, chunks)) == f"before {MASK} after"
 
 
+def test_a_stream_holds_back_only_what_could_begin_a_secret() -> None:
+    # A live view shows a quiet step's last line at once: only a possible secret's start waits.
+    stream = Masker([TOKEN]).stream(eager=True)
+    assert stream.feed("step done\n") == "step done\n"
+    assert stream.feed("value ghp_S3") == "value "
+    assert stream.feed("x") == "ghp_S3x"
+    assert stream.finish() == ""
+
+
 def test_a_stream_with_nothing_to_mask_passes_through() -> None:
     assert list(mask_chunks(Masker(), ["a", "b"])) == ["a", "b"]
 
@@ -86,3 +95,9 @@ def test_streaming_masks_exactly_as_masking_the_whole_text(
     bounds = sorted({0, len(text), *(min(cut, len(text)) for cut in cuts)})
     chunks = [text[start:end] for start, end in itertools.pairwise(bounds)]
     assert "".join(mask_chunks(masker, chunks)) == masker.mask(text)
+    eager = masker.stream(eager=True)
+    given = ""
+    for chunk in chunks:
+        given += eager.feed(chunk)
+        assert masker.mask(text).startswith(given)  # never a byte the whole would not give
+    assert given + eager.finish() == masker.mask(text)
