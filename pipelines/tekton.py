@@ -60,10 +60,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-import yaml
-
+from pipelines.emitting import dump
 from pipelines.events import Event
 from pipelines.names import label_value, pipeline_run_name
 from pipelines.planning import (
@@ -516,31 +515,10 @@ def _run_annotations(event: Event, options: CompileOptions) -> dict[str, str]:
     return annotations
 
 
-def _represent_str(dumper: yaml.representer.BaseRepresenter, text: Any) -> yaml.Node:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-class _Dumper(yaml.CSafeDumper):
-    """Block style, multi-line strings as `|` literals, keys in the order they were built.
-
-    libyaml's emitter (PyYAML's wheels bundle it) is 15 times faster than the pure-Python one,
-    and gives the same bytes for the golden files.
-    """
-
-    yaml_representers: ClassVar[dict[Any, Any]] = {
-        **yaml.SafeDumper.yaml_representers,
-        str: _represent_str,
-    }
-
-
 def to_yaml(run: Mapping[str, Any]) -> str:
-    """Byte-stable YAML for a compiled run: the same dict always gives the same text."""
-    return yaml.dump(
-        run,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=100,
-    )
+    """Byte-stable YAML for a compiled run: the same dict always gives the same text.
+
+    Block style, multi-line strings as `|` literals, keys in the order they were built: the
+    bytes PyYAML's libyaml dumper writes (`pipelines.emitting` says how, and why not PyYAML).
+    """
+    return dump(run)
