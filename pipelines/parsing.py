@@ -17,8 +17,9 @@ written, so `python: 3.10` can still mean "3.10" to the matrix and `on:` stays a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
 import yaml
@@ -46,8 +47,14 @@ class ScalarNode:
     position: Position
     value: ScalarValue
     text: str  # as written (after YAML unquoting/folding)
-    size: int = 1
-    height: int = 0
+
+    @property
+    def size(self) -> int:
+        return 1  # nodes, counting every use of an alias in full
+
+    @property
+    def height(self) -> int:
+        return 0  # collections above the deepest scalar
 
     @property
     def kind(self) -> str:
@@ -72,10 +79,11 @@ class Entry:
 
     key: ScalarNode
     value: Node
+    # The key's text: what the linter reads most, so a field rather than a property.
+    name: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def name(self) -> str:
-        return self.key.text
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.key.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +92,15 @@ class MappingNode:
     entries: tuple[Entry, ...]
     size: int = 1
     height: int = 1
+    # The entries by name (names are unique in a mapping), for `get`.
+    by_name: Mapping[str, Entry] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def kind(self) -> str:
         return "mapping"
 
     def get(self, name: str) -> Entry | None:
-        for entry in self.entries:
-            if entry.name == name:
-                return entry
-        return None
+        return self.by_name.get(name)
 
 
 Node = ScalarNode | SequenceNode | MappingNode
@@ -252,7 +259,7 @@ class _Frame:
         self.merges: list[tuple[ScalarNode, Node]] = []
         self.pending_key: ScalarNode | None = None
         self.merge_pending = False
-        self.seen: dict[str, ScalarNode] = {}
+        self.seen: dict[str, Entry] = {}  # the entries so far, by name
         self.entries: list[Entry] = []
         # Of the items or entries so far: their nodes, and the tallest value.
         self.size = 0
@@ -327,10 +334,40 @@ class _Reader:
 
     def _read_events(self) -> None:
         get_event = self._loader.get_event
+        stack, filename, plain_tags, quoted_tags = (
+            self._stack, self._filename, self._plain_tags, self._quoted_tags)
+        position_of, scalar_node, entry_of = self._position, self._scalar_node, self._entry
         while (event := get_event()) is not None:
             if isinstance(event, yaml.ScalarEvent):
-                if not self._read_text(event):
+                # Most scalars are text already resolved once, in a collection, without a
+                # tag or an anchor: `_scalar` and `_add` for that case, inline (the same
+                # checks in the same order; nothing to refuse but the node count).
+                text = event.value
+                mark = event.start_mark
+                if event.anchor is not None or event.tag is not None or not stack \
+                        or mark is None or (plain_tags if event.implicit[0] else quoted_tags
+                                            ).get(text) not in _TEXT_TAGS:
                     self._add(self._scalar(event), anchor=event.anchor)
+                    continue
+                position = position_of(filename, mark.line + 1, mark.column + 1)
+                self._nodes += 1
+                if self._nodes > MAX_YAML_NODES:
+                    self._count(0, position)
+                node = scalar_node(position, text, text)
+                frame = stack[-1]
+                key = frame.pending_key
+                if not frame.is_mapping:
+                    frame.items.append(node)
+                    frame.size += 1
+                elif key is None:
+                    frame.pending_key = node
+                elif frame.merge_pending or key.text in frame.seen:
+                    self._add(node, anchor=None)
+                else:
+                    frame.pending_key = None
+                    entry = frame.seen[key.text] = entry_of(key, node, key.text)
+                    frame.entries.append(entry)
+                    frame.size += 2  # the key and the value
             elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
                 self._start(event)
             elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
@@ -338,43 +375,14 @@ class _Reader:
             elif isinstance(event, yaml.AliasEvent):
                 self._add(self._alias(event), anchor=None)
             elif isinstance(event, yaml.DocumentStartEvent):
-                self._documents += 1
-                if self._documents > 1:
-                    raise _refuse(self._mark(event.start_mark),
-                                  "the file holds more than one YAML document",
-                                  hint="a spec is one document; remove the second `---`")
+                self._document(event)
 
-    def _read_text(self, event: yaml.ScalarEvent) -> bool:
-        """Most scalars are text already resolved once, in a collection, without a tag or an
-        anchor: `_scalar` and `_add` for that case in one step (the same checks in the same
-        order; nothing to refuse but the node count). False: not that case, nothing done."""
-        text = event.value
-        stack = self._stack
-        mark = event.start_mark
-        if event.anchor is not None or event.tag is not None or not stack or mark is None \
-                or (self._plain_tags if event.implicit[0] else self._quoted_tags).get(text) \
-                not in _TEXT_TAGS:
-            return False
-        position = self._position(self._filename, mark.line + 1, mark.column + 1)
-        self._nodes += 1
-        if self._nodes > MAX_YAML_NODES:
-            self._count(0, position)
-        node = self._scalar_node(position, text, text, 1, 0)
-        frame = stack[-1]
-        key = frame.pending_key
-        if not frame.is_mapping:
-            frame.items.append(node)
-            frame.size += 1
-        elif key is None:
-            frame.pending_key = node
-        elif frame.merge_pending or key.text in frame.seen:
-            self._add(node, anchor=None)
-        else:
-            frame.pending_key = None
-            frame.seen[key.text] = key
-            frame.entries.append(self._entry(key, node))
-            frame.size += key.size + 1
-        return True
+    def _document(self, event: yaml.DocumentStartEvent) -> None:
+        self._documents += 1
+        if self._documents > 1:
+            raise _refuse(self._mark(event.start_mark),
+                          "the file holds more than one YAML document",
+                          hint="a spec is one document; remove the second `---`")
 
     def _count(self, size: int, position: Position) -> None:
         self._nodes += size
@@ -415,7 +423,7 @@ class _Reader:
             value = text  # the key `<<`; handled by the mapping it sits in
         else:
             self._tag_problem(tag, position)
-        node = self._scalar_node(position, value, text, 1, 0)
+        node = self._scalar_node(position, value, text)
         if tag == _MERGE and self._stack and self._stack[-1].is_mapping \
                 and self._stack[-1].pending_key is None:
             self._stack[-1].merge_pending = True
@@ -469,7 +477,8 @@ class _Reader:
                 entries += merged
                 size += sum(e.key.size + e.value.size for e in merged)
                 height = max(height, *(e.value.height for e in merged), 0)
-            node = self._mapping_node(frame.position, tuple(entries), 1 + size, 1 + height)
+            node = self._mapping_node(frame.position, tuple(entries), 1 + size, 1 + height,
+                                      MappingProxyType(frame.seen))
         else:
             node = self._sequence_node(frame.position, tuple(frame.items), 1 + frame.size,
                                        1 + frame.height)
@@ -479,7 +488,7 @@ class _Reader:
 
     def _merged(self, frame: _Frame) -> list[Entry]:
         """Entries that `<<: *defaults` brings in: keys written in the mapping win."""
-        taken = set(frame.seen)
+        taken = frame.seen
         merged: list[Entry] = []
         for key, value in frame.merges:
             sources = value.items if isinstance(value, SequenceNode) else (value,)
@@ -489,7 +498,7 @@ class _Reader:
                     continue
                 for entry in source.entries:
                     if entry.name not in taken:
-                        taken.add(entry.name)
+                        taken[entry.name] = entry
                         merged.append(entry)
         return merged
 
@@ -520,11 +529,11 @@ class _Reader:
         first = frame.seen.get(text)
         if first is not None:
             self._error(key.position,
-                        f"duplicate key `{text}` (first at line {first.position.line})",
+                        f"duplicate key `{text}` (first at line {first.key.position.line})",
                         hint="YAML would silently keep only the last one")
             return
-        frame.seen[text] = key
-        frame.entries.append(self._entry(key, node))
+        entry = frame.seen[text] = self._entry(key, node, text)
+        frame.entries.append(entry)
         frame.size += key.size + node.size
         frame.height = max(frame.height, node.height)
 
