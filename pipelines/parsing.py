@@ -17,6 +17,7 @@ written, so `python: 3.10` can still mean "3.10" to the matrix and `on:` stays a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -193,6 +194,7 @@ class _EventSource(Protocol):
 _Frozen = TypeVar("_Frozen")
 
 
+@functools.cache
 def _maker(cls: type[_Frozen]) -> Callable[..., _Frozen]:
     """A constructor of the frozen dataclass `cls` taking every field positionally.
 
@@ -289,11 +291,11 @@ class _Reader:
         self._plain_tags: dict[str, str] = {}
         self._quoted_tags: dict[str, str] = {}
         self._values: dict[tuple[str, str], ScalarValue] = {}
-        self._position = _maker(Position)
-        self._scalar_node = _maker(ScalarNode)
-        self._entry = _maker(Entry)
-        self._mapping_node = _maker(MappingNode)
-        self._sequence_node = _maker(SequenceNode)
+        self._position: Callable[..., Position] = _maker(Position)
+        self._scalar_node: Callable[..., ScalarNode] = _maker(ScalarNode)
+        self._entry: Callable[..., Entry] = _maker(Entry)
+        self._mapping_node: Callable[..., MappingNode] = _maker(MappingNode)
+        self._sequence_node: Callable[..., SequenceNode] = _maker(SequenceNode)
 
     def read(self) -> MappingNode:
         try:
@@ -456,18 +458,25 @@ class _Reader:
         return node
 
     def _start(self, event: yaml.SequenceStartEvent | yaml.MappingStartEvent) -> None:
-        position = self._mark(event.start_mark)
-        self._count(1, position)
+        mark = event.start_mark
+        position = self._mark(None) if mark is None else \
+            self._position(self._filename, mark.line + 1, mark.column + 1)
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            self._count(0, position)
         is_mapping = type(event) is yaml.MappingStartEvent
-        if event.tag not in (None, "!", _MAP if is_mapping else _SEQ):
-            self._tag_problem(event.tag, position)
-        self._check_depth(1, position)
+        tag = event.tag
+        if tag is not None and tag not in ("!", _MAP if is_mapping else _SEQ):
+            self._tag_problem(tag, position)
+        if len(self._stack) >= MAX_NESTING_DEPTH:
+            self._check_depth(1, position)
         if event.anchor is not None:
             self._open_anchors.add(event.anchor)
         self._stack.append(_Frame(position, is_mapping, event.anchor))
 
     def _end(self) -> None:
-        frame = self._stack.pop()
+        stack = self._stack
+        frame = stack.pop()
         node: Node
         if frame.is_mapping:
             entries = frame.entries
@@ -484,7 +493,27 @@ class _Reader:
                                        1 + frame.height)
         if frame.anchor is not None:
             self._open_anchors.discard(frame.anchor)
-        self._add(node, anchor=frame.anchor)
+            self._add(node, anchor=frame.anchor)
+            return
+        # `_add` for a collection without an anchor, as most are: an item, or a value after
+        # its key (a key is never a collection: `_add` refuses that).
+        parent = stack[-1] if stack else None
+        if parent is None or not parent.is_mapping:
+            if parent is None:
+                self._root = node
+                return
+            parent.items.append(node)
+        else:
+            key = parent.pending_key
+            if key is None or parent.merge_pending or key.text in parent.seen:
+                self._add(node, anchor=None)
+                return
+            parent.pending_key = None
+            entry = parent.seen[key.text] = self._entry(key, node, key.text)
+            parent.entries.append(entry)
+            parent.size += 1
+        parent.size += node.size
+        parent.height = max(parent.height, node.height)
 
     def _merged(self, frame: _Frame) -> list[Entry]:
         """Entries that `<<: *defaults` brings in: keys written in the mapping win."""
