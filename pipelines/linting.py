@@ -110,6 +110,11 @@ def _keys(node: MappingNode) -> Mapping[str, Position]:
     return MappingProxyType({entry.name: entry.key.position for entry in node.entries})
 
 
+# What `JobSource.job` holds until the job is read (nothing looks at it before): a `Job` costs
+# more to build than anything else the linter does with a job.
+_NO_JOB_YET = Job(name="", steps=())
+
+
 @dataclass(slots=True)
 class JobSource:
     """A job with the positions the cross-job checks point at."""
@@ -255,8 +260,7 @@ class _Linter:
         matrix = read_matrix(out, matrix_entry.value, join(path, "matrix")) \
             if matrix_entry else None
         self.job_name(entry.key, path, has_matrix=matrix is not None)
-        source = JobSource(job=Job(name=entry.name, steps=()), key=entry.key,
-                           has_matrix=matrix is not None)
+        source = JobSource(job=_NO_JOB_YET, key=entry.key, has_matrix=matrix is not None)
 
         def get(key: str) -> Node | None:
             found = node.get(key)
