@@ -4,9 +4,8 @@
 `yaml.dump(data, Dumper=<CSafeDumper, str with a newline as a `|` literal>, sort_keys=False,
 default_flow_style=False, allow_unicode=True, width=100)`: the text every golden file and
 every `ferry render` has always shown. Writing a 20-job run that way cost four times the
-whole lint + plan + compile, and a profile put nearly all of it in PyYAML's Python
-representer and resolver (a few Python calls per node) and in the Cython serializer feeding
-libyaml, not in libyaml's emitter itself.
+whole lint + plan + compile: half of it in PyYAML's Python representer (a few Python calls
+per node), most of the rest in the two resolver calls its serializer makes per scalar.
 
 A compiled run is a JSON-like tree: dicts with string keys, lists, strings, ints, bools and
 None. `dump` walks it once and makes the choices libyaml 0.2.5 (the one PyYAML's wheels

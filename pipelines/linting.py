@@ -110,8 +110,8 @@ def _keys(node: MappingNode) -> Mapping[str, Position]:
     return MappingProxyType({entry.name: entry.key.position for entry in node.entries})
 
 
-# What `JobSource.job` holds until the job is read (nothing looks at it before): a `Job` costs
-# more to build than anything else the linter does with a job.
+# What `JobSource.job` holds until the job is read (nothing looks at it before), so that no
+# `Job` is built only to be replaced.
 _NO_JOB_YET = Job(name="", steps=())
 
 
