@@ -12,7 +12,7 @@ all names known.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -63,6 +63,7 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _PLACEHOLDER = re.compile(r"\$\{\{.*?\}\}")
+_WHITESPACE = re.compile(r"\s")  # what `str.isspace` calls whitespace (both ask Unicode)
 _UNPRODUCED_HINTS = {
     EventKind.COMMENT: "`/retest` and `/ok-to-test` run the pull request's jobs again: use "
                        "`pull_request`",
@@ -106,6 +107,11 @@ def _frozen(values: Mapping[str, str]) -> Mapping[str, str]:
 
 def _keys(node: MappingNode) -> Mapping[str, Position]:
     return MappingProxyType({entry.name: entry.key.position for entry in node.entries})
+
+
+# What `JobSource.job` holds until the job is read (nothing looks at it before), so that no
+# `Job` is built only to be replaced.
+_NO_JOB_YET = Job(name="", steps=())
 
 
 @dataclass(slots=True)
@@ -159,25 +165,37 @@ class _Linter:
         would substitute before the shell runs. `when` only filters and never reaches it;
         `x-` blocks are checked where they are used (an alias is the same node)."""
         seen: set[int] = set()
+        keys: list[str | int] = []  # the path to the node being walked, built only to report
 
-        def walk(node: Node, path: str) -> None:
+        def scalar(key: str | int, node: ScalarNode) -> None:
             if id(node) in seen:
                 return
             seen.add(id(node))
-            if isinstance(node, ScalarNode):
-                match = TEKTON_VARIABLE.search(node.text)
-                if match is not None:
-                    self.out.error(node, path, tekton_variable_message(match.group(0)),
-                                   hint=TEKTON_VARIABLE_HINT)
-            elif isinstance(node, SequenceNode):
-                for index, item in enumerate(node.items):
-                    walk(item, join(path, index))
-            else:
-                for entry in node.entries:
-                    if entry.name != "when" and not (node is root and entry.name.startswith("x-")):
-                        walk(entry.value, join(path, entry.name))
+            match = TEKTON_VARIABLE.search(node.text)
+            if match is not None:
+                path = ""
+                for part in (*keys, key):
+                    path = join(path, part)
+                self.out.error(node, path, tekton_variable_message(match.group(0)),
+                               hint=TEKTON_VARIABLE_HINT)
 
-        walk(root, "")
+        def walk(node: MappingNode | SequenceNode) -> None:
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            children: Iterable[tuple[str | int, Node]] = enumerate(node.items) \
+                if isinstance(node, SequenceNode) else (
+                    (entry.name, entry.value) for entry in node.entries
+                    if entry.name != "when" and not (node is root and entry.name.startswith("x-")))
+            for key, child in children:
+                if not isinstance(child, ScalarNode):
+                    keys.append(key)
+                    walk(child)
+                    keys.pop()
+                elif "$(" in child.text:  # only text with `$(` can hold a variable
+                    scalar(key, child)
+
+        walk(root)
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -241,8 +259,7 @@ class _Linter:
         matrix = read_matrix(out, matrix_entry.value, join(path, "matrix")) \
             if matrix_entry else None
         self.job_name(entry.key, path, has_matrix=matrix is not None)
-        source = JobSource(job=Job(name=entry.name, steps=()), key=entry.key,
-                           has_matrix=matrix is not None)
+        source = JobSource(job=_NO_JOB_YET, key=entry.key, has_matrix=matrix is not None)
 
         def get(key: str) -> Node | None:
             found = node.get(key)
@@ -321,7 +338,7 @@ class _Linter:
         image = reading.string(self.out, node, path)
         if image is None:
             return None
-        if any(character.isspace() for character in _PLACEHOLDER.sub("", image)):
+        if _WHITESPACE.search(_PLACEHOLDER.sub("", image)):
             self.out.error(node, path, f"image `{image}` contains whitespace")
             return None
         if "${{" not in image:

@@ -17,8 +17,11 @@ written, so `python: 3.10` can still mean "3.10" to the matrix and `on:` stays a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -45,8 +48,14 @@ class ScalarNode:
     position: Position
     value: ScalarValue
     text: str  # as written (after YAML unquoting/folding)
-    size: int = 1
-    height: int = 0
+
+    @property
+    def size(self) -> int:
+        return 1  # nodes, counting every use of an alias in full
+
+    @property
+    def height(self) -> int:
+        return 0  # collections above the deepest scalar
 
     @property
     def kind(self) -> str:
@@ -71,10 +80,11 @@ class Entry:
 
     key: ScalarNode
     value: Node
+    # The key's text: what the linter reads most, so a field rather than a property.
+    name: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def name(self) -> str:
-        return self.key.text
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.key.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +93,15 @@ class MappingNode:
     entries: tuple[Entry, ...]
     size: int = 1
     height: int = 1
+    # The entries by name (names are unique in a mapping), for `get`.
+    by_name: Mapping[str, Entry] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def kind(self) -> str:
         return "mapping"
 
     def get(self, name: str) -> Entry | None:
-        for entry in self.entries:
-            if entry.name == name:
-                return entry
-        return None
+        return self.by_name.get(name)
 
 
 Node = ScalarNode | SequenceNode | MappingNode
@@ -182,19 +191,86 @@ class _EventSource(Protocol):
     def dispose(self) -> None: ...
 
 
-@dataclass(slots=True)
+_Frozen = TypeVar("_Frozen")
+
+
+@functools.cache
+def _maker(cls: type[_Frozen]) -> Callable[..., _Frozen]:
+    """A constructor of the frozen slots dataclass `cls` (2 to 5 fields), every field
+    positional, no defaults.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`, about
+    twice the cost of the slot descriptors this sets them with; the parser builds a node
+    and a position for every YAML node. The instances are the same in every other way.
+    """
+    setters = tuple(getattr(cls, item.name).__set__ for item in fields(cls))  # type: ignore[arg-type]
+    new = object.__new__
+    if len(setters) == 2:
+        set_a, set_b = setters
+
+        def make2(a: Any, b: Any) -> _Frozen:
+            instance = new(cls)
+            set_a(instance, a)
+            set_b(instance, b)
+            return instance
+        return make2
+    if len(setters) == 3:
+        set_a, set_b, set_c = setters
+
+        def make3(a: Any, b: Any, c: Any) -> _Frozen:
+            instance = new(cls)
+            set_a(instance, a)
+            set_b(instance, b)
+            set_c(instance, c)
+            return instance
+        return make3
+    if len(setters) == 4:
+        set_a, set_b, set_c, set_d = setters
+
+        def make4(a: Any, b: Any, c: Any, d: Any) -> _Frozen:
+            instance = new(cls)
+            set_a(instance, a)
+            set_b(instance, b)
+            set_c(instance, c)
+            set_d(instance, d)
+            return instance
+        return make4
+    set_a, set_b, set_c, set_d, set_e = setters
+
+    def make5(a: Any, b: Any, c: Any, d: Any, e: Any) -> _Frozen:
+        instance = new(cls)
+        set_a(instance, a)
+        set_b(instance, b)
+        set_c(instance, c)
+        set_d(instance, d)
+        set_e(instance, e)
+        return instance
+    return make5
+
+
 class _Frame:
     """A collection being read: its start event, and what has been read into it so far."""
 
-    position: Position
-    is_mapping: bool
-    anchor: str | None
-    items: list[Node] = field(default_factory=list)
-    merges: list[tuple[ScalarNode, Node]] = field(default_factory=list)
-    pending_key: ScalarNode | None = None
-    merge_pending: bool = False
-    seen: dict[str, ScalarNode] = field(default_factory=dict)
-    entries: list[Entry] = field(default_factory=list)
+    __slots__ = ("anchor", "entries", "height", "is_mapping", "items", "merge_pending",
+                 "merges", "pending_key", "position", "seen", "size")
+
+    def __init__(self, position: Position, is_mapping: bool, anchor: str | None) -> None:
+        self.position = position
+        self.is_mapping = is_mapping
+        self.anchor = anchor
+        self.items: list[Node] = []
+        self.merges: list[tuple[ScalarNode, Node]] = []
+        self.pending_key: ScalarNode | None = None
+        self.merge_pending = False
+        self.seen: dict[str, Entry] = {}  # the entries so far, by name
+        self.entries: list[Entry] = []
+        # Of the items or entries so far: their nodes, and the tallest value.
+        self.size = 0
+        self.height = 0
+
+
+# Values YAML 1.1 gives plain text besides strings; each is a pure function of the text.
+_CONSTRUCTED_TAGS = frozenset({_INT, _BOOL, _NULL})
 
 
 class _Reader:
@@ -212,6 +288,15 @@ class _Reader:
         self._problems: list[Problem] = []
         self._root: Node | None = None
         self._documents = 0
+        # The same text resolves to the same tag and value: specs repeat keys and words.
+        self._plain_tags: dict[str, str] = {}
+        self._quoted_tags: dict[str, str] = {}
+        self._values: dict[tuple[str, str], ScalarValue] = {}
+        self._position: Callable[..., Position] = _maker(Position)
+        self._scalar_node: Callable[..., ScalarNode] = _maker(ScalarNode)
+        self._entry: Callable[..., Entry] = _maker(Entry)
+        self._mapping_node: Callable[..., MappingNode] = _maker(MappingNode)
+        self._sequence_node: Callable[..., SequenceNode] = _maker(SequenceNode)
 
     def read(self) -> MappingNode:
         try:
@@ -248,26 +333,59 @@ class _Reader:
     def _mark(self, mark: _Mark | None) -> Position:
         if mark is None:
             return Position(self._filename, 1, 1)
-        return Position(self._filename, mark.line + 1, mark.column + 1)
+        return self._position(self._filename, mark.line + 1, mark.column + 1)
 
     def _read_events(self) -> None:
-        loader = self._loader
-        while loader.check_event():
-            event = loader.get_event()
+        get_event = self._loader.get_event
+        stack, filename, plain_tags, quoted_tags = (
+            self._stack, self._filename, self._plain_tags, self._quoted_tags)
+        position_of, scalar_node, entry_of = self._position, self._scalar_node, self._entry
+        while (event := get_event()) is not None:
             if isinstance(event, yaml.ScalarEvent):
-                self._add(self._scalar(event), anchor=event.anchor)
-            elif isinstance(event, yaml.AliasEvent):
-                self._add(self._alias(event), anchor=None)
+                # Most scalars are text already resolved once, in a collection, without a
+                # tag or an anchor: `_scalar` and `_add` for that case, inline (the same
+                # checks in the same order; nothing to refuse but the node count).
+                text = event.value
+                mark = event.start_mark
+                if event.anchor is not None or event.tag is not None or not stack \
+                        or mark is None or (plain_tags if event.implicit[0] else quoted_tags
+                                            ).get(text) not in _TEXT_TAGS:
+                    self._add(self._scalar(event), anchor=event.anchor)
+                    continue
+                position = position_of(filename, mark.line + 1, mark.column + 1)
+                self._nodes += 1
+                if self._nodes > MAX_YAML_NODES:
+                    self._count(0, position)
+                node = scalar_node(position, text, text)
+                frame = stack[-1]
+                key = frame.pending_key
+                if not frame.is_mapping:
+                    frame.items.append(node)
+                    frame.size += 1
+                elif key is None:
+                    frame.pending_key = node
+                elif frame.merge_pending or key.text in frame.seen:
+                    self._add(node, anchor=None)
+                else:
+                    frame.pending_key = None
+                    entry = frame.seen[key.text] = entry_of(key, node, key.text)
+                    frame.entries.append(entry)
+                    frame.size += 2  # the key and the value
             elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
                 self._start(event)
             elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
                 self._end()
+            elif isinstance(event, yaml.AliasEvent):
+                self._add(self._alias(event), anchor=None)
             elif isinstance(event, yaml.DocumentStartEvent):
-                self._documents += 1
-                if self._documents > 1:
-                    raise _refuse(self._mark(event.start_mark),
-                                  "the file holds more than one YAML document",
-                                  hint="a spec is one document; remove the second `---`")
+                self._document(event)
+
+    def _document(self, event: yaml.DocumentStartEvent) -> None:
+        self._documents += 1
+        if self._documents > 1:
+            raise _refuse(self._mark(event.start_mark),
+                          "the file holds more than one YAML document",
+                          hint="a spec is one document; remove the second `---`")
 
     def _count(self, size: int, position: Position) -> None:
         self._nodes += size
@@ -290,30 +408,43 @@ class _Reader:
         position = self._mark(event.start_mark)
         self._count(1, position)
         tag = event.tag
-        if tag is None or tag == "!":
-            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         text: str = event.value
+        if tag is None or tag == "!":
+            # Plain or quoted, the tag depends on nothing but the text (SafeLoader has no
+            # path resolvers).
+            tags = self._plain_tags if event.implicit[0] else self._quoted_tags
+            found = tags.get(text)
+            if found is None:
+                found = tags[text] = self._loader.resolve(yaml.ScalarNode, text, event.implicit)
+            tag = found
         value: ScalarValue
         if tag in _TEXT_TAGS:
             value = text
-        elif tag in (_INT, _FLOAT, _BOOL, _NULL):
-            try:
-                value = self._constructor.construct_object(
-                    yaml.ScalarNode(tag, text)
-                )
-            except (ValueError, yaml.YAMLError):
-                # Python refuses to parse ints of more than 4300 digits, for the same reason.
-                raise _refuse(position, "this number is too long or malformed",
-                              hint="quote it if it is meant as text") from None
+        elif tag in _CONSTRUCTED_TAGS or tag == _FLOAT:
+            value = self._value(tag, text, position)
         elif tag == _MERGE:
             value = text  # the key `<<`; handled by the mapping it sits in
         else:
             self._tag_problem(tag, position)
-        node = ScalarNode(position, value, text)
+        node = self._scalar_node(position, value, text)
         if tag == _MERGE and self._stack and self._stack[-1].is_mapping \
                 and self._stack[-1].pending_key is None:
             self._stack[-1].merge_pending = True
         return node
+
+    def _value(self, tag: str, text: str, position: Position) -> ScalarValue:
+        key = (tag, text)
+        if key in self._values:
+            return self._values[key]
+        try:
+            value: ScalarValue = self._constructor.construct_object(yaml.ScalarNode(tag, text))
+        except (ValueError, yaml.YAMLError):
+            # Python refuses to parse ints of more than 4300 digits, for the same reason.
+            raise _refuse(position, "this number is too long or malformed",
+                          hint="quote it if it is meant as text") from None
+        if tag in _CONSTRUCTED_TAGS:  # not floats: each NaN stays its own object
+            self._values[key] = value
+        return value
 
     def _alias(self, event: yaml.AliasEvent) -> Node:
         position = self._mark(event.start_mark)
@@ -328,41 +459,66 @@ class _Reader:
         return node
 
     def _start(self, event: yaml.SequenceStartEvent | yaml.MappingStartEvent) -> None:
-        position = self._mark(event.start_mark)
-        self._count(1, position)
-        is_mapping = isinstance(event, yaml.MappingStartEvent)
-        if event.tag not in (None, "!", _MAP if is_mapping else _SEQ):
-            self._tag_problem(event.tag, position)
-        self._check_depth(1, position)
+        mark = event.start_mark
+        position = self._mark(None) if mark is None else \
+            self._position(self._filename, mark.line + 1, mark.column + 1)
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            self._count(0, position)
+        is_mapping = type(event) is yaml.MappingStartEvent
+        tag = event.tag
+        if tag is not None and tag not in ("!", _MAP if is_mapping else _SEQ):
+            self._tag_problem(tag, position)
+        if len(self._stack) >= MAX_NESTING_DEPTH:
+            self._check_depth(1, position)
         if event.anchor is not None:
             self._open_anchors.add(event.anchor)
         self._stack.append(_Frame(position, is_mapping, event.anchor))
 
     def _end(self) -> None:
-        frame = self._stack.pop()
+        stack = self._stack
+        frame = stack.pop()
         node: Node
         if frame.is_mapping:
-            entries = [*frame.entries, *self._merged(frame)]
-            node = MappingNode(
-                frame.position,
-                tuple(entries),
-                size=1 + sum(e.key.size + e.value.size for e in entries),
-                height=1 + max((e.value.height for e in entries), default=0),
-            )
+            entries = frame.entries
+            size, height = frame.size, frame.height
+            if frame.merges:
+                merged = self._merged(frame)
+                entries += merged
+                size += sum(e.key.size + e.value.size for e in merged)
+                height = max(height, *(e.value.height for e in merged), 0)
+            node = self._mapping_node(frame.position, tuple(entries), 1 + size, 1 + height,
+                                      MappingProxyType(frame.seen))
         else:
-            node = SequenceNode(
-                frame.position,
-                tuple(frame.items),
-                size=1 + sum(item.size for item in frame.items),
-                height=1 + max((item.height for item in frame.items), default=0),
-            )
+            node = self._sequence_node(frame.position, tuple(frame.items), 1 + frame.size,
+                                       1 + frame.height)
         if frame.anchor is not None:
             self._open_anchors.discard(frame.anchor)
-        self._add(node, anchor=frame.anchor)
+            self._add(node, anchor=frame.anchor)
+            return
+        # `_add` for a collection without an anchor, as most are: an item, or a value after
+        # its key (a key is never a collection: `_add` refuses that).
+        parent = stack[-1] if stack else None
+        if parent is None or not parent.is_mapping:
+            if parent is None:
+                self._root = node
+                return
+            parent.items.append(node)
+        else:
+            key = parent.pending_key
+            if key is None or parent.merge_pending or key.text in parent.seen:
+                self._add(node, anchor=None)
+                return
+            parent.pending_key = None
+            entry = parent.seen[key.text] = self._entry(key, node, key.text)
+            parent.entries.append(entry)
+            parent.size += 1
+        parent.size += node.size
+        parent.height = max(parent.height, node.height)
 
     def _merged(self, frame: _Frame) -> list[Entry]:
         """Entries that `<<: *defaults` brings in: keys written in the mapping win."""
-        taken = set(frame.seen)
+        taken = frame.seen
         merged: list[Entry] = []
         for key, value in frame.merges:
             sources = value.items if isinstance(value, SequenceNode) else (value,)
@@ -372,7 +528,7 @@ class _Reader:
                     continue
                 for entry in source.entries:
                     if entry.name not in taken:
-                        taken.add(entry.name)
+                        taken[entry.name] = entry
                         merged.append(entry)
         return merged
 
@@ -385,25 +541,31 @@ class _Reader:
         frame = self._stack[-1]
         if not frame.is_mapping:
             frame.items.append(node)
+            frame.size += node.size
+            frame.height = max(frame.height, node.height)
             return
-        if frame.pending_key is None:
-            if not isinstance(node, ScalarNode):
+        key = frame.pending_key
+        if key is None:
+            if type(node) is not ScalarNode:
                 raise _refuse(node.position, f"a mapping key must be plain text, not a {node.kind}")
             frame.pending_key = node
             return
-        key, frame.pending_key = frame.pending_key, None
+        frame.pending_key = None
         if frame.merge_pending:
             frame.merge_pending = False
             frame.merges.append((key, node))
             return
-        first = frame.seen.get(key.text)
+        text = key.text
+        first = frame.seen.get(text)
         if first is not None:
             self._error(key.position,
-                        f"duplicate key `{key.text}` (first at line {first.position.line})",
+                        f"duplicate key `{text}` (first at line {first.key.position.line})",
                         hint="YAML would silently keep only the last one")
             return
-        frame.seen[key.text] = key
-        frame.entries.append(Entry(key, node))
+        entry = frame.seen[text] = self._entry(key, node, text)
+        frame.entries.append(entry)
+        frame.size += key.size + node.size
+        frame.height = max(frame.height, node.height)
 
     def _error(self, position: Position, message: str, *, hint: str | None = None) -> None:
         self._problems.append(

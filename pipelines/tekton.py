@@ -60,10 +60,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-import yaml
-
+from pipelines.emitting import dump
 from pipelines.events import Event
 from pipelines.names import label_value, pipeline_run_name
 from pipelines.planning import (
@@ -256,25 +255,32 @@ def _check_job(job: PlannedJob) -> None:
     if job.retries and job.allow_failure:
         raise RetriesWithAllowFailureError(job=job.spec_job, position=job.position)
     where = f"jobs.{job.spec_job}"
-    # (field path, position, text) of every piece of spec text Tekton would substitute in.
-    texts: list[tuple[str, Position, str]] = [(f"{where}.image", job.position, job.image)]
-    texts += [(f"{where}.env.{key}", job.position, value) for key, value in job.env.items()]
+
+    # Every piece of spec text Tekton would substitute in, with its field path (built only for
+    # the error: a variable needs `$(`, which almost no text has).
+    def check(text: str, position: Position, *path: str) -> None:
+        match = TEKTON_VARIABLE.search(text) if "$(" in text else None
+        if match is not None:
+            raise TektonVariableError(path="".join(path), variable=match.group(0),
+                                      position=position)
+
+    check(job.image, job.position, where, ".image")
+    for key, value in job.env.items():
+        check(value, job.position, where, ".env.", key)
     for secret in job.secrets:
-        texts += [(f"{where}.secrets", job.position, f"{secret.secret} {secret.key}")]
+        check(f"{secret.secret} {secret.key}", job.position, where, ".secrets")
     for index, step in enumerate(job.steps):
         at = f"{where}.steps[{index}]"
-        texts += [(f"{at}.run", step.position, step.script)]
-        texts += [(f"{at}.image", step.position, step.image)]
-        texts += [(f"{at}.env.{key}", step.position, value) for key, value in step.env.items()]
+        check(step.script, step.position, at, ".run")
+        check(step.image, step.position, at, ".image")
+        for key, value in step.env.items():
+            check(value, step.position, at, ".env.", key)
     for service in job.services:
         at = f"{where}.services.{service.name}"
-        texts += [(f"{at}.image", job.position, service.image)]
-        texts += [(f"{at}.command", job.position, " ".join(service.command))]
-        texts += [(f"{at}.env.{key}", job.position, value) for key, value in service.env.items()]
-    for path, position, text in texts:
-        match = TEKTON_VARIABLE.search(text)
-        if match is not None:
-            raise TektonVariableError(path=path, variable=match.group(0), position=position)
+        check(service.image, job.position, at, ".image")
+        check(" ".join(service.command), job.position, at, ".command")
+        for key, value in service.env.items():
+            check(value, job.position, at, ".env.", key)
 
 
 def _pipeline_task(job: PlannedJob, options: CompileOptions, *, cap: int) -> dict[str, Any]:
@@ -351,7 +357,8 @@ def _step(job: PlannedJob, step: PlannedStep, ferry_env: Mapping[str, str]) -> d
     secret_names = {secret.env for secret in job.secrets}
     plain = {
         key: value
-        for key, value in job.env_for(step).items()
+        # `env_for` merges the step's own variables in; most steps have none.
+        for key, value in (job.env_for(step) if step.env else job.env).items()
         if key not in ferry_env and key not in secret_names
     }
     env = _env(plain.items())
@@ -501,31 +508,10 @@ def _run_annotations(event: Event, options: CompileOptions) -> dict[str, str]:
     return annotations
 
 
-def _represent_str(dumper: yaml.representer.BaseRepresenter, text: Any) -> yaml.Node:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-class _Dumper(yaml.CSafeDumper):
-    """Block style, multi-line strings as `|` literals, keys in the order they were built.
-
-    libyaml's emitter (PyYAML's wheels bundle it) is 15 times faster than the pure-Python one,
-    and gives the same bytes for the golden files.
-    """
-
-    yaml_representers: ClassVar[dict[Any, Any]] = {
-        **yaml.SafeDumper.yaml_representers,
-        str: _represent_str,
-    }
-
-
 def to_yaml(run: Mapping[str, Any]) -> str:
-    """Byte-stable YAML for a compiled run: the same dict always gives the same text."""
-    return yaml.dump(
-        run,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=100,
-    )
+    """Byte-stable YAML for a compiled run: the same dict always gives the same text.
+
+    Block style, multi-line strings as `|` literals, keys in the order they were built: the
+    bytes PyYAML's libyaml dumper writes (`pipelines.emitting` says how, and why not PyYAML).
+    """
+    return dump(run)
