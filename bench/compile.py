@@ -1,6 +1,6 @@
 """Median time to lint + plan + compile a 20-job spec, against `yaml.load` with CSafeLoader.
 
-    python3 bench/compile.py [--rounds N]
+    python3 -m bench.compile [--rounds N]
 
 The ratio is the cost of everything Ferry does with a spec (parse with positions, lint, filter,
 plan, compile to a PipelineRun dict) relative to just reading the same text with libyaml.
