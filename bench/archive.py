@@ -1,7 +1,7 @@
 """The step-log archive: throughput, delay from a step's end to its log archived, memory on a
 large log, and time to first byte with many archived runs, on both stores.
 
-    python3 bench/archive.py [--store directory|s3|both] [--megabytes N] [--runs N]
+    python3 -m bench.archive [--store directory|s3|both] [--megabytes N] [--runs N]
 
 The S3 store runs against the real S3-compatible server of the test suite (rclone serve s3,
 built by tests/s3/build), on this machine's loopback. Figures, side by side:

@@ -1,6 +1,6 @@
 """Benchmark the controller against a real API server and a fake forge on 127.0.0.1.
 
-    python bench/controller.py [--active 1000] [--present 10000]
+    python3 -m bench.controller [--active 1000] [--present 10000]
 
 1. Creates `--active` runs, starts `python -m ci.controller`, waits until each is reported
    queued; then moves every run to Running and then to a final condition through the status
@@ -23,26 +23,22 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from ci.forges.types import ForgeKind  # noqa: E402
-from ci.kube.binding import BindingKeys  # noqa: E402
-from tests.binding import bound, cluster_keys  # noqa: E402
-from tests.cluster.control_plane import ControlPlane  # noqa: E402
-from tests.cluster.processes import wait_until  # noqa: E402
-from tests.cluster.resources import Kube  # noqa: E402
-from tests.cluster.tekton import ensure_namespace, install_crds  # noqa: E402
-from tests.fakeforge.forge import FakeForge  # noqa: E402
-from tests.fakeforge.serving import serve  # noqa: E402
-from tests.integration.controller_fixtures import (  # noqa: E402
+from ci.forges.types import ForgeKind
+from ci.kube.binding import BindingKeys
+from tests.binding import bound, cluster_keys
+from tests.cluster.control_plane import ControlPlane
+from tests.cluster.processes import wait_until
+from tests.cluster.resources import Kube
+from tests.cluster.tekton import ensure_namespace, install_crds
+from tests.fakeforge.forge import FakeForge
+from tests.fakeforge.serving import serve
+from tests.integration.controller_fixtures import (
     OWNER_NAME,
     ControllerProcess,
     create_repository,
@@ -50,6 +46,8 @@ from tests.integration.controller_fixtures import (  # noqa: E402
     set_condition,
     sha_for,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 NAMESPACE = "bench"
 STATUS_PATH = re.compile(r"/statuses/([0-9a-f]{40})$")

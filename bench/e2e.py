@@ -1,6 +1,6 @@
 """The whole path, timed: signed pushes -> receiver -> PipelineRun -> Tekton -> pods -> forge.
 
-    python3 bench/e2e.py [--pushes 50] [--interval 0.5]   # FERRY_CLUSTER_BIN as tests/run
+    python3 -m bench.e2e [--pushes 50] [--interval 0.5]   # FERRY_CLUSTER_BIN as tests/run
 
 Starts what tests/e2e uses: etcd + kube-apiserver + kube-controller-manager, the real Tekton
 controller, the simulated kubelet, deploy/ applied with kubectl, and the receiver and the
@@ -25,25 +25,23 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ci.forges.types import ForgeKind
+from tests.cluster.control_plane import ControlPlane, wait_for_service_account
+from tests.cluster.fixtures import BUILD_SCRIPT, FERRY_CRDS
+from tests.cluster.kubelet import SimulatedKubelet
+from tests.cluster.resources import Kube
+from tests.cluster.tekton import TektonController, ensure_namespace, install_crds
+from tests.contracts import CONTRACTS
+from tests.e2e.delivering import Team, push_payload, sha_of, signed, team
+from tests.e2e.installation import Installation, running
 
-from ci.forges.types import ForgeKind  # noqa: E402
-from tests.cluster.control_plane import ControlPlane, wait_for_service_account  # noqa: E402
-from tests.cluster.fixtures import BUILD_SCRIPT, FERRY_CRDS  # noqa: E402
-from tests.cluster.kubelet import SimulatedKubelet  # noqa: E402
-from tests.cluster.resources import Kube  # noqa: E402
-from tests.cluster.tekton import TektonController, ensure_namespace, install_crds  # noqa: E402
-from tests.contracts import CONTRACTS  # noqa: E402
-from tests.e2e.delivering import Team, push_payload, sha_of, signed, team  # noqa: E402
-from tests.e2e.installation import Installation, running  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 NAMESPACE = "bench-e2e"
 SPEC = """\

@@ -1,6 +1,6 @@
 """What GitHub's whole REST description costs the fake GitHub in tests.
 
-    python3 bench/fake_github.py [--requests N]
+    python3 -m bench.fake_github [--requests N]
 
 Prints the time to load the description (once per test session), to build openapi-core's
 object without and with its check of the description itself (the fake skips the check),

@@ -1,6 +1,6 @@
 """Signed pushes through the real receiver into a real API server, against raw creates.
 
-    python3 bench/webhooks.py [--events N] [--concurrency C]   # FERRY_CLUSTER_BIN as tests/run
+    python3 -m bench.webhooks [--events N] [--concurrency C]   # FERRY_CLUSTER_BIN as tests/run
 
 Starts etcd + kube-apiserver (the test harness's ControlPlane) with the CRDs, a Repository and
 its Secret, and the receiver under uvicorn on 127.0.0.1 (the fake forge in-process serves the

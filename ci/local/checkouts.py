@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
-
+from ci.local.gitcli import GitError, git, succeeds
 from pipelines.events import Event, EventKind, PullRequest
 
 
@@ -42,34 +41,38 @@ def read_checkout(directory: Path, *, sha: str | None = None, tags: bool = False
     `tags`: also list the tags on the commit (one more git command; only tag events need it).
     """
     try:
-        with git.Repo(directory, search_parent_directories=True) as repository:
-            root = Path(repository.working_tree_dir or directory).resolve()
-            try:
-                commit = repository.commit(sha or "HEAD")
-            except (ValueError, git.BadName) as error:
-                what = f"`{sha}`" if sha else "HEAD (the repository has no commit yet)"
-                raise CheckoutError(f"cannot find commit {what} in {root}") from error
-            branch = None if repository.head.is_detached else repository.active_branch.name
-            on_commit = (
-                repository.git.tag("--points-at", commit.hexsha).split() if tags else []
-            )
-            url = next(
-                (remote.url for remote in repository.remotes if remote.name == "origin"), ""
-            )
-            return Checkout(
-                root=root,
-                sha=commit.hexsha,
-                branch=branch,
-                tags=tuple(sorted(on_commit)),
-                repository=_repository_name(url) or f"local/{root.name}",
-                repository_url=url or str(root),
-                author=str(commit.author.name or ""),
-            )
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
-        raise CheckoutError(
-            f"{directory} is not inside a git repository; `ferry run` checks the code out "
-            "from one (run `git init` and commit first)"
-        ) from error
+        top, head = git(directory, "rev-parse", "--show-toplevel", "--symbolic-full-name",
+                        "HEAD").splitlines()  # fmt: skip
+    except (GitError, ValueError) as error:
+        found_top = succeeds(directory, "rev-parse", "--show-toplevel")
+        if found_top is None:
+            raise CheckoutError(
+                f"{directory} is not inside a git repository; `ferry run` checks the code out "
+                "from one (run `git init` and commit first)"
+            ) from error
+        top, head = found_top, ""  # a branch with no commit yet: HEAD names nothing, said below
+    root = Path(top.strip()).resolve()
+    try:
+        found, author = git(
+            root, "log", "-1", "--format=%H%x00%an", "--end-of-options", sha or "HEAD", "--"
+        ).rstrip("\n").split("\0", 1)
+    except (GitError, ValueError) as error:
+        what = f"`{sha}`" if sha else "HEAD (the repository has no commit yet)"
+        raise CheckoutError(f"cannot find commit {what} in {root}") from error
+    on_commit = (succeeds(root, "tag", "--points-at", found) or "").split() if tags else []
+    url = (succeeds(root, "config", "--get", "remote.origin.url") or "").strip()
+    return Checkout(
+        root=root,
+        sha=found,
+        branch=head.removeprefix(_BRANCH_REF) if head.startswith(_BRANCH_REF) else None,
+        tags=tuple(sorted(on_commit)),
+        repository=_repository_name(url) or f"local/{root.name}",
+        repository_url=url or str(root),
+        author=author,
+    )
+
+
+_BRANCH_REF = "refs/heads/"
 
 
 def _repository_name(url: str) -> str | None:

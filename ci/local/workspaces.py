@@ -23,8 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
-import git
-
+from ci.local.gitcli import GitError, git
 from pipelines.planning import PlannedJob
 
 _SHARED = "shared"
@@ -93,17 +92,16 @@ class Workspaces:
         # `ferry run`, and a `Repo` reads config and starts helper processes it does not need.
         # No template: hook samples are files every job's copy would carry for nothing.
         try:
-            git.Git(origin.repository).clone(
-                "--quiet", "--template=", "--shared", "--no-checkout",
-                str(origin.repository), str(self.pristine),
+            git(
+                origin.repository, "clone", "--quiet", "--template=", "--shared",
+                "--no-checkout", "--", str(origin.repository), str(self.pristine),
             )  # fmt: skip
-            git.Git(self.pristine).checkout("--quiet", "--detach", origin.sha)
+            git(self.pristine, "checkout", "--quiet", "--detach", origin.sha, "--")
             if origin.source is WorkspaceSource.WORKING_TREE:
                 _overlay_working_tree(origin.repository, self.pristine)
-        except (git.GitCommandError, git.NoSuchPathError) as error:
+        except GitError as error:
             raise WorkspaceError(
-                f"cannot check out {origin.sha[:12]} from {origin.repository}: "
-                f"{_git_message(error)}"
+                f"cannot check out {origin.sha[:12]} from {origin.repository}: {error}"
             ) from error
         if not (self.pristine / origin.subdirectory).is_dir():
             raise WorkspaceError(
@@ -121,9 +119,9 @@ class Workspaces:
 
 
 def _overlay_working_tree(source: Path, target: Path) -> None:
-    listed = git.Git(source).ls_files("-z", "--cached", "--others", "--exclude-standard")
+    listed = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     wanted = {name for name in listed.split("\0") if name}
-    committed = {name for name in git.Git(target).ls_files("-z").split("\0") if name}
+    committed = {name for name in git(target, "ls-files", "-z").split("\0") if name}
     for name in committed:
         if name not in wanted or not os.path.lexists(source / name):
             (target / name).unlink(missing_ok=True)
@@ -136,9 +134,3 @@ def _overlay_working_tree(source: Path, target: Path) -> None:
         elif origin.is_file():  # submodules (directories) and deleted files are left out
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, copy)
-
-
-def _git_message(error: Exception) -> str:
-    """The last line git printed (`fatal: ...`), which is the one that says what went wrong."""
-    text = str(getattr(error, "stderr", "") or error).strip()
-    return text.splitlines()[-1].strip() if text else type(error).__name__
