@@ -40,7 +40,7 @@ from ci.archive.layout import BadNameError, StepKey
 from ci.archive.steps import StepDetails, archive_step, read_record, record_lost
 from ci.archive.store import LogStore
 from ci.controller.leadership import Leadership
-from ci.controller.logs import credential_values, run_masker
+from ci.controller.logs import repository_run_masker
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.pruning import archived
 from ci.controller.retrying import Retry
@@ -55,7 +55,7 @@ from ci.controller.runs import (
 from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.kube import labels, patching
-from ci.kube.credentials import CredentialsCache, CredentialsError, SecretReader
+from ci.kube.credentials import CredentialsCache, SecretReader
 from ci.kube.pods import LogStream, LogUnavailableError
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
@@ -275,16 +275,8 @@ class Archiver:
         return state.masker
 
     def _new_masker(self, run: RunSnapshot, repository: Repository) -> Masker:
-        also: list[str] = []
-        try:
-            found = self._credentials.for_repository(repository)
-            also.extend(credential_values(found.forge))
-            if found.webhook_secret:
-                also.append(found.webhook_secret)
-        except CredentialsError as error:
-            log.warning("cannot read the Repository's credentials to mask them",
-                        error=str(error))
-        return run_masker(run, read_secret=self._read_secret, also_mask=also)
+        return repository_run_masker(run, repository, credentials=self._credentials,
+                                     read_secret=self._read_secret)
 
     def _archive_one(self, item: _Pending, masker: Masker, run: RunSnapshot) -> bool:
         """In a pool thread: one step, unless its record says it is there already. True

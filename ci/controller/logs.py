@@ -21,8 +21,9 @@ from ci.archive.steps import read_tail
 from ci.archive.store import LogStore, StoreError
 from ci.controller.runs import JobState, RunSnapshot
 from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
-from ci.kube.credentials import SecretReader
+from ci.kube.credentials import CredentialsCache, CredentialsError, SecretReader
 from ci.kube.pods import MAXIMUM_LOG_BYTES, LogReader
+from ci.kube.repositories import Repository
 from ci.masking import Masker
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,24 @@ def run_masker(run: RunSnapshot, *, read_secret: SecretReader, also_mask: Iterab
         if value:
             masker.add(value)  # its stripped, base64 and URL forms too
     return masker
+
+
+def repository_run_masker(run: RunSnapshot, repository: Repository | None, *,
+                          credentials: CredentialsCache, read_secret: SecretReader) -> Masker:
+    """The one masker of a run's logs wherever they are kept or shown (the archive, the live
+    view): `run_masker` plus the Repository's forge credentials and webhook secret."""
+    also: list[str] = []
+    if repository is not None:
+        try:
+            found = credentials.for_repository(repository)
+        except CredentialsError as error:
+            log.warning("cannot read the Repository's credentials to mask them",
+                        error=str(error))
+        else:
+            also.extend(credential_values(found.forge))
+            if found.webhook_secret:
+                also.append(found.webhook_secret)
+    return run_masker(run, read_secret=read_secret, also_mask=also)
 
 
 class LogTails:

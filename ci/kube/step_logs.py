@@ -11,17 +11,12 @@ from typing import Any
 
 from ci.kube import labels
 from ci.kube.pipeline_runs import translate_api_errors
+from ci.kube.pods import STREAM_CHUNK, LogUnavailableError
 from ci.kube.resources import TASK_RUN
 
-CHUNK = 64 * 1024
 # Seconds a followed log may stay quiet before the connection is read again from the start
 # (a step that prints nothing for five minutes costs one re-read, not a broken stream).
 FOLLOW_READ_TIMEOUT = 300.0
-
-
-class LogUnavailableError(Exception):
-    """There is no log to read (yet, or any more): the container has not started, or the pod
-    is gone. The message says which."""
 
 
 class StepLogs:
@@ -71,7 +66,7 @@ def _chunks(response: Any) -> Iterator[bytes]:
     import urllib3  # noqa: PLC0415 (the Kubernetes client's transport)
 
     try:
-        yield from response.stream(CHUNK, decode_content=True)
+        yield from response.stream(STREAM_CHUNK, decode_content=True)
     except (urllib3.exceptions.HTTPError, OSError):
         return  # a broken stream ends here; the caller reads again from the start
     finally:

@@ -21,9 +21,10 @@ from ci.archive.steps import StepRecord, read_log, read_record, run_records
 from ci.archive.store import LogStore
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot
 from ci.kube.pipeline_runs import REPOSITORY_OBJECT_LABEL, PipelineRuns
+from ci.kube.pods import LogUnavailableError
 from ci.kube.repositories import Repository
 from ci.kube.reviews import Identity, Reviews
-from ci.kube.step_logs import LogUnavailableError, StepLogs
+from ci.kube.step_logs import StepLogs
 from ci.masking import Masker
 from webhooks.api.following import FollowTimings, LogFollower, Phase
 from webhooks.api.runs import archived_run, cluster_run, step_names
