@@ -50,8 +50,9 @@ _KEY_ID_DOMAIN: Final = b"ferry.dev/binding-key-id\n"
 # Bytes of a generated key; shorter keys are refused when read (ci.kube.binding_keys).
 KEY_BYTES: Final = 32
 MIN_KEY_BYTES: Final = 32
-# What the controller writes on runs itself, and the binding: never part of what is signed.
-_UNSIGNED: Final = frozenset({labels.REPORTED, labels.BINDING})
+# What the controller writes on runs itself (what it reported, that the logs are archived),
+# and the binding: never part of what is signed.
+_UNSIGNED: Final = frozenset({labels.REPORTED, labels.ARCHIVED, labels.BINDING})
 
 
 class Refusal(StrEnum):

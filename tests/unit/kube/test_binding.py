@@ -71,6 +71,7 @@ def test_changing_any_signed_field_refuses_the_run(where: str) -> None:
 def test_other_labels_and_the_controllers_memory_are_not_signed() -> None:
     run = receiver_run()
     run["metadata"]["annotations"][labels.REPORTED] = '{"sequence": 3}'
+    run["metadata"]["annotations"][labels.ARCHIVED] = '{"steps": 2, "lost": 0}'
     run["metadata"]["labels"]["tekton.dev/pipeline"] = "widget-abc"
     assert refusal(run) is None
 
