@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from ci.forges.types import ForgeKind
 from ci.settings import KubernetesSettings, Settings
 from tests.cluster.control_plane import ControlPlane
+from tests.cluster.kubelet import SimulatedKubelet
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TEKTON_API
 from tests.contracts import CONTRACTS
@@ -126,8 +127,12 @@ class Setup:
 
 @pytest.fixture(params=["token", "app"])
 def setup(request: pytest.FixtureRequest, cluster: ControlPlane, kube: Kube, namespace: str,
-          controller: ControllerProcess) -> Iterator[Callable[[], Setup]]:
+          controller: ControllerProcess, kubelet: SimulatedKubelet
+          ) -> Iterator[Callable[[], Setup]]:
     app_mode = request.param == "app"
+    # The steps really run: `false` fails by itself, whether the kubelet or the test's
+    # written condition gets there first (a kubelet that only exits 0 raced the test).
+    kubelet.run_scripts_in(namespace)
     forge = FakeForge(ForgeKind.GITHUB, tokens={TOKEN})
     clients: list[TestClient] = []
     with serve(forge) as api_url:
