@@ -52,7 +52,6 @@ REPLAN_DELAY = 0.2
 # Seconds before looking again at a run whose Repository or credentials are missing: the
 # platform engineer may be creating them right now.
 MISSING_SETUP_DELAY = 30.0
-# Seconds before looking again at a run handled while the lease was not (yet) renewed.
 
 
 @dataclass(frozen=True, slots=True)
