@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.kube import labels
-from ci.kube.resources import PIPELINE_RUN, TASK_RUN
+from ci.kube.resources import PIPELINE_RUN, TASK_RUN, ResourceKind
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
 # its uid so a run survives its Repository being recreated under the same name unconfused).
@@ -62,6 +62,23 @@ def translate_api_errors(what: str) -> Iterator[None]:
         raise ApiUnavailableError(f"{what}: {type(error).__name__}: {error}") from error
 
 
+def get_object(custom: Any, kind: ResourceKind, namespace: str, name: str, *,
+               timeout: float) -> dict[str, Any] | None:
+    """One namespaced custom object as the API server holds it, or None if there is none
+    (404); other refusals and unavailability raise as `translate_api_errors` says."""
+    try:
+        with translate_api_errors(f"read {kind.kind} {namespace}/{name}"):
+            found: Any = custom.get_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name,
+                _request_timeout=timeout,
+            )
+    except ApiRefusedError as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
 class PipelineRuns:
     """PipelineRuns (and their per-run Secrets) through one `kubernetes.client.ApiClient`."""
 
@@ -95,18 +112,7 @@ class PipelineRuns:
         )
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        kind = PIPELINE_RUN
-        try:
-            with translate_api_errors(f"read PipelineRun {namespace}/{name}"):
-                found: Any = self._custom.get_namespaced_custom_object(
-                    kind.group, kind.version, namespace, kind.plural, name,
-                    _request_timeout=self._timeout,
-                )
-        except ApiRefusedError as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict(found)
+        return get_object(self._custom, PIPELINE_RUN, namespace, name, timeout=self._timeout)
 
     def task_runs(self, namespace: str, pipeline_run: str) -> list[dict[str, Any]]:
         """The TaskRuns Tekton made for `pipeline_run` (by its `tekton.dev/pipelineRun`)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.kube.patching import MERGE_PATCH
-from ci.kube.pipeline_runs import ApiRefusedError, translate_api_errors
+from ci.kube.pipeline_runs import ApiRefusedError, get_object, translate_api_errors
 from ci.kube.resources import REPOSITORY, RUN_REQUEST
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
@@ -221,18 +221,8 @@ class RunRequests:
 
     def repository_uid(self, namespace: str, name: str) -> str | None:
         """The uid of Repository `name`, or None if there is none (404)."""
-        kind = REPOSITORY
-        try:
-            with translate_api_errors(f"read Repository {namespace}/{name}"):
-                found: Any = self._custom.get_namespaced_custom_object(
-                    kind.group, kind.version, namespace, kind.plural, name,
-                    _request_timeout=self._timeout,
-                )
-        except ApiRefusedError as error:
-            if error.status == 404:
-                return None
-            raise
-        return str(found["metadata"]["uid"])
+        found = get_object(self._custom, REPOSITORY, namespace, name, timeout=self._timeout)
+        return str(found["metadata"]["uid"]) if found is not None else None
 
     def whoami(self) -> str:
         """This client's user name, as the API server authenticates it (a SelfSubjectReview,
