@@ -489,6 +489,43 @@ class ArchiveGroupSettings(_Group):
         )
 
 
+class SignInProvider(_Group):
+    """One forge people sign in with (OAuth2 authorization code flow)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
+                      description="In URLs (`/ui/signin/NAME`) and on the sign-in button.")
+    forge: Literal["github", "gitea", "gitlab"]
+    url: str = Field(description="The forge's web address, e.g. `https://github.com`; the "
+                     "OAuth2 authorize and token endpoints are under it.")
+    api_url: str | None = Field(default=None, description="The forge's API; unset: the "
+                                "usual one for `url` (`https://api.github.com` for github.com).")
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1, repr=False)
+
+
+class WebSettings(_Group):
+    """The web pages (`/ui`, docs/ui.md): runs and logs for people who can read the code."""
+
+    public_url: str | None = Field(
+        default=None,
+        description="Where people reach the receiver, e.g. `https://ferry.example`. Set: the "
+        "pages are served, and every status and check run links to its run or job page "
+        "(unless `controller.details_url_template` says otherwise).")
+    session_key: str = Field(
+        default="", repr=False,
+        description="Signs the session cookies (32 bytes or more). Every receiver replica needs "
+        "the same one; empty: a random key per process, so sessions end at a restart.")
+    session_hours: float = Field(default=12.0, gt=0,
+                                 description="Hours a sign-in lasts.")
+    access_cache_seconds: float = Field(
+        default=300.0, ge=0,
+        description="Seconds the forge's answer to \"may this person read (write) this "
+        "repository\" is kept; a person who loses access loses it here within this time.")
+    providers: tuple[SignInProvider, ...] = Field(
+        default=(), description="The forges people sign in with; none: only repositories with "
+        "`spec.publicLogs` are shown.")
+
+
 class Settings(_Group):
     kubernetes: KubernetesSettings = KubernetesSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -497,6 +534,7 @@ class Settings(_Group):
     logging: LoggingSettings = LoggingSettings()
     local: LocalSettings = LocalSettings()
     archive: ArchiveGroupSettings = ArchiveGroupSettings()
+    web: WebSettings = WebSettings()
 
 
 def load_settings(
