@@ -46,6 +46,7 @@ from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
 from webhooks.metrics import Metrics
 from webhooks.requests import RunRequestWatch, RunRequestWorker
+from webhooks.web.identity import WebSide
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +62,7 @@ class Runtime:
     readiness: Readiness
     mode: str  # "cluster" or "local"
     read: ReadService | None = None  # the read API (`/api/v1`); None: no cluster
+    web: WebSide | None = None  # the web pages' sign-in (`/ui`); None: no pages
 
 
 def ferry_version() -> str:
