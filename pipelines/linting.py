@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from pipelines import reading
 from pipelines.dependencies import check_dependencies
 from pipelines.events import PRODUCED_EVENTS, EventKind
-from pipelines.matrices import check_placeholders, read_matrix
+from pipelines.job_sources import JobSource
+from pipelines.matrices import PLACEHOLDER, check_placeholders, read_matrix
 from pipelines.parsing import Entry, MappingNode, Node, ScalarNode, SequenceNode, parse_yaml
 from pipelines.problems import Position, Problem, SpecError
 from pipelines.reading import Collector, join
@@ -62,7 +62,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-_PLACEHOLDER = re.compile(r"\$\{\{.*?\}\}")
 _WHITESPACE = re.compile(r"\s")  # what `str.isspace` calls whitespace (both ask Unicode)
 _UNPRODUCED_HINTS = {
     EventKind.COMMENT: "`/retest` and `/ok-to-test` run the pull request's jobs again: use "
@@ -112,18 +111,6 @@ def _keys(node: MappingNode) -> Mapping[str, Position]:
 # What `JobSource.job` holds until the job is read (nothing looks at it before), so that no
 # `Job` is built only to be replaced.
 _NO_JOB_YET = Job(name="", steps=())
-
-
-@dataclass(slots=True)
-class JobSource:
-    """A job with the positions the cross-job checks point at."""
-
-    job: Job
-    key: ScalarNode
-    needs: tuple[tuple[str, Position], ...] = ()
-    needs_node: Node | None = None
-    placeholders: list[tuple[str, Node, str]] = field(default_factory=list)
-    has_matrix: bool = False
 
 
 class _Linter:
@@ -338,7 +325,7 @@ class _Linter:
         image = reading.string(self.out, node, path)
         if image is None:
             return None
-        if _WHITESPACE.search(_PLACEHOLDER.sub("", image)):
+        if _WHITESPACE.search(PLACEHOLDER.sub("", image)):
             self.out.error(node, path, f"image `{image}` contains whitespace")
             return None
         if "${{" not in image:
