@@ -68,6 +68,28 @@ def test_an_unknown_matrix_key_in_run_or_a_service_command_is_an_error() -> None
     assert any("the matrix has no key `pyton`" in error for error in errors)
 
 
+def test_a_placeholder_some_include_combination_has_no_value_for_is_an_error() -> None:
+    # `include: [{os: linux}]` adds a combination of its own, which has no `python`: the
+    # planner could not replace the placeholder in that variant.
+    errors = errors_of("jobs:\n  test:\n    matrix:\n      python: ['3.12']\n"
+                       "      include:\n        - os: linux\n"
+                       "    image: python:${{ matrix.python }}\n    steps: [make]\n")
+    assert errors == ["7:12: `${{ matrix.python }}`: some combinations of the matrix have no "
+                      "`python`"]
+
+
+def test_an_include_that_extends_every_combination_with_the_key_lints_clean() -> None:
+    assert errors_of("jobs:\n  test:\n    matrix:\n      python: ['3.12']\n"
+                     "      include:\n        - {python: '3.13', os: linux}\n"
+                     "    image: python:${{ matrix.python }}\n    steps: [make]\n") == []
+
+
+def test_matrix_keys_are_read_with_one_pattern_dots_are_not_keys() -> None:
+    errors = errors_of("jobs:\n  test:\n    matrix:\n      python: ['3.12']\n"
+                       "    image: python:${{ matrix.python.minor }}\n    steps: [make]\n")
+    assert errors == ["5:12: `${{ matrix.python.minor }}` is not supported"]
+
+
 def test_events_nothing_produces_are_refused_with_what_to_use() -> None:
     _, problems = lint_spec(
         "when:\n  event: [push, comment, manual, schedule]\nsteps: [make]\n")
@@ -86,8 +108,16 @@ def test_an_unknown_event_is_refused_naming_every_produced_one() -> None:
 # A small grammar of specs, with the texts that used to pass lint and fail later.
 TEXTS = st.sampled_from(["make test", "echo $FERRY_BRANCH", "echo $(params.x)",
                          "echo ${{ matrix.python }}", "echo ${{ matrix.nope }}",
+                         "echo ${{ matrix.os }}", "echo ${{matrix.python}}",
                          "echo ${{ github.ref }}", "echo $(date)"])
 IMAGES = st.sampled_from(["python:3.12", "python:${{ matrix.python }}", "$(params.image):1"])
+MATRICES = st.sampled_from([
+    {"python": ["3.11", "3.12"]},
+    # `include` adding a combination without `python`: `${{ matrix.python }}` has no value.
+    {"python": ["3.11"], "include": [{"os": "linux"}]},
+    {"python": ["3.11"], "os": ["linux"], "include": [{"python": "3.13", "os": "mac"}]},
+    {"python": ["3.11", "3.12"], "exclude": [{"python": "3.11"}]},
+])
 EVENT_NAMES = st.lists(st.sampled_from([kind.value for kind in EventKind]), max_size=2)
 
 
@@ -99,7 +129,7 @@ def specs(draw: Any) -> dict[str, Any]:
                                "steps": [{"run": draw(TEXTS)}
                                          for _ in range(draw(st.integers(1, 3)))]}
         if draw(st.booleans()):
-            job["matrix"] = {"python": ["3.11", "3.12"]}
+            job["matrix"] = draw(MATRICES)
         if index and draw(st.booleans()):
             job["needs"] = [f"job{draw(st.integers(0, index - 1))}"]
         if draw(st.booleans()):

@@ -126,6 +126,23 @@ def test_invalid_spec_fails_the_commit_naming_the_first_error_and_its_line(
     assert backend.requests == []
 
 
+def test_a_spec_planning_could_not_run_fails_the_commit_at_its_line_like_ferry_lint(
+    serve: Serve, forge: FakeForge, backend: RecordingBackend
+) -> None:
+    # An `include` combination without `python` once passed lint, then failed in the planner.
+    payload = push_payload()
+    sha = str(payload["after"])
+    seed_spec(forge, sha, "jobs:\n  test:\n    matrix:\n      python: ['3.12']\n"
+                          "      include:\n        - os: linux\n"
+                          "    image: python:${{ matrix.python }}\n    steps: [make]\n")
+    response = post(serve(), payload)
+    assert response.status_code == 202
+    assert ".ci.yaml:7:12" in response.json()["skipped"]
+    [status] = forge.statuses_for(REPOSITORY, sha)
+    assert status["state"] == "failure" and ".ci.yaml:7:12" in status["description"]
+    assert backend.requests == []
+
+
 def test_missing_spec_is_a_quiet_no_op(serve: Serve, forge: FakeForge,
                                        backend: RecordingBackend) -> None:
     response = post(serve(), push_payload())
