@@ -216,13 +216,17 @@ class _Linter:
 
     def shorthand_job(self, root: MappingNode, steps_entry: Entry) -> JobSource:
         image_entry = root.get("image")
+        source = JobSource(job=_NO_JOB_YET, key=steps_entry.key)
         image = DEFAULT_IMAGE
         if image_entry:
             image = self.image(image_entry.value, "image") or DEFAULT_IMAGE
-        steps = self.steps(steps_entry.value, "steps")
-        job = Job(name=DEFAULT_JOB_NAME, steps=steps, image=image, position=root.position,
-                  key_positions=_keys(root))
-        return JobSource(job=job, key=steps_entry.key)
+            source.placeholders.append((image, image_entry.value, "image"))
+        steps = self.steps(steps_entry.value, "steps", source=source)
+        source.job = Job(name=DEFAULT_JOB_NAME, steps=steps, image=image,
+                         position=root.position, key_positions=_keys(root))
+        # No matrix here: any `${{ }}` in an image would reach the run as it is.
+        check_placeholders(self.out, job=source.job, uses=source.placeholders)
+        return source
 
     def jobs(self, entry: Entry, path: str, *, is_finally: bool) -> list[JobSource]:
         node = reading.mapping(self.out, entry.value, path)
