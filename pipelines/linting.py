@@ -1,8 +1,12 @@
 """Node tree -> `Spec`, collecting every problem on the way.
 
-`load_spec` is what the rest of Ferry calls: a spec and its warnings, or a `SpecError` that
-carries all errors and warnings at once. `lint_spec` is the same without raising, for
-`ferry lint`. Both raise nothing but `SpecError` for bad input, whatever the bytes.
+`lint_spec` gives the spec (None if any error) and every problem, without raising, whatever
+the bytes; `pipelines.preparing.prepare` calls it for the commands and the receiver.
+`load_spec` is the same, raising a `SpecError` that carries every problem (for tests and
+benchmarks that want a spec in one line).
+
+Every rule that planning, the compiler or a backend depends on is checked here, so that a
+spec without errors plans, compiles and runs.
 
 The checks run in two passes: first each job on its own (types, keys, names, limits), then
 the jobs together (duplicate names, `needs`, cycles, finally rules), because only then are
