@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from pipelines import reading
-from pipelines.parsing import Node
+from pipelines.parsing import Entry, Node
 from pipelines.reading import Collector, join
 from pipelines.spec import MAX_MATRIX_COMBINATIONS, Job, Matrix
 
@@ -44,10 +44,12 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
     include: tuple[Mapping[str, str], ...] = ()
     exclude: tuple[Mapping[str, str], ...] = ()
     variables: dict[str, str] = {}
+    include_entry = None
     for entry in matrix.entries:
         entry_path = join(path, entry.name)
         if entry.name == "include":
             include = _combinations(out, entry.value, entry_path, axes=None)
+            include_entry = entry
             continue
         if entry.name == "exclude":
             exclude = _combinations(out, entry.value, entry_path, axes=axes)
@@ -68,6 +70,9 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
         values = _values(out, entry.value, entry_path)
         if values is not None:
             axes[entry.name] = values
+    if include_entry is not None:
+        _check_include_variables(out, include_entry, join(path, "include"), include,
+                                 variables=variables)
     if not axes and not include:
         out.error(matrix, path, f"`{path}` has no axes",
                   hint="add one, e.g. `python: [\"3.11\", \"3.12\"]`")
@@ -86,6 +91,21 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
     elif size == 0:
         out.error(matrix, path, "the matrix has no combinations left after `exclude`")
     return built
+
+
+def _check_include_variables(out: Collector, entry: Entry, path: str,
+                             include: Sequence[Mapping[str, str]], *,
+                             variables: Mapping[str, str]) -> None:
+    """Two keys of one combination must not become the same `MATRIX_` variable."""
+    for combination in include:
+        seen = dict(variables)
+        for key in combination:
+            variable = matrix_env_name(key)
+            other = seen.setdefault(variable, key)
+            if other != key:
+                out.error(entry.key, path,
+                          f"matrix keys `{other}` and `{key}` would both become `{variable}`",
+                          hint="rename one of them")
 
 
 def _raw_size(axes: Mapping[str, Sequence[str]]) -> int:

@@ -98,6 +98,13 @@ def test_placeholders_in_the_steps_shorthand_are_errors_not_literal_images() -> 
                       "4:12: `${{ matrix.v }}` is used, but job `build` has no `matrix`"]
 
 
+def test_include_keys_that_become_the_same_variable_as_an_axis_are_errors() -> None:
+    # Both set `MATRIX_A_B`; the planner kept the last one without a word.
+    errors = errors_of("jobs:\n  t:\n    matrix:\n      a_b: [x]\n      include:\n"
+                       "        - {a-b: y, a_b: z}\n    steps: [make]\n")
+    assert errors == ["5:7: matrix keys `a_b` and `a-b` would both become `MATRIX_A_B`"]
+
+
 def test_events_nothing_produces_are_refused_with_what_to_use() -> None:
     _, problems = lint_spec(
         "when:\n  event: [push, comment, manual, schedule]\nsteps: [make]\n")
