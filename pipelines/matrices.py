@@ -25,7 +25,7 @@ from pipelines.spec import MAX_MATRIX_COMBINATIONS, Job, Matrix
 _AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # Any `${{ ... }}`; group 1 is the expression. Only `matrix.KEY` is replaced (`MATRIX_KEY`).
 PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
-MATRIX_KEY = re.compile(r"\s*matrix\.([A-Za-z_][A-Za-z0-9_-]*)\s*")
+MATRIX_KEY = re.compile(rf"\s*matrix\.({_AXIS_NAME.pattern})\s*")  # keys as axes are named
 # Above this many raw combinations we do not enumerate to apply `exclude`: no realistic
 # list of exclusions brings a product this large back under the limit.
 _ENUMERATION_LIMIT = 100 * MAX_MATRIX_COMBINATIONS
