@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from pipelines.events import Event, EventKind
-from pipelines.linting import load_spec
-from pipelines.planning import Plan, plan
+from pipelines.planning import Plan
+from pipelines.preparing import Prepared, prepare
 from pipelines.tekton import CompileOptions, compile_pipeline_run, to_yaml
 
 EVENT = Event(
@@ -84,10 +84,9 @@ def main() -> None:
     text = spec_text()
 
     def ferry() -> dict[str, Any]:
-        spec, _ = load_spec(text)
-        planned = plan(spec, EVENT)
-        assert isinstance(planned, Plan)
-        return compile_pipeline_run(planned, EVENT, options=CompileOptions())
+        prepared = prepare(text, event=EVENT)  # what `ferry render` and the receiver call
+        assert isinstance(prepared, Prepared) and isinstance(prepared.outcome, Plan)
+        return compile_pipeline_run(prepared.outcome, EVENT, options=CompileOptions())
 
     def libyaml() -> object:
         return yaml.load(text, Loader=yaml.CSafeLoader)

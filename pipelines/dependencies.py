@@ -7,12 +7,9 @@ So a finally job may not `need` anything, and no regular job may `need` a finall
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from pipelines.job_sources import JobSource
 from pipelines.reading import Collector, suggestion
-
-if TYPE_CHECKING:
-    from pipelines.linting import JobSource
 
 
 def check_dependencies(out: Collector, *, jobs: Sequence[JobSource],

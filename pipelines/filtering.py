@@ -88,10 +88,6 @@ def why_not(when: When | None, event: Event) -> str | None:
     return None
 
 
-def holds(when: When | None, event: Event) -> bool:
-    return why_not(when, event) is None
-
-
 def _why_not_ref(when: When, event: Event) -> str | None:
     if when.branch.is_empty and when.tag.is_empty:
         return None

@@ -1,8 +1,12 @@
 """Node tree -> `Spec`, collecting every problem on the way.
 
-`load_spec` is what the rest of Ferry calls: a spec and its warnings, or a `SpecError` that
-carries all errors and warnings at once. `lint_spec` is the same without raising, for
-`ferry lint`. Both raise nothing but `SpecError` for bad input, whatever the bytes.
+`lint_spec` gives the spec (None if any error) and every problem, without raising, whatever
+the bytes; `pipelines.preparing.prepare` calls it for the commands and the receiver.
+`load_spec` is the same, raising a `SpecError` that carries every problem (for tests and
+benchmarks that want a spec in one line).
+
+Every rule that planning, the compiler or a backend depends on is checked here, so that a
+spec without errors plans, compiles and runs.
 
 The checks run in two passes: first each job on its own (types, keys, names, limits), then
 the jobs together (duplicate names, `needs`, cycles, finally rules), because only then are
@@ -13,13 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from pipelines import reading
 from pipelines.dependencies import check_dependencies
 from pipelines.events import PRODUCED_EVENTS, EventKind
-from pipelines.matrices import check_placeholders, read_matrix
+from pipelines.job_sources import JobSource
+from pipelines.matrices import PLACEHOLDER, check_placeholders, read_matrix
 from pipelines.parsing import Entry, MappingNode, Node, ScalarNode, SequenceNode, parse_yaml
 from pipelines.problems import Position, Problem, SpecError
 from pipelines.reading import Collector, join
@@ -62,7 +66,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-_PLACEHOLDER = re.compile(r"\$\{\{.*?\}\}")
 _WHITESPACE = re.compile(r"\s")  # what `str.isspace` calls whitespace (both ask Unicode)
 _UNPRODUCED_HINTS = {
     EventKind.COMMENT: "`/retest` and `/ok-to-test` run the pull request's jobs again: use "
@@ -112,18 +115,6 @@ def _keys(node: MappingNode) -> Mapping[str, Position]:
 # What `JobSource.job` holds until the job is read (nothing looks at it before), so that no
 # `Job` is built only to be replaced.
 _NO_JOB_YET = Job(name="", steps=())
-
-
-@dataclass(slots=True)
-class JobSource:
-    """A job with the positions the cross-job checks point at."""
-
-    job: Job
-    key: ScalarNode
-    needs: tuple[tuple[str, Position], ...] = ()
-    needs_node: Node | None = None
-    placeholders: list[tuple[str, Node, str]] = field(default_factory=list)
-    has_matrix: bool = False
 
 
 class _Linter:
@@ -229,13 +220,17 @@ class _Linter:
 
     def shorthand_job(self, root: MappingNode, steps_entry: Entry) -> JobSource:
         image_entry = root.get("image")
+        source = JobSource(job=_NO_JOB_YET, key=steps_entry.key)
         image = DEFAULT_IMAGE
         if image_entry:
             image = self.image(image_entry.value, "image") or DEFAULT_IMAGE
-        steps = self.steps(steps_entry.value, "steps")
-        job = Job(name=DEFAULT_JOB_NAME, steps=steps, image=image, position=root.position,
-                  key_positions=_keys(root))
-        return JobSource(job=job, key=steps_entry.key)
+            source.placeholders.append((image, image_entry.value, "image"))
+        steps = self.steps(steps_entry.value, "steps", source=source)
+        source.job = Job(name=DEFAULT_JOB_NAME, steps=steps, image=image,
+                         position=root.position, key_positions=_keys(root))
+        # No matrix here: any `${{ }}` in an image would reach the run as it is.
+        check_placeholders(self.out, job=source.job, uses=source.placeholders)
+        return source
 
     def jobs(self, entry: Entry, path: str, *, is_finally: bool) -> list[JobSource]:
         node = reading.mapping(self.out, entry.value, path)
@@ -338,7 +333,7 @@ class _Linter:
         image = reading.string(self.out, node, path)
         if image is None:
             return None
-        if _WHITESPACE.search(_PLACEHOLDER.sub("", image)):
+        if _WHITESPACE.search(PLACEHOLDER.sub("", image)):
             self.out.error(node, path, f"image `{image}` contains whitespace")
             return None
         if "${{" not in image:

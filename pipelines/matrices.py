@@ -1,9 +1,11 @@
-"""The `matrix` of a job: reading it, sizing it, and checking `${{ matrix.KEY }}` uses.
+"""The `matrix` of a job: reading it, expanding it, and checking `${{ matrix.KEY }}` uses.
 
-Only the size is computed here, so the linter can refuse a matrix over
-`MAX_MATRIX_COMBINATIONS` before anything expands it; the planner does the expansion.
-The size follows the planner's expansion: the product of the axes, minus the combinations
-that match every key of an `exclude` entry, plus each `include` entry not already there.
+One expansion (`combinations`) serves the linter, which refuses a matrix over
+`MAX_MATRIX_COMBINATIONS` and placeholders some combination has no value for, and the
+planner, which makes one job of each combination: the product of the axes in file order
+(first axis slowest), minus the combinations that match every key of an `exclude` entry,
+plus each `include` entry not already there. One pattern (`PLACEHOLDER`) finds the
+`${{ matrix.KEY }}` texts both of them look at.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from pipelines import reading
-from pipelines.parsing import Node
+from pipelines.parsing import Entry, Node
 from pipelines.reading import Collector, join
 from pipelines.spec import MAX_MATRIX_COMBINATIONS, Job, Matrix
 
 # `python-version` is common (GitHub Actions); its variable is `MATRIX_PYTHON_VERSION`.
 _AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
-_MATRIX_REFERENCE = re.compile(r"matrix\.([A-Za-z_][A-Za-z0-9_-]*)")
+# Any `${{ ... }}`; group 1 is the expression. Only `matrix.KEY` is replaced (`MATRIX_KEY`).
+PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
+MATRIX_KEY = re.compile(rf"\s*matrix\.({_AXIS_NAME.pattern})\s*")  # keys as axes are named
 # Above this many raw combinations we do not enumerate to apply `exclude`: no realistic
 # list of exclusions brings a product this large back under the limit.
 _ENUMERATION_LIMIT = 100 * MAX_MATRIX_COMBINATIONS
@@ -41,10 +44,12 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
     include: tuple[Mapping[str, str], ...] = ()
     exclude: tuple[Mapping[str, str], ...] = ()
     variables: dict[str, str] = {}
+    include_entry = None
     for entry in matrix.entries:
         entry_path = join(path, entry.name)
         if entry.name == "include":
             include = _combinations(out, entry.value, entry_path, axes=None)
+            include_entry = entry
             continue
         if entry.name == "exclude":
             exclude = _combinations(out, entry.value, entry_path, axes=axes)
@@ -65,11 +70,19 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
         values = _values(out, entry.value, entry_path)
         if values is not None:
             axes[entry.name] = values
+    if include_entry is not None:
+        _check_include_variables(out, include_entry, join(path, "include"), include,
+                                 variables=variables)
     if not axes and not include:
         out.error(matrix, path, f"`{path}` has no axes",
                   hint="add one, e.g. `python: [\"3.11\", \"3.12\"]`")
         return None
-    size = matrix_size(axes=axes, include=include, exclude=exclude)
+    built = Matrix(axes=MappingProxyType(axes), include=include, exclude=exclude,
+                   position=matrix.position,
+                   key_positions=MappingProxyType({e.name: e.key.position
+                                                   for e in matrix.entries}))
+    raw = _raw_size(axes)
+    size = raw if raw > _ENUMERATION_LIMIT else len(combinations(built))
     if size > MAX_MATRIX_COMBINATIONS:
         out.error(matrix, path,
                   f"the matrix expands to {size} combinations, over the limit of "
@@ -77,27 +90,41 @@ def read_matrix(out: Collector, node: Node, path: str) -> Matrix | None:
                   hint="drop values, add `exclude` entries, or split the job")
     elif size == 0:
         out.error(matrix, path, "the matrix has no combinations left after `exclude`")
-    return Matrix(axes=MappingProxyType(axes), include=include, exclude=exclude,
-                  position=matrix.position,
-                  key_positions=MappingProxyType({e.name: e.key.position
-                                                  for e in matrix.entries}))
+    return built
 
 
-def matrix_size(*, axes: Mapping[str, Sequence[str]], include: Sequence[Mapping[str, str]],
-                exclude: Sequence[Mapping[str, str]]) -> int:
-    raw = math.prod(len(values) for values in axes.values()) if axes else 0
-    if raw > _ENUMERATION_LIMIT:
-        return raw
-    names = list(axes)
+def _check_include_variables(out: Collector, entry: Entry, path: str,
+                             include: Sequence[Mapping[str, str]], *,
+                             variables: Mapping[str, str]) -> None:
+    """Two keys of one combination must not become the same `MATRIX_` variable."""
+    for combination in include:
+        seen = dict(variables)
+        for key in combination:
+            variable = matrix_env_name(key)
+            other = seen.setdefault(variable, key)
+            if other != key:
+                out.error(entry.key, path,
+                          f"matrix keys `{other}` and `{key}` would both become `{variable}`",
+                          hint="rename one of them")
+
+
+def _raw_size(axes: Mapping[str, Sequence[str]]) -> int:
+    return math.prod(len(values) for values in axes.values()) if axes else 0
+
+
+def combinations(matrix: Matrix) -> tuple[Mapping[str, str], ...]:
+    """Every combination of `matrix`, in the order the module docstring gives."""
+    names = tuple(matrix.axes)
     kept: list[dict[str, str]] = []
-    for values in itertools.product(*axes.values()) if axes else ():
+    for values in itertools.product(*matrix.axes.values()) if names else ():
         combination = dict(zip(names, values, strict=True))
-        if not any(all(combination.get(k) == v for k, v in rule.items()) for rule in exclude):
+        if not any(all(combination.get(k) == v for k, v in rule.items())
+                   for rule in matrix.exclude):
             kept.append(combination)
-    for entry in include:
+    for entry in matrix.include:
         if dict(entry) not in kept:
             kept.append(dict(entry))
-    return len(kept)
+    return tuple(MappingProxyType(combination) for combination in kept)
 
 
 def _values(out: Collector, node: Node, path: str) -> tuple[str, ...] | None:
@@ -163,20 +190,25 @@ def _combinations(out: Collector, node: Node, path: str,
 
 def check_placeholders(out: Collector, *, job: Job,
                        uses: Sequence[tuple[str, Node, str]]) -> None:
-    """`${{ matrix.KEY }}` is allowed in a matrix job's images and env values, for known keys.
+    """`${{ matrix.KEY }}` is allowed in a matrix job's images, env values, `run` and service
+    commands, for keys that every combination has a value for.
 
-    `uses` lists those values (text, node, path); `run` is checked separately (a warning),
-    and any other place that contains `${{` is reported by the linter itself.
+    `uses` lists those values (text, node, path); any other place that contains `${{` is
+    reported by the linter itself.
     """
-    keys: set[str] = set()
+    every: set[str] = set()  # the keys every combination has
+    some: set[str] = set()  # the keys at least one has
     if job.matrix is not None:
-        keys.update(job.matrix.axes)
+        # A matrix too large to enumerate is refused already; its axes are in every one.
+        expanded = combinations(job.matrix) \
+            if _raw_size(job.matrix.axes) <= _ENUMERATION_LIMIT else ()
+        some.update(job.matrix.axes)
         for combination in job.matrix.include:
-            keys.update(combination)
+            some.update(combination)
+        every = set.intersection(*(set(c) for c in expanded)) if expanded else set(some)
     for text, node, path in uses:
-        for match in _PLACEHOLDER.finditer(text):
-            expression = match.group(1).strip()
-            reference = _MATRIX_REFERENCE.fullmatch(expression)
+        for match in PLACEHOLDER.finditer(text):
+            reference = MATRIX_KEY.fullmatch(match.group(1))
             if reference is None:
                 out.error(node, path, f"`{match.group(0)}` is not supported",
                           hint="only `${{ matrix.KEY }}` is replaced; event data reaches "
@@ -184,10 +216,14 @@ def check_placeholders(out: Collector, *, job: Job,
             elif job.matrix is None:
                 out.error(node, path,
                           f"`{match.group(0)}` is used, but job `{job.name}` has no `matrix`")
-            elif reference.group(1) not in keys:
+            elif reference.group(1) in some and reference.group(1) not in every:
+                out.error(node, path,
+                          f"`{match.group(0)}`: some combinations of the matrix have no "
+                          f"`{reference.group(1)}`",
+                          hint=f"give `{reference.group(1)}` in every `include` entry that "
+                               "adds a combination")
+            elif reference.group(1) not in every:
                 out.error(node, path,
                           f"`{match.group(0)}`: the matrix has no key `{reference.group(1)}`",
-                          hint=reading.suggestion(reference.group(1), keys)
-                          or f"keys are: {', '.join(sorted(keys))}")
-
-
+                          hint=reading.suggestion(reference.group(1), some)
+                          or f"keys are: {', '.join(sorted(some))}")

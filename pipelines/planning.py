@@ -1,13 +1,15 @@
-"""The plan: what runs for one event, backend-neutral (Tekton today, `ferry run` tomorrow).
+"""The plan: what runs for one event, backend-neutral (the Tekton and the local backend alike).
 
-The contract, in call order, for every backend (the webhook receiver, `ferry render`, the local
-runner):
+The contract, in call order, for every caller (the webhook receiver, `ferry render`,
+`ferry run`):
 
-1. `pipelines.linting.load_spec(text)` -> `Spec` (raises `SpecError` for an invalid spec).
+1. `pipelines.preparing.prepare(text, path=..., event=...)` parses and lints the spec and
+   calls `plan` below: a `Prepared` (the spec, its warnings and the plan), or `Problems`.
 2. `plan(spec, event)` -> `Plan`, or `NothingToRun(reason)` when the pipeline-level `when`
-   does not hold or every regular job is skipped. Raises `PlanError` (a `SpecError`) for what
-   the linter cannot see: `MissingDependencyError`, `DependencyCycleError`,
-   `UnknownMatrixVariableError`, `MatrixTooLargeError`.
+   does not hold or every regular job is skipped. It takes a `Spec` the linter made and
+   refuses nothing: every rule (known `needs`, no cycles, matrix size and keys) is the
+   linter's, so that `ferry lint` says all of it with `file:line:col`. A hand-made `Spec`
+   that breaks one raises `ValueError`.
 3. The backend walks `Plan.jobs` (already in dependency order: each job comes after all of its
    `needs`) and then `Plan.finally_jobs`, which run whatever happened to the regular jobs.
    For each job it runs `PlannedJob.steps` in order, each with `PlannedJob.env_for(step)`, in a
@@ -41,7 +43,6 @@ Decisions:
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -49,77 +50,16 @@ from types import MappingProxyType
 
 from pipelines.events import Event
 from pipelines.filtering import why_not
-from pipelines.matrices import matrix_env_name
+from pipelines.matrices import MATRIX_KEY, PLACEHOLDER, combinations, matrix_env_name
 from pipelines.names import dns_label, fit_label, short_hash
-from pipelines.problems import Position, Problem, Severity, SpecError
-from pipelines.spec import (
-    MAX_MATRIX_COMBINATIONS,
-    Job,
-    Matrix,
-    SecretRef,
-    Spec,
-)
+from pipelines.problems import Position
+from pipelines.spec import Job, SecretRef, Spec
 
-_MATRIX_VARIABLE = re.compile(r"\$\{\{\s*matrix\.([A-Za-z0-9_.-]+)\s*\}\}")
 _NOWHERE = Position("<none>", 0, 0)
 
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
-
-
-class PlanError(SpecError):
-    """A spec the linter accepted but that cannot be planned; one problem, with its position."""
-
-    def __init__(self, *, message: str, position: Position, path: str = "") -> None:
-        super().__init__(
-            [Problem(severity=Severity.ERROR, message=message, position=position, path=path)]
-        )
-
-
-class MissingDependencyError(PlanError):
-    def __init__(self, *, job: str, dependency: str, position: Position) -> None:
-        self.job = job
-        self.dependency = dependency
-        super().__init__(
-            message=f"job `{job}` needs `{dependency}`, which is not a job",
-            position=position,
-            path=f"jobs.{job}.needs",
-        )
-
-
-class DependencyCycleError(PlanError):
-    def __init__(self, *, path: tuple[str, ...], position: Position) -> None:
-        self.path = path  # first and last are the same job: ("a", "b", "a")
-        super().__init__(
-            message="jobs depend on each other in a cycle: " + " -> ".join(path),
-            position=position,
-            path=f"jobs.{path[0]}.needs",
-        )
-
-
-class UnknownMatrixVariableError(PlanError):
-    def __init__(self, *, job: str, variable: str, position: Position) -> None:
-        self.job = job
-        self.variable = variable
-        super().__init__(
-            message=f"job `{job}` uses `${{{{ matrix.{variable} }}}}`, "
-            f"but its matrix has no key `{variable}`",
-            position=position,
-            path=f"jobs.{job}",
-        )
-
-
-class MatrixTooLargeError(PlanError):
-    def __init__(self, *, job: str, combinations: int, position: Position) -> None:
-        self.job = job
-        self.combinations = combinations
-        super().__init__(
-            message=f"job `{job}` has {combinations} matrix combinations; "
-            f"the limit is {MAX_MATRIX_COMBINATIONS}",
-            position=position,
-            path=f"jobs.{job}.matrix",
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,7 +132,6 @@ def plan(spec: Spec, event: Event) -> Plan | NothingToRun:
     if reason is not None:
         return NothingToRun(reason=f"the pipeline's `when` does not hold: {reason}")
 
-    _check_dependencies(spec.jobs)
     skipped = _skipped_jobs(spec.jobs, event)
     namer = _Namer()
     variants = {
@@ -204,7 +143,7 @@ def plan(spec: Spec, event: Event) -> Plan | NothingToRun:
         job.name: [
             replace(
                 variant,
-                needs=tuple(v.name for needed in job.needs for v in variants[needed]),
+                needs=tuple(v.name for needed in job.needs for v in variants.get(needed, ())),
             )
             for variant in variants[job.name]
         ]
@@ -256,34 +195,6 @@ def jobs_named(planned: Plan, name: str) -> frozenset[str]:
     )
 
 
-def _check_dependencies(jobs: tuple[Job, ...]) -> None:
-    by_name = {job.name: job for job in jobs}
-    for job in jobs:
-        for dependency in job.needs:
-            if dependency not in by_name:
-                raise MissingDependencyError(
-                    job=job.name, dependency=dependency, position=job.position_of("needs")
-                )
-    # Depth-first search in file order, so the reported cycle is the first one a reader meets.
-    done: set[str] = set()
-    for job in jobs:
-        stack: list[str] = []
-        _visit(job.name, by_name=by_name, stack=stack, done=done)
-
-
-def _visit(name: str, *, by_name: Mapping[str, Job], stack: list[str], done: set[str]) -> None:
-    if name in done:
-        return
-    if name in stack:
-        cycle = (*stack[stack.index(name) :], name)
-        raise DependencyCycleError(path=cycle, position=by_name[cycle[0]].position_of("needs"))
-    stack.append(name)
-    for dependency in by_name[name].needs:
-        _visit(dependency, by_name=by_name, stack=stack, done=done)
-    stack.pop()
-    done.add(name)
-
-
 def _skipped_jobs(jobs: tuple[Job, ...], event: Event) -> dict[str, str]:
     """Jobs whose `when` fails, then (in dependency order) jobs needing a skipped job."""
     skipped: dict[str, str] = {}
@@ -313,38 +224,14 @@ def _topological(
     placed: set[str] = set()
     ordered: list[PlannedJob] = []
     while remaining:
-        ready = next(job for job in remaining if all(d in placed for d in job.needs))
+        ready = next((job for job in remaining if all(d in placed for d in job.needs)), None)
+        if ready is None:  # the linter refuses both; only a hand-made `Spec` gets here
+            raise ValueError(f"jobs {[job.name for job in remaining]} need a job that is "
+                             "not in the spec, or each other in a cycle")
         remaining.remove(ready)
         placed.add(ready.name)
         ordered.extend(variants[ready.name])
     return tuple(ordered)
-
-
-def matrix_combinations(matrix: Matrix) -> tuple[Mapping[str, str], ...]:
-    """Every combination of `matrix`, in the order documented in the module docstring."""
-    keys = tuple(matrix.axes)
-    combinations: list[dict[str, str]] = (
-        [
-            dict(zip(keys, values, strict=True))
-            for values in itertools.product(*(matrix.axes[key] for key in keys))
-        ]
-        if keys
-        else []
-    )
-    combinations = [
-        combination
-        for combination in combinations
-        if not any(_matches(combination, entry) for entry in matrix.exclude)
-    ]
-    for entry in matrix.include:
-        extra = dict(entry)
-        if extra not in combinations:
-            combinations.append(extra)
-    return tuple(_frozen(combination) for combination in combinations)
-
-
-def _matches(combination: Mapping[str, str], entry: Mapping[str, str]) -> bool:
-    return all(combination.get(key) == value for key, value in entry.items())
 
 
 def _expand(
@@ -355,11 +242,6 @@ def _expand(
 ) -> list[PlannedJob]:
     if job.matrix is None:
         return [_planned(job, spec=spec, name=namer.name(job.name, ()), values={})]
-    combinations = matrix_combinations(job.matrix)
-    if len(combinations) > MAX_MATRIX_COMBINATIONS:
-        raise MatrixTooLargeError(
-            job=job.name, combinations=len(combinations), position=job.position_of("matrix")
-        )
     return [
         _planned(
             job,
@@ -367,7 +249,7 @@ def _expand(
             name=namer.name(job.name, tuple(values.values())),
             values=values,
         )
-        for values in combinations
+        for values in combinations(job.matrix)
     ]
 
 
@@ -380,15 +262,18 @@ def _planned(
 ) -> PlannedJob:
     def substitute(text: str) -> str:
         if job.matrix is None:
-            return text  # `${{ }}` without a matrix is the user's text; the linter may warn
+            return text  # the linter refuses `${{ }}` outside a matrix job
 
         def matrix_value(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if key not in values:
-                raise UnknownMatrixVariableError(job=job.name, variable=key, position=job.position)
-            return values[key]
+            reference = MATRIX_KEY.fullmatch(match.group(1))
+            if reference is None:
+                return match.group(0)  # not ours to replace (the linter refuses it)
+            if reference.group(1) not in values:  # the linter refuses it too
+                raise ValueError(f"job `{job.name}` uses {match.group(0)!r}, but a "
+                                 "combination of its matrix has no value for it")
+            return values[reference.group(1)]
 
-        return _MATRIX_VARIABLE.sub(matrix_value, text)
+        return PLACEHOLDER.sub(matrix_value, text) if "${{" in text else text
 
     def substitute_all(mapping: Mapping[str, str]) -> dict[str, str]:
         return {key: substitute(value) for key, value in mapping.items()}

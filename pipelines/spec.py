@@ -133,7 +133,7 @@ class Job(Located):
     secrets: tuple[SecretRef, ...] = ()
     services: tuple[Service, ...] = ()
     matrix: Matrix | None = None
-    timeout_seconds: int | None = None  # None: the pipeline's default
+    timeout_seconds: int | None = None  # None: DEFAULT_JOB_TIMEOUT_SECONDS, cut to the run's
     retries: int = 0
     allow_failure: bool = False
     when: When | None = None
@@ -162,7 +162,8 @@ class Spec(Located):
     env: Mapping[str, str] = field(default_factory=_frozen)
     when: When | None = None
     concurrency: Concurrency = field(default_factory=Concurrency)
-    timeout_seconds: int | None = None  # the whole pipeline; None: Tekton's default (1h)
+    # The whole pipeline; None: the backend derives it (the longest chain of job timeouts).
+    timeout_seconds: int | None = None
 
     def job(self, name: str) -> Job:
         for job in (*self.jobs, *self.finally_jobs):

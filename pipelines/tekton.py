@@ -24,17 +24,19 @@ The shape of the output, and why:
   `ApplyReplacements`; `pkg/reconciler/taskrun/resources/apply.go` applies it to steps,
   `stepTemplate`, sidecars and volumes, which is also how our `stepTemplate` env works). A
   user script saying `echo $(params.branch)` would therefore run the branch name as shell.
-  Rewriting the text cannot keep shell meaning in every quoting context, so the compiler
-  refuses spec text containing a Tekton variable (`TektonVariableError`) and points to the
-  `FERRY_*` environment variables instead. In a shell, `$(params.branch)` would mean "run the
-  command `params.branch`", so no real script is refused by this.
+  Rewriting the text cannot keep shell meaning in every quoting context, so the linter and
+  the compiler refuse spec text containing a Tekton variable (`TektonVariableError`) and
+  point to the `FERRY_*` environment variables instead. In a shell, `$(params.branch)` would
+  mean "run the command `params.branch`", so no real script is refused by this.
 - Every step has a `script` (without one, Tekton asks the image registry for the entrypoint).
   A `run` starting with `#!` is used as it is. Otherwise the script starts with `#!/bin/sh`,
   re-executes itself with `bash -eo pipefail` when the image has bash, and runs under
   `set -e` either way: the behaviour `Step` documents, and the one that works on images with
   no bash (alpine, distroless-busybox).
 - `allow_failure` becomes `onError: continue` on the pipeline task (beta, on by default).
-  Tekton rejects it together with `retries`, so that combination is a `CompileError`.
+  Tekton rejects it together with `retries`, so that combination is a `CompileError`
+  (`pipelines.tekton_rules.refuse_untektonable`, as the Tekton variables are; the linter
+  reports both first, with their positions).
 - Timeouts: each task gets its job's timeout, or `CompileOptions.default_job_timeout_seconds`.
   Without a spec-level timeout, the run's timeout is the longest chain of task timeouts through
   the DAG (each times its attempts) plus the longest finally task, so a run never times out
@@ -70,15 +72,9 @@ from pipelines.planning import (
     PlannedJob,
     PlannedStep,
 )
-from pipelines.problems import Position, Problem, Severity, SpecError
 from pipelines.scripts import EVENT_PARAMS, SOURCE_PATH, event_values, shell_script
 from pipelines.spec import DEFAULT_JOB_TIMEOUT_SECONDS
-from pipelines.tekton_rules import (
-    TEKTON_VARIABLE,
-    TEKTON_VARIABLE_HINT,
-    retries_with_allow_failure_message,
-    tekton_variable_message,
-)
+from pipelines.tekton_rules import refuse_untektonable
 
 API_VERSION = "tekton.dev/v1"
 DEFAULT_CLONE_IMAGE = "docker.io/alpine/git:2.45.2"
@@ -86,7 +82,6 @@ DEFAULT_SHARED_WORKSPACE_SIZE = "1Gi"
 SOURCE_WORKSPACE = "source"
 SHARED_WORKSPACE = "shared"
 LABEL_PREFIX = "ferry.dev/"
-PLACEHOLDER_NAMESPACE = "default"
 # The account of pods that get no API token: every namespace has it (Kubernetes makes it).
 TOKENLESS_SERVICE_ACCOUNT = "default"
 UNTRUSTED_LABEL = f"{LABEL_PREFIX}untrusted"
@@ -130,47 +125,6 @@ CLONE_TOKEN_ENV = "FERRY_CLONE_TOKEN"  # noqa: S105 (a variable name, not a secr
 CLONE_TOKEN_KEY = "token"  # noqa: S105 (the key's name in the clone Secret, not a secret)
 
 
-class CompileError(SpecError):
-    """A plan Tekton cannot run as written; one problem, pinned to the spec when possible."""
-
-    def __init__(self, *, message: str, path: str, position: Position, hint: str | None = None):
-        super().__init__(
-            [
-                Problem(
-                    severity=Severity.ERROR,
-                    message=message,
-                    position=position,
-                    path=path,
-                    hint=hint,
-                )
-            ]
-        )
-        self.path = path
-
-
-class TektonVariableError(CompileError):
-    """Spec text contains `$(params.…)`-style text that Tekton would substitute."""
-
-    def __init__(self, *, path: str, variable: str, position: Position) -> None:
-        self.variable = variable
-        super().__init__(
-            message=tekton_variable_message(variable),
-            path=path,
-            position=position,
-            hint=TEKTON_VARIABLE_HINT,
-        )
-
-
-class RetriesWithAllowFailureError(CompileError):
-    def __init__(self, *, job: str, position: Position) -> None:
-        self.job = job
-        super().__init__(
-            message=retries_with_allow_failure_message(job),
-            path=f"jobs.{job}",
-            position=position,
-        )
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompileOptions:
     """How to compile; everything the spec does not say.
@@ -200,8 +154,7 @@ def compile_pipeline_run(
 ) -> dict[str, Any]:
     """The PipelineRun for `plan` and `event` (see the module docstring)."""
     options = options or CompileOptions()
-    for job in plan.all_jobs:
-        _check_job(job)
+    refuse_untektonable(plan)
     metadata: dict[str, Any] = {"name": pipeline_run_name(event, prefix=options.name_prefix)}
     if options.namespace is not None:
         metadata["namespace"] = options.namespace
@@ -249,38 +202,6 @@ def _task_run_template(options: CompileOptions) -> dict[str, Any]:
         "serviceAccountName": TOKENLESS_SERVICE_ACCOUNT,
         "podTemplate": {"automountServiceAccountToken": False},
     }
-
-
-def _check_job(job: PlannedJob) -> None:
-    if job.retries and job.allow_failure:
-        raise RetriesWithAllowFailureError(job=job.spec_job, position=job.position)
-    where = f"jobs.{job.spec_job}"
-
-    # Every piece of spec text Tekton would substitute in, with its field path (built only for
-    # the error: a variable needs `$(`, which almost no text has).
-    def check(text: str, position: Position, *path: str) -> None:
-        match = TEKTON_VARIABLE.search(text) if "$(" in text else None
-        if match is not None:
-            raise TektonVariableError(path="".join(path), variable=match.group(0),
-                                      position=position)
-
-    check(job.image, job.position, where, ".image")
-    for key, value in job.env.items():
-        check(value, job.position, where, ".env.", key)
-    for secret in job.secrets:
-        check(f"{secret.secret} {secret.key}", job.position, where, ".secrets")
-    for index, step in enumerate(job.steps):
-        at = f"{where}.steps[{index}]"
-        check(step.script, step.position, at, ".run")
-        check(step.image, step.position, at, ".image")
-        for key, value in step.env.items():
-            check(value, step.position, at, ".env.", key)
-    for service in job.services:
-        at = f"{where}.services.{service.name}"
-        check(service.image, job.position, at, ".image")
-        check(" ".join(service.command), job.position, at, ".command")
-        for key, value in service.env.items():
-            check(value, job.position, at, ".env.", key)
 
 
 def _pipeline_task(job: PlannedJob, options: CompileOptions, *, cap: int) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Tekton's own validation rules, checked on a compiled PipelineRun dict without a cluster.
+"""Tekton's own validation rules: what the compiler refuses in a plan, and what Tekton would
+refuse in a compiled PipelineRun dict, checked without a cluster.
+
+`refuse_untektonable(plan)` raises a `CompileError` for a plan Tekton cannot run as written
+(`pipelines.tekton` calls it before compiling; the linter reports the same rules earlier,
+with positions).
 
 The CRD's OpenAPI schema stops at `pipelineSpec` (`x-kubernetes-preserve-unknown-fields`), and
 Tekton's admission webhook enforces the rest. This module restates the rules Ferry's output
@@ -12,6 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pipelines.planning import Plan, PlannedJob
+from pipelines.problems import Position, Problem, Severity, SpecError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PARAM_NAME = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9.-]*$")
@@ -39,6 +47,87 @@ def tekton_variable_message(variable: str) -> str:
 def retries_with_allow_failure_message(job: str) -> str:
     return (f"job `{job}` sets both `retries` and `allow_failure`, which Tekton does not allow "
             "together (onError: continue with retries)")
+
+
+class CompileError(SpecError):
+    """A plan Tekton cannot run as written; one problem, pinned to the spec when possible."""
+
+    def __init__(self, *, message: str, path: str, position: Position, hint: str | None = None):
+        super().__init__(
+            [
+                Problem(
+                    severity=Severity.ERROR,
+                    message=message,
+                    position=position,
+                    path=path,
+                    hint=hint,
+                )
+            ]
+        )
+        self.path = path
+
+
+class TektonVariableError(CompileError):
+    """Spec text contains `$(params.…)`-style text that Tekton would substitute."""
+
+    def __init__(self, *, path: str, variable: str, position: Position) -> None:
+        self.variable = variable
+        super().__init__(
+            message=tekton_variable_message(variable),
+            path=path,
+            position=position,
+            hint=TEKTON_VARIABLE_HINT,
+        )
+
+
+class RetriesWithAllowFailureError(CompileError):
+    def __init__(self, *, job: str, position: Position) -> None:
+        self.job = job
+        super().__init__(
+            message=retries_with_allow_failure_message(job),
+            path=f"jobs.{job}",
+            position=position,
+        )
+
+
+def refuse_untektonable(plan: Plan) -> None:
+    """Raise a `CompileError` for the first job Tekton cannot run as written."""
+    for job in plan.all_jobs:
+        _check_job(job)
+
+
+def _check_job(job: PlannedJob) -> None:
+    if job.retries and job.allow_failure:
+        raise RetriesWithAllowFailureError(job=job.spec_job, position=job.position)
+    where = f"jobs.{job.spec_job}"
+
+    # Every piece of spec text Tekton would substitute in, with its field path (built only for
+    # the error: a variable needs `$(`, which almost no text has).
+    def check(text: str, position: Position, *path: str) -> None:
+        match = TEKTON_VARIABLE.search(text) if "$(" in text else None
+        if match is not None:
+            raise TektonVariableError(path="".join(path), variable=match.group(0),
+                                      position=position)
+
+    check(job.image, job.position, where, ".image")
+    for key, value in job.env.items():
+        check(value, job.position, where, ".env.", key)
+    for secret in job.secrets:
+        check(f"{secret.secret} {secret.key}", job.position, where, ".secrets")
+    for index, step in enumerate(job.steps):
+        at = f"{where}.steps[{index}]"
+        check(step.script, step.position, at, ".run")
+        check(step.image, step.position, at, ".image")
+        for key, value in step.env.items():
+            check(value, step.position, at, ".env.", key)
+    for service in job.services:
+        at = f"{where}.services.{service.name}"
+        check(service.image, job.position, at, ".image")
+        check(" ".join(service.command), job.position, at, ".command")
+        for key, value in service.env.items():
+            check(value, job.position, at, ".env.", key)
+
+
 ON_ERROR = ("continue", "stopAndFail")
 WORKSPACE_SOURCES = (
     "volumeClaimTemplate",

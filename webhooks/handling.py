@@ -42,8 +42,8 @@ from ci.kube.repository_status import LastEvent
 from ci.logs import Redactor
 from ci.settings import ForgeSettings
 from pipelines.events import Event, EventKind
-from pipelines.linting import lint_spec
-from pipelines.planning import NothingToRun, Plan, SkippedJob, plan
+from pipelines.planning import NothingToRun, Plan, SkippedJob
+from pipelines.preparing import Prepared, Problems, prepare
 from pipelines.problems import SpecError
 from pipelines.spec import Spec
 from webhooks import commands
@@ -212,9 +212,10 @@ async def start_run(
     source = await target.call(lambda: forge.read_file(target.name, path, event.sha))
     if source is None:
         return _skipped(f"no {repository.spec_path} at {event.sha[:12]}", outcome="no-spec")
-    spec, problems = lint_spec(source, filename=repository.spec_path)
-    if spec is None:
-        return await _report_invalid(problems, event=event, target=target)
+    prepared = prepare(source, path=repository.spec_path, event=event)
+    if isinstance(prepared, Problems):
+        return await _report_invalid(prepared.problems, event=event, target=target)
+    spec = prepared.spec
     decision = trust or await decide(
         event,
         policy=repository.untrusted,
@@ -227,9 +228,9 @@ async def start_run(
     if decision.trust is Trust.WAIT_FOR_OK_TO_TEST:
         await _notify(target, event, [checks.waiting(contexts, decision.reason)])
         return _skipped(decision.reason, outcome="waiting")
-    event = await _with_changed_files(event, spec, target)
+    event, prepared = await _with_changed_files(event, prepared, target)
     try:
-        planned = plan(spec, event)
+        planned = prepared.outcome
         if only is not None and isinstance(planned, Plan):
             planned = only(planned)
         if isinstance(planned, NothingToRun):
@@ -471,14 +472,18 @@ def _uses_paths(spec: Spec) -> bool:
     return any(when is not None and not when.paths.is_empty for when in conditions)
 
 
-async def _with_changed_files(event: Event, spec: Spec, target: Target) -> Event:
-    """Pull requests' changed files from the forge, only when a `when.paths` needs them."""
+async def _with_changed_files(
+    event: Event, prepared: Prepared, target: Target
+) -> tuple[Event, Prepared]:
+    """Pull requests' changed files from the forge, only when a `when.paths` needs them, and
+    the spec planned again for them."""
     pull_request = event.pull_request
-    if event.changed_files is not None or pull_request is None or not _uses_paths(spec):
-        return event
+    if event.changed_files is not None or pull_request is None or not _uses_paths(prepared.spec):
+        return event, prepared
     forge = target.forge
     files = await target.call(lambda: forge.changed_files(target.name, pull_request.number))
-    return dataclasses.replace(event, changed_files=files)
+    event = dataclasses.replace(event, changed_files=files)
+    return event, prepared.for_event(event)
 
 
 def _without_secrets(planned: Plan) -> Plan:

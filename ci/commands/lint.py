@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipelines.linting import lint_spec
+from pipelines.preparing import Problems, prepare
 from pipelines.problems import Severity
 from pipelines.spec import DEFAULT_SPEC_PATH
 
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: error: cannot read the file: {error.strerror}")
             errors += 1
             continue
-        _, problems = lint_spec(source, filename=name)
+        linted = prepare(source, path=name)
+        problems = linted.problems if isinstance(linted, Problems) else linted.warnings
         for problem in problems:
             print(problem)
         file_errors = sum(problem.severity == Severity.ERROR for problem in problems)

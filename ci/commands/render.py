@@ -8,8 +8,8 @@ Output and exit codes:
 - the PipelineRun as YAML on stdout, warnings on stderr: exit 0;
 - nothing runs for this event: the reason (and each skipped job) on stderr, nothing on
   stdout: exit 0, because "nothing to do" is a correct answer, not a failure;
-- problems in the spec (lint, plan or compile errors): `FILE:LINE:COL: error: message`
-  on stderr, as `ferry lint` prints them: exit 1;
+- problems in the spec: every one, `FILE:LINE:COL: error: message` on stderr, exactly as
+  `ferry lint` prints them (both call `pipelines.preparing.prepare`): exit 1;
 - FILE missing or unreadable: exit 2.
 """
 
@@ -21,9 +21,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from pipelines.events import Event, EventKind, PullRequest
-from pipelines.linting import load_spec
-from pipelines.planning import NothingToRun, plan
-from pipelines.problems import SpecError
+from pipelines.planning import NothingToRun
+from pipelines.preparing import Problems, prepare
+from pipelines.problems import Problem, SpecError
 from pipelines.tekton import CompileOptions, compile_pipeline_run, to_yaml
 
 PLACEHOLDER_SHA = "0" * 40
@@ -81,31 +81,37 @@ def run(args: argparse.Namespace) -> int:
     if args.sha is None:
         print(f"ferry render: no --sha given; using {PLACEHOLDER_SHA}", file=sys.stderr)
     event = event_from_args(args)
-    try:
-        spec, warnings = load_spec(source, filename=args.file)
-        for warning in warnings:
-            print(warning, file=sys.stderr)
-        outcome = plan(spec, event)
-        if isinstance(outcome, NothingToRun):
-            print(f"nothing runs: {outcome.reason}", file=sys.stderr)
-            for skipped in outcome.skipped:
-                print(f"  skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
-            return 0
+    prepared = prepare(source, path=args.file, event=event)
+    if isinstance(prepared, Problems):
+        return _refused(prepared.problems)
+    for warning in prepared.warnings:
+        print(warning, file=sys.stderr)
+    outcome = prepared.outcome
+    if isinstance(outcome, NothingToRun):
+        print(f"nothing runs: {outcome.reason}", file=sys.stderr)
         for skipped in outcome.skipped:
-            print(f"skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
-        options = CompileOptions(
-            namespace=args.namespace,
-            service_account=args.service_account,
-            untrusted=args.untrusted,
-            ferry_version=_ferry_version(),
-        )
+            print(f"  skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
+        return 0
+    for skipped in outcome.skipped:
+        print(f"skipped {skipped.name}: {skipped.reason}", file=sys.stderr)
+    options = CompileOptions(
+        namespace=args.namespace,
+        service_account=args.service_account,
+        untrusted=args.untrusted,
+        ferry_version=_ferry_version(),
+    )
+    try:
         pipeline_run = compile_pipeline_run(outcome, event, options=options)
-    except SpecError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return 1
+    except SpecError as error:  # the linter reports these first: a bug if it ever shows
+        return _refused(error.problems)
     sys.stdout.write(to_yaml(pipeline_run))
     return 0
+
+
+def _refused(problems: tuple[Problem, ...]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1
 
 
 def event_from_args(args: argparse.Namespace) -> Event:

@@ -33,10 +33,9 @@ from ci.local.selecting import UnknownJobError, select_jobs
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin, WorkspaceSource
 from ci.masking import Masker
 from pipelines.events import Event, EventKind
-from pipelines.linting import lint_spec
-from pipelines.planning import NothingToRun, Plan, plan
-from pipelines.problems import Severity, SpecError
-from pipelines.spec import DEFAULT_SPEC_PATH, Spec
+from pipelines.planning import NothingToRun, Plan
+from pipelines.preparing import Problems, prepare
+from pipelines.spec import DEFAULT_SPEC_PATH
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     spec_path = Path(args.file)
-    spec = _load(spec_path, name=args.file)
+    source = _read(spec_path, name=args.file)
     try:
         checkout = read_checkout(
             spec_path.resolve().parent,
@@ -110,16 +109,12 @@ def _run_command(args: argparse.Namespace) -> int:
     except (CheckoutError, SecretArgumentError, EngineNotFoundError) as error:
         raise _fail(error, status=EXIT_USAGE) from error
     event = local_event(checkout, kind=args.event, branch=args.branch, tag=args.tag)
+    planned = _prepare(source, name=args.file, event=event)
+    if isinstance(planned, NothingToRun):
+        _explain_nothing(planned)
+        return 0
     try:
-        planned = plan(spec, event)
-        if isinstance(planned, NothingToRun):
-            _explain_nothing(planned)
-            return 0
         planned = select_jobs(planned, args.job) if args.job else planned
-    except SpecError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        raise _CommandError(EXIT_FAILED) from error
     except UnknownJobError as error:
         raise _fail(error, status=EXIT_USAGE) from error
 
@@ -151,22 +146,28 @@ def _run_command(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_FAILED
 
 
-def _load(path: Path, *, name: str) -> Spec:
-    """The spec, warnings printed; or its errors printed as `ferry lint` does, and stop."""
+def _read(path: Path, *, name: str) -> bytes:
     try:
-        source = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         print(f"{name}: error: cannot read the file: {error.strerror}", file=sys.stderr)
         raise _CommandError(EXIT_FAILED) from error
-    spec, problems = lint_spec(source, filename=name)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if spec is None:
-        errors = sum(problem.severity is Severity.ERROR for problem in problems)
+
+
+def _prepare(source: bytes, *, name: str, event: Event) -> Plan | NothingToRun:
+    """What runs, warnings printed; or every problem printed as `ferry lint` prints them
+    (both call `prepare`), and stop."""
+    prepared = prepare(source, path=name, event=event)
+    if isinstance(prepared, Problems):
+        for problem in prepared.problems:
+            print(problem, file=sys.stderr)
+        errors = len(prepared.errors)
         print(f"{name}: {errors} error{'' if errors == 1 else 's'}; nothing was run",
               file=sys.stderr)
         raise _CommandError(EXIT_FAILED)
-    return spec
+    for warning in prepared.warnings:
+        print(warning, file=sys.stderr)
+    return prepared.outcome
 
 
 def _fail(error: Exception, *, status: int) -> _CommandError:

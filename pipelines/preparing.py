@@ -1,0 +1,74 @@
+"""From a spec's text to what runs for one event: the one path every caller takes.
+
+`prepare(text, path=..., event=...)` parses, lints, filters and plans. `ferry lint` (without
+an event), `ferry render`, `ferry run` and the receiver all call it, so they cannot disagree
+about a spec: either every problem, errors first, each with `file:line:col` (`Problems`), or
+the spec, its warnings and the plan (`Prepared`). Everything planning, compiling or a backend
+would refuse is a lint error, so a `Prepared` plan compiles and runs
+(`tests/unit/pipelines/test_lint_agrees.py` checks it on generated specs).
+
+The receiver learns a pull request's changed files only after it has read the spec (it asks
+the forge only when a `when.paths` needs them): `Prepared.for_event` plans the same spec for
+the completed event, without reading the text again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import overload
+
+from pipelines.events import Event
+from pipelines.linting import lint_spec
+from pipelines.planning import NothingToRun, Plan, plan
+from pipelines.problems import Problem, Severity
+from pipelines.spec import DEFAULT_SPEC_PATH, Spec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problems:
+    """A spec that cannot run: every problem (at least one error), errors first."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Linted:
+    """A spec without errors, and its warnings (which never block a run)."""
+
+    spec: Spec
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared(Linted):
+    """A spec without errors, its warnings, and what runs for the event."""
+
+    outcome: Plan | NothingToRun
+
+    def for_event(self, event: Event) -> Prepared:
+        """The same spec planned for `event` (e.g. the same event with its changed files)."""
+        return Prepared(spec=self.spec, warnings=self.warnings, outcome=plan(self.spec, event))
+
+
+@overload
+def prepare(text: str | bytes, *, path: str = ..., event: Event) -> Prepared | Problems: ...
+
+
+@overload
+def prepare(text: str | bytes, *, path: str = ..., event: None = None) -> Linted | Problems: ...
+
+
+def prepare(text: str | bytes, *, path: str = DEFAULT_SPEC_PATH,
+            event: Event | None = None) -> Prepared | Linted | Problems:
+    """Parse, lint, filter and plan `text` (read from `path`, which problems name) for
+    `event`; without an event, stop after linting (`ferry lint`)."""
+    spec, problems = lint_spec(text, filename=path)
+    if spec is None:
+        return Problems(problems=problems)
+    if event is None:
+        return Linted(spec=spec, warnings=problems)
+    return Prepared(spec=spec, warnings=problems, outcome=plan(spec, event))
