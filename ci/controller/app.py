@@ -32,7 +32,7 @@ from ci.controller.metrics import ControllerMetrics
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
-from ci.controller.runs import RunKey, RunSnapshot
+from ci.controller.runs import RunKey, RunSnapshot, trim_run, trim_task_run
 from ci.controller.scheduling import Clock, Scheduler, real_clock
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
@@ -49,7 +49,7 @@ from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.run_requests import RunRequests
-from ci.kube.watching import Consumer, Watcher, WatchEvent, run_in_thread
+from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread
 
 log = structlog.get_logger(__name__)
 
@@ -186,9 +186,9 @@ class _Controller:
         stopping.set()
 
     def _watch(self, *, api: Any, kind: Any, consumer: Consumer, namespace: str | None,
-               selector: str | None) -> None:
+               selector: str | None, trim: Callable[[Object], Object] | None = None) -> None:
         watcher = Watcher(api=api, kind=kind, consumer=consumer, settings=self._settings.watch,
-                          namespace=namespace, label_selector=selector)
+                          namespace=namespace, label_selector=selector, trim=trim)
         self._watchers.append(watcher)
         self._threads.append(run_in_thread(
             watcher, name=f"watch {kind.plural} {namespace or '*'}"))
@@ -380,14 +380,14 @@ class _Controller:
             consumer = _FirstList(TaskRunConsumer(store, namespace=namespace))
             task_run_consumers.append(consumer)
             self._watch(api=api, kind=TASK_RUN, consumer=consumer, namespace=namespace,
-                        selector=labels.MANAGED_SELECTOR)
+                        selector=labels.MANAGED_SELECTOR, trim=trim_task_run)
         await self._wait_listed(task_run_consumers, stopping)
         run_consumers = []
         for namespace in namespaces:
             consumer = _FirstList(PipelineRunConsumer(store, namespace=namespace))
             run_consumers.append(consumer)
             self._watch(api=api, kind=PIPELINE_RUN, consumer=consumer,
-                        namespace=namespace, selector=labels.MANAGED_SELECTOR)
+                        namespace=namespace, selector=labels.MANAGED_SELECTOR, trim=trim_run)
         return run_consumers
 
     async def _log_resumed(self, consumers: Sequence[_FirstList],
