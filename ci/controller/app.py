@@ -7,6 +7,7 @@ which the process should exit and be restarted as a standby).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -65,6 +66,9 @@ KEY_RETRY_SECONDS = 2.0
 Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
 # Archive queue workers per archive thread: most wait for a thread, none hold one.
 ARCHIVE_QUEUE_FACTOR = 4
+# Threads for blocking calls beyond one per worker: the lease's renewal, the scheduler and
+# the binding key's re-read never wait behind the workers' API calls.
+SPARE_THREADS = 8
 
 
 def run_controller(
@@ -133,6 +137,10 @@ class _Controller:
         settings = self._settings
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # asyncio's default pool has cpu_count + 4 threads: on two CPUs, six API calls at a
+        # time for 32 workers, and a lease renewal queued behind a burst's patches.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            settings.workers + SPARE_THREADS, thread_name_prefix="ferry-controller"))
         watch_stop = loop.create_task(self._watch_stop(stop, stopping))
         kubernetes = settings.kubernetes
         if kubernetes.pool_size is None:
@@ -218,7 +226,8 @@ class _Controller:
 
         store = RunStore(notify)
         repositories = RepositoryIndex()
-        verifier = RunVerifier(keys.keys, window=settings.binding_window, metrics=self._metrics)
+        verifier = RunVerifier(keys.keys, window=settings.binding_window, metrics=self._metrics,
+                               cached=keys.cached)
 
         def repositories_changed() -> None:
             loop.call_soon_threadsafe(self._resubmit_all, queue, store)

@@ -200,7 +200,8 @@ class Deliverer:
 
     async def _forge_for(self, repository: Repository, *, log: Any) -> Forge | Retry:
         try:
-            found = await asyncio.to_thread(self._credentials.for_repository, repository)
+            found = (self._credentials.cached(repository)
+                     or await asyncio.to_thread(self._credentials.for_repository, repository))
         except CredentialsError as error:
             log.warning("no credentials to report with", error=str(error))
             return Retry(MISSING_SETUP_DELAY)

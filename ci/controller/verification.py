@@ -23,16 +23,21 @@ log = structlog.get_logger(__name__)
 
 class RunVerifier:
     def __init__(self, keys: Callable[[], BindingKeys], *, window: float,
-                 metrics: ControllerMetrics) -> None:
-        """`keys` may block (it reads the key's Secret when its cache is old)."""
+                 metrics: ControllerMetrics,
+                 cached: Callable[[], BindingKeys | None] | None = None) -> None:
+        """`keys` may block (it reads the key's Secret when its cache is old); `cached`, if
+        given, never does: it answers the keys while they are fresh, else None."""
         self._keys = keys
+        self._cached = cached
         self._window = window
         self._metrics = metrics
         self._refused: dict[str, Refusal] = {}  # run uid -> the reason last logged
 
     async def refusal(self, run: RunSnapshot, repository: Repository) -> Refusal | None:
         """None if `run` is bound to `repository`; else why not (logged and counted once)."""
-        keys = await asyncio.to_thread(self._keys)
+        keys = self._cached() if self._cached is not None else None
+        if keys is None:
+            keys = await asyncio.to_thread(self._keys)
         refusal = refusal_of(run, repository, keys, window=self._window)
         if refusal is None:
             self._refused.pop(run.uid, None)
