@@ -194,9 +194,8 @@ class Watcher:
                 if obj.get("code") == 410:
                     raise ResourceVersionGoneError
                 raise RuntimeError(f"watch error: {json.dumps(obj)[:500]}")
-            if self._trim is not None:
-                obj = self._trim(obj)
-            self._consumer.on_event(WatchEvent(EventType(event_type), obj))
+            kept = obj if self._trim is None else self._trim(obj)
+            self._consumer.on_event(WatchEvent(EventType(event_type), kept))
         return version
 
     # -- the raw stream ---------------------------------------------------------------------
