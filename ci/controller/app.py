@@ -426,7 +426,7 @@ class _Controller:
         if self._admit and run is not None:
             group = admission.group_of(run)
             if group is not None:
-                queue.submit(("admit", run.namespace, group), None)
+                queue.submit(("admit", run.namespace, group), None, newest_only=True)
 
     def _resubmit_all(self, queue: KeyedQueue[Key, Observation | None], store: RunStore
                       ) -> None:
@@ -441,7 +441,10 @@ class _Controller:
     def _on_final(self, queue: KeyedQueue[Key, Observation | None], run: RunSnapshot,
                   repository: Repository) -> None:
         if self._prune:
-            queue.submit(("prune", repository.namespace, repository.name), None)
+            # One pass over the namespace's runs for all the runs that ended meanwhile: a
+            # restart with 10,000 finished runs queued 10,000 passes of 10,000 runs each.
+            queue.submit(("prune", repository.namespace, repository.name), None,
+                         newest_only=True)
 
 
 class _Housekeeping:

@@ -55,7 +55,9 @@ class KeyedQueue(Generic[K, I]):
         """Keys with work waiting, running or parked for a retry."""
         return len(self._pending.keys() | self._busy)
 
-    def submit(self, key: K, item: I) -> None:
+    def submit(self, key: K, item: I, *, newest_only: bool = False) -> None:
+        """`newest_only`: an item still waiting for this key is replaced, not followed (a
+        pass over all runs, such as pruning, done once for many submits)."""
         if self._closed:
             return
         items = self._pending.get(key)
@@ -63,6 +65,8 @@ class KeyedQueue(Generic[K, I]):
             items = self._pending[key] = collections.deque()
             if key not in self._busy:
                 self._ready.append(key)
+        if newest_only:
+            items.clear()
         items.append(item)
         self._wake.set()
         if self._waiting == 0 and len(self._tasks) < self._workers:

@@ -84,3 +84,24 @@ def test_a_key_submitted_while_it_is_handled_is_handled_again_after() -> None:
     queue: KeyedQueue[str, int]
     asyncio.run(scenario())
     assert order == [1, 2]
+
+
+def test_newest_only_items_waiting_for_a_key_become_one() -> None:
+    passes: list[int] = []
+
+    async def handle(key: str, item: int, attempt: int) -> Retry | None:
+        passes.append(item)
+        await asyncio.sleep(0.01)
+        return None
+
+    async def scenario() -> None:
+        queue: KeyedQueue[str, int] = KeyedQueue(handle, workers=2)
+        queue.submit("prune", 0, newest_only=True)
+        await asyncio.sleep(0)  # the first pass runs
+        for item in range(1, 1000):
+            queue.submit("prune", item, newest_only=True)
+        await asyncio.wait_for(queue.idle(), 5)
+        await queue.close()
+
+    asyncio.run(scenario())
+    assert passes == [0, 999]  # one pass running, one more for everything after it began
