@@ -143,8 +143,8 @@ class RunSnapshot:
 # -- trimming and sharing -------------------------------------------------------------------
 
 # The fields `RunSnapshot.of` and `TaskRunSnapshot.of` read, in the objects' own shape.
-_METADATA = ("namespace", "name", "uid", "resourceVersion", "creationTimestamp",
-             "deletionTimestamp")
+_METADATA_KEPT = ("namespace", "name", "uid", "resourceVersion", "creationTimestamp",
+                  "deletionTimestamp", "labels", "annotations")
 _RUN_STATUS = ("startTime", "completionTime")
 _TASK_RUN_STATUS = ("startTime", "completionTime", "podName")
 _STEP = ("name", "container", "terminated", "terminationReason")
@@ -195,10 +195,8 @@ def _tasks(tasks: tuple[PipelineTask, ...]) -> tuple[PipelineTask, ...]:
 
 
 def _trimmed_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    kept = {key: metadata[key] for key in _METADATA if key in metadata}
-    kept["labels"] = dict(own_fields(metadata.get("labels")))
-    kept["annotations"] = dict(own_fields(metadata.get("annotations")))
-    return kept
+    # Labels and annotations are kept whole: the snapshot picks Ferry's (`own_fields`).
+    return {key: metadata[key] for key in _METADATA_KEPT if key in metadata}
 
 
 def _trimmed_status(status: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
