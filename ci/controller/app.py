@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import gc
 import os
 import socket
 import threading
@@ -148,6 +149,10 @@ class _Controller:
             kubernetes = dataclasses.replace(kubernetes, pool_size=settings.workers + 8)
         client = api_client(kubernetes)
         http = httpx.AsyncClient(timeout=settings.forge_timeout)
+        # Everything imported so far (the Kubernetes client's models, pydantic's schemas)
+        # lives as long as the process: out of the collector's way, a full collection
+        # scans only the runs and the work in flight.
+        gc.freeze()
         server = None
         try:
             if settings.metrics_port is not None:
