@@ -3,9 +3,11 @@
     python3 -m bench.controller [--active 1000] [--present 10000]
 
 1. Creates `--active` runs, starts `python -m ci.controller`, waits until each is reported
-   queued; then moves every run to Running and then to a final condition through the status
-   subresource (as Tekton does) and measures, per transition, the delay from the API server
-   accepting the status change to the forge receiving the status: p50/p99.
+   queued (the fake forge checks these requests against the API description, and no later
+   ones: the check would be the bottleneck); then moves every run to Running and then to a
+   final condition through the status subresource (as Tekton does) and measures, per
+   transition, the delay from the API server accepting the status change to the forge
+   receiving the status: p50/p99.
 2. Reads the controller's RSS.
 3. Adds finished, already reported runs up to `--present`, restarts the controller, and
    times its startup: to the first full list, and to every run looked at ("resumed").
@@ -149,7 +151,11 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         wait_until(lambda: reported("Queued") >= len(active), what="all queued",
                    timeout=600, watching=controller.watching(), interval=0.5)
         print(f"all {len(active)} queued reported {time.monotonic() - started:.1f}s after "
-              "creation began")
+              "creation began (the fake forge checking each request against GitHub's API "
+              "description)")
+        # Every status the controller posts has the shape of those just checked; checking
+        # each (tens of ms of the bench's CPU) would make the forge the figure below.
+        forge.validate = False
 
         changed: dict[tuple[str, str], float] = {}
 

@@ -7,9 +7,11 @@ which the process should exit and be restarted as a standby).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import gc
 import os
 import socket
 import threading
@@ -32,7 +34,7 @@ from ci.controller.metrics import ControllerMetrics
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
-from ci.controller.runs import RunKey, RunSnapshot
+from ci.controller.runs import RunKey, RunSnapshot, trim_run, trim_task_run
 from ci.controller.scheduling import Clock, Scheduler, real_clock
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
@@ -49,7 +51,7 @@ from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.run_requests import RunRequests
-from ci.kube.watching import Consumer, Watcher, WatchEvent, run_in_thread
+from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +67,9 @@ KEY_RETRY_SECONDS = 2.0
 Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
 # Archive queue workers per archive thread: most wait for a thread, none hold one.
 ARCHIVE_QUEUE_FACTOR = 4
+# Threads for blocking calls beyond one per worker: the lease's renewal, the scheduler and
+# the binding key's re-read never wait behind the workers' API calls.
+SPARE_THREADS = 8
 
 
 def run_controller(
@@ -133,6 +138,10 @@ class _Controller:
         settings = self._settings
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # asyncio's default pool has cpu_count + 4 threads: on two CPUs, six API calls at a
+        # time for 32 workers, and a lease renewal queued behind a burst's patches.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            settings.workers + SPARE_THREADS, thread_name_prefix="ferry-controller"))
         watch_stop = loop.create_task(self._watch_stop(stop, stopping))
         kubernetes = settings.kubernetes
         if kubernetes.pool_size is None:
@@ -140,6 +149,10 @@ class _Controller:
             kubernetes = dataclasses.replace(kubernetes, pool_size=settings.workers + 8)
         client = api_client(kubernetes)
         http = httpx.AsyncClient(timeout=settings.forge_timeout)
+        # Everything imported so far (the Kubernetes client's models, pydantic's schemas)
+        # lives as long as the process: out of the collector's way, a full collection
+        # scans only the runs and the work in flight.
+        gc.freeze()
         server = None
         try:
             if settings.metrics_port is not None:
@@ -186,9 +199,9 @@ class _Controller:
         stopping.set()
 
     def _watch(self, *, api: Any, kind: Any, consumer: Consumer, namespace: str | None,
-               selector: str | None) -> None:
+               selector: str | None, trim: Callable[[Object], Object] | None = None) -> None:
         watcher = Watcher(api=api, kind=kind, consumer=consumer, settings=self._settings.watch,
-                          namespace=namespace, label_selector=selector)
+                          namespace=namespace, label_selector=selector, trim=trim)
         self._watchers.append(watcher)
         self._threads.append(run_in_thread(
             watcher, name=f"watch {kind.plural} {namespace or '*'}"))
@@ -218,7 +231,8 @@ class _Controller:
 
         store = RunStore(notify)
         repositories = RepositoryIndex()
-        verifier = RunVerifier(keys.keys, window=settings.binding_window, metrics=self._metrics)
+        verifier = RunVerifier(keys.keys, window=settings.binding_window, metrics=self._metrics,
+                               cached=keys.cached)
 
         def repositories_changed() -> None:
             loop.call_soon_threadsafe(self._resubmit_all, queue, store)
@@ -380,14 +394,14 @@ class _Controller:
             consumer = _FirstList(TaskRunConsumer(store, namespace=namespace))
             task_run_consumers.append(consumer)
             self._watch(api=api, kind=TASK_RUN, consumer=consumer, namespace=namespace,
-                        selector=labels.MANAGED_SELECTOR)
+                        selector=labels.MANAGED_SELECTOR, trim=trim_task_run)
         await self._wait_listed(task_run_consumers, stopping)
         run_consumers = []
         for namespace in namespaces:
             consumer = _FirstList(PipelineRunConsumer(store, namespace=namespace))
             run_consumers.append(consumer)
             self._watch(api=api, kind=PIPELINE_RUN, consumer=consumer,
-                        namespace=namespace, selector=labels.MANAGED_SELECTOR)
+                        namespace=namespace, selector=labels.MANAGED_SELECTOR, trim=trim_run)
         return run_consumers
 
     async def _log_resumed(self, consumers: Sequence[_FirstList],
@@ -417,7 +431,7 @@ class _Controller:
         if self._admit and run is not None:
             group = admission.group_of(run)
             if group is not None:
-                queue.submit(("admit", run.namespace, group), None)
+                queue.submit(("admit", run.namespace, group), None, newest_only=True)
 
     def _resubmit_all(self, queue: KeyedQueue[Key, Observation | None], store: RunStore
                       ) -> None:
@@ -432,7 +446,10 @@ class _Controller:
     def _on_final(self, queue: KeyedQueue[Key, Observation | None], run: RunSnapshot,
                   repository: Repository) -> None:
         if self._prune:
-            queue.submit(("prune", repository.namespace, repository.name), None)
+            # One pass over the namespace's runs for all the runs that ended meanwhile: a
+            # restart with 10,000 finished runs queued 10,000 passes of 10,000 runs each.
+            queue.submit(("prune", repository.namespace, repository.name), None,
+                         newest_only=True)
 
 
 class _Housekeeping:

@@ -200,7 +200,9 @@ class Deliverer:
 
     async def _forge_for(self, repository: Repository, *, log: Any) -> Forge | Retry:
         try:
-            found = await asyncio.to_thread(self._credentials.for_repository, repository)
+            found = self._credentials.cached(repository)
+            if found is None:  # not read for `ttl` seconds: read in a thread
+                found = await asyncio.to_thread(self._credentials.for_repository, repository)
         except CredentialsError as error:
             log.warning("no credentials to report with", error=str(error))
             return Retry(MISSING_SETUP_DELAY)

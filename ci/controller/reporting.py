@@ -24,6 +24,7 @@ instead: a commit shows one `ferry` check run, never a queued one beside the run
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -156,9 +157,14 @@ class Memory:
     @classmethod
     def loads(cls, text: str | None) -> Memory:
         """The memory in an annotation; an unreadable one counts as nothing reported (a
-        repeated report is better than a lost one)."""
+        repeated report is better than a lost one). Parsed once per distinct text: every
+        event of a run, and the store's copy of it, carry the same annotation."""
         if not text:
             return cls()
+        return _parsed(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Memory:
         try:
             document = json.loads(text)
             acknowledged = {
@@ -185,6 +191,11 @@ class Memory:
     @classmethod
     def of_annotations(cls, annotations: Mapping[str, str]) -> Memory:
         return cls.loads(annotations.get(labels.REPORTED))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Memory:
+    return Memory._parse(text)
 
 
 def newest(*memories: Memory | None) -> Memory:

@@ -1,13 +1,18 @@
 """What the controller keeps of a PipelineRun and its TaskRuns, and what state they are in.
 
-Full objects carry the whole compiled `pipelineSpec` (tens of kilobytes); with ten thousand
-runs in a cluster that is hundreds of megabytes for nothing. Snapshots keep only the fields the
-controller reads, parsed once when the watch delivers the object.
+Full objects carry the whole compiled `pipelineSpec` (tens of kilobytes) and the API server's
+`managedFields`; with ten thousand runs in a cluster that is hundreds of megabytes for
+nothing. The watches trim each object as it arrives (`trim_run`, `trim_task_run`: before a
+list's next page is read), and snapshots keep only the fields the controller reads, parsed
+once. Strings every run repeats (label keys, namespaces, job names, reasons) are shared, and
+so are equal tasks and conditions.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -37,11 +42,8 @@ class Condition:
         found = succeeded_condition(obj)
         if found is None:
             return None
-        return cls(
-            status=str(found.get("status", "Unknown")),
-            reason=str(found.get("reason", "")),
-            message=str(found.get("message", "")),
-        )
+        return _condition(str(found.get("status", "Unknown")), str(found.get("reason", "")),
+                          str(found.get("message", "")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,29 +116,160 @@ class RunSnapshot:
             task_labels = (task_spec.get("metadata") or {}).get("labels") or {}
             name = str(task.get("name", ""))
             job = str(task_labels.get(labels.JOB, name))
-            tasks.append(PipelineTask(name=name, job=job,
-                                      spec_job=str(task_labels.get(labels.SPEC_JOB, job)),
-                                      variant=_variant(task_spec)))
+            tasks.append(_task(name, job, str(task_labels.get(labels.SPEC_JOB, job)),
+                               _variant(task_spec)))
             secret_refs.update(_secret_refs(task_spec))
+        skipped = status.get("skippedTasks")
         return cls(
-            namespace=str(metadata.get("namespace", "")),
+            namespace=sys.intern(str(metadata.get("namespace", ""))),
             name=str(metadata.get("name", "")),
             uid=str(metadata.get("uid", "")),
             resource_version=str(metadata.get("resourceVersion", "")),
             created=str(metadata.get("creationTimestamp", "")),
-            labels=MappingProxyType(dict(metadata.get("labels") or {})),
-            annotations=MappingProxyType(dict(metadata.get("annotations") or {})),
-            spec_status=spec.get("status"),
-            tasks=tuple(tasks),
-            secret_refs=frozenset(secret_refs),
+            labels=own_fields(metadata.get("labels")),
+            annotations=own_fields(metadata.get("annotations")),
+            spec_status=_shared(spec.get("status")),
+            tasks=_tasks(tuple(tasks)),
+            secret_refs=frozenset(secret_refs) if secret_refs else _NONE,
             condition=Condition.of(obj),
             start_time=status.get("startTime"),
             completion_time=status.get("completionTime"),
-            skipped_tasks=frozenset(
-                str(skipped.get("name", "")) for skipped in status.get("skippedTasks") or ()
-            ),
+            skipped_tasks=(frozenset(sys.intern(str(task.get("name", ""))) for task in skipped)
+                           if skipped else _NONE),
             deleting=bool(metadata.get("deletionTimestamp")),
         )
+
+
+# -- trimming and sharing -------------------------------------------------------------------
+
+# The fields `RunSnapshot.of` and `TaskRunSnapshot.of` read, in the objects' own shape.
+_METADATA_KEPT = ("namespace", "name", "uid", "resourceVersion", "creationTimestamp",
+                  "deletionTimestamp", "labels", "annotations")
+_RUN_STATUS = ("startTime", "completionTime")
+_TASK_RUN_STATUS = ("startTime", "completionTime", "podName")
+_STEP = ("name", "container", "terminated", "terminationReason")
+_TERMINATED = ("exitCode", "reason", "startedAt", "finishedAt")
+# Values that differ on every run: sharing them would only fill the interning table.
+_UNIQUE = frozenset({labels.SHA, labels.BINDING, labels.REPORTED, labels.ARCHIVED,
+                     labels.EVENT_TIME, labels.NOTE})
+_NONE: frozenset[Any] = frozenset()
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+# Distinct tasks, task lists and conditions remembered; more are made anew (never wrong).
+_SHARED_MAX = 4096
+
+
+def own_fields(values: Mapping[str, Any] | None) -> Mapping[str, str]:
+    """The labels or annotations the controller reads: Ferry's (`ferry.dev/*`, the binding
+    covers all of them), the managed-by label and Tekton's (`tekton.dev/*`). Others (a
+    `kubectl apply` copy of the whole object, say) are dropped."""
+    if not values:
+        return _EMPTY
+    kept = {
+        sys.intern(key): value if key in _UNIQUE else sys.intern(value)
+        for key, value in values.items()
+        if isinstance(value, str) and (key.startswith(_OWN_PREFIXES) or key == labels.MANAGED_BY)
+    }
+    return MappingProxyType(kept) if kept else _EMPTY
+
+
+_OWN_PREFIXES = (labels.PREFIX, "tekton.dev/")
+
+
+def _shared(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+@functools.lru_cache(maxsize=_SHARED_MAX)
+def _condition(status: str, reason: str, message: str) -> Condition:
+    return Condition(status=status, reason=reason, message=message)
+
+
+@functools.lru_cache(maxsize=_SHARED_MAX)
+def _task(name: str, job: str, spec_job: str, variant: str) -> PipelineTask:
+    return PipelineTask(name=name, job=job, spec_job=spec_job, variant=variant)
+
+
+@functools.lru_cache(maxsize=_SHARED_MAX)
+def _tasks(tasks: tuple[PipelineTask, ...]) -> tuple[PipelineTask, ...]:
+    return tasks
+
+
+def _trimmed_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    # Labels and annotations are kept whole: the snapshot picks Ferry's (`own_fields`).
+    return {key: metadata[key] for key in _METADATA_KEPT if key in metadata}
+
+
+def _trimmed_status(status: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    kept = {key: status[key] for key in keys if key in status}
+    condition = succeeded_condition({"status": status})
+    if condition is not None:
+        kept["conditions"] = [{key: condition[key] for key in
+                               ("type", "status", "reason", "message") if key in condition}]
+    return kept
+
+
+def _trimmed_env(container: Mapping[str, Any]) -> dict[str, Any]:
+    env = [variable for variable in container.get("env") or ()
+           if str(variable.get("name", "")).startswith(MATRIX_PREFIX)
+           or (variable.get("valueFrom") or {}).get("secretKeyRef")]
+    return {"env": env} if env else {}
+
+
+def _trimmed_task(task: Mapping[str, Any]) -> dict[str, Any]:
+    task_spec = task.get("taskSpec") or {}
+    task_labels = (task_spec.get("metadata") or {}).get("labels") or {}
+    kept_spec: dict[str, Any] = {
+        "metadata": {"labels": {key: task_labels[key] for key in (labels.JOB, labels.SPEC_JOB)
+                                if key in task_labels}},
+        "steps": [_trimmed_env(step) for step in task_spec.get("steps") or ()],
+        "sidecars": [_trimmed_env(sidecar) for sidecar in task_spec.get("sidecars") or ()],
+    }
+    template = task_spec.get("stepTemplate")
+    if template:
+        kept_spec["stepTemplate"] = _trimmed_env(template)
+    return {"name": task.get("name", ""), "taskSpec": kept_spec}
+
+
+def trim_run(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A PipelineRun as the API server sent it, cut to what `RunSnapshot.of` reads (same
+    shape, so `RunSnapshot.of(trim_run(obj)) == RunSnapshot.of(obj)`): no `managedFields`,
+    no step scripts or images, no other controllers' labels. What a watch keeps."""
+    spec = obj.get("spec") or {}
+    pipeline_spec = spec.get("pipelineSpec") or {}
+    status = obj.get("status") or {}
+    kept_spec: dict[str, Any] = {
+        "pipelineSpec": {part: [_trimmed_task(task) for task in pipeline_spec.get(part) or ()]
+                         for part in ("tasks", "finally")},
+    }
+    if "status" in spec:
+        kept_spec["status"] = spec["status"]
+    kept_status = _trimmed_status(status, _RUN_STATUS)
+    if status.get("skippedTasks"):
+        kept_status["skippedTasks"] = [{"name": skipped.get("name", "")}
+                                       for skipped in status["skippedTasks"]]
+    return {
+        **{key: obj[key] for key in ("apiVersion", "kind") if key in obj},
+        "metadata": _trimmed_metadata(obj.get("metadata") or {}),
+        "spec": kept_spec, "status": kept_status,
+    }
+
+
+def trim_task_run(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A TaskRun cut to what `TaskRunSnapshot.of` reads, as `trim_run` does for runs."""
+    status = obj.get("status") or {}
+    kept_status = _trimmed_status(status, _TASK_RUN_STATUS)
+    if status.get("steps"):
+        kept_status["steps"] = [
+            {**{key: step[key] for key in _STEP if key in step and key != "terminated"},
+             "terminated": {key: value for key, value in (step.get("terminated") or {}).items()
+                            if key in _TERMINATED}}
+            for step in status["steps"]
+        ]
+    return {
+        **{key: obj[key] for key in ("apiVersion", "kind") if key in obj},
+        "metadata": _trimmed_metadata(obj.get("metadata") or {}),
+        "status": kept_status,
+    }
 
 
 def _variant(task_spec: Mapping[str, Any]) -> str:
@@ -219,10 +352,10 @@ class TaskRunSnapshot:
                 )
             )
         return cls(
-            namespace=str(metadata.get("namespace", "")),
+            namespace=sys.intern(str(metadata.get("namespace", ""))),
             name=str(metadata.get("name", "")),
             pipeline_run=str(object_labels.get(labels.TEKTON_PIPELINE_RUN, "")),
-            pipeline_task=str(object_labels.get(labels.TEKTON_PIPELINE_TASK, "")),
+            pipeline_task=sys.intern(str(object_labels.get(labels.TEKTON_PIPELINE_TASK, ""))),
             condition=Condition.of(obj),
             start_time=status.get("startTime"),
             completion_time=status.get("completionTime"),

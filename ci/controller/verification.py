@@ -23,20 +23,35 @@ log = structlog.get_logger(__name__)
 
 class RunVerifier:
     def __init__(self, keys: Callable[[], BindingKeys], *, window: float,
-                 metrics: ControllerMetrics) -> None:
-        """`keys` may block (it reads the key's Secret when its cache is old)."""
+                 metrics: ControllerMetrics,
+                 cached: Callable[[], BindingKeys | None] | None = None) -> None:
+        """`keys` may block (it reads the key's Secret when its cache is old); `cached`, if
+        given, never does: it answers the keys while they are fresh, else None."""
         self._keys = keys
+        self._cached = cached
         self._window = window
         self._metrics = metrics
         self._refused: dict[str, Refusal] = {}  # run uid -> the reason last logged
+        # run uid -> the version found bound, to which Repository, with which keys: a pass
+        # over every run (pruning, admission) checks each MAC once, not once per pass.
+        self._bound: dict[str, tuple[str, Repository, BindingKeys]] = {}
 
     async def refusal(self, run: RunSnapshot, repository: Repository) -> Refusal | None:
         """None if `run` is bound to `repository`; else why not (logged and counted once)."""
-        keys = await asyncio.to_thread(self._keys)
+        keys = self._cached() if self._cached is not None else None
+        if keys is None:
+            keys = await asyncio.to_thread(self._keys)
+        known = self._bound.get(run.uid)
+        if (known is not None and known[0] == run.resource_version and known[1] == repository
+                and known[2] == keys):
+            return None
         refusal = refusal_of(run, repository, keys, window=self._window)
         if refusal is None:
             self._refused.pop(run.uid, None)
-        elif self._refused.get(run.uid) is not refusal:
+            self._bound[run.uid] = (run.resource_version, repository, keys)
+            return None
+        self._bound.pop(run.uid, None)
+        if self._refused.get(run.uid) is not refusal:
             self._refused[run.uid] = refusal
             self._metrics.refused.labels(refusal.value).inc()
             # Not the binding's value: it proves nothing to a reader and helps a forger.
@@ -53,6 +68,7 @@ class RunVerifier:
 
     def forget(self, uid: str) -> None:
         self._refused.pop(uid, None)
+        self._bound.pop(uid, None)
 
 
 def repository_of(run: RunSnapshot, repositories: RepositoryIndex) -> Repository | None:

@@ -68,6 +68,14 @@ class BindingKeyStore:
         self._keys: BindingKeys | None = None
         self._read_at = 0.0
 
+    def cached(self) -> BindingKeys | None:
+        """The keys if the cache is fresh, else None (then call `keys`): never blocks on the
+        API server, so async code asks this first and saves a thread per run."""
+        with self._lock:
+            if self._keys is not None and self._clock() - self._read_at < self._settings.ttl:
+                return self._keys
+            return None
+
     def keys(self) -> BindingKeys:
         with self._lock:
             now = self._clock()

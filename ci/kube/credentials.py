@@ -71,7 +71,21 @@ class CredentialsCache:
         self._cache: dict[tuple[str, str], tuple[float, Mapping[str, str]]] = {}
 
     def for_repository(self, repository: Repository) -> RepositoryCredentials:
-        data = self._secret(repository.namespace, repository.secret.name)
+        return self._credentials(repository,
+                                 self._secret(repository.namespace, repository.secret.name))
+
+    def cached(self, repository: Repository) -> RepositoryCredentials | None:
+        """As `for_repository` while the Secret's cached copy is fresh, else None: never
+        reads the Secret, so async code asks this first and needs no thread."""
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get((repository.namespace, repository.secret.name))
+        if cached is None or now - cached[0] >= self._ttl:
+            return None
+        return self._credentials(repository, cached[1])
+
+    def _credentials(self, repository: Repository,
+                     data: Mapping[str, str]) -> RepositoryCredentials:
         keys = repository.secret
         # `kubectl create secret --from-file` keeps the file's final newline; no forge sends it.
         webhook_secret = (data.get(keys.webhook_secret_key) or "").rstrip("\r\n") or None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -81,6 +81,8 @@ class Watcher:
     """Lists and watches one kind of object for one consumer, until `stop()`.
 
     `namespace=None` watches all namespaces. `label_selector` narrows to Ferry's own objects.
+    `trim` cuts each object to what the consumer reads as soon as it is parsed (a list's page
+    before the next one is read), so a relist of ten thousand objects never holds them whole.
     """
 
     def __init__(
@@ -92,8 +94,10 @@ class Watcher:
         settings: WatchSettings,
         namespace: str | None = None,
         label_selector: str | None = None,
+        trim: Callable[[Object], Object] | None = None,
     ) -> None:
         self._api = api
+        self._trim = trim
         self._kind = kind
         self._consumer = consumer
         self._settings = settings
@@ -164,16 +168,17 @@ class Watcher:
         version = ""
         while True:
             page = self._list(limit=self._settings.page_size, continue_token=token)
-            objects.extend(page.get("items") or [])
             metadata = page.get("metadata") or {}
             version = str(metadata.get("resourceVersion") or version)
             token = metadata.get("continue")
+            for obj in page.get("items") or ():
+                # A list's items carry no apiVersion/kind; filled so consumers see whole objects.
+                obj.setdefault("apiVersion", self._kind.api_version)
+                obj.setdefault("kind", self._kind.kind)
+                objects.append(obj if self._trim is None else self._trim(obj))
+            del page  # the next page is read without this one's full objects
             if not token:
                 break
-        # A list's items carry no apiVersion/kind; fill them so consumers see whole objects.
-        for obj in objects:
-            obj.setdefault("apiVersion", self._kind.api_version)
-            obj.setdefault("kind", self._kind.kind)
         self.relists += 1
         self._consumer.on_relist(objects)
         self._log.debug("listed", count=len(objects), resource_version=version)
@@ -189,7 +194,8 @@ class Watcher:
                 if obj.get("code") == 410:
                     raise ResourceVersionGoneError
                 raise RuntimeError(f"watch error: {json.dumps(obj)[:500]}")
-            self._consumer.on_event(WatchEvent(EventType(event_type), obj))
+            kept = obj if self._trim is None else self._trim(obj)
+            self._consumer.on_event(WatchEvent(EventType(event_type), kept))
         return version
 
     # -- the raw stream ---------------------------------------------------------------------

@@ -181,3 +181,40 @@ async def test_the_verifier_counts_and_logs_each_refused_run_once(anyio_backend:
     assert metrics.registry.get_sample_value(
         "ferry_controller_runs_refused_total", {"reason": "forged"}) == 1.0
     assert await verifier.refusal(RunSnapshot.of(receiver_run()), REPOSITORY) is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_verifier_reads_the_keys_only_when_the_cached_ones_are_stale(
+        anyio_backend: str) -> None:
+    reads: list[int] = []
+    fresh: list[BindingKeys | None] = [TEST_KEYS]
+
+    def read() -> BindingKeys:
+        reads.append(1)
+        return TEST_KEYS
+
+    verifier = RunVerifier(read, window=WINDOW, metrics=ControllerMetrics(),
+                           cached=lambda: fresh[0])
+    assert await verifier.refusal(RunSnapshot.of(receiver_run()), REPOSITORY) is None
+    assert reads == []
+    fresh[0] = None
+    assert await verifier.refusal(RunSnapshot.of(receiver_run()), REPOSITORY) is None
+    assert reads == [1]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_verifier_checks_a_version_once_and_a_changed_one_again(
+        anyio_backend: str) -> None:
+    verifier = RunVerifier(lambda: TEST_KEYS, window=WINDOW, metrics=ControllerMetrics())
+    run = receiver_run()
+    assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is None
+    assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is None
+    # Same version, other keys: checked again, and refused.
+    other = RunVerifier(lambda: OTHER_KEYS, window=WINDOW, metrics=ControllerMetrics())
+    assert await other.refusal(RunSnapshot.of(run), REPOSITORY) is Refusal.UNKNOWN_KEY
+    # A new version whose signed fields were changed: refused, though the last one was bound.
+    run["metadata"]["resourceVersion"] = "2"
+    run["metadata"]["annotations"][labels.SHA] = "0" * 40
+    assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is Refusal.FORGED

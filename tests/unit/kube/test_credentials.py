@@ -71,3 +71,17 @@ def test_reads_are_cached_for_ttl_then_refreshed() -> None:
     assert secrets.reads == 1
     now[0] = 31
     assert cache.for_repository(_repository()).webhook_secret == "two"
+
+
+def test_the_cached_answer_never_reads_and_ends_with_the_ttl() -> None:
+    secrets = FakeSecrets({("team-a", "creds"): {"token": "t"}})
+    now = [0.0]
+    cache = CredentialsCache(secrets, ttl=30, clock=lambda: now[0])
+    assert cache.cached(_repository()) is None  # never read: the caller reads in a thread
+    assert cache.for_repository(_repository()).forge == TokenCredentials("t")
+    now[0] = 29.0
+    cached = cache.cached(_repository())
+    assert cached is not None and cached.forge == TokenCredentials("t")
+    now[0] = 31.0
+    assert cache.cached(_repository()) is None
+    assert secrets.reads == 1
