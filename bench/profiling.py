@@ -1,10 +1,12 @@
 """Sample a benchmark's process with py-spy, and summarise where its time went.
 
-`sampled(pid, path)` runs `py-spy record --pid` for the block (py-spy is a tool, not a
-dependency: `pip install py-spy`); `summary(path)` reads py-spy's raw output (one line per
-stack, `frame;frame;... count`) and gives the functions with the most samples on top of the
-stack ("self"), which package those samples fall in, and the share of samples under each of
-Ferry's own top-level functions.
+`sampled(pid, path)` runs `py-spy record --gil --pid` for the block (py-spy is a tool, not a
+dependency: `pip install py-spy`): only the thread holding the GIL is sampled, so the samples
+are the process's Python CPU time, not threads waiting on sockets or locks. `summary(path)`
+reads py-spy's raw output (one line per stack, `frame;frame;... count`) and gives the
+functions with the most samples on top of the stack ("self"), which package those samples
+fall in, and, for each sample, the innermost of Ferry's own functions on its stack (the Ferry
+code that asked for the work, whoever's code then did it).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def sampled(pid: int, path: Path | None) -> Iterator[None]:
         raise SystemExit("--profile needs py-spy: pip install py-spy")
     process = subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(RATE),
-         "--nonblocking", "--output", str(path)],
+         "--gil", "--nonblocking", "--output", str(path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     time.sleep(0.5)  # py-spy attaches
@@ -90,7 +92,7 @@ def summary(path: Path, *, top: int = 12) -> list[str]:
         function, file = frames[-1]
         counts[f"{function} ({file})"] += samples
         packages[_package(file)] += samples
-        for function, file in frames:
+        for function, file in reversed(frames):
             if _package(file) in FERRY_PACKAGES:
                 ferry_entry[f"{function} ({file})"] += samples
                 break
@@ -102,10 +104,11 @@ def summary(path: Path, *, top: int = 12) -> list[str]:
     def share(value: int) -> str:
         return f"{value / total * 100:5.1f}%"
 
-    lines = [f"{total} samples at {RATE}/s (busy threads only)", "top functions (self):"]
+    lines = [f"{total} samples at {RATE}/s of the thread holding the GIL",
+             "top functions (self):"]
     lines += [f"  {share(n)}  {name}" for name, n in counts.most_common(top)]
     lines.append("self samples by package:")
     lines += [f"  {share(n)}  {name}" for name, n in packages.most_common(top)]
-    lines.append("under Ferry's outermost frame (what Ferry code started the work):")
+    lines.append("by the innermost Ferry function on the stack (what Ferry code asked for it):")
     lines += [f"  {share(n)}  {name}" for name, n in ferry_entry.most_common(top)]
     return lines
