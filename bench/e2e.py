@@ -10,10 +10,23 @@ controller as processes under their ServiceAccounts' tokens. A fake GitHub serve
 Each push is a new commit, posted every `--interval` seconds (a steady stream, not a burst).
 Printed, p50 and p99 over the pushes:
 - webhook -> running: from posting the delivery to the forge holding the run's "Running"
-  status (receiver, API server, Tekton creating the TaskRun, controller, forge);
+  status (receiver, API server, Tekton creating the TaskRun, controller, forge), split by
+  whose work each part is (below);
 - kubelet done -> final: from the simulated kubelet finishing the job's last step to the
   forge holding the final status (Tekton reading the pod, TaskRun and PipelineRun status,
   controller, forge). The kubelet writes the pod's end a few ms after its last step record.
+
+The split comes from watches of the bench namespace's PipelineRuns, TaskRuns and pods (each
+event arrives a few ms after the API server wrote it), noting when each first shows:
+- Ferry's receiver: delivery posted -> PipelineRun created;
+- Tekton: PipelineRun created -> TaskRun created -> pod created; and, in parallel with the
+  pod's start, PipelineRun created -> PipelineRun marked Running (its condition's reason);
+- the kubelet: pod created -> bound to the node -> Running. The kubelet here is the test
+  suite's simulated one (tests/cluster/kubelet.py), which binds pods itself (there is no
+  scheduler) and polls the pod list every 0.2 s: this share is not a real kubelet's;
+- Ferry's controller: PipelineRun marked Running -> the forge holds "Running". The
+  controller reports from the PipelineRun's condition, not the pod's, so this part overlaps
+  the kubelet's rather than following it.
 
 Times are taken by one thread polling the fake forge's statuses and the kubelet's step
 records every 2 ms, so each figure carries up to ~2 ms of polling error.
@@ -28,10 +41,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import kubernetes
 
 from ci.forges.types import ForgeKind
+from ci.kube import labels
 from tests.cluster.control_plane import ControlPlane, wait_for_service_account
 from tests.cluster.fixtures import BUILD_SCRIPT, FERRY_CRDS
 from tests.cluster.kubelet import SimulatedKubelet
@@ -65,6 +83,85 @@ class Push:
     running: float | None = None
     kubelet_done: float | None = None
     final: float | None = None
+
+
+@dataclass
+class Milestones:
+    """When each run's PipelineRun, TaskRun and pod first showed each state, by run name."""
+
+    api: Any  # kubernetes.client.ApiClient
+    namespace: str
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _watches: list[Any] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def at(self, run: str, milestone: str) -> float | None:
+        return self.seen.get((run, milestone))
+
+    def _note(self, run: str, milestone: str, now: float) -> None:
+        with self._lock:
+            self.seen.setdefault((run, milestone), now)
+
+    def start(self) -> None:
+        custom = kubernetes.client.CustomObjectsApi(self.api)
+        core = kubernetes.client.CoreV1Api(self.api)
+
+        def custom_list(plural: str) -> Callable[..., Any]:
+            def listing(**kwargs: Any) -> Any:
+                return custom.list_namespaced_custom_object(
+                    "tekton.dev", "v1", self.namespace, plural, **kwargs)
+            return listing
+
+        sources = [(custom_list("pipelineruns"), self._pipeline_run),
+                   (custom_list("taskruns"), self._task_run),
+                   (lambda **kwargs: core.list_namespaced_pod(self.namespace, **kwargs),
+                    self._pod)]
+        for listing, consume in sources:
+            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            self._watches.append(watch)
+            thread = threading.Thread(target=self._follow, args=(watch, listing, consume),
+                                      daemon=True, name="milestones")
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for watch in self._watches:
+            watch.stop()
+
+    def _follow(self, watch: Any, listing: Callable[..., Any],
+                consume: Callable[[Mapping[str, Any], float], None]) -> None:
+        while not self._stopping.is_set():
+            try:
+                for event in watch.stream(listing, timeout_seconds=3600):
+                    consume(event["raw_object"], time.perf_counter())
+            except Exception:  # a dropped watch: start again (missed events are re-listed)
+                time.sleep(0.1)
+
+    def _pipeline_run(self, run: Mapping[str, Any], now: float) -> None:
+        name = run["metadata"]["name"]
+        self._note(name, "created", now)
+        for condition in (run.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Succeeded" and condition.get("reason") == "Running":
+                self._note(name, "marked running", now)
+
+    def _task_run(self, task_run: Mapping[str, Any], now: float) -> None:
+        run = ((task_run.get("metadata") or {}).get("labels") or {}).get(
+            labels.TEKTON_PIPELINE_RUN)
+        if run:
+            self._note(run, "task run created", now)
+
+    def _pod(self, pod: Mapping[str, Any], now: float) -> None:
+        run = ((pod.get("metadata") or {}).get("labels") or {}).get(labels.TEKTON_PIPELINE_RUN)
+        if not run:
+            return
+        self._note(run, "pod created", now)
+        if (pod.get("spec") or {}).get("nodeName"):
+            self._note(run, "pod bound", now)
+        if (pod.get("status") or {}).get("phase") == "Running":
+            self._note(run, "pod running", now)
 
 
 @dataclass
@@ -131,8 +228,8 @@ def _wait_for_the_index(ferry: Installation, repository: Team) -> None:
         time.sleep(0.1)
 
 
-def _bench(ferry: Installation, repository: Team, kubelet: SimulatedKubelet, *, pushes: int,
-           interval: float) -> None:
+def _bench(ferry: Installation, repository: Team, kubelet: SimulatedKubelet,
+           milestones: Milestones, *, pushes: int, interval: float) -> None:
     planned = [Push(sha_of(f"bench push {index}")) for index in range(pushes)]
     for push in planned:
         repository.forge.add_file(repository.owner_name, push.sha, ".ci.yaml", SPEC)
@@ -140,6 +237,7 @@ def _bench(ferry: Installation, repository: Team, kubelet: SimulatedKubelet, *, 
     observer = Observer(repository, kubelet, planned)
     thread = threading.Thread(target=observer.run, name="observer", daemon=True)
     thread.start()
+    milestones.start()
     try:
         for index, push in enumerate(planned):
             # Distinct branches: no push cancels another.
@@ -156,10 +254,12 @@ def _bench(ferry: Installation, repository: Team, kubelet: SimulatedKubelet, *, 
     finally:
         observer.stop.set()
         thread.join()
+        milestones.stop()
     print(f"{pushes} pushes, one every {interval:.2f}s; 2-core machine shared by etcd, "
           "the API server, Tekton, the kubelet, both Ferry processes and this script")
     print(_line("webhook -> running", [p.running - p.posted for p in planned
                                        if p.running is not None]))
+    _print_split(planned, milestones)
     print(_line("kubelet done -> final", [p.final - p.kubelet_done for p in planned
                                           if p.final is not None and p.kubelet_done is not None]))
     print(_line("webhook -> final (whole run)", [p.final - p.posted for p in planned
@@ -167,6 +267,33 @@ def _bench(ferry: Installation, repository: Team, kubelet: SimulatedKubelet, *, 
     missing = [p.sha for p in planned if p.final is None]
     if missing:
         print(f"no final status for {len(missing)} pushes within {WAIT_SECONDS:.0f}s")
+
+
+# (whose, from, to): each a part of "webhook -> running", "posted" and "forge running" being
+# the bench's own times, the others the watches' (`Milestones`).
+SPLIT = (
+    ("Ferry's receiver", "posted", "created"),
+    ("Tekton", "created", "task run created"),
+    ("Tekton", "task run created", "pod created"),
+    ("kubelet (simulated)", "pod created", "pod bound"),
+    ("kubelet (simulated)", "pod bound", "pod running"),
+    ("Tekton", "created", "marked running"),
+    ("Ferry's controller", "marked running", "forge running"),
+)
+
+
+def _print_split(planned: list[Push], milestones: Milestones) -> None:
+    print("  of which (Tekton marks the run Running from its TaskRun, not the pod; the "
+          "controller reports from that, so the kubelet's rows run alongside the last two):")
+    for whose, start, end in SPLIT:
+        values = []
+        for push in planned:
+            times = {"posted": push.posted, "forge running": push.running}
+            began = times.get(start) or milestones.at(push.run, start)
+            ended = times.get(end) or milestones.at(push.run, end)
+            if began is not None and ended is not None:
+                values.append(ended - began)
+        print("    " + _line(f"{whose}: {start} -> {end}", values))
 
 
 def main() -> None:
@@ -195,7 +322,8 @@ def main() -> None:
                 wait_for_service_account(admin, NAMESPACE)
                 with (running(control_plane, kube, control_plane.bin_dir, root / "ferry")
                       as ferry, team(kube, NAMESPACE, ForgeKind.GITHUB) as repository):
-                    _bench(ferry, repository, kubelet, pushes=args.pushes,
+                    milestones = Milestones(admin, NAMESPACE)
+                    _bench(ferry, repository, kubelet, milestones, pushes=args.pushes,
                            interval=args.interval)
         finally:
             kubelet.stop()

@@ -1,13 +1,18 @@
 """Signed pushes through the real receiver into a real API server, against raw creates.
 
-    python3 -m bench.webhooks [--events N] [--concurrency C]   # FERRY_CLUSTER_BIN as tests/run
+    python3 -m bench.webhooks [--events N] [--concurrency C] [--profile FILE]
+    # FERRY_CLUSTER_BIN as tests/run; --profile needs py-spy (pip install py-spy)
 
 Starts etcd + kube-apiserver (the test harness's ControlPlane) with the CRDs, a Repository and
-its Secret, and the receiver under uvicorn on 127.0.0.1 (the fake forge in-process serves the
-spec and takes the statuses). Each event is a push of a new commit, so each creates one
-PipelineRun. Then the same number of the same PipelineRuns are created directly with the same
-client (`PipelineRuns.create`, same pool size, same concurrency). The ratio of the two rates
-is the receiver's overhead on top of what the API server costs anyway.
+its Secret, the fake GitHub in a process of its own (it serves the spec and validates every
+call against GitHub's API description, a few ms of CPU each), and the receiver as
+`ferry serve` in another, as a pod runs it. Each event is a push of a new commit, so each
+creates one PipelineRun; `--warmup` events go first and are not counted. Then the same number
+of the same PipelineRuns are created directly with the same client (`PipelineRuns.create`,
+same pool size, same concurrency) from this process. The ratio of the two rates is the
+receiver's overhead on top of what the API server costs anyway. The CPU each process spent
+per event is printed; `--profile` samples the receiver with py-spy while the events are
+counted and prints where its time went.
 """
 
 from __future__ import annotations
@@ -20,29 +25,27 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from ci import logs
+from bench.forge_process import forge_process
+from bench.profiling import sampled, summary
 from ci.forges.types import ForgeKind
-from ci.kube.connecting import api_client
+from ci.kube.connecting import KubernetesSettings, api_client
 from ci.kube.pipeline_runs import PipelineRuns
-from ci.settings import KubernetesSettings, Settings
 from pipelines.events import Event, EventKind
 from pipelines.linting import load_spec
 from pipelines.planning import Plan, plan
 from pipelines.tekton import CompileOptions, compile_pipeline_run
 from tests.cluster.control_plane import ControlPlane, wait_for_service_account
 from tests.cluster.fixtures import BUILD_SCRIPT, FERRY_CRDS
+from tests.cluster.processes import Component, free_port, wait_until
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import ensure_namespace, install_crds
-from tests.fakeforge import FakeForge
-from webhooks.app import create_app
+from tests.e2e.installation import ferry_command
 
 SECRET = "bench-secret"
 OWNER_NAME = "acme/bench"
@@ -79,12 +82,11 @@ def _push(index: int) -> tuple[bytes, dict[str, str]]:
     }  # fmt: skip
 
 
-async def _post_all(port: int, events: int, concurrency: int) -> tuple[list[float], float]:
+async def _post_all(url: str, indices: range, concurrency: int) -> tuple[list[float], float]:
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=60) as client:  # fmt: skip
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
         async def one(index: int) -> None:
             body, headers = _push(index)
@@ -96,7 +98,7 @@ async def _post_all(port: int, events: int, concurrency: int) -> tuple[list[floa
                 raise RuntimeError(f"event {index}: {response.status_code} {response.text}")
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(index) for index in range(events)))
+        await asyncio.gather(*(one(index) for index in indices))
         return latencies, time.perf_counter() - started
 
 
@@ -113,23 +115,6 @@ def _raw_creates(runs: PipelineRuns, plan_: Plan, *, namespace: str, events: int
         created = list(pool.map(runs.create, bodies))
     assert all(run.created for run in created)
     return time.perf_counter() - started
-
-
-class _TimedTransport(httpx.AsyncBaseTransport):
-    """Adds up the time spent in the fake forge, which a real forge would spend remotely."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.seconds = 0.0
-        self.calls = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
-        try:
-            return await self.inner.handle_async_request(request)
-        finally:
-            self.seconds += time.perf_counter() - started
-            self.calls += 1
 
 
 def _bin_dir() -> Path:
@@ -149,76 +134,121 @@ def _percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=32,
+                        help="events sent first and not counted")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample the receiver with py-spy into FILE and summarise it")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as directory:
-        control_plane = ControlPlane(bin_dir=_bin_dir(), directory=Path(directory))
+        root = Path(directory)
+        control_plane = ControlPlane(bin_dir=_bin_dir(), directory=root / "cluster")
         control_plane.start()
         try:
-            _bench(control_plane, args.events, args.concurrency)
+            _bench(control_plane, root, events=args.events, warmup=args.warmup,
+                   concurrency=args.concurrency,
+                   profile=args.profile.resolve() if args.profile else None)
         finally:
             control_plane.stop()
 
 
-def _bench(control_plane: ControlPlane, events: int, concurrency: int) -> None:
-    namespace = "bench"
-    with control_plane.api_client() as admin:
-        kube = Kube(admin)
-        bin_dir = control_plane.bin_dir
-        install_crds(kube, sorted((bin_dir.parent / "tekton-config" / "300-crds").glob("*.yaml")))
-        install_crds(kube, sorted(FERRY_CRDS.glob("*.yaml")))
-        ensure_namespace(kube, namespace)
-        wait_for_service_account(admin, namespace)
-        forge = FakeForge(ForgeKind.GITHUB)
-        kube.create({"apiVersion": "v1", "kind": "Secret",
-                     "metadata": {"name": "forge", "namespace": namespace},
-                     "stringData": {"webhook-secret": SECRET, "token": "test-token"}})  # fmt: skip
-        kube.create({"apiVersion": "ferry.dev/v1alpha1", "kind": "Repository",
-                     "metadata": {"name": "bench", "namespace": namespace},
-                     "spec": {"forge": "github", "url": URL, "apiURL": forge.api_url,
-                              "secretRef": {"name": "forge"}}})  # fmt: skip
-    for index in range(events):
-        forge.add_file(OWNER_NAME, _sha(index), ".ci.yaml", SPEC)
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    kubernetes = KubernetesSettings(kubeconfig=control_plane.kubeconfig, pool_size=concurrency)
-    settings = Settings(kubernetes=kubernetes)
-    logs.configure(json=True, level="warning")  # production logs at info cost ~5%; not the point
-    transport = _TimedTransport(forge.transport())
-    app = create_app(settings, forge_transport=transport)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           access_log=False, log_config=None))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    while httpx.get(f"http://127.0.0.1:{port}/readyz").status_code != 200:
-        time.sleep(0.05)
+
+def _receiver(control_plane: ControlPlane, directory: Path, *, namespace: str,
+              pool_size: int) -> tuple[Component, str]:
+    """`ferry serve` as a process of its own, as a pod runs it, with the admin's kubeconfig."""
+    port = free_port()
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "KUBECONFIG" and not key.startswith("FERRY_")}
+    component = Component(
+        name="ferry-webhooks",
+        argv=[*ferry_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        log_path=directory / "webhooks.log",
+        env={**environment,
+             "FERRY_KUBERNETES_KUBECONFIG": str(control_plane.kubeconfig),
+             "FERRY_KUBERNETES_POOL_SIZE": str(pool_size),
+             "FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE": namespace,
+             # Production logs at info cost a few % of CPU; not the point here.
+             "FERRY_LOGGING_LEVEL": "warning", "FERRY_LOGGING_JSON_LINES": "true"},
+        cwd=directory,
+    )
+    return component, f"http://127.0.0.1:{port}"
+
+
+def _ready(url: str) -> bool:
     try:
-        latencies, seconds = asyncio.run(_post_all(port, events, concurrency))
-    finally:
-        server.should_exit = True
-        thread.join()
+        return httpx.get(f"{url}/readyz", timeout=5.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _bench(control_plane: ControlPlane, directory: Path, *, events: int, warmup: int,
+           concurrency: int, profile: Path | None) -> None:
+    namespace = "bench"
+    with forge_process(ForgeKind.GITHUB, [(OWNER_NAME, "*", ".ci.yaml", SPEC)],
+                       directory=directory) as (api_url, forge):
+        with control_plane.api_client() as admin:
+            kube = Kube(admin)
+            bin_dir = control_plane.bin_dir
+            install_crds(kube, sorted((bin_dir.parent / "tekton-config" / "300-crds")
+                                      .glob("*.yaml")))
+            install_crds(kube, sorted(FERRY_CRDS.glob("*.yaml")))
+            ensure_namespace(kube, namespace)
+            wait_for_service_account(admin, namespace)
+            kube.create({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "forge", "namespace": namespace},
+                         "stringData": {"webhook-secret": SECRET,
+                                        "token": "test-token"}})  # fmt: skip
+            kube.create({"apiVersion": "ferry.dev/v1alpha1", "kind": "Repository",
+                         "metadata": {"name": "bench", "namespace": namespace},
+                         "spec": {"forge": "github", "url": URL, "apiURL": api_url,
+                                  "secretRef": {"name": "forge"}}})  # fmt: skip
+        receiver, url = _receiver(control_plane, directory, namespace=namespace,
+                                  pool_size=concurrency)
+        receiver.start()
+        try:
+            wait_until(lambda: _ready(url), what="the receiver's /readyz", timeout=120,
+                       watching=[receiver])
+            assert receiver.process is not None and forge.process is not None
+            # Warm-up events (other commits): imports, first connections, caches.
+            asyncio.run(_post_all(url, range(events, events + warmup), concurrency))
+            cpu = {name: _cpu_seconds(pid) for name, pid in
+                   [("receiver", receiver.process.pid), ("forge", forge.process.pid)]}
+            with sampled(receiver.process.pid, profile):
+                latencies, seconds = asyncio.run(_post_all(url, range(events), concurrency))
+            cpu = {name: _cpu_seconds(pid) - cpu[name] for name, pid in
+                   [("receiver", receiver.process.pid), ("forge", forge.process.pid)]}
+        finally:
+            receiver.stop()
 
     spec, _ = load_spec(SPEC)
     planned = plan(spec, Event(kind=EventKind.PUSH, repository=OWNER_NAME, repository_url=URL,
                                sha=_sha(0), ref="refs/heads/main", branch="main"))  # fmt: skip
     assert isinstance(planned, Plan)
-    with api_client(kubernetes.connection()) as api:
+    kubernetes = KubernetesSettings(kubeconfig=control_plane.kubeconfig, pool_size=concurrency)
+    with api_client(kubernetes) as api:
         raw_seconds = _raw_creates(PipelineRuns(api), planned, namespace=namespace,
                                    events=events, concurrency=concurrency)  # fmt: skip
 
     receiver_rate = events / seconds
     raw_rate = events / raw_seconds
-    print(f"{events} signed pushes, {concurrency} at a time, through the receiver:")
+    print(f"{events} signed pushes (after {warmup} to warm up), {concurrency} at a time, "
+          "through the receiver (its own process; the fake forge in another):")
     print(f"  p50 {_percentile(latencies, 0.50) * 1000:.1f} ms   "
           f"p99 {_percentile(latencies, 0.99) * 1000:.1f} ms   {receiver_rate:.0f} events/s")
-    forge_ms = transport.seconds / events * 1000
-    print(f"  of which the fake forge (in-process, validating against OpenAPI): "
-          f"{forge_ms:.1f} ms per event over {transport.calls / events:.0f} calls")
+    print(f"  CPU per event: receiver {cpu['receiver'] / events * 1000:.1f} ms, "
+          f"fake forge {cpu['forge'] / events * 1000:.1f} ms")
     print(f"raw PipelineRun creates, same client and concurrency: {raw_rate:.0f} runs/s")
     print(f"receiver / raw: {receiver_rate / raw_rate:.2f}")
+    if profile is not None:
+        print(f"receiver profile ({profile}):")
+        for line in summary(profile):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":
