@@ -149,9 +149,9 @@ class _Forms(HTMLParser):
         if tag == "form":
             self._current = _Form(action=values.get("action", ""))
             self.forms.append(self._current)
-        elif tag == "input" and self._current is not None and values.get("type") == "hidden":
-            if values.get("name"):
-                self._current.fields[values["name"]] = values.get("value", "")
+        elif (tag == "input" and self._current is not None and values.get("type") == "hidden"
+              and values.get("name")):
+            self._current.fields[values["name"]] = values.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
