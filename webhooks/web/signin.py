@@ -32,7 +32,7 @@ router = APIRouter(prefix="/ui")
 HOME = "/ui/"
 MAX_NEXT_CHARS = 2048
 # Printable ASCII only: no whitespace or control characters a browser might strip or fold.
-_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 ProviderName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")]
 
 
@@ -40,7 +40,7 @@ def local_next(value: str | None) -> str:
     """`value` if it is a path under `/ui/` of this site, else `/ui/`. Refused: anything with
     a scheme or host (`https://x`, `//x`, `/\\x`), backslashes, `..` segments, whitespace or
     control characters, or longer than `MAX_NEXT_CHARS`."""
-    if not value or len(value) > MAX_NEXT_CHARS or not _PRINTABLE.match(value):
+    if not value or len(value) > MAX_NEXT_CHARS or not _PRINTABLE.fullmatch(value):
         return HOME
     if "\\" in value or not (value == "/ui" or value.startswith("/ui/")):
         return HOME
