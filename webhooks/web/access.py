@@ -110,11 +110,12 @@ class ForgeAccess:
             # No access (or a token the forge no longer accepts): a real answer, kept.
             return NONE
         body = _object(answer) if answer.status_code == 200 else None
-        if body is None:
+        read = _gitlab if provider.forge == "gitlab" else _github_or_gitea
+        permission = read(body) if body is not None else None
+        if permission is None:
             log.warning("the forge failed an access check", provider=provider.name,
                         repository=repository.key, status=answer.status_code)
-            return None
-        return _gitlab(body) if provider.forge == "gitlab" else _github_or_gitea(body)
+        return permission
 
 
 def _api_path(forge: str, name: str) -> str | None:
@@ -134,17 +135,21 @@ def _object(answer: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _github_or_gitea(body: Mapping[str, Any]) -> Permission:
+def _github_or_gitea(body: Mapping[str, Any]) -> Permission | None:
     permissions = body.get("permissions")
     if not isinstance(permissions, dict):
         # Shown the repository, but told nothing of the viewer's rights: a public one.
-        return Permission(read=body.get("private") is False, write=False)
+        if isinstance(body.get("private"), bool):
+            return Permission(read=body["private"] is False, write=False)
+        return None
     write = permissions.get("push") is True or permissions.get("admin") is True
     return Permission(read=write or permissions.get("pull") is True, write=write)
 
 
-def _gitlab(body: Mapping[str, Any]) -> Permission:
+def _gitlab(body: Mapping[str, Any]) -> Permission | None:
     permissions = body.get("permissions")
+    if not isinstance(permissions, dict) and "visibility" not in body:
+        return None
     levels = [0]
     if isinstance(permissions, dict):
         for kind in ("project_access", "group_access"):
