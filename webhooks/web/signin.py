@@ -135,16 +135,16 @@ async def callback(request: Request, provider: ProviderName, code: str | None = 
         return _failed(signin, 403, f"{chosen.name} did not let you sign in"
                        f"{f' ({error[:100]})' if error else ''}.")
     try:
-        token = await chosen.exchange(code=code, redirect_uri=signin.redirect_uri(provider),
+        grant = await chosen.exchange(code=code, redirect_uri=signin.redirect_uri(provider),
                                       verifier=pending.verifier)
-        login = await chosen.login(token)
+        login = await chosen.login(grant.token)
     except OAuthError as failure:
         return _failed(signin, 502, str(failure))
-    viewer = Viewer(provider=provider, forge=chosen.forge, login=login, token=token)
+    viewer = Viewer(provider=provider, forge=chosen.forge, login=login, token=grant.token)
     response = RedirectResponse(local_next(pending.next), status_code=303,
                                 headers=NO_STORE)
     signin.sessions.end_sign_in(response)
-    signin.sessions.sign_in(response, viewer)
+    signin.sessions.sign_in(response, viewer, seconds=grant.seconds)
     log.info("signed in", provider=provider, login=login)
     return response
 

@@ -93,6 +93,10 @@ def test_signing_in_goes_to_the_forge_and_back_to_the_page_asked_for(site: Site)
     assert back.headers["referrer-policy"] == "no-referrer"
     assert back.headers["cache-control"] == "no-store"
     assert site.viewer_login() == "alice"
+    # The session lasts session_hours, or as long as the forge's token if that is shorter.
+    lasts = {"gitlab": "7200"}.get(forge, str(12 * 3600))
+    assert f"{SESSION_COOKIE}=" in back.headers["set-cookie"]
+    assert f"Max-Age={lasts};" in back.headers["set-cookie"].split(f"{SESSION_COOKIE}=", 1)[1]
     # The token went only into the sealed cookie: not into a header or a page in clear.
     assert TOKEN not in str(back.headers) and TOKEN not in back.text
 
