@@ -106,7 +106,8 @@ def authorize(server: GiteaServer, user: User, authorize_url: str) -> str:
     """What `user`'s browser does with Ferry's redirect to Gitea's authorize page: log in,
     grant the application (when Gitea asks), and return the URL Gitea sends the browser back
     to (the application's callback with `code` and `state`), without following it."""
-    with log_in(server, user) as client:
+    client = log_in(server, user)
+    try:
         answer = client.get(authorize_url)
         for _ in range(MAX_HOPS):
             if answer.status_code in (301, 302, 303, 307, 308):
@@ -123,6 +124,8 @@ def authorize(server: GiteaServer, user: User, authorize_url: str) -> str:
             break
         raise AssertionError(f"Gitea did not send {user.name} back to the application: "
                              f"{answer.status_code} {answer.url} {answer.text[:1000]}")
+    finally:
+        client.close()
 
 
 def _is_gitea(server: GiteaServer, url: str) -> bool:
