@@ -14,6 +14,7 @@ from ci.settings import Settings
 from webhooks import routes
 from webhooks.api import routes as api_routes
 from webhooks.metrics import Metrics
+from webhooks.web import pages
 from webhooks.wiring import open_runtime
 
 
@@ -55,4 +56,5 @@ def create_app(
     app.state.metrics = Metrics()
     app.include_router(routes.router)
     app.include_router(api_routes.router)
+    pages.include(app)  # last: after any other /ui route (webhooks.web.pages)
     return app

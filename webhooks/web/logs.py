@@ -90,19 +90,14 @@ def failing_index(lines: list[str]) -> int | None:
     return None
 
 
-def render_lines(text: str, *, first_number: int = 1, failed: bool = False,
-                 tail: int | None = None) -> list[Line]:
-    """Numbered HTML lines; with `tail`, only the last `tail` of them (the failing line is
-    chosen among all). Colours carry from line to line, so the skipped ones are rendered
-    too (cheap next to reading them)."""
+def render_lines(text: str, *, first_number: int = 1, failed: bool = False) -> list[Line]:
+    """Numbered HTML lines (colours carry from line to line); `failed`: the failing line
+    (`failing_index`) is marked."""
     lines = split_lines(text)
     failing = failing_index(lines) if failed else None
     colours = Colours()
-    rendered = [Line(number=first_number + index, html=colours.line(line),
-                     failing=index == failing) for index, line in enumerate(lines)]
-    if tail is not None and len(rendered) > tail:
-        rendered = rendered[-tail:]
-    return rendered
+    return [Line(number=first_number + index, html=colours.line(line),
+                 failing=index == failing) for index, line in enumerate(lines)]
 
 
 def log_state(*, lost: str | None, archived_size: int | None, running: bool,
