@@ -106,6 +106,7 @@ def test_a_real_runs_page_shows_its_jobs_and_the_failing_line(
                       page.text)
     assert jobs == [("build", "success"), ("test", "failure")]  # `needs` order
     assert DEPLOY_KEY not in page.text and "testing with ***" in page.text
+    assert "oauth-reader" not in page.text  # the viewer's token never reaches a page
     failing = re.search(r'<div class="line failing">.*?</div>', page.text)
     assert failing is not None
     assert '<span class="fg-red">FAILED test_sum: 1 != 2</span>' in failing.group(0)
@@ -118,3 +119,32 @@ def test_a_real_runs_page_shows_its_jobs_and_the_failing_line(
     client.cookies.set(VIEWER_COOKIE, "stranger")
     assert client.get(f"{base}/runs/{RUN}").status_code == 404
     assert client.get(f"/ui/{namespace}/nothing/runs/{RUN}").status_code == 404
+
+
+def test_cancel_on_the_run_page_stops_a_real_run(
+    client: TestClient, kube: Kube, namespace: str, tekton: TektonController,
+    kubelet: SimulatedKubelet,
+) -> None:
+    gate = kubelet.work_dir / f"gate-{namespace}"
+    kube.create({
+        "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+        "metadata": {"name": RUN, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "ferry",
+                                "ferry.dev/repository-object": "app"},
+                     "annotations": {RUN_SCRIPTS_ANNOTATION: "true"}},
+        "spec": {"pipelineSpec": {"tasks": [
+            _task("wait", f'while [ ! -e "{gate}" ]; do sleep 0.1; done\n')]}},
+    })
+    path = f"/ui/{namespace}/app/runs/{RUN}"
+    client.cookies.set(VIEWER_COOKIE, "writer")
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert isinstance(runtime.web.access, FakeAccess)
+    runtime.web.access.writers.add("writer")
+    wait_until(lambda: 'id="cancel"' in client.get(path).text, what="the run to start",
+               timeout=120)
+    answer = client.post(f"{path}/cancel", data={"csrf": "csrf-for-writer"},
+                         follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == f"{path}?done=cancelled"
+    run = kube.get(f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns/{RUN}")
+    assert run["spec"]["status"] == "Cancelled"
+    gate.touch()
