@@ -205,8 +205,9 @@ def _bench(control_plane: ControlPlane, events: int, concurrency: int) -> None:
     planned = plan(spec, Event(kind=EventKind.PUSH, repository=OWNER_NAME, repository_url=URL,
                                sha=_sha(0), ref="refs/heads/main", branch="main"))  # fmt: skip
     assert isinstance(planned, Plan)
-    with api_client(kubernetes.connection()) as api:
-        raw_seconds = _raw_creates(PipelineRuns(api), planned, namespace=namespace,
+    with api_client(kubernetes) as api:
+        runs = PipelineRuns(api, request_timeout=kubernetes.request_timeout_seconds)
+        raw_seconds = _raw_creates(runs, planned, namespace=namespace,
                                    events=events, concurrency=concurrency)  # fmt: skip
 
     receiver_rate = events / seconds

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import structlog
 
+from ci.archive.configured import archive_settings
 from ci.archive.store import LogStore
 from ci.backends.configured import ConfiguredRepositories
 from ci.backends.local import LocalBackend, engine_for
@@ -93,7 +94,7 @@ async def open_runtime(
     deliveries: DeliveryMemory[Answer] = DeliveryMemory(
         size=settings.webhooks.delivery_memory, ttl=settings.webhooks.delivery_memory_seconds
     )
-    if cluster_configured(settings.kubernetes.connection()):
+    if cluster_configured(settings.kubernetes):
         return _open_cluster(
             settings, stack, http=http, deliveries=deliveries, redactor=redactor, metrics=metrics,
             archive=archive,
@@ -111,7 +112,7 @@ def _open_cluster(
     metrics: Metrics,
     archive: LogStore | None,
 ) -> Runtime:
-    api = api_client(settings.kubernetes.connection())
+    api = api_client(settings.kubernetes)
     stack.callback(api.close)
     index = RepositoryIndex()
     watcher = Watcher(
@@ -125,8 +126,7 @@ def _open_cluster(
 
     stack.callback(stop_watching)
     runs = PipelineRuns(api, request_timeout=settings.kubernetes.request_timeout_seconds)
-    keys = BindingKeyStore(api, settings.kubernetes.binding_key_settings(),
-                           request_timeout=settings.kubernetes.request_timeout_seconds)
+    keys = BindingKeyStore(api, settings.kubernetes)
     backend = TektonBackend(
         runs,
         options=TektonOptions(
@@ -200,7 +200,7 @@ async def _open_local(
         engine=engine_for(local),
         runs_untrusted=not local.holds_untrusted,
         contexts=contexts,
-        archive=settings.archive.archive_settings(),
+        archive=archive_settings(settings.archive),
     )
     receiver = Receiver(
         repositories=repositories,

@@ -29,6 +29,7 @@ from pipelines.events import EventKind
 from pipelines.names import label_value, pipeline_run_name
 from pipelines.tekton import (
     CLONE_TOKEN_KEY,
+    DEFAULT_CLONE_IMAGE,
     UNTRUSTED_LABEL,
     CompileOptions,
     compile_pipeline_run,
@@ -43,7 +44,7 @@ CLONE_SECRET_SUFFIX = "-clone"  # noqa: S105 (a name suffix, not a secret)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TektonOptions:
     name_prefix: str = ""
-    clone_image: str = "docker.io/alpine/git:2.45.2"
+    clone_image: str = DEFAULT_CLONE_IMAGE
     ferry_version: str = "dev"
 
 

@@ -479,11 +479,12 @@ class Deliverer:
                     namespace=run.namespace, name=run.name,
                     patch={"metadata": {"annotations": {labels.REPORTED: memory.dumps()}}},
                     resource_version=version,
+                    timeout=self._settings.kubernetes.request_timeout_seconds,
                 )
             except patching.PatchConflictError:
                 fresh = await asyncio.to_thread(
                     patching.read, self._api, PIPELINE_RUN, namespace=run.namespace,
-                    name=run.name)
+                    name=run.name, timeout=self._settings.kubernetes.request_timeout_seconds)
                 if fresh is None:
                     return None
                 current = Memory.of_annotations(

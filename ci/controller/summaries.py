@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ci.controller.reporting import Report
-from ci.controller.runs import JobState, RunState
+from ci.controller.runs import ObservedJob, RunState
 from ci.forges.checks import (
     DEFAULT_PREFIX,
     WORDS,
@@ -19,19 +18,6 @@ from ci.forges.checks import (
 )
 from ci.forges.statuses import Conclusion, Status
 from ci.kube import labels
-
-DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "sha", "task_run"})
-
-
-def check_details_url_template(template: str | None) -> None:
-    """Fail at startup, not at the first report, on a template naming an unknown field."""
-    if template is None:
-        return
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None and name not in DETAILS_URL_FIELDS:
-            raise ValueError(
-                f"details URL template names {{{name}}}; known: {sorted(DETAILS_URL_FIELDS)}"
-            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,7 +32,7 @@ def run_context(state: RunState, presentation: Presentation) -> str:
 
 
 def details_url(
-    state: RunState, presentation: Presentation, *, job: JobState | None = None
+    state: RunState, presentation: Presentation, *, job: ObservedJob | None = None
 ) -> str | None:
     template = presentation.details_url_template
     if template is None:
@@ -82,7 +68,7 @@ def run_title(state: RunState) -> str:
 _BAD = frozenset({Conclusion.FAILURE, Conclusion.ERROR, Conclusion.TIMED_OUT})
 
 
-def log_section(job: JobState, log_tail: str | None) -> str:
+def log_section(job: ObservedJob, log_tail: str | None) -> str:
     step = job.task_run.failing_step if job.task_run is not None else None
     message = job.task_run.condition.message if job.task_run and job.task_run.condition else ""
     parts = [f"### `{job.name}`"]

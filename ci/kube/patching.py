@@ -40,7 +40,7 @@ def merge_patch(
     name: str,
     patch: Mapping[str, Any],
     resource_version: str | None = None,
-    timeout: float = 10.0,
+    timeout: float,
 ) -> dict[str, Any]:
     """Apply `patch`; with `resource_version`, only to that version of the object."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
@@ -61,7 +61,7 @@ def merge_patch(
 
 
 def read(
-    api: Any, kind: ResourceKind, *, namespace: str, name: str, timeout: float = 10.0
+    api: Any, kind: ResourceKind, *, namespace: str, name: str, timeout: float
 ) -> dict[str, Any] | None:
     """The object as it is now, or None if it is gone."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
@@ -78,7 +78,7 @@ def read(
 
 
 def delete(
-    api: Any, kind: ResourceKind, *, namespace: str, name: str, uid: str, timeout: float = 10.0
+    api: Any, kind: ResourceKind, *, namespace: str, name: str, uid: str, timeout: float
 ) -> bool:
     """Delete that very object (by uid, not a newer one of the same name); False if gone."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415

@@ -82,7 +82,7 @@ def get_object(custom: Any, kind: ResourceKind, namespace: str, name: str, *,
 class PipelineRuns:
     """PipelineRuns (and their per-run Secrets) through one `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, request_timeout: float) -> None:
         from kubernetes.client import CoreV1Api, CustomObjectsApi, VersionApi  # noqa: PLC0415
 
         self._custom = CustomObjectsApi(api_client)

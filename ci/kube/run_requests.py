@@ -156,7 +156,7 @@ def manual_body(*, namespace: str, repository: str, requested_by: str, branch: s
 class RunRequests:
     """RunRequest calls through one `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, request_timeout: float) -> None:
         from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (kept lazy)
 
         self._client = api_client

@@ -20,7 +20,7 @@ FOLLOW_READ_TIMEOUT = 300.0
 
 
 class StepLogs:
-    def __init__(self, api_client: Any, *, timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, timeout: float) -> None:
         from kubernetes.client import CoreV1Api, CustomObjectsApi  # noqa: PLC0415
 
         self._core = CoreV1Api(api_client)
