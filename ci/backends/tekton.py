@@ -16,12 +16,11 @@ from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.kube import labels
 from ci.kube.binding import DEFAULT_WINDOW, BindingKeys, refusal_for, sign, signed_fields
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.pipeline_runs import (
     EVENT_LABEL,
     REPOSITORY_OBJECT_LABEL,
     REPOSITORY_UID_LABEL,
-    ApiRefusedError,
-    ApiUnavailableError,
     PipelineRuns,
 )
 from ci.kube.repositories import Repository

@@ -22,8 +22,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ci.kube.connecting import api_client  # noqa: PLC0415 (heavy)
-    from ci.kube.kubeconfig import KubeconfigError, kubeconfig_path, user_credentials  # noqa: PLC0415
-    from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError, PipelineRuns  # noqa: PLC0415
+    from ci.kube.errors import (  # noqa: PLC0415
+        ApiRefusedError,
+        ApiUnavailableError,
+        KubeconfigError,
+    )
+    from ci.kube.kubeconfig import kubeconfig_path, user_credentials  # noqa: PLC0415
+    from ci.kube.pipeline_runs import PipelineRuns  # noqa: PLC0415
     from ci.settings import KubernetesSettings  # noqa: PLC0415
 
     path = kubeconfig_path(args.kubeconfig)

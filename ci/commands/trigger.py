@@ -72,7 +72,7 @@ def _kubeconfig(given: Path | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ci.kube.connecting import api_client, context_namespace  # noqa: PLC0415 (only this command pays)
-    from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError  # noqa: PLC0415
+    from ci.kube.errors import ApiRefusedError, ApiUnavailableError  # noqa: PLC0415
     from ci.kube.run_requests import RunRequests  # noqa: PLC0415
     from ci.settings import KubernetesSettings  # noqa: PLC0415
 

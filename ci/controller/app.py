@@ -40,8 +40,8 @@ from ci.kube import labels, patching
 from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.connecting import api_client, custom_objects
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
+from ci.kube.errors import ApiUnavailableError
 from ci.kube.leases import Leases
-from ci.kube.pipeline_runs import ApiUnavailableError
 from ci.kube.pods import api_log_reader, api_log_stream
 from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter

@@ -56,7 +56,8 @@ from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.kube import labels, patching
 from ci.kube.credentials import CredentialsCache, SecretReader
-from ci.kube.pods import LogStream, LogUnavailableError
+from ci.kube.errors import LogUnavailableError
+from ci.kube.pods import LogStream
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 from ci.masking import Masker

@@ -38,7 +38,8 @@ from ci.forges.errors import ForgeError, ForgeUnreachableError
 from ci.forges.registry import provider_for
 from ci.forges.types import ReportId, RepositoryName
 from ci.kube import labels, patching
-from ci.kube.credentials import CredentialsCache, CredentialsError
+from ci.kube.credentials import CredentialsCache
+from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 

@@ -21,7 +21,8 @@ from ci.archive.steps import read_tail
 from ci.archive.store import LogStore, StoreError
 from ci.controller.runs import ObservedJob, RunSnapshot
 from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
-from ci.kube.credentials import CredentialsCache, CredentialsError, SecretReader
+from ci.kube.credentials import CredentialsCache, SecretReader
+from ci.kube.errors import CredentialsError
 from ci.kube.pods import MAXIMUM_LOG_BYTES, LogReader
 from ci.kube.repositories import Repository
 from ci.masking import Masker

@@ -24,21 +24,14 @@ from typing import Any, Final
 import structlog
 
 from ci.kube.binding import KEY_BYTES, BindingKeys
-from ci.kube.pipeline_runs import ApiRefusedError, translate_api_errors
+from ci.kube.errors import ApiRefusedError, BindingKeyError
+from ci.kube.pipeline_runs import translate_api_errors
 from ci.settings import KubernetesSettings
 
 log = structlog.get_logger(__name__)
 
 CURRENT_KEY: Final = "key"
 PREVIOUS_KEY: Final = "previous"
-
-
-class BindingKeyError(ApiRefusedError):
-    """The Secret exists but holds no usable key (too short, not base64...). An
-    `ApiRefusedError`: the receiver answers it like any refusal of the cluster (502)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=500)
 
 
 class BindingKeyStore:

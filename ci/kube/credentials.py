@@ -16,11 +16,8 @@ from typing import Any
 
 from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
 from ci.forges.types import InstallationId
+from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository
-
-
-class CredentialsError(Exception):
-    """The Secret a Repository names is missing or lacks a key; the message says which."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,25 +10,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ci.kube.errors import ObjectGoneError, PatchConflictError
 from ci.kube.resources import ResourceKind
+from ci.logs import excerpt
+
+# The errors too: callers catch `patching.PatchConflictError` beside the call that raises it.
+__all__ = ["MERGE_PATCH", "ObjectGoneError", "PatchConflictError", "delete", "merge_patch", "read"]
 
 MERGE_PATCH = "application/merge-patch+json"
-
-
-class PatchConflictError(Exception):
-    """The object changed since the version the patch was based on (409)."""
-
-
-class ObjectGoneError(Exception):
-    """The object no longer exists (404)."""
 
 
 def _translated(error: Exception) -> Exception:
     status = getattr(error, "status", None)
     if status == 409:
-        return PatchConflictError(str(error)[:300])
+        return PatchConflictError(excerpt(str(error)))
     if status == 404:
-        return ObjectGoneError(str(error)[:300])
+        return ObjectGoneError(excerpt(str(error)))
     return error
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.kube import labels
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.resources import PIPELINE_RUN, TASK_RUN, ResourceKind
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
@@ -23,18 +24,6 @@ REPOSITORY_OBJECT_LABEL = f"{labels.PREFIX}repository-object"
 REPOSITORY_UID_LABEL = f"{labels.PREFIX}repository-uid"
 EVENT_LABEL = f"{labels.PREFIX}event"
 CANCELLED = "Cancelled"  # Tekton v1's spec.status for "stop everything now"
-
-
-class ApiUnavailableError(Exception):
-    """The API server could not be reached, or answered 5xx: try again later."""
-
-
-class ApiRefusedError(Exception):
-    """The API server refused the request for good (4xx other than 404/409)."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ci.kube.errors import LogUnavailableError
+
 # (namespace, pod, container, lines) -> the log's last lines; raises if unavailable.
 LogReader = Callable[[str, str, str, int], str]
 
@@ -32,11 +34,6 @@ def api_log_reader(api_client: Any, *, timeout: float) -> LogReader:
 # `LogUnavailableError` when there is none to read (the pod or container is gone).
 LogStream = Callable[[str, str, str], Iterator[bytes]]
 STREAM_CHUNK = 64 * 1024
-
-
-class LogUnavailableError(Exception):
-    """The API server has no log to give: the pod (or its container) is gone, or never ran.
-    The message says which, for the archive's `lost` record."""
 
 
 def api_log_stream(api_client: Any, *, timeout: float) -> LogStream:

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ci.kube.errors import ApiRefusedError
 from ci.kube.patching import MERGE_PATCH
-from ci.kube.pipeline_runs import ApiRefusedError, get_object, translate_api_errors
+from ci.kube.pipeline_runs import get_object, translate_api_errors
 from ci.kube.resources import REPOSITORY, RUN_REQUEST
 
 SCHEDULE_LABEL = "ferry.dev/schedule"

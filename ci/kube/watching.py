@@ -27,7 +27,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from ci.kube.errors import ResourceVersionGoneError, WatchStoppedError
 from ci.kube.resources import ResourceKind
+from ci.logs import excerpt
 
 log = structlog.get_logger(__name__)
 
@@ -67,14 +69,6 @@ class WatchSettings:
     # Delays between reconnects after failures; the last one repeats.
     backoff: Sequence[float] = field(default=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0))
     page_size: int = 500
-
-
-class ResourceVersionGoneError(Exception):
-    """The watched resourceVersion is too old (410): only a fresh list can continue."""
-
-
-class WatchStoppedError(Exception):
-    """The watch was stopped from another thread."""
 
 
 class Watcher:
@@ -188,7 +182,7 @@ class Watcher:
             if event_type == "ERROR":
                 if obj.get("code") == 410:
                     raise ResourceVersionGoneError
-                raise RuntimeError(f"watch error: {json.dumps(obj)[:500]}")
+                raise RuntimeError(f"watch error: {excerpt(json.dumps(obj))}")
             self._consumer.on_event(WatchEvent(EventType(event_type), obj))
         return version
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.reviews import Identity
 from webhooks.api.following import LogFollower
 from webhooks.api.service import DEFAULT_LIMIT, MAX_LIMIT, ApiError, ReadService

@@ -27,7 +27,7 @@ from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
-from ci.kube.pods import LogUnavailableError
+from ci.kube.errors import LogUnavailableError
 from ci.kube.repositories import RepositoryIndex
 from tests.binding import TEST_KEYS, bound
 from tests.defaults import archive_defaults, controller_defaults

@@ -9,6 +9,7 @@ from ci.forges.errors import (
     ConflictError,
     ForbiddenError,
     ForgeClientError,
+    ForgeError,
     ForgeServerError,
     ForgeUnreachableError,
     NotFoundError,
@@ -17,11 +18,12 @@ from ci.forges.errors import (
     SignatureError,
     UnauthorizedError,
     UnexpectedResponseError,
-    excerpt,
+    WebhookError,
     is_permanent,
     is_temporary,
 )
 from ci.forges.transport import pages, send
+from ci.logs import excerpt
 
 pytestmark = pytest.mark.anyio
 NOW = 1_700_000_000.0
@@ -110,10 +112,14 @@ async def test_pagination_does_not_follow_links_to_other_hosts() -> None:
                 pass
 
 
-def test_webhook_errors_are_permanent_and_other_exceptions_neither() -> None:
+def test_a_refused_delivery_is_no_failure_of_the_forges_api() -> None:
+    # Retry loops and "the forge's API failed" answers catch ForgeError: a bad signature or
+    # payload is the delivery's fault, answered 4xx by the receiver, never retried.
     for error in (SignatureError("x"), PayloadError("x")):
-        assert is_permanent(error)
+        assert isinstance(error, WebhookError) and not isinstance(error, ForgeError)
+        assert not is_permanent(error)
         assert not is_temporary(error)
+    assert is_permanent(NotFoundError("x")) and is_temporary(ForgeServerError("x"))
     assert not is_permanent(KeyError("x"))
     assert not is_temporary(KeyError("x"))
 

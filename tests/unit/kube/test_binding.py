@@ -15,7 +15,8 @@ from ci.controller.runs import RunSnapshot
 from ci.controller.verification import RunVerifier, refusal_of
 from ci.kube import labels
 from ci.kube.binding import BindingKeys, Refusal, key_id_of
-from ci.kube.binding_keys import BindingKeyError, keys_of
+from ci.kube.binding_keys import keys_of
+from ci.kube.errors import BindingKeyError
 from ci.kube.pipeline_runs import EVENT_LABEL, REPOSITORY_OBJECT_LABEL, REPOSITORY_UID_LABEL
 from ci.kube.repositories import Repository
 from tests.binding import TEST_KEYS, bound
