@@ -249,8 +249,3 @@ def plan(state: RunState, memory: Memory, *, mode: ReportMode) -> tuple[Report, 
             )
         )
     return tuple(reports)
-
-
-def finished_reporting(state: RunState, memory: Memory, *, mode: ReportMode) -> bool:
-    """Whether every final report was acknowledged (so the run may be pruned)."""
-    return state.conclusion.final and not plan(state, memory, mode=mode)

@@ -28,7 +28,7 @@ class Presentation:
 
 def run_context(state: RunState, presentation: Presentation) -> str:
     contexts = Contexts(prefix=presentation.context_prefix)
-    return contexts.run(state.run.annotations.get(labels.PIPELINE))
+    return contexts.run()
 
 
 def details_url(
@@ -106,9 +106,7 @@ def render(
     text = log_section(job, log_tails.get(job.name)) if job.conclusion in _BAD else ""
     return Status(
         conclusion=report.conclusion,
-        context=Contexts(prefix=presentation.context_prefix).job(
-            job.name, state.run.annotations.get(labels.PIPELINE)
-        ),
+        context=Contexts(prefix=presentation.context_prefix).job(job.name),
         title=title,
         summary=f"Job `{job.name}` of run `{state.run.name}`: {title.lower()}.",
         text=text,

@@ -89,11 +89,6 @@ def is_temporary(error: BaseException) -> bool:
     return isinstance(error, ForgeError) and error.temporary
 
 
-def is_permanent(error: BaseException) -> bool:
-    """Whether the forge refused the call for good; anything not a `ForgeError` is a bug."""
-    return isinstance(error, ForgeError) and not error.temporary
-
-
 _CLIENT_ERRORS: dict[int, type[ForgeClientError]] = {
     401: UnauthorizedError,
     403: ForbiddenError,

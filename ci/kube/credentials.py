@@ -89,10 +89,6 @@ class CredentialsCache:
             forge = TokenCredentials(data[keys.token_key].strip())
         return RepositoryCredentials(webhook_secret=webhook_secret, forge=forge)
 
-    def forget(self, namespace: str, name: str) -> None:
-        with self._lock:
-            self._cache.pop((namespace, name), None)
-
     def _secret(self, namespace: str, name: str) -> Mapping[str, str]:
         now = self._clock()
         with self._lock:

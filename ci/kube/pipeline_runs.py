@@ -144,21 +144,6 @@ class PipelineRuns:
             raise
         return True
 
-    def delete(self, namespace: str, name: str) -> bool:
-        """Delete the run (its TaskRuns, pods and Secret follow by ownerReference)."""
-        kind = PIPELINE_RUN
-        try:
-            with translate_api_errors(f"delete PipelineRun {namespace}/{name}"):
-                self._custom.delete_namespaced_custom_object(
-                    kind.group, kind.version, namespace, kind.plural, name,
-                    propagation_policy="Background", _request_timeout=self._timeout,
-                )
-        except ApiRefusedError as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
-
     def create_owned_secret(
         self, run: CreatedRun, *, name: str, data: Mapping[str, str]
     ) -> None:

@@ -19,7 +19,6 @@ from ci.forges.errors import (
     UnauthorizedError,
     UnexpectedResponseError,
     WebhookError,
-    is_permanent,
     is_temporary,
 )
 from ci.forges.transport import pages, send
@@ -75,7 +74,6 @@ async def test_status_codes_choose_the_error(
     assert caught.value.status == status  # type: ignore[attr-defined]
     assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
     assert is_temporary(caught.value) == (status >= 500 or kind is RateLimitedError)
-    assert is_permanent(caught.value) != is_temporary(caught.value)
 
 
 async def test_remote_bodies_are_cut_and_tokens_stay_out_of_messages() -> None:
@@ -117,10 +115,8 @@ def test_a_refused_delivery_is_no_failure_of_the_forges_api() -> None:
     # payload is the delivery's fault, answered 4xx by the receiver, never retried.
     for error in (SignatureError("x"), PayloadError("x")):
         assert isinstance(error, WebhookError) and not isinstance(error, ForgeError)
-        assert not is_permanent(error)
         assert not is_temporary(error)
-    assert is_permanent(NotFoundError("x")) and is_temporary(ForgeServerError("x"))
-    assert not is_permanent(KeyError("x"))
+    assert not is_temporary(NotFoundError("x")) and is_temporary(ForgeServerError("x"))
     assert not is_temporary(KeyError("x"))
 
 

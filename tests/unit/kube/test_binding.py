@@ -37,7 +37,8 @@ def receiver_run() -> dict[str, Any]:
     run["metadata"]["labels"] |= {EVENT_LABEL: "push", labels.BRANCH: "main",
                                   f"{labels.PREFIX}untrusted": "true"}
     run["metadata"]["annotations"] |= {f"{labels.PREFIX}ref": "refs/heads/main",
-                                       labels.PIPELINE: "ci", labels.NOTE: "trusted"}
+                                       labels.EVENT_TIME: "2024-05-01T10:00:00Z",
+                                       labels.NOTE: "trusted"}
     return bound(run, REPOSITORY)
 
 
