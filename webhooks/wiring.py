@@ -143,7 +143,7 @@ def _open_cluster(
     )
     # Registered after the API client: closed (waiting writes finished) before it.
     stack.push_async_callback(last_events.close)
-    read_secret = _translated(api_secret_reader(api))
+    read_secret = _translated(api_secret_reader(api, timeout=timeout))
     credentials = CredentialsCache(read_secret, ttl=settings.webhooks.credentials_ttl_seconds)
     receiver = Receiver(
         repositories=index,

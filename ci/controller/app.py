@@ -204,7 +204,8 @@ class _Controller:
         loop = asyncio.get_running_loop()
         api = custom_objects(client)
         namespaces: Sequence[str | None] = settings.namespaces or (None,)
-        read_secret = api_secret_reader(client)
+        read_secret = api_secret_reader(
+            client, timeout=settings.kubernetes.request_timeout_seconds)
 
         queue: KeyedQueue[Key, Observation | None]
         def notify(key: RunKey, observation: Observation) -> None:

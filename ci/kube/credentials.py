@@ -29,7 +29,7 @@ class RepositoryCredentials:
 SecretReader = Callable[[str, str], Mapping[str, str] | None]  # (namespace, name) -> data
 
 
-def api_secret_reader(api_client: Any) -> SecretReader:
+def api_secret_reader(api_client: Any, *, timeout: float) -> SecretReader:
     """Read Secrets through the Kubernetes API; None for a Secret that does not exist."""
     from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
@@ -38,7 +38,7 @@ def api_secret_reader(api_client: Any) -> SecretReader:
 
     def read(namespace: str, name: str) -> Mapping[str, str] | None:
         try:
-            secret = core.read_namespaced_secret(name, namespace)
+            secret = core.read_namespaced_secret(name, namespace, _request_timeout=timeout)
         except ApiException as error:
             if error.status == 404:
                 return None

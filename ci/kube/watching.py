@@ -223,7 +223,9 @@ class Watcher:
             response.release_conn()
 
     def _list(self, *, limit: int, continue_token: str | None) -> Object:
-        result: Object = self._call(limit=limit, _continue=continue_token)
+        # A list that hangs must fail as a silent watch does, not stall the loop for ever.
+        result: Object = self._call(limit=limit, _continue=continue_token, _request_timeout=(
+            self._settings.connect_timeout, self._settings.inactivity_timeout))
         return result
 
     def _call(self, **options: Any) -> Any:

@@ -196,6 +196,7 @@ def test_a_silent_connection_times_out_and_the_watch_restarts_from_a_fresh_list(
     # Silence is noticed by the read timeout the watch asks for: no byte, not even a
     # bookmark, for `inactivity_timeout` seconds.
     assert api.watches[0]["_request_timeout"] == (3.0, 7.0)
+    assert {o["_request_timeout"] for o in api.lists} == {(3.0, 7.0)}  # a hung list too
     assert recorder.calls == [("relist", ["a"]), (EventType.MODIFIED, "a"), ("relist", ["a"])]
     assert api.calls == ["list", "watch from 10", "list", "watch from 20"]
     assert (watcher.restarts, watcher.relists) == (1, 2)
