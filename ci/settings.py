@@ -286,7 +286,8 @@ class ControllerGroupSettings(_Group):
         description="Seconds a run's binding may be signed before or after the run was created;"
         " a copy of a signed run made later (after the original was deleted) is refused. The "
         "receiver signs just before it creates, so this covers clock skew between its node and "
-        "the API server's, with room to spare.",
+        "the API server's, with room to spare. The receiver judges a run it finds under its "
+        "own name by the same window.",
     )
     forge_timeout_seconds: float = Field(
         default=15.0,

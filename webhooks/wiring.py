@@ -133,6 +133,7 @@ def _open_cluster(
             name_prefix=settings.webhooks.run_name_prefix,
             clone_image=settings.webhooks.clone_image,
             ferry_version=ferry_version(),
+            binding_window=settings.controller.binding_window_seconds,
         ),
         binding_keys=keys.keys,
     )

@@ -330,7 +330,7 @@ def test_unreachable_api_server_is_503(
         runtime = receiver.client.app.state.runtime  # type: ignore[attr-defined]
         live = runtime.receiver.backend
         runtime.receiver.backend = TektonBackend(
-            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions(),
+            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions(binding_window=120.0),
             binding_keys=lambda: TEST_KEYS,
         )
         try:
