@@ -147,16 +147,15 @@ def bench_controller_path(name: str, store: LogStore, *, steps: int = 100) -> No
     """100 TaskRuns' steps end at once; the delay until each record is in the store."""
     import asyncio  # noqa: PLC0415
 
-    from ci.archive.configured import ArchiveSettings  # noqa: PLC0415
     from ci.controller.archiving import Archiver  # noqa: PLC0415
     from ci.controller.leadership import Leadership  # noqa: PLC0415
     from ci.controller.metrics import ControllerMetrics  # noqa: PLC0415
     from ci.controller.queueing import KeyedQueue  # noqa: PLC0415
     from ci.controller.runs import RunSnapshot, TaskRunSnapshot  # noqa: PLC0415
-    from ci.controller.settings import LeaderSettings  # noqa: PLC0415
     from ci.controller.store import Observation, RunStore  # noqa: PLC0415
     from ci.kube.credentials import CredentialsCache  # noqa: PLC0415
     from ci.kube.repositories import RepositoryIndex  # noqa: PLC0415
+    from tests.defaults import archive_defaults, controller_defaults  # noqa: PLC0415
 
     url = "https://github.com/bench/app"
     archived: dict[str, float] = {}
@@ -200,14 +199,15 @@ def bench_controller_path(name: str, store: LogStore, *, steps: int = 100) -> No
         repositories.on_relist([{"metadata": {"name": "app", "namespace": "bench", "uid": "r"},
                                  "spec": {"forge": "github", "url": url,
                                           "secretRef": {"name": "creds"}}}])
-        settings = ArchiveSettings(directory=Path("unused"))
+        settings = archive_defaults(Path("unused"))
         archiver = Archiver(
             api=None, store=runs, repositories=repositories,
             credentials=CredentialsCache(lambda namespace, secret: {}),
             read_secret=lambda namespace, secret: {"token": SECRET}, stream_log=stream,
             archive=Timed(), settings=settings,  # type: ignore[arg-type]
-            leadership=Leadership(None, identity="bench", settings=LeaderSettings()),
-            metrics=ControllerMetrics(), on_archived=lambda run, repository: None)
+            leadership=Leadership(None, identity="bench", settings=controller_defaults().leader),
+            metrics=ControllerMetrics(), on_archived=lambda run, repository: None,
+            request_timeout=10.0)
         queue: KeyedQueue[tuple[str, str], Observation] = KeyedQueue(
             archiver.handle, workers=settings.workers * 4)
         for number in range(steps):

@@ -34,8 +34,9 @@ import httpx
 from bench.forge_process import forge_process
 from bench.profiling import sampled, summary
 from ci.forges.types import ForgeKind
-from ci.kube.connecting import KubernetesSettings, api_client
+from ci.kube.connecting import api_client
 from ci.kube.pipeline_runs import PipelineRuns
+from ci.settings import KubernetesSettings
 from pipelines.events import Event, EventKind
 from pipelines.linting import load_spec
 from pipelines.planning import Plan, plan
@@ -232,7 +233,8 @@ def _bench(control_plane: ControlPlane, directory: Path, *, events: int, warmup:
     assert isinstance(planned, Plan)
     kubernetes = KubernetesSettings(kubeconfig=control_plane.kubeconfig, pool_size=concurrency)
     with api_client(kubernetes) as api:
-        raw_seconds = _raw_creates(PipelineRuns(api), planned, namespace=namespace,
+        runs = PipelineRuns(api, request_timeout=kubernetes.request_timeout_seconds)
+        raw_seconds = _raw_creates(runs, planned, namespace=namespace,
                                    events=events, concurrency=concurrency)  # fmt: skip
 
     receiver_rate = events / seconds

@@ -19,6 +19,19 @@ import structlog
 
 from ci.masking import MASK, Masker
 
+# Remote bodies can be megabytes of HTML from a proxy; a log line needs only the start. The
+# one length for every remote body or message Ferry quotes (forges' and the API server's).
+BODY_EXCERPT_LIMIT = 300
+
+
+def excerpt(text: str, limit: int = BODY_EXCERPT_LIMIT) -> str:
+    """The start of a remote body, fit for an error message or a log line."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return f"{flat[:limit]}... ({len(flat) - limit} more characters)"
+
+
 # Credential-looking keys: matched as whole words inside snake/kebab-case keys.
 _SENSITIVE_KEY = re.compile(
     r"(^|[_-])(token|secret|password|passwd|authorization|api[_-]?key|private[_-]?key|"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import re
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 MASK = "***"
 # Shorter values would mask ordinary words ("on", "ci") all over the output.
@@ -147,15 +147,3 @@ class StreamMasker:
     def finish(self) -> str:
         rest, self._pending = self._pending, ""
         return self._masker.mask(rest)
-
-
-def mask_chunks(masker: Masker, chunks: Iterable[str]) -> Iterator[str]:
-    """`chunks` masked as one text, yielded as it goes (for archiving and live views)."""
-    stream = masker.stream()
-    for chunk in chunks:
-        masked = stream.feed(chunk)
-        if masked:
-            yield masked
-    rest = stream.finish()
-    if rest:
-        yield rest

@@ -9,13 +9,18 @@ Adding a component is adding a group: a frozen model below and one field on `Set
 the loader finds both without further wiring. The receiver (`ferry serve webhooks`) and the
 controller (`ferry serve controller`) read the same file; each uses its own group and shares
 `kubernetes`, `logging`.
+
+This is the one home of every default. It imports no component (import-linter checks it):
+each component builds what it runs with from its group (`ci.controller.settings.
+controller_settings`, `ci.archive.configured.archive_settings`) or reads the group itself
+(`ci.kube` takes `KubernetesSettings` as it is).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import string
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,26 +37,22 @@ from pydantic import (
     model_validator,
 )
 
-from ci.archive.configured import ArchiveSettings
-from ci.archive.retention import RetentionRules
-from ci.archive.s3 import S3Settings
-from ci.archive.steps import DEFAULT_MAX_LOG_BYTES
-from ci.controller import settings as controller_settings
-from ci.controller.summaries import check_details_url_template, web_page_templates
-from ci.kube import connecting
-from ci.kube.binding_keys import BindingKeySettings
-from ci.kube.repositories import UntrustedPolicy
-from ci.kube.watching import WatchSettings
-from ci.local.environment import STEP_PATH
+from pipelines.tekton import DEFAULT_CLONE_IMAGE
 
 ENV_PREFIX = "FERRY_"
 CONFIG_FILE_ENV = "FERRY_CONFIG"
 # GitHub's documented maximum payload; bigger deliveries are cut by GitHub itself.
 MAXIMUM_PAYLOAD_BYTES = 25 * 1024 * 1024
-# API connections the controller needs beyond one per worker: its three watches and the Lease.
-CONTROLLER_SPARE_CONNECTIONS = 8
-# Seconds between a standby's attempts at the Lease, at most (Kubernetes' own: 2).
-LEASE_RETRY_SECONDS = 2.0
+# Bytes of one step's log kept in the archive (`archive.max_log_bytes`' default): a step
+# printing more is almost always in a loop, and a bigger log would only be downloaded.
+DEFAULT_MAX_LOG_BYTES = 50 * 1024 * 1024
+# PATH of steps on the local backend's `host` engine (`local.step_path`'s default).
+STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The fields `controller.details_url_template` may name.
+# `repository` is the forge's "owner/name", `repository_object` the Repository's name, `job`
+# the pipeline task (a matrix variant's own; empty on the run's own status).
+DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "repository_object",
+                                "sha", "task_run", "job"})
 
 
 class SettingsError(Exception):
@@ -100,21 +101,6 @@ class KubernetesSettings(_Group):
         description="Seconds the binding key is cached: a rotated key is used within this time.",
     )
 
-    def binding_key_settings(self) -> BindingKeySettings:
-        return BindingKeySettings(
-            namespace=self.binding_secret_namespace,
-            name=self.binding_secret_name,
-            ttl=self.binding_key_ttl_seconds,
-        )
-
-    def connection(self) -> connecting.KubernetesSettings:
-        return connecting.KubernetesSettings(
-            kubeconfig=self.kubeconfig,
-            context=self.context,
-            request_timeout=self.request_timeout_seconds,
-            pool_size=self.pool_size,
-        )
-
 
 class WebhookSettings(_Group):
     host: str = Field(default="0.0.0.0", description="Address to listen on (all, in a pod).")  # noqa: S104
@@ -153,7 +139,7 @@ class WebhookSettings(_Group):
         default="", max_length=20, description="Prepended to every PipelineRun name."
     )
     clone_image: str = Field(
-        default="docker.io/alpine/git:2.45.2",
+        default=DEFAULT_CLONE_IMAGE,
         description="The image of each job's clone step (needs git and a POSIX shell).",
     )
     readiness_cache_seconds: float = Field(
@@ -304,7 +290,8 @@ class ControllerGroupSettings(_Group):
         description="Seconds a run's binding may be signed before or after the run was created;"
         " a copy of a signed run made later (after the original was deleted) is refused. The "
         "receiver signs just before it creates, so this covers clock skew between its node and "
-        "the API server's, with room to spare.",
+        "the API server's, with room to spare. The receiver judges a run it finds under its "
+        "own name by the same window.",
     )
     forge_timeout_seconds: float = Field(
         default=15.0,
@@ -357,7 +344,9 @@ class LocalRepository(_Group):
     token: str | None = Field(default=None, repr=False, description="The forge API token.")
     spec_path: str = ".ci.yaml"
     cancel_in_progress: bool = False
-    untrusted_pull_requests: UntrustedPolicy = UntrustedPolicy.RUN_WITHOUT_SECRETS
+    # The values of `ci.kube.repositories.UntrustedPolicy`, as a Repository's spec spells them.
+    untrusted_pull_requests: Literal["runWithoutSecrets", "waitForOkToTest"] = (
+        "runWithoutSecrets")
 
 
 class LocalSettings(_Group):
@@ -438,11 +427,11 @@ class ArchiveGroupSettings(_Group):
         description="Bytes of one step's log kept; the rest is cut with a marker line and "
         "the whole size recorded. 50 MB: bigger logs are downloaded, never read.")
     retention_days: float = Field(
-        default=RetentionRules().max_age_days, gt=0,
+        default=90.0, gt=0,
         description="Days a run's logs are kept, and a deleted Repository's logs after its "
         "deletion. 90: long enough to compare with the last release's runs.")
     retention_bytes_per_repository: int | None = Field(
-        default=RetentionRules().max_bytes_per_repository, ge=0,
+        default=10 * 1024**3, ge=0,
         description="Bytes of compressed logs kept per Repository, newest runs first; unset "
         "(null): no limit. 10 GiB keeps thousands of ordinary runs.")
     retention_interval_seconds: float = Field(
@@ -467,27 +456,6 @@ class ArchiveGroupSettings(_Group):
             raise ValueError("give both `archive.s3_access_key_id` and "
                              "`archive.s3_secret_access_key`, or neither")
         return self
-
-    def archive_settings(self) -> ArchiveSettings | None:
-        """What the controller and the local backend archive with; None: no archive."""
-        if self.store == "none":
-            return None
-        s3 = None
-        if self.store == "s3":
-            s3 = S3Settings(endpoint_url=self.s3_endpoint_url, bucket=self.s3_bucket,
-                            region=self.s3_region, prefix=self.s3_prefix,
-                            access_key_id=self.s3_access_key_id,
-                            secret_access_key=self.s3_secret_access_key)
-        return ArchiveSettings(
-            directory=self.directory if self.store == "directory" else None,
-            s3=s3,
-            max_log_bytes=self.max_log_bytes,
-            retention=RetentionRules(max_age_days=self.retention_days,
-                                     max_bytes_per_repository=self.retention_bytes_per_repository),
-            retention_interval=self.retention_interval_seconds,
-            workers=self.workers,
-            grace=self.grace_seconds,
-        )
 
 
 class SignInProvider(_Group):
@@ -594,53 +562,15 @@ def _problem(detail: Any, sources: Mapping[tuple[str, str], str]) -> str:
     return f"{where}: {message}{shown}"
 
 
-def controller_settings_from(settings: Settings) -> controller_settings.ControllerSettings:
-    """What `ferry serve controller` runs with: the controller group, with the shared
-    `kubernetes` group. Pure: validation happened when `settings` was loaded."""
-    controller = settings.controller
-    connection = settings.kubernetes.connection()
-    # Links: the configured template; else, with a public URL, the web pages' run and job.
-    run_page, job_page = controller.details_url_template, None
-    if run_page is None and settings.web.public_url:
-        run_page, job_page = web_page_templates(settings.web.public_url)
-    # Every worker may be in an API call at once, beside the watches and the Lease; a smaller
-    # pool would serialise them, so the shared pool size is a floor here, not a cap.
-    pool_size = max(settings.kubernetes.pool_size,
-                    controller.workers + CONTROLLER_SPARE_CONNECTIONS)
-    return controller_settings.ControllerSettings(
-        kubernetes=dataclasses.replace(connection, pool_size=pool_size),
-        watch=WatchSettings(),
-        retry=controller_settings.RetrySettings(
-            backoff=controller.retry_backoff_seconds,
-            max_retry_after=controller.max_retry_after_seconds,
-        ),
-        leader=controller_settings.LeaderSettings(
-            enabled=controller.leader_election,
-            namespace=controller.lease_namespace,
-            name=controller.lease_name,
-            duration=controller.lease_duration_seconds,
-            renew_interval=controller.lease_renew_seconds,
-            # A standby retries often enough to take over soon after the lease lapses, and
-            # never less often than the leader renews.
-            retry_interval=min(LEASE_RETRY_SECONDS, controller.lease_renew_seconds),
-        ),
-        namespaces=controller.namespaces,
-        identity=controller.identity,
-        details_url_template=run_page,
-        job_details_url_template=job_page,
-        context_prefix=controller.context_prefix,
-        workers=controller.workers,
-        forge_timeout=controller.forge_timeout_seconds,
-        log_tail_lines=controller.log_tail_lines,
-        credentials_ttl=controller.credentials_ttl_seconds,
-        prune=controller.prune,
-        admit=controller.admit,
-        schedule_interval=controller.schedule_interval_seconds,
-        metrics_port=controller.metrics_port,
-        binding=settings.kubernetes.binding_key_settings(),
-        binding_window=controller.binding_window_seconds,
-        archive=settings.archive.archive_settings(),
-    )
+def check_details_url_template(template: str | None) -> None:
+    """Fail at startup, not at the first report, on a template naming an unknown field."""
+    if template is None:
+        return
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None and name not in DETAILS_URL_FIELDS:
+            raise ValueError(
+                f"details URL template names {{{name}}}; known: {sorted(DETAILS_URL_FIELDS)}"
+            )
 
 
 def _read_file(path: Path) -> dict[str, dict[str, Any]]:

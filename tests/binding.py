@@ -14,8 +14,9 @@ from typing import Any
 from ci.backends.tekton import bind, repository_labels
 from ci.controller.runs import parse_time
 from ci.kube.binding import BindingKeys
-from ci.kube.binding_keys import BindingKeySettings, BindingKeyStore
+from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.repositories import Repository
+from ci.settings import KubernetesSettings
 from tests.cluster.resources import Kube
 
 # For unit tests, which have no Secret to read the key from.
@@ -42,7 +43,8 @@ def bound(run: Obj, repository: Obj | Repository, keys: BindingKeys = TEST_KEYS,
 def cluster_keys(kube: Kube, namespace: str) -> BindingKeys:
     """The key in `namespace`'s binding Secret, made if absent: what a controller started
     with `FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE=namespace` uses."""
-    return BindingKeyStore(kube.api_client, BindingKeySettings(namespace=namespace)).keys()
+    return BindingKeyStore(
+        kube.api_client, KubernetesSettings(binding_secret_namespace=namespace)).keys()
 
 
 def create_bound(kube: Kube, run: Obj, *, repository: str = "widget") -> Obj:

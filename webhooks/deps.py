@@ -1,5 +1,6 @@
-"""The routes' dependencies, as `Annotated` aliases; tests swap them with
-`app.dependency_overrides[runtime] = ...`."""
+"""The routes' dependencies, as `Annotated` aliases, read from `app.state` (set by
+`create_app` and its lifespan). Tests swap no dependency: they build the app with real
+settings and reach its parts through `app.state.runtime`."""
 
 from __future__ import annotations
 

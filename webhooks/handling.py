@@ -35,8 +35,8 @@ from ci.forges.github.authentication import GitHubAuthentication
 from ci.forges.registry import Provider, detect_forge, provider_for
 from ci.forges.statuses import Status
 from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
-from ci.kube.credentials import CredentialsError, RepositoryCredentials
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.credentials import RepositoryCredentials
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError, CredentialsError
 from ci.kube.repositories import Conflict, Repository
 from ci.kube.repository_status import LastEvent
 from ci.logs import Redactor

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import structlog
 
+from ci.archive.configured import archive_settings
 from ci.archive.store import LogStore
 from ci.backends.configured import ConfiguredRepositories
 from ci.backends.local import LocalBackend, engine_for
@@ -98,7 +99,7 @@ async def open_runtime(
     deliveries: DeliveryMemory[Answer] = DeliveryMemory(
         size=settings.webhooks.delivery_memory, ttl=settings.webhooks.delivery_memory_seconds
     )
-    if cluster_configured(settings.kubernetes.connection()):
+    if cluster_configured(settings.kubernetes):
         return _open_cluster(
             settings, stack, http=http, deliveries=deliveries, redactor=redactor, metrics=metrics,
             archive=archive,
@@ -116,7 +117,7 @@ def _open_cluster(
     metrics: Metrics,
     archive: LogStore | None,
 ) -> Runtime:
-    api = api_client(settings.kubernetes.connection())
+    api = api_client(settings.kubernetes)
     stack.callback(api.close)
     index = RepositoryIndex()
     watcher = Watcher(
@@ -130,14 +131,14 @@ def _open_cluster(
 
     stack.callback(stop_watching)
     runs = PipelineRuns(api, request_timeout=settings.kubernetes.request_timeout_seconds)
-    keys = BindingKeyStore(api, settings.kubernetes.binding_key_settings(),
-                           request_timeout=settings.kubernetes.request_timeout_seconds)
+    keys = BindingKeyStore(api, settings.kubernetes)
     backend = TektonBackend(
         runs,
         options=TektonOptions(
             name_prefix=settings.webhooks.run_name_prefix,
             clone_image=settings.webhooks.clone_image,
             ferry_version=ferry_version(),
+            binding_window=settings.controller.binding_window_seconds,
         ),
         binding_keys=keys.keys,
     )
@@ -148,7 +149,7 @@ def _open_cluster(
     )
     # Registered after the API client: closed (waiting writes finished) before it.
     stack.push_async_callback(last_events.close)
-    read_secret = _translated(api_secret_reader(api))
+    read_secret = _translated(api_secret_reader(api, timeout=timeout))
     credentials = CredentialsCache(read_secret, ttl=settings.webhooks.credentials_ttl_seconds)
     receiver = Receiver(
         repositories=index,
@@ -224,7 +225,7 @@ async def _open_local(
         engine=engine_for(local),
         runs_untrusted=not local.holds_untrusted,
         contexts=contexts,
-        archive=settings.archive.archive_settings(),
+        archive=archive_settings(settings.archive),
     )
     receiver = Receiver(
         repositories=repositories,

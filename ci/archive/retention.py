@@ -19,11 +19,11 @@ from ci.archive.store import LogStore, StoredObject
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetentionRules:
-    # Days a run's logs are kept. 90: a quarter, long enough to compare with last release's.
-    max_age_days: float = 90.0
-    # Bytes of (compressed) logs kept per repository, newest runs first; None: no limit.
-    # 10 GiB keeps thousands of ordinary runs of one busy repository.
-    max_bytes_per_repository: int | None = 10 * 1024**3
+    # Days a run's logs are kept (`archive.retention_days`).
+    max_age_days: float
+    # Bytes of (compressed) logs kept per repository, newest runs first; None: no limit
+    # (`archive.retention_bytes_per_repository`).
+    max_bytes_per_repository: int | None
 
 
 @dataclass(slots=True)

@@ -21,10 +21,8 @@ from typing import Any, BinaryIO
 from ci.archive.layout import StepKey, parse_log_name, run_prefix
 from ci.archive.store import LogStore
 from ci.masking import Masker
+from ci.settings import DEFAULT_MAX_LOG_BYTES
 
-# The default cut: a step printing more than this is almost always in a loop, and a bigger
-# log would only be downloaded, never read.
-DEFAULT_MAX_LOG_BYTES = 50 * 1024 * 1024
 # Spooled in memory up to this, then on disk: flat memory for any log size.
 SPOOL_BYTES = 8 * 1024 * 1024
 READ_CHUNK = 64 * 1024

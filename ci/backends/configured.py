@@ -88,6 +88,7 @@ def _repository(entry: LocalRepository, *, hold_untrusted: bool) -> Repository:
         spec_path=entry.spec_path,
         cancel_in_progress=entry.cancel_in_progress,
         untrusted=(
-            UntrustedPolicy.WAIT_FOR_OK_TO_TEST if hold_untrusted else entry.untrusted_pull_requests
+            UntrustedPolicy.WAIT_FOR_OK_TO_TEST if hold_untrusted
+            else UntrustedPolicy(entry.untrusted_pull_requests)
         ),
     )

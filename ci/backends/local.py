@@ -1,7 +1,7 @@
 """The local backend: run plans on this machine (`ci.local`), report to the forge as they go.
 
 What `ferry serve` uses when no cluster is configured. Each run is a background task: the
-commit is fetched into a bare mirror under the state directory, then `ci.local.run_plan`
+commit is fetched into a bare mirror under the state directory, then `ci.local.running.run_plan`
 checks it out fresh for each job. Job changes become statuses (`ferry/<job>`), and the run's
 end becomes the final `ferry` status.
 

@@ -15,13 +15,12 @@ from typing import Any
 from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.kube import labels
-from ci.kube.binding import DEFAULT_WINDOW, BindingKeys, refusal_for, sign, signed_fields
+from ci.kube.binding import BindingKeys, refusal_for, sign, signed_fields
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.pipeline_runs import (
     EVENT_LABEL,
     REPOSITORY_OBJECT_LABEL,
     REPOSITORY_UID_LABEL,
-    ApiRefusedError,
-    ApiUnavailableError,
     PipelineRuns,
 )
 from ci.kube.repositories import Repository
@@ -29,6 +28,7 @@ from pipelines.events import EventKind
 from pipelines.names import label_value, pipeline_run_name
 from pipelines.tekton import (
     CLONE_TOKEN_KEY,
+    DEFAULT_CLONE_IMAGE,
     UNTRUSTED_LABEL,
     CompileOptions,
     compile_pipeline_run,
@@ -43,8 +43,11 @@ CLONE_SECRET_SUFFIX = "-clone"  # noqa: S105 (a name suffix, not a secret)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TektonOptions:
     name_prefix: str = ""
-    clone_image: str = "docker.io/alpine/git:2.45.2"
+    clone_image: str = DEFAULT_CLONE_IMAGE
     ferry_version: str = "dev"
+    # Seconds between signing and creation beyond which a run found under our name is not
+    # ours (`controller.binding_window_seconds`, the controller's own check).
+    binding_window: float
 
 
 class TektonBackend:
@@ -124,7 +127,7 @@ class TektonBackend:
             namespace=namespace, name=name, run_labels=metadata.get("labels") or {},
             run_annotations=metadata.get("annotations") or {},
             created=str(metadata.get("creationTimestamp", "")), repository=repository,
-            keys=keys, window=DEFAULT_WINDOW,
+            keys=keys, window=self._options.binding_window,
         )
         if refusal is not None:
             raise ApiRefusedError(

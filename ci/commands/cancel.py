@@ -21,9 +21,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci.kube.connecting import KubernetesSettings, api_client  # noqa: PLC0415 (heavy)
-    from ci.kube.kubeconfig import KubeconfigError, kubeconfig_path, user_credentials  # noqa: PLC0415
-    from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError, PipelineRuns  # noqa: PLC0415
+    from ci.kube.connecting import api_client  # noqa: PLC0415 (heavy)
+    from ci.kube.errors import (  # noqa: PLC0415
+        ApiRefusedError,
+        ApiUnavailableError,
+        KubeconfigError,
+    )
+    from ci.kube.kubeconfig import kubeconfig_path, user_credentials  # noqa: PLC0415
+    from ci.kube.pipeline_runs import PipelineRuns  # noqa: PLC0415
+    from ci.settings import KubernetesSettings  # noqa: PLC0415
 
     path = kubeconfig_path(args.kubeconfig)
     try:
@@ -32,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
         except KubeconfigError as error:
             raise CliError(str(error)) from error
         namespace, name = parse_run(args.run, args.namespace or user.namespace or "default")
-        client = api_client(KubernetesSettings(kubeconfig=path, context=args.context))
+        kubernetes = KubernetesSettings(kubeconfig=path, context=args.context)
+        client = api_client(kubernetes)
         try:
-            runs = PipelineRuns(client)
+            runs = PipelineRuns(client, request_timeout=kubernetes.request_timeout_seconds)
             try:
                 if not runs.cancel(namespace, name):
                     raise CliError(f"no run {name} in namespace {namespace}")

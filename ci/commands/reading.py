@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from ci.logs import excerpt
+
 API_ENV = "FERRY_API_URL"
 TOKEN_ENV = "FERRY_TOKEN"  # noqa: S105 (a variable's name, not a token)
 CA_ENV = "FERRY_API_CA_FILE"
@@ -54,7 +56,8 @@ class Target:
 
 def target(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Target:
     """Where the API is and who the user is; CliError says what is missing."""
-    from ci.kube.kubeconfig import KubeconfigError, kubeconfig_path, user_credentials  # noqa: PLC0415
+    from ci.kube.errors import KubeconfigError  # noqa: PLC0415
+    from ci.kube.kubeconfig import kubeconfig_path, user_credentials  # noqa: PLC0415
 
     environment = dict(os.environ) if environ is None else environ
     url = (args.api or environment.get(API_ENV) or "").rstrip("/")
@@ -138,7 +141,7 @@ class ReadApi:
         try:
             said = str(response.json().get("error", ""))
         except ValueError:
-            said = response.text[:200]
+            said = excerpt(response.text)
         status = response.status_code
         if status == 401:
             return f"Ferry's API did not accept your token ({said}); log in to the cluster again"

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from ci import logs
-from ci.settings import Settings, SettingsError, controller_settings_from, load_settings
+from ci.settings import Settings, SettingsError, load_settings
 
 COMPONENTS = ("webhooks", "controller")
 EXIT_SETTINGS = 2
@@ -79,8 +79,9 @@ def load_or_report(
 def serve_controller(settings: Settings) -> int:
     """Run the controller until SIGTERM or SIGINT (exit 0) or a lost Lease (exit 1)."""
     from ci.controller.app import run_controller  # noqa: PLC0415 (only the controller pays)
+    from ci.controller.settings import controller_settings  # noqa: PLC0415
 
-    controller = controller_settings_from(settings)
+    controller = controller_settings(settings)
     logs.configure(json=settings.logging.json_lines, level=settings.logging.level)
     stop = threading.Event()
 
@@ -96,13 +97,13 @@ def serve_controller(settings: Settings) -> int:
 def _serve_webhooks(settings: Settings) -> int:
     import uvicorn  # noqa: PLC0415 (only `ferry serve` pays for the server)
 
-    from ci.archive.configured import open_store  # noqa: PLC0415
+    from ci.archive.configured import archive_settings, open_store  # noqa: PLC0415
     from webhooks.app import create_app  # noqa: PLC0415 (the CLI is where layers meet)
 
     redactor = logs.configure(json=settings.logging.json_lines, level=settings.logging.level)
     # The read API serves archived logs from the store the controller archives to.
-    archive_settings = settings.archive.archive_settings()
-    archive = open_store(archive_settings) if archive_settings is not None else None
+    archive_at = archive_settings(settings.archive)
+    archive = open_store(archive_at) if archive_at is not None else None
     app = create_app(settings, redactor=redactor, archive=archive)
     uvicorn.run(
         app,

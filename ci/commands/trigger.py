@@ -71,13 +71,10 @@ def _kubeconfig(given: Path | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ci.kube.connecting import (  # noqa: PLC0415 (only this command pays)
-        KubernetesSettings,
-        api_client,
-        context_namespace,
-    )
-    from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError  # noqa: PLC0415
+    from ci.kube.connecting import api_client, context_namespace  # noqa: PLC0415 (only this command pays)
+    from ci.kube.errors import ApiRefusedError, ApiUnavailableError  # noqa: PLC0415
     from ci.kube.run_requests import RunRequests  # noqa: PLC0415
+    from ci.settings import KubernetesSettings  # noqa: PLC0415
 
     params = _params(args.param)
     if isinstance(params, str):
@@ -90,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     settings = KubernetesSettings(kubeconfig=kubeconfig, context=args.context)
     namespace = namespace or args.namespace or context_namespace(settings) or "default"
     client = api_client(settings)
-    requests = RunRequests(client)
+    requests = RunRequests(client, request_timeout=settings.request_timeout_seconds)
     try:
         return _request(requests, namespace, name, args, params)
     except ApiRefusedError as error:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import datetime
 import gc
 import os
@@ -38,20 +37,20 @@ from ci.controller.runs import RunKey, RunSnapshot, trim_run, trim_task_run
 from ci.controller.scheduling import Clock, Scheduler, real_clock
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
-from ci.controller.summaries import check_details_url_template
 from ci.controller.verification import RunVerifier
 from ci.kube import labels, patching
 from ci.kube.binding_keys import BindingKeyStore
 from ci.kube.connecting import api_client, custom_objects
 from ci.kube.credentials import CredentialsCache, SecretReader, api_secret_reader
+from ci.kube.errors import ApiUnavailableError
 from ci.kube.leases import Leases
-from ci.kube.pipeline_runs import ApiUnavailableError
 from ci.kube.pods import api_log_reader, api_log_stream
 from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.run_requests import RunRequests
 from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread
+from ci.settings import check_details_url_template
 
 log = structlog.get_logger(__name__)
 
@@ -143,11 +142,7 @@ class _Controller:
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             settings.workers + SPARE_THREADS, thread_name_prefix="ferry-controller"))
         watch_stop = loop.create_task(self._watch_stop(stop, stopping))
-        kubernetes = settings.kubernetes
-        if kubernetes.pool_size is None:
-            # Every worker may be in an API call at once; a smaller pool serialises them.
-            kubernetes = dataclasses.replace(kubernetes, pool_size=settings.workers + 8)
-        client = api_client(kubernetes)
+        client = api_client(settings.kubernetes)  # its pool sized for the workers
         http = httpx.AsyncClient(timeout=settings.forge_timeout)
         # Everything imported so far (the Kubernetes client's models, pydantic's schemas)
         # lives as long as the process: out of the collector's way, a full collection
@@ -162,11 +157,10 @@ class _Controller:
                                               registry=self._metrics.registry)
             leases = (
                 Leases(client, namespace=settings.leader.namespace, name=settings.leader.name,
-                       timeout=settings.kubernetes.request_timeout)
+                       timeout=settings.kubernetes.request_timeout_seconds)
                 if settings.leader.enabled else None
             )
-            keys = BindingKeyStore(client, settings.binding,
-                                   request_timeout=settings.kubernetes.request_timeout)
+            keys = BindingKeyStore(client, settings.kubernetes)
             # Read (or made) before leading: without it nothing is reported, and an account
             # that may not read it is a broken install, said at once (the process exits). An
             # API server that does not answer yet is waited for, as the Lease is.
@@ -223,7 +217,8 @@ class _Controller:
         loop = asyncio.get_running_loop()
         api = custom_objects(client)
         namespaces: Sequence[str | None] = settings.namespaces or (None,)
-        read_secret = api_secret_reader(client)
+        read_secret = api_secret_reader(
+            client, timeout=settings.kubernetes.request_timeout_seconds)
 
         queue: KeyedQueue[Key, Observation | None]
         def notify(key: RunKey, observation: Observation) -> None:
@@ -244,7 +239,7 @@ class _Controller:
             credentials=credentials,
             clients=Clients(http),
             log_tails=LogTails(read_log=api_log_reader(
-                client, timeout=settings.kubernetes.request_timeout),
+                client, timeout=settings.kubernetes.request_timeout_seconds),
                 read_secret=read_secret, lines=settings.log_tail_lines, archive=archive),
             leadership=leadership, metrics=self._metrics, settings=settings,
             incarnation=self._incarnation,
@@ -255,7 +250,8 @@ class _Controller:
                                      leadership=leadership, metrics=self._metrics,
                                      verifier=verifier,
                                      renew_interval=settings.leader.renew_interval,
-                                     archiving=archive is not None)
+                                     archiving=archive is not None,
+                                     timeout=settings.kubernetes.request_timeout_seconds)
         archiver = self._archiver(
             client=client, api=api, store=store, repositories=repositories,
             credentials=credentials, read_secret=read_secret, archive=archive,
@@ -327,9 +323,10 @@ class _Controller:
         archiver = Archiver(
             api=api, store=store, repositories=repositories, credentials=credentials,
             read_secret=read_secret,
-            stream_log=api_log_stream(client, timeout=settings.kubernetes.request_timeout),
+            stream_log=api_log_stream(client, timeout=settings.kubernetes.request_timeout_seconds),
             archive=archive, settings=settings.archive, leadership=leadership,
             metrics=self._metrics, verifier=verifier, on_archived=on_archived,
+            request_timeout=settings.kubernetes.request_timeout_seconds,
         )
         self._archive_queue = KeyedQueue(
             archiver.handle, workers=settings.archive.workers * ARCHIVE_QUEUE_FACTOR)
@@ -337,7 +334,7 @@ class _Controller:
 
     def _scheduler(self, client: Any, repositories: RepositoryIndex, leadership: Leadership
                    ) -> Scheduler:
-        timeout = self._settings.kubernetes.request_timeout
+        timeout = self._settings.kubernetes.request_timeout_seconds
         requests = RunRequests(client, request_timeout=timeout)
         requester: list[str] = []
 
@@ -457,8 +454,10 @@ class _Housekeeping:
 
     def __init__(self, *, api: Any, store: RunStore, repositories: RepositoryIndex,
                  leadership: Leadership, metrics: ControllerMetrics,
-                 verifier: RunVerifier, renew_interval: float, archiving: bool) -> None:
+                 verifier: RunVerifier, renew_interval: float, archiving: bool,
+                 timeout: float) -> None:
         self._verifier = verifier
+        self._timeout = timeout  # seconds for one API call
         self._archiving = archiving
         self._api = api
         self._renew_interval = renew_interval
@@ -478,7 +477,7 @@ class _Housekeeping:
                 written = await asyncio.to_thread(
                     patching.merge_patch, self._api, PIPELINE_RUN, namespace=namespace,
                     name=run.name, patch={"spec": {"status": None}},
-                    resource_version=run.resource_version,
+                    resource_version=run.resource_version, timeout=self._timeout,
                 )
             except patching.PatchConflictError:
                 return Retry(0.5)  # the run changed: decide again on what the watch shows
@@ -504,7 +503,7 @@ class _Housekeeping:
         for run in pruning.to_prune(runs, keep=repository.keep_runs, archiving=self._archiving):
             deleted = await asyncio.to_thread(
                 patching.delete, self._api, PIPELINE_RUN, namespace=namespace,
-                name=run.name, uid=run.uid)
+                name=run.name, uid=run.uid, timeout=self._timeout)
             if deleted:
                 self._metrics.pruned.inc()
                 log.info("pruned", run=f"{namespace}/{run.name}", keep=repository.keep_runs)

@@ -56,7 +56,8 @@ from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.kube import labels, patching
 from ci.kube.credentials import CredentialsCache, SecretReader
-from ci.kube.pods import LogStream, LogUnavailableError
+from ci.kube.errors import LogUnavailableError
+from ci.kube.pods import LogStream
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 from ci.masking import Masker
@@ -110,9 +111,11 @@ class Archiver:
         metrics: ControllerMetrics,
         verifier: RunVerifier,
         on_archived: Callable[[RunSnapshot, Repository], None],
+        request_timeout: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = api
+        self._timeout = request_timeout  # seconds for one API call
         self._store = store
         self._repositories = repositories
         self._credentials = credentials
@@ -318,7 +321,7 @@ class Archiver:
         body = json.dumps({"steps": steps, "lost": len(state.lost), "at": _now()},
                           sort_keys=True)
         try:
-            written = await self.in_pool(_annotate, self._api, run, body)
+            written = await self.in_pool(_annotate, self._api, run, body, self._timeout)
         except patching.ObjectGoneError:
             self._runs.pop(run.uid, None)
             return None
@@ -333,11 +336,12 @@ class Archiver:
         return None
 
 
-def _annotate(api: Any, run: RunSnapshot, body: str) -> dict[str, Any]:
+def _annotate(api: Any, run: RunSnapshot, body: str, timeout: float) -> dict[str, Any]:
     # No resourceVersion: this annotation is only ever written once, by the leader, and
     # must not fail because Tekton or the reporter just wrote the run.
     return patching.merge_patch(api, PIPELINE_RUN, namespace=run.namespace, name=run.name,
-                                patch={"metadata": {"annotations": {labels.ARCHIVED: body}}})
+                                patch={"metadata": {"annotations": {labels.ARCHIVED: body}}},
+                                timeout=timeout)
 
 
 def _first(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -146,11 +146,3 @@ def succeeded_condition(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
             found: Mapping[str, Any] = condition
             return found
     return None
-
-
-def conclusion_of_object(obj: Mapping[str, Any]) -> Conclusion:
-    """A run with no condition yet has not been picked up by Tekton: it is queued."""
-    condition = succeeded_condition(obj)
-    if condition is None:
-        return Conclusion.QUEUED
-    return conclusion_of(str(condition.get("status", "")), str(condition.get("reason", "")))

@@ -38,7 +38,8 @@ from ci.forges.errors import ForgeError, ForgeUnreachableError
 from ci.forges.registry import provider_for
 from ci.forges.types import ReportId, RepositoryName
 from ci.kube import labels, patching
-from ci.kube.credentials import CredentialsCache, CredentialsError
+from ci.kube.credentials import CredentialsCache
+from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
 
@@ -482,11 +483,12 @@ class Deliverer:
                     namespace=run.namespace, name=run.name,
                     patch={"metadata": {"annotations": {labels.REPORTED: memory.dumps()}}},
                     resource_version=version,
+                    timeout=self._settings.kubernetes.request_timeout_seconds,
                 )
             except patching.PatchConflictError:
                 fresh = await asyncio.to_thread(
                     patching.read, self._api, PIPELINE_RUN, namespace=run.namespace,
-                    name=run.name)
+                    name=run.name, timeout=self._settings.kubernetes.request_timeout_seconds)
                 if fresh is None:
                     return None
                 current = Memory.of_annotations(

@@ -19,9 +19,10 @@ import structlog
 from ci.archive.layout import BadNameError, StepKey
 from ci.archive.steps import read_tail
 from ci.archive.store import LogStore, StoreError
-from ci.controller.runs import JobState, RunSnapshot
+from ci.controller.runs import ObservedJob, RunSnapshot
 from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
-from ci.kube.credentials import CredentialsCache, CredentialsError, SecretReader
+from ci.kube.credentials import CredentialsCache, SecretReader
+from ci.kube.errors import CredentialsError
 from ci.kube.pods import MAXIMUM_LOG_BYTES, LogReader
 from ci.kube.repositories import Repository
 from ci.masking import Masker
@@ -84,7 +85,7 @@ class LogTails:
         self._archive = archive
 
     async def for_jobs(
-        self, run: RunSnapshot, jobs: Iterable[JobState], *, also_mask: Iterable[str] = (),
+        self, run: RunSnapshot, jobs: Iterable[ObservedJob], *, also_mask: Iterable[str] = (),
         repository: str | None = None,
     ) -> dict[str, str]:
         """`repository`: the Repository object's name, to find the archived log by."""
@@ -94,7 +95,7 @@ class LogTails:
             return {}
         return await asyncio.to_thread(self._read, run, wanted, tuple(also_mask), repository)
 
-    def _read(self, run: RunSnapshot, jobs: list[JobState], also_mask: tuple[str, ...],
+    def _read(self, run: RunSnapshot, jobs: list[ObservedJob], also_mask: tuple[str, ...],
               repository: str | None) -> dict[str, str]:
         masker = run_masker(run, read_secret=self._read_secret, also_mask=also_mask)
         tails: dict[str, str] = {}
@@ -112,7 +113,7 @@ class LogTails:
             tails[job.name] = masker.mask(text)
         return tails
 
-    def _archived_tail(self, run: RunSnapshot, job: JobState, step: str,
+    def _archived_tail(self, run: RunSnapshot, job: ObservedJob, step: str,
                        repository: str | None) -> str | None:
         if self._archive is None or repository is None:
             return None

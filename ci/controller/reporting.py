@@ -32,7 +32,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from ci.controller.runs import JobState, RunState
+from ci.controller.runs import ObservedJob, RunState
 from ci.forges.statuses import Conclusion
 from ci.forges.types import ReportId
 from ci.kube import labels
@@ -212,7 +212,7 @@ def newest(*memories: Memory | None) -> Memory:
 class Report:
     key: str
     conclusion: Conclusion
-    job: JobState | None = None  # None: the pipeline's own report
+    job: ObservedJob | None = None  # None: the pipeline's own report
     report_id: ReportId | None = None  # the check run to update, if one exists
 
 
@@ -260,8 +260,3 @@ def plan(state: RunState, memory: Memory, *, mode: ReportMode) -> tuple[Report, 
             )
         )
     return tuple(reports)
-
-
-def finished_reporting(state: RunState, memory: Memory, *, mode: ReportMode) -> bool:
-    """Whether every final report was acknowledged (so the run may be pruned)."""
-    return state.conclusion.final and not plan(state, memory, mode=mode)

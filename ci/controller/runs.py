@@ -365,7 +365,10 @@ class TaskRunSnapshot:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JobState:
+class ObservedJob:
+    """One job of a run as the watch observed it: its conclusion and its TaskRun. (A job's
+    state while it runs on this machine is `ci.local.outcomes.JobState`.)"""
+
     name: str
     pipeline_task: str
     conclusion: Conclusion
@@ -383,7 +386,7 @@ class JobState:
 class RunState:
     run: RunSnapshot
     conclusion: Conclusion
-    jobs: tuple[JobState, ...]
+    jobs: tuple[ObservedJob, ...]
 
     @property
     def duration(self) -> float | None:
@@ -426,7 +429,7 @@ def observe(run: RunSnapshot, task_runs: Iterable[TaskRunSnapshot]) -> RunState:
                 _NEVER_STARTED[run_conclusion] if task_run is None else run_conclusion
             )
         jobs.append(
-            JobState(
+            ObservedJob(
                 name=task.job, pipeline_task=task.name, conclusion=conclusion, task_run=task_run
             )
         )

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import structlog
 
 from ci.controller.schedule_times import ScheduleError, ScheduleTimes, format_time, parse_time
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.repositories import Repository, Schedule
 from ci.kube.run_requests import schedule_body
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ci.controller.reporting import Report
-from ci.controller.runs import JobState, RunState
+from ci.controller.runs import ObservedJob, RunState
 from ci.forges.checks import (
     DEFAULT_PREFIX,
     WORDS,
@@ -21,22 +20,6 @@ from ci.forges.statuses import Conclusion, Status
 from ci.kube import labels
 from ci.kube.pipeline_runs import REPOSITORY_OBJECT_LABEL
 
-# `repository` is the forge's "owner/name", `repository_object` the Repository's name, `job`
-# the pipeline task (a matrix variant's own; empty on the run's own status).
-DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "repository_object",
-                                "sha", "task_run", "job"})
-
-
-def check_details_url_template(template: str | None) -> None:
-    """Fail at startup, not at the first report, on a template naming an unknown field."""
-    if template is None:
-        return
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None and name not in DETAILS_URL_FIELDS:
-            raise ValueError(
-                f"details URL template names {{{name}}}; known: {sorted(DETAILS_URL_FIELDS)}"
-            )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Presentation:
@@ -48,11 +31,11 @@ class Presentation:
 
 def run_context(state: RunState, presentation: Presentation) -> str:
     contexts = Contexts(prefix=presentation.context_prefix)
-    return contexts.run(state.run.annotations.get(labels.PIPELINE))
+    return contexts.run()
 
 
 def details_url(
-    state: RunState, presentation: Presentation, *, job: JobState | None = None
+    state: RunState, presentation: Presentation, *, job: ObservedJob | None = None
 ) -> str | None:
     template = presentation.details_url_template
     if job is not None and presentation.job_details_url_template is not None:
@@ -100,7 +83,7 @@ def run_title(state: RunState) -> str:
 _BAD = frozenset({Conclusion.FAILURE, Conclusion.ERROR, Conclusion.TIMED_OUT})
 
 
-def log_section(job: JobState, log_tail: str | None) -> str:
+def log_section(job: ObservedJob, log_tail: str | None) -> str:
     step = job.task_run.failing_step if job.task_run is not None else None
     message = job.task_run.condition.message if job.task_run and job.task_run.condition else ""
     parts = [f"### `{job.name}`"]
@@ -138,9 +121,7 @@ def render(
     text = log_section(job, log_tails.get(job.name)) if job.conclusion in _BAD else ""
     return Status(
         conclusion=report.conclusion,
-        context=Contexts(prefix=presentation.context_prefix).job(
-            job.name, state.run.annotations.get(labels.PIPELINE)
-        ),
+        context=Contexts(prefix=presentation.context_prefix).job(job.name),
         title=title,
         summary=f"Job `{job.name}` of run `{state.run.name}`: {title.lower()}.",
         text=text,

@@ -6,9 +6,8 @@ from here, so a branch protection rule names the same context, and a person read
 words, whichever of them reported.
 
 Contexts: `<prefix>` for a run, `<prefix>/<job>` for each job, where `<prefix>` is
-`controller.context_prefix` ("ferry"), followed by `/<pipeline>` when a run names its
-pipeline. Words: `WORDS`, "Succeeded", "Failed", ...; a finished run adds its duration and
-the jobs that failed ("Failed in 1m 3s: test").
+`controller.context_prefix` ("ferry"). Words: `WORDS`, "Succeeded", "Failed", ...; a finished
+run adds its duration and the jobs that failed ("Failed in 1m 3s: test").
 """
 
 from __future__ import annotations
@@ -44,11 +43,11 @@ class Contexts:
 
     prefix: str = DEFAULT_PREFIX
 
-    def run(self, pipeline: str | None = None) -> str:
-        return f"{self.prefix}/{pipeline}" if pipeline else self.prefix
+    def run(self) -> str:
+        return self.prefix
 
-    def job(self, job: str, pipeline: str | None = None) -> str:
-        return f"{self.run(pipeline)}/{job}"
+    def job(self, job: str) -> str:
+        return f"{self.prefix}/{job}"
 
 
 def format_duration(seconds: float | None) -> str:

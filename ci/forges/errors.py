@@ -7,30 +7,22 @@
     │   ├── UnauthorizedError (401), ForbiddenError (403)
     │   ├── NotFoundError (404, 410), ConflictError (409)
     │   └── RateLimitedError (429, or GitHub's 403 with its rate-limit headers: temporary)
-    ├── ForgeServerError (5xx: temporary)
-    │   ├── ForgeUnreachableError (connection failed or timed out)
-    │   └── UnexpectedResponseError (a 2xx body that is not what the API documents)
-    └── WebhookError (a delivery we refuse: answered 4xx, never retried by us)
-        ├── SignatureError
-        └── PayloadError
+    └── ForgeServerError (5xx: temporary)
+        ├── ForgeUnreachableError (connection failed or timed out)
+        └── UnexpectedResponseError (a 2xx body that is not what the API documents)
 
-`retry_after` (seconds) is set whenever the forge said how long to wait.
+    WebhookError (a delivery we refuse: answered 4xx, never retried by us; not a failure
+    │             of the forge's API, so apart from `ForgeError`)
+    ├── SignatureError
+    └── PayloadError
+
+`retry_after` (seconds) is set whenever the forge said how long to wait. Remote bodies are
+cut by `ci.logs.excerpt`.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
-
-# Remote bodies can be megabytes of HTML from a proxy; a log line needs only the start.
-BODY_EXCERPT_LIMIT = 300
-
-
-def excerpt(text: str, limit: int = BODY_EXCERPT_LIMIT) -> str:
-    """The start of a remote body, fit for an error message or a log line."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    return f"{flat[:limit]}... ({len(flat) - limit} more characters)"
 
 
 class ForgeError(Exception):
@@ -80,8 +72,8 @@ class UnexpectedResponseError(ForgeServerError):
     """Often a proxy's HTML page in front of the forge, so worth a retry."""
 
 
-class WebhookError(ForgeError):
-    pass
+class WebhookError(Exception):
+    """A webhook delivery Ferry refuses (bad signature, bad payload); the message says why."""
 
 
 class SignatureError(WebhookError):
@@ -95,11 +87,6 @@ class PayloadError(WebhookError):
 def is_temporary(error: BaseException) -> bool:
     """Whether retrying the same call later can succeed."""
     return isinstance(error, ForgeError) and error.temporary
-
-
-def is_permanent(error: BaseException) -> bool:
-    """Whether the forge refused the call for good; anything not a `ForgeError` is a bug."""
-    return isinstance(error, ForgeError) and not error.temporary
 
 
 _CLIENT_ERRORS: dict[int, type[ForgeClientError]] = {

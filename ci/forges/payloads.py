@@ -13,8 +13,9 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ci.forges.errors import PayloadError, excerpt
+from ci.forges.errors import PayloadError
 from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
+from ci.logs import excerpt
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

@@ -1,6 +1,8 @@
 """The one table of forge providers: detect a delivery's forge, then use its functions.
 
-Adding a forge is a new folder and a new row here; nothing else branches on the forge.
+Adding a forge is a new folder and a new row here. Elsewhere code branches on the kind of a
+Repository's credentials, never on the forge's name: a GitHub App's (`GitHubAppCredentials`)
+report with check runs and mint installation tokens, a token's with commit statuses.
 Detection functions are mutually exclusive (GitHub's ignores Gitea's GitHub-compatible
 headers), so the table's order does not matter.
 """

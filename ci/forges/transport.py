@@ -22,8 +22,8 @@ from ci.forges.errors import (
     RateLimitedError,
     UnexpectedResponseError,
     error_class,
-    excerpt,
 )
+from ci.logs import excerpt
 
 logger = structlog.get_logger(__name__)
 

@@ -40,10 +40,6 @@ from ci.kube.repositories import Repository
 from pipelines.names import label_value
 
 VERSION: Final = "v1"
-# Seconds between signing and the API server's creationTimestamp beyond which a run is
-# refused: clocks of the receiver's node and the API server may differ a little, and a
-# create may be retried; a copy of a signed run made later is refused.
-DEFAULT_WINDOW: Final = 120.0
 # Separates this MAC's inputs from any other use of the same key, now or later.
 _DOMAIN: Final = b"ferry.dev/binding/v1\n"
 _KEY_ID_DOMAIN: Final = b"ferry.dev/binding-key-id\n"

@@ -19,34 +19,19 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import structlog
 
 from ci.kube.binding import KEY_BYTES, BindingKeys
-from ci.kube.pipeline_runs import ApiRefusedError, translate_api_errors
+from ci.kube.errors import ApiRefusedError, BindingKeyError
+from ci.kube.pipeline_runs import translate_api_errors
+from ci.settings import KubernetesSettings
 
 log = structlog.get_logger(__name__)
 
 CURRENT_KEY: Final = "key"
 PREVIOUS_KEY: Final = "previous"
-
-
-class BindingKeyError(ApiRefusedError):
-    """The Secret exists but holds no usable key (too short, not base64...). An
-    `ApiRefusedError`: the receiver answers it like any refusal of the cluster (502)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=500)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BindingKeySettings:
-    namespace: str = "ferry-system"
-    name: str = "ferry-binding-key"
-    # Seconds the keys are cached before the Secret is read again.
-    ttl: float = 60.0
 
 
 class BindingKeyStore:
@@ -55,14 +40,17 @@ class BindingKeyStore:
     Blocks on the API server: call it from a worker thread in async code.
     """
 
-    def __init__(self, api_client: Any, settings: BindingKeySettings, *,
-                 request_timeout: float = 10.0,
+    def __init__(self, api_client: Any, settings: KubernetesSettings, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """The Secret is `settings.binding_secret_namespace/binding_secret_name`, read again
+        after `binding_key_ttl_seconds`."""
         from kubernetes.client import CoreV1Api  # noqa: PLC0415 (heavy)
 
         self._core = CoreV1Api(api_client)
-        self._settings = settings
-        self._timeout = request_timeout
+        self._namespace = settings.binding_secret_namespace
+        self._name = settings.binding_secret_name
+        self._ttl = settings.binding_key_ttl_seconds
+        self._timeout = settings.request_timeout_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: BindingKeys | None = None
@@ -72,14 +60,14 @@ class BindingKeyStore:
         """The keys if the cache is fresh, else None (then call `keys`): never blocks on the
         API server, so async code asks this first and saves a thread per run."""
         with self._lock:
-            if self._keys is not None and self._clock() - self._read_at < self._settings.ttl:
+            if self._keys is not None and self._clock() - self._read_at < self._ttl:
                 return self._keys
             return None
 
     def keys(self) -> BindingKeys:
         with self._lock:
             now = self._clock()
-            if self._keys is not None and now - self._read_at < self._settings.ttl:
+            if self._keys is not None and now - self._read_at < self._ttl:
                 return self._keys
             try:
                 self._keys = self._read_or_create()
@@ -102,7 +90,7 @@ class BindingKeyStore:
         return found
 
     def _read(self) -> BindingKeys | None:
-        namespace, name = self._settings.namespace, self._settings.name
+        namespace, name = self._namespace, self._name
         try:
             with translate_api_errors(f"read Secret {namespace}/{name}"):
                 secret: Any = self._core.read_namespaced_secret(
@@ -114,7 +102,7 @@ class BindingKeyStore:
         return keys_of(secret.data or {}, where=f"Secret {namespace}/{name}")
 
     def _create(self) -> None:
-        namespace, name = self._settings.namespace, self._settings.name
+        namespace, name = self._namespace, self._name
         body: Any = {
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": name, "namespace": namespace,

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KubernetesSettings:
-    """Where the API server is. No kubeconfig and not in a pod means: no cluster."""
-
-    kubeconfig: Path | None = None  # None: in-cluster config (the pod's ServiceAccount)
-    context: str | None = None
-    # Seconds for one API call (not watches, which have their own timeouts).
-    request_timeout: float = 10.0
-    # Connections kept to the API server; None: the client's default (4), which serialises
-    # a busy receiver's concurrent calls.
-    pool_size: int | None = None
-
+# The `kubernetes` group: where the API server is (no kubeconfig and not in a pod means no
+# cluster), the timeout of every call, the pool. `ferry trigger`, `runs`, `logs` and `cancel`
+# fill it from the user's kubeconfig flags, the servers from their settings.
+from ci.settings import KubernetesSettings
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -45,8 +35,7 @@ def api_client(settings: KubernetesSettings) -> Any:
         kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )
-    if settings.pool_size is not None:
-        configuration.connection_pool_maxsize = settings.pool_size
+    configuration.connection_pool_maxsize = settings.pool_size
     return kubernetes.client.ApiClient(configuration)
 
 

@@ -16,11 +16,8 @@ from typing import Any
 
 from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
 from ci.forges.types import InstallationId
+from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository
-
-
-class CredentialsError(Exception):
-    """The Secret a Repository names is missing or lacks a key; the message says which."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,7 +29,7 @@ class RepositoryCredentials:
 SecretReader = Callable[[str, str], Mapping[str, str] | None]  # (namespace, name) -> data
 
 
-def api_secret_reader(api_client: Any) -> SecretReader:
+def api_secret_reader(api_client: Any, *, timeout: float) -> SecretReader:
     """Read Secrets through the Kubernetes API; None for a Secret that does not exist."""
     from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
@@ -41,7 +38,7 @@ def api_secret_reader(api_client: Any) -> SecretReader:
 
     def read(namespace: str, name: str) -> Mapping[str, str] | None:
         try:
-            secret = core.read_namespaced_secret(name, namespace)
+            secret = core.read_namespaced_secret(name, namespace, _request_timeout=timeout)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -105,10 +102,6 @@ class CredentialsCache:
         elif data.get(keys.token_key):
             forge = TokenCredentials(data[keys.token_key].strip())
         return RepositoryCredentials(webhook_secret=webhook_secret, forge=forge)
-
-    def forget(self, namespace: str, name: str) -> None:
-        with self._lock:
-            self._cache.pop((namespace, name), None)
 
     def _secret(self, namespace: str, name: str) -> Mapping[str, str]:
         now = self._clock()

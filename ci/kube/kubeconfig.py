@@ -8,9 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class KubeconfigError(Exception):
-    """No kubeconfig, or one Ferry cannot use; the message says what to do."""
+from ci.kube.errors import KubeconfigError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,10 +29,6 @@ EVENT_TIME: Final = f"{PREFIX}event-time"
 JOB: Final = f"{PREFIX}job"  # one per pipeline task; a matrix variant has its own
 SPEC_JOB: Final = f"{PREFIX}spec-job"  # the `.ci.yaml` job a variant came from
 
-# Optional annotation: the stable name of the pipeline on the forge (commit status context
-# `ferry/<pipeline>`). Absent: the context is just the configured prefix (`ferry`).
-PIPELINE: Final = f"{PREFIX}pipeline"
-
 # Concurrency (written by the receiver on runs it creates with `spec.status:
 # PipelineRunPending`; the controller admits them in creation order).
 # The group is a label so the controller can select a group's runs; its value is any

@@ -12,25 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from ci.kube.errors import ObjectGoneError, PatchConflictError
 from ci.kube.resources import ResourceKind
+from ci.logs import excerpt
+
+# The errors too: callers catch `patching.PatchConflictError` beside the call that raises it.
+__all__ = ["MERGE_PATCH", "ObjectGoneError", "PatchConflictError", "delete", "merge_patch", "read"]
 
 MERGE_PATCH = "application/merge-patch+json"
-
-
-class PatchConflictError(Exception):
-    """The object changed since the version the patch was based on (409)."""
-
-
-class ObjectGoneError(Exception):
-    """The object no longer exists (404)."""
 
 
 def _translated(error: Exception) -> Exception:
     status = getattr(error, "status", None)
     if status == 409:
-        return PatchConflictError(str(error)[:300])
+        return PatchConflictError(excerpt(str(error)))
     if status == 404:
-        return ObjectGoneError(str(error)[:300])
+        return ObjectGoneError(excerpt(str(error)))
     return error
 
 
@@ -42,7 +39,7 @@ def merge_patch(
     name: str,
     patch: Mapping[str, Any],
     resource_version: str | None = None,
-    timeout: float = 10.0,
+    timeout: float,
 ) -> dict[str, Any]:
     """Apply `patch`; with `resource_version`, only to that version of the object."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
@@ -66,7 +63,7 @@ def merge_patch(
 
 
 def read(
-    api: Any, kind: ResourceKind, *, namespace: str, name: str, timeout: float = 10.0
+    api: Any, kind: ResourceKind, *, namespace: str, name: str, timeout: float
 ) -> dict[str, Any] | None:
     """The object as it is now, or None if it is gone."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
@@ -85,7 +82,7 @@ def read(
 
 
 def delete(
-    api: Any, kind: ResourceKind, *, namespace: str, name: str, uid: str, timeout: float = 10.0
+    api: Any, kind: ResourceKind, *, namespace: str, name: str, uid: str, timeout: float
 ) -> bool:
     """Delete that very object (by uid, not a newer one of the same name); False if gone."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.kube import labels
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.resources import PIPELINE_RUN, TASK_RUN, ResourceKind
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
@@ -24,18 +25,6 @@ REPOSITORY_OBJECT_LABEL = f"{labels.PREFIX}repository-object"
 REPOSITORY_UID_LABEL = f"{labels.PREFIX}repository-uid"
 EVENT_LABEL = f"{labels.PREFIX}event"
 CANCELLED = "Cancelled"  # Tekton v1's spec.status for "stop everything now"
-
-
-class ApiUnavailableError(Exception):
-    """The API server could not be reached, or answered 5xx: try again later."""
-
-
-class ApiRefusedError(Exception):
-    """The API server refused the request for good (4xx other than 404/409)."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +94,7 @@ def create_json(api_client: Any, path: str, body: Mapping[str, Any], *,
 class PipelineRuns:
     """PipelineRuns (and their per-run Secrets) through one `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, request_timeout: float) -> None:
         from kubernetes.client import CustomObjectsApi, VersionApi  # noqa: PLC0415
 
         self._api_client = api_client
@@ -172,21 +161,6 @@ class PipelineRuns:
                     {"spec": {"status": CANCELLED}},
                     _content_type="application/merge-patch+json",
                     _request_timeout=self._timeout,
-                )
-        except ApiRefusedError as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
-
-    def delete(self, namespace: str, name: str) -> bool:
-        """Delete the run (its TaskRuns, pods and Secret follow by ownerReference)."""
-        kind = PIPELINE_RUN
-        try:
-            with translate_api_errors(f"delete PipelineRun {namespace}/{name}"):
-                self._custom.delete_namespaced_custom_object(
-                    kind.group, kind.version, namespace, kind.plural, name,
-                    propagation_policy="Background", _request_timeout=self._timeout,
                 )
         except ApiRefusedError as error:
             if error.status == 404:

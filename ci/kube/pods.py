@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ci.kube.errors import LogUnavailableError
+
 # (namespace, pod, container, lines) -> the log's last lines; raises if unavailable.
 LogReader = Callable[[str, str, str, int], str]
 
@@ -13,7 +15,7 @@ LogReader = Callable[[str, str, str, int], str]
 MAXIMUM_LOG_BYTES = 64 * 1024
 
 
-def api_log_reader(api_client: Any, *, timeout: float = 10.0) -> LogReader:
+def api_log_reader(api_client: Any, *, timeout: float) -> LogReader:
     from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)
 
     core = CoreV1Api(api_client)
@@ -34,12 +36,7 @@ LogStream = Callable[[str, str, str], Iterator[bytes]]
 STREAM_CHUNK = 64 * 1024
 
 
-class LogUnavailableError(Exception):
-    """The API server has no log to give: the pod (or its container) is gone, or never ran.
-    The message says which, for the archive's `lost` record."""
-
-
-def api_log_stream(api_client: Any, *, timeout: float = 10.0) -> LogStream:
+def api_log_stream(api_client: Any, *, timeout: float) -> LogStream:
     """Whole container logs through `pods/log`, streamed: never held in memory at once.
     `timeout` bounds connecting and each read, not the whole (a log may be large)."""
     from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)

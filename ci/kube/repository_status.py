@@ -55,7 +55,7 @@ class LastEvent:
 class RepositoryStatusWriter:
     """Blocks on the API server: call it from a worker thread in async code."""
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, request_timeout: float) -> None:
         from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (kept lazy)
 
         self._custom = CustomObjectsApi(api_client)

@@ -34,7 +34,7 @@ TokenReviewer = Callable[[str], Identity | None]  # None: not a valid token
 AccessReviewer = Callable[[Identity, str], bool]  # (who, namespace) -> may read its runs
 
 
-def api_reviewers(api_client: Any, *, timeout: float = 10.0
+def api_reviewers(api_client: Any, *, timeout: float
                   ) -> tuple[TokenReviewer, AccessReviewer]:
     """TokenReview and SubjectAccessReview through the API server (the receiver's own
     ServiceAccount needs `create` on both: deploy/base/webhooks-rbac.yaml)."""

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ci.kube.errors import ApiRefusedError
 from ci.kube.patching import MERGE_PATCH
-from ci.kube.pipeline_runs import ApiRefusedError, get_object, translate_api_errors
+from ci.kube.pipeline_runs import get_object, translate_api_errors
 from ci.kube.resources import REPOSITORY, RUN_REQUEST
 
 SCHEDULE_LABEL = "ferry.dev/schedule"
@@ -156,7 +157,7 @@ def manual_body(*, namespace: str, repository: str, requested_by: str, branch: s
 class RunRequests:
     """RunRequest calls through one `kubernetes.client.ApiClient`."""
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, request_timeout: float) -> None:
         from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (kept lazy)
 
         self._client = api_client

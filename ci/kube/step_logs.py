@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ci.kube import labels
+from ci.kube.errors import LogUnavailableError
 from ci.kube.pipeline_runs import translate_api_errors
-from ci.kube.pods import STREAM_CHUNK, LogUnavailableError
+from ci.kube.pods import STREAM_CHUNK
 from ci.kube.resources import TASK_RUN
 
 # Seconds a followed log may stay quiet before the connection is read again from the start
@@ -20,7 +21,7 @@ FOLLOW_READ_TIMEOUT = 300.0
 
 
 class StepLogs:
-    def __init__(self, api_client: Any, *, timeout: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, timeout: float) -> None:
         from kubernetes.client import CoreV1Api, CustomObjectsApi  # noqa: PLC0415
 
         self._core = CoreV1Api(api_client)

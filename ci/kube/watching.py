@@ -27,7 +27,9 @@ from typing import Any, Protocol
 
 import structlog
 
+from ci.kube.errors import ResourceVersionGoneError, WatchStoppedError
 from ci.kube.resources import ResourceKind
+from ci.logs import excerpt
 
 log = structlog.get_logger(__name__)
 
@@ -67,14 +69,6 @@ class WatchSettings:
     # Delays between reconnects after failures; the last one repeats.
     backoff: Sequence[float] = field(default=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0))
     page_size: int = 500
-
-
-class ResourceVersionGoneError(Exception):
-    """The watched resourceVersion is too old (410): only a fresh list can continue."""
-
-
-class WatchStoppedError(Exception):
-    """The watch was stopped from another thread."""
 
 
 class Watcher:
@@ -193,7 +187,7 @@ class Watcher:
             if event_type == "ERROR":
                 if obj.get("code") == 410:
                     raise ResourceVersionGoneError
-                raise RuntimeError(f"watch error: {json.dumps(obj)[:500]}")
+                raise RuntimeError(f"watch error: {excerpt(json.dumps(obj))}")
             kept = obj if self._trim is None else self._trim(obj)
             self._consumer.on_event(WatchEvent(EventType(event_type), kept))
         return version
@@ -235,7 +229,9 @@ class Watcher:
             response.release_conn()
 
     def _list(self, *, limit: int, continue_token: str | None) -> Object:
-        result: Object = self._call(limit=limit, _continue=continue_token)
+        # A list that hangs must fail as a silent watch does, not stall the loop for ever.
+        result: Object = self._call(limit=limit, _continue=continue_token, _request_timeout=(
+            self._settings.connect_timeout, self._settings.inactivity_timeout))
         return result
 
     def _call(self, **options: Any) -> Any:

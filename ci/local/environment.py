@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ci.settings import STEP_PATH  # `local.step_path`'s default, the PATH of host steps
 from pipelines.events import Event
 from pipelines.planning import PlannedJob, PlannedStep
 from pipelines.scripts import EVENT_PARAMS, event_values
@@ -42,8 +43,6 @@ BASE_VARIABLES = (
 )
 # When the caller has no PATH at all, steps still need to find bash and coreutils.
 FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
-# The PATH of `ferry serve`'s host steps unless settings say otherwise (`local.step_path`).
-STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A locale every glibc has, so tools that insist on one work and text is UTF-8.
 STEP_LANG = "C.UTF-8"
 

@@ -106,13 +106,3 @@ class Observer(Protocol):
     def job_changed(self, change: JobChange) -> None: ...
 
     def step_output(self, *, job: str, step: str, line: str) -> None: ...
-
-
-class SilentObserver:
-    """An observer that ignores everything, for callers that only want the `RunResult`."""
-
-    def job_changed(self, change: JobChange) -> None:
-        pass
-
-    def step_output(self, *, job: str, step: str, line: str) -> None:
-        pass

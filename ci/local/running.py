@@ -1,5 +1,5 @@
-"""The local backend: run a `Plan` for an `Event` on this machine. `ferry run` and, later,
-`ferry serve` without Kubernetes call `run_plan`.
+"""The local runner: run a `Plan` for an `Event` on this machine. `ferry run` and `ferry
+serve` without Kubernetes (`ci.backends.local`) call `run_plan`.
 
 Call order:
 

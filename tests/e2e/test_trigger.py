@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from ci.forges.types import ForgeKind
-from ci.kube.connecting import KubernetesSettings, api_client
+from ci.kube.connecting import api_client
 from ci.kube.run_requests import RunRequests, schedule_body
+from ci.settings import KubernetesSettings
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube, KubeError
 from tests.e2e.delivering import Team, sha_of, task_runs, team, wait_for
@@ -160,7 +161,7 @@ def test_a_scheduled_run_request_runs_with_its_schedules_name(
         # What the controller creates at a scheduled time, with its own account
         # (tests/integration/test_schedules.py shows when and how often it does).
         with api_client(KubernetesSettings(kubeconfig=ferry.controller_kubeconfig)) as client:
-            requests = RunRequests(client)
+            requests = RunRequests(client, request_timeout=10.0)
             body = schedule_body(namespace=namespace, repository="app", schedule="nightly",
                                  branch="main", requested_by=requests.whoami(),
                                  moment=datetime.datetime(2026, 12, 2, 3, tzinfo=datetime.UTC))

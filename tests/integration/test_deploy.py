@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ci.kube.connecting import KubernetesSettings, api_client
-from ci.settings import controller_settings_from, load_settings
+from ci.controller.settings import controller_settings
+from ci.kube.connecting import api_client
+from ci.settings import KubernetesSettings, load_settings
 from pipelines.tekton import UNTRUSTED_LABEL
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.resources import Kube, KubeError, Obj, collection_path, object_path
@@ -173,8 +174,8 @@ def test_the_s3_logs_overlay_archives_to_a_bucket_and_drops_the_volume(
             environ[variable["name"]] = variable["value"]
     settings_file = tmp_path / "ferry.yaml"
     settings_file.write_text(config_map["data"]["ferry.yaml"])
-    archive = controller_settings_from(load_settings(environ=environ,
-                                                     config_file=settings_file)).archive
+    archive = controller_settings(load_settings(environ=environ,
+                                                config_file=settings_file)).archive
     assert archive is not None and archive.directory is None and archive.s3 is not None
     assert (archive.s3.bucket, archive.s3.access_key_id) == ("ci-logs", "AKIAEXAMPLE")
     output = kubectl(cluster_bin_dir, "apply", "--server-side", "--dry-run=server",

@@ -112,7 +112,9 @@ def setup(cluster: ControlPlane, kube: Kube, namespace: str, tmp_path: Path) -> 
                  "subjects": [{"kind": "ServiceAccount", "name": "reader",
                                "namespace": namespace}]})
     store = DirectoryStore(tmp_path / "logs")
-    settings = Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig))
+    # The binding key in the test's namespace: the test cluster has no ferry-system.
+    settings = Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig,
+                                                      binding_secret_namespace=namespace))
     kubeconfigs = {name: _kubeconfig(cluster, tmp_path / f"{name}.kubeconfig", token, namespace)
                    for name, token in (("reader", reader), ("stranger", stranger))}
     with _served(settings, store) as url:

@@ -68,7 +68,7 @@ def receivers(cluster: ControlPlane, kube: Kube, namespace: str
 
 def _request(kube: Kube, namespace: str, **spec: Any) -> str:
     # Whoever creates it, as the admission policy (when deploy/ is installed) wants it.
-    me = RunRequests(kube.api_client).whoami()
+    me = RunRequests(kube.api_client, request_timeout=10.0).whoami()
     created = kube.create({
         "apiVersion": "ferry.dev/v1alpha1", "kind": "RunRequest",
         "metadata": {"generateName": "widget-manual-", "namespace": namespace},

@@ -17,15 +17,16 @@ import pytest
 from ci.controller.app import run_controller
 from ci.controller.scheduling import Scheduler
 from ci.controller.settings import ControllerSettings, LeaderSettings
-from ci.kube.binding_keys import BindingKeySettings
-from ci.kube.connecting import KubernetesSettings, api_client
+from ci.kube.connecting import api_client
 from ci.kube.leases import Leases
 from ci.kube.repositories import Repository
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.run_requests import RunRequests
+from ci.settings import KubernetesSettings
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube, KubeError
+from tests.defaults import controller_defaults
 from tests.e2e.installation import kubectl
 
 UTC = datetime.UTC
@@ -120,13 +121,13 @@ def controllers(cluster: ControlPlane, namespace: str) -> Iterator[tuple[Control
     clock = Clock(_at("2026-12-02T01:00:00Z"))
 
     def settings(identity: str) -> ControllerSettings:
-        return ControllerSettings(
-            kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig),
+        return controller_defaults(
+            kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig,
+                                          binding_secret_namespace=namespace),  # no ferry-system
             namespaces=(namespace,), identity=identity,
-            leader=LeaderSettings(namespace=namespace, name="ferry-controller", duration=4.0,
-                                  renew_interval=1.0, retry_interval=0.5),
+            leader=LeaderSettings(enabled=True, namespace=namespace, name="ferry-controller",
+                                  duration=4.0, renew_interval=1.0, retry_interval=0.5),
             schedule_interval=0.2, prune=False, admit=False, workers=2,
-            binding=BindingKeySettings(namespace=namespace),  # no ferry-system here
         )
 
     pair = (Controller(settings("one"), clock), Controller(settings("two"), clock))
@@ -219,8 +220,8 @@ def test_two_schedulers_that_both_think_they_lead_still_make_one_run_request(
             return result
 
     with api_client(KubernetesSettings(kubeconfig=cluster.kubeconfig)) as client:
-        requests = Recording(client)
-        writer = RepositoryStatusWriter(client)
+        requests = Recording(client, request_timeout=10.0)
+        writer = RepositoryStatusWriter(client, request_timeout=10.0)
         me = requests.whoami()  # what the admission policy wants in requestedBy
 
         class Source:
@@ -254,7 +255,7 @@ def _refusal(kube: Kube, obj: dict[str, Any]) -> str:
 
 def _run_request(kube: Kube, namespace: str, **spec: Any) -> dict[str, Any]:
     # Its creator, as the admission policy (when deploy/ is installed) wants it.
-    me = RunRequests(kube.api_client).whoami()
+    me = RunRequests(kube.api_client, request_timeout=10.0).whoami()
     return {"apiVersion": "ferry.dev/v1alpha1", "kind": "RunRequest",
             "metadata": {"generateName": "widget-manual-", "namespace": namespace},
             "spec": {"repository": "widget", "event": "manual", "requestedBy": me, **spec}}

@@ -10,15 +10,9 @@ from typing import Any
 import pytest
 from kubernetes.client import CustomObjectsApi
 
+from ci.kube.errors import WatchStoppedError
 from ci.kube.resources import REPOSITORY
-from ci.kube.watching import (
-    EventType,
-    Watcher,
-    WatchEvent,
-    WatchSettings,
-    WatchStoppedError,
-    run_in_thread,
-)
+from ci.kube.watching import EventType, Watcher, WatchEvent, WatchSettings, run_in_thread
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube

@@ -23,7 +23,6 @@ from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.controller.admission import group_of, limit_of
 from ci.controller.runs import RunSnapshot
 from ci.forges.types import ForgeKind
-from ci.kube.connecting import KubernetesSettings as Connection
 from ci.kube.connecting import api_client
 from ci.kube.pipeline_runs import PipelineRuns
 from ci.settings import KubernetesSettings, Settings
@@ -326,11 +325,12 @@ def test_unreachable_api_server_is_503(
         entry["cluster"]["server"] = f"https://127.0.0.1:{dead_port}"
     dead_kubeconfig = tmp_path / "dead-kubeconfig"
     dead_kubeconfig.write_text(yaml.safe_dump(config))
-    with api_client(Connection(kubeconfig=dead_kubeconfig, request_timeout=2.0)) as dead:
+    with api_client(KubernetesSettings(kubeconfig=dead_kubeconfig,
+                                        request_timeout_seconds=2.0)) as dead:
         runtime = receiver.client.app.state.runtime  # type: ignore[attr-defined]
         live = runtime.receiver.backend
         runtime.receiver.backend = TektonBackend(
-            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions(),
+            PipelineRuns(dead, request_timeout=2.0), options=TektonOptions(binding_window=120.0),
             binding_keys=lambda: TEST_KEYS,
         )
         try:

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from ci.settings import controller_settings_from, load_settings
+from ci.controller.settings import controller_settings
+from ci.settings import load_settings
 from pipelines.tekton import UNTRUSTED_LABEL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,12 +128,12 @@ def test_both_components_read_one_settings_file_that_loads(tmp_path: Path) -> No
     assert all(name.startswith(("FERRY_CONTROLLER_", "FERRY_KUBERNETES_BINDING_"))
                for name in environ)
     settings = load_settings(environ=environ, config_file=settings_file)
-    mapped = controller_settings_from(settings)
+    mapped = controller_settings(settings)
     assert mapped.identity == "ferry-controller-abc12"
     assert (mapped.leader.namespace, mapped.leader.name) == ("ferry-system", "ferry-controller")
     # The binding key's Secret is in the pod's own namespace, for both components: the one
     # the RBAC lets them read (binding-key-rbac.yaml).
-    assert mapped.binding.namespace == "ferry-system"
+    assert mapped.kubernetes.binding_secret_namespace == "ferry-system"
     [webhooks] = deployments["ferry-webhooks"]["spec"]["template"]["spec"]["containers"]
     assert {variable["name"]: variable["valueFrom"]["fieldRef"]["fieldPath"]
             for variable in webhooks["env"]} == {
@@ -140,7 +141,7 @@ def test_both_components_read_one_settings_file_that_loads(tmp_path: Path) -> No
     [key_role] = [d for d in documents if d["kind"] == "Role"
                   and d["metadata"]["name"] == "ferry-binding-key"]
     assert {tuple(rule.get("resourceNames", ())) for rule in key_role["rules"]
-            if "get" in rule["verbs"]} == {(mapped.binding.name,)}
+            if "get" in rule["verbs"]} == {(mapped.kubernetes.binding_secret_name,)}
     # The port the controller's probes ask for.
     assert str(mapped.metrics_port) in {
         str(port["containerPort"]) for port in controller["ports"]}
@@ -234,7 +235,7 @@ def test_the_controller_archives_to_the_volume_it_mounts(tmp_path: Path) -> None
     assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
     settings_file = tmp_path / "ferry.yaml"
     settings_file.write_text(config_map["data"]["ferry.yaml"])
-    archive = controller_settings_from(load_settings(environ={}, config_file=settings_file)).archive
+    archive = controller_settings(load_settings(environ={}, config_file=settings_file)).archive
     assert archive is not None and archive.directory == Path(mount["mountPath"])
     # Retention as docs/logs.md states it.
     assert archive.retention.max_age_days == 90

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from webhooks.api.following import LogFollower
 from webhooks.api.service import ApiError
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ci.archive.steps import StepRecord
-from ci.kube.pods import LogUnavailableError
+from ci.kube.errors import LogUnavailableError
 from ci.masking import Masker
 
 

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.reviews import Identity
 from webhooks.api.events import ANSWERED, HEADERS, MEDIA_TYPE, log_events, resumed_offset
 from webhooks.api.service import DEFAULT_LIMIT, MAX_LIMIT, ApiError, ReadService

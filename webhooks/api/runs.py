@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ci.archive.steps import StepRecord
-from ci.controller.runs import JobState, RunSnapshot, TaskRunSnapshot, observe, seconds_between
+from ci.controller.runs import ObservedJob, RunSnapshot, TaskRunSnapshot, observe, seconds_between
 from ci.forges.statuses import Conclusion
 from ci.kube import labels
 
@@ -117,7 +117,7 @@ def cluster_run(obj: Mapping[str, Any], task_runs: Iterable[Mapping[str, Any]], 
     return view
 
 
-def _job_view(job: JobState, compiled: list[str],
+def _job_view(job: ObservedJob, compiled: list[str],
               records: Mapping[tuple[str, str], StepRecord]) -> dict[str, Any]:
     task_run = job.task_run
     steps: list[dict[str, Any]] = []

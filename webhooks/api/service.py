@@ -20,8 +20,8 @@ from ci.archive.layout import BadNameError, StepKey, repository_prefix, run_pref
 from ci.archive.steps import StepRecord, read_log, read_record, run_records
 from ci.archive.store import LogStore
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot
+from ci.kube.errors import LogUnavailableError
 from ci.kube.pipeline_runs import REPOSITORY_OBJECT_LABEL, PipelineRuns
-from ci.kube.pods import LogUnavailableError
 from ci.kube.repositories import Repository
 from ci.kube.reviews import Identity, Reviews
 from ci.kube.step_logs import StepLogs

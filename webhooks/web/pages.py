@@ -24,7 +24,7 @@ from fastapi import APIRouter, FastAPI, Form, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
+from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.repositories import Repository
 from webhooks.api.events import ANSWERED, HEADERS, MEDIA_TYPE, log_events, resumed_offset
 from webhooks.api.routes import Name

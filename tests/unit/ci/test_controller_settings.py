@@ -9,20 +9,23 @@ import pytest
 
 from ci.cli import build_parser
 from ci.commands.controller import overrides_from
-from ci.controller.settings import ControllerSettings
-from ci.settings import (
-    ControllerGroupSettings,
-    SettingsError,
-    controller_settings_from,
-    load_settings,
-)
+from ci.controller.settings import controller_settings
+from ci.settings import ControllerGroupSettings, SettingsError, load_settings
 
 
-def test_defaults_are_the_controllers_own() -> None:
-    mapped = controller_settings_from(load_settings(environ={}))
-    default = ControllerSettings()
-    assert mapped.retry == default.retry
-    assert mapped.leader == default.leader
+def test_defaults_are_the_settings_layers() -> None:
+    mapped = controller_settings(load_settings(environ={}))
+    assert mapped.retry.backoff == (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+    assert mapped.retry.max_retry_after == 900.0
+    leader = mapped.leader
+    assert (leader.enabled, leader.namespace, leader.name) == (True, "ferry-system",
+                                                               "ferry-controller")
+    assert (leader.duration, leader.renew_interval, leader.retry_interval) == (15.0, 5.0, 2.0)
+    assert (mapped.binding_window, mapped.schedule_interval) == (120.0, 10.0)
+    # The binding key's Secret and every call's timeout: the shared kubernetes group.
+    assert (mapped.kubernetes.binding_secret_namespace,
+            mapped.kubernetes.binding_secret_name) == ("ferry-system", "ferry-binding-key")
+    assert mapped.kubernetes.request_timeout_seconds == 10.0
     assert (mapped.namespaces, mapped.identity, mapped.details_url_template) == ((), "", None)
     assert (mapped.context_prefix, mapped.workers, mapped.forge_timeout) == ("ferry", 32, 15.0)
     assert (mapped.log_tail_lines, mapped.credentials_ttl) == (40, 30.0)
@@ -61,7 +64,7 @@ def test_file_then_environment(tmp_path: Path) -> None:
             "FERRY_CONTROLLER_CONTEXT_PREFIX": "ci",
         }
     )
-    mapped = controller_settings_from(settings)
+    mapped = controller_settings(settings)
     assert mapped.namespaces == ("team-a", "team-b")
     assert mapped.details_url_template == "https://dash/#/namespaces/{namespace}/pipelineruns/{name}"
     assert mapped.workers == 4  # the environment wins over the file
@@ -77,7 +80,7 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert (leader.duration, leader.renew_interval, leader.retry_interval) == (6.0, 1.0, 1.0)
     # The kubernetes group is the receiver's, shared; a pool bigger than the floor is kept.
     assert mapped.kubernetes.context == "staging"
-    assert mapped.kubernetes.request_timeout == 4.0
+    assert mapped.kubernetes.request_timeout_seconds == 4.0
     assert mapped.kubernetes.pool_size == 100
 
 
@@ -94,7 +97,7 @@ def test_controller_flags_win_over_environment_and_file(tmp_path: Path) -> None:
         config_file=args.config,
         overrides=overrides_from(args),
     )
-    mapped = controller_settings_from(settings)
+    mapped = controller_settings(settings)
     assert mapped.workers == 2
     assert mapped.identity == "env"  # no flag: the environment still wins over the file
     assert mapped.leader.name == "from-file"  # neither flag nor variable: the file
@@ -152,7 +155,7 @@ def test_every_setting_is_described_and_in_the_docs() -> None:
 
 
 def test_no_archive_unless_a_store_is_configured() -> None:
-    assert controller_settings_from(load_settings(environ={})).archive is None
+    assert controller_settings(load_settings(environ={})).archive is None
 
 
 def test_the_archive_store_from_the_environment_secrets_kept_out_of_repr(tmp_path: Path) -> None:
@@ -165,7 +168,7 @@ def test_the_archive_store_from_the_environment_secrets_kept_out_of_repr(tmp_pat
         "FERRY_ARCHIVE_S3_SECRET_ACCESS_KEY": "very-secret-key",
         "FERRY_ARCHIVE_RETENTION_BYTES_PER_REPOSITORY": "1000000",
     })
-    archive = controller_settings_from(settings).archive
+    archive = controller_settings(settings).archive
     assert archive is not None and archive.directory is None and archive.s3 is not None
     assert (archive.s3.endpoint_url, archive.s3.bucket) == ("http://minio:9000", "logs")
     assert (archive.s3.access_key_id, archive.s3.secret_access_key) == ("ferry",
@@ -193,13 +196,13 @@ def test_an_incomplete_archive_store_is_refused_at_start(environ: dict[str, str]
 
 def test_a_public_url_links_statuses_to_the_web_pages_unless_a_template_says_otherwise(
 ) -> None:
-    mapped = controller_settings_from(load_settings(
+    mapped = controller_settings(load_settings(
         environ={"FERRY_WEB_PUBLIC_URL": "https://ferry.example"}))
     assert mapped.details_url_template == (
         "https://ferry.example/ui/{namespace}/{repository_object}/runs/{name}")
     assert mapped.job_details_url_template == (
         "https://ferry.example/ui/{namespace}/{repository_object}/runs/{name}/jobs/{job}")
-    mine = controller_settings_from(load_settings(environ={
+    mine = controller_settings(load_settings(environ={
         "FERRY_WEB_PUBLIC_URL": "https://ferry.example",
         "FERRY_CONTROLLER_DETAILS_URL_TEMPLATE": "https://dash/{namespace}/{name}/{job}"}))
     assert mine.details_url_template == "https://dash/{namespace}/{name}/{job}"

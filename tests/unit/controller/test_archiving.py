@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from ci.archive.configured import ArchiveSettings
 from ci.archive.directory import DirectoryStore
 from ci.archive.layout import StepKey
 from ci.archive.steps import read_log, read_record
@@ -24,14 +23,14 @@ from ci.controller.metrics import ControllerMetrics
 from ci.controller.pruning import archived
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot
-from ci.controller.settings import LeaderSettings
 from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
-from ci.kube.pods import LogUnavailableError
+from ci.kube.errors import LogUnavailableError
 from ci.kube.repositories import RepositoryIndex
 from tests.binding import TEST_KEYS, bound
+from tests.defaults import archive_defaults, controller_defaults
 from tests.unit.controller.builders import pipeline_run, task_run
 from tests.unit.kube.test_repositories import repository_object
 
@@ -85,11 +84,12 @@ class Cluster:
             api=self.api, store=self.store, repositories=self.repositories,
             credentials=CredentialsCache(read_secret), read_secret=read_secret,
             stream_log=stream, archive=self.archive,
-            settings=ArchiveSettings(directory=Path("unused"), **settings),
-            leadership=Leadership(None, identity="test", settings=LeaderSettings()),
+            settings=archive_defaults(Path("unused"), **settings),
+            leadership=Leadership(None, identity="test", settings=controller_defaults().leader),
             metrics=self.metrics,
             verifier=RunVerifier(lambda: TEST_KEYS, window=1e9, metrics=self.metrics),
             on_archived=lambda run, repository: self.archived.append(run.name),
+            request_timeout=10.0,
         )
 
     def set_run(self, **changes: Any) -> None:
@@ -280,6 +280,6 @@ def test_a_run_seen_while_the_lease_is_not_renewed_is_retried_not_dropped(
     cluster.set_run(condition=("True", "Succeeded"), completion="2024-05-01T10:00:09Z")
     # A Leadership with a lease it has not renewed yet (as a busy machine's first seconds).
     archiver._leadership = Leadership(object(), identity="test",  # type: ignore[arg-type]
-                                      settings=LeaderSettings())
+                                      settings=controller_defaults().leader)
     assert isinstance(cluster.handle(archiver), Retry)
     assert cluster.streamed == [] and cluster.archived == []

@@ -7,9 +7,11 @@ import re
 import pytest
 import yaml
 
-from ci.controller.conditions import TABLE, conclusion_of, conclusion_of_object
+from ci.controller.conditions import TABLE, conclusion_of
+from ci.controller.runs import Condition, RunSnapshot
 from ci.forges.statuses import Conclusion
 from tests.contracts import CONTRACTS
+from tests.unit.controller.builders import pipeline_run
 
 TEKTON = CONTRACTS / "tekton"
 Q, R, S, F = Conclusion.QUEUED, Conclusion.RUNNING, Conclusion.SUCCESS, Conclusion.FAILURE
@@ -124,7 +126,7 @@ def test_unseen_reasons_fall_back_on_the_status(
 
 
 def test_no_condition_yet_is_queued() -> None:
-    assert conclusion_of_object({"status": {}}) is Q
+    assert RunSnapshot.of(pipeline_run(condition=None)).conclusion is Q
 
 
 @pytest.mark.parametrize(
@@ -143,4 +145,5 @@ def test_tekton_examples(name: str, expected: Conclusion) -> None:
     document = yaml.safe_load(path.read_text())
     # Some examples are the status block alone.
     run = document if "status" in document else {"status": document}
-    assert conclusion_of_object(run) is expected
+    condition = Condition.of(run)
+    assert condition is not None and condition.conclusion is expected

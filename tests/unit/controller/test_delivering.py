@@ -28,7 +28,6 @@ from ci.controller.metrics import ControllerMetrics
 from ci.controller.reporting import RUN_REPORT, Memory
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunSnapshot
-from ci.controller.settings import ControllerSettings, LeaderSettings
 from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.forges import checks
@@ -40,6 +39,7 @@ from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
 from ci.kube.repositories import RepositoryIndex
 from tests.binding import TEST_KEYS, bound
+from tests.defaults import controller_defaults
 from tests.fakeforge import FakeForge
 from tests.fakeforge.connecting import connected
 from tests.unit.controller.builders import pipeline_run
@@ -114,9 +114,9 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         credentials=CredentialsCache(lambda namespace, name: secret),
         clients=Clients(http),
         log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
-        leadership=Leadership(None, identity=name, settings=LeaderSettings()),
+        leadership=Leadership(None, identity=name, settings=controller_defaults().leader),
         metrics=metrics,
-        settings=ControllerSettings(details_url_template="https://dash/{namespace}/{name}"),
+        settings=controller_defaults(details_url_template="https://dash/{namespace}/{name}"),
         incarnation=name,
         on_final=lambda run, repository: finals.append(run.name),
         verifier=RunVerifier(lambda: TEST_KEYS, window=300.0, metrics=metrics),

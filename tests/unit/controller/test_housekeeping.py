@@ -12,10 +12,10 @@ from ci.controller.queueing import KeyedQueue
 from ci.controller.reporting import RUN_REPORT, Memory
 from ci.controller.retrying import Retry, backoff_delay, retry_for
 from ci.controller.runs import RunSnapshot
-from ci.controller.settings import RetrySettings
 from ci.forges.errors import ForgeServerError, NotFoundError, RateLimitedError
 from ci.forges.statuses import Conclusion
 from ci.kube import labels
+from tests.defaults import controller_defaults
 from tests.unit.controller.builders import pipeline_run
 
 
@@ -76,11 +76,11 @@ def test_prunes_the_oldest_finished_runs_that_were_reported() -> None:
 def test_temporary_failures_are_retried_honouring_the_forge(
     error: Exception, attempt: int, delay: float
 ) -> None:
-    assert retry_for(error, attempt=attempt, settings=RetrySettings()) == Retry(delay)
+    assert retry_for(error, attempt=attempt, settings=controller_defaults().retry) == Retry(delay)
 
 
 def test_permanent_refusals_are_not_retried() -> None:
-    assert retry_for(NotFoundError("404"), attempt=0, settings=RetrySettings()) is None
+    assert retry_for(NotFoundError("404"), attempt=0, settings=controller_defaults().retry) is None
     assert backoff_delay((), 3) == 1.0
 
 

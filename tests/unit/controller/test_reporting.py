@@ -8,7 +8,6 @@ from ci.controller.reporting import (
     RUN_REPORT,
     Memory,
     ReportMode,
-    finished_reporting,
     job_key,
     newest,
     plan,
@@ -87,14 +86,15 @@ def test_a_failed_run_skips_jobs_that_never_started() -> None:
     assert failing.failing_step.container == "step-s1"
 
 
-def test_finished_reporting_needs_every_final_report() -> None:
+def test_nothing_is_left_to_send_only_once_every_final_report_was_acknowledged() -> None:
     state = _state(pipeline_run(condition=("True", "Succeeded"), jobs=("build",)),
                    task_run(task="build", condition=("True", "Succeeded")))
     memory = Memory().with_acknowledged(RUN_REPORT, Conclusion.SUCCESS, report_id=None)
-    assert finished_reporting(state, memory, mode=ReportMode.COMMIT_STATUS)
-    assert not finished_reporting(state, memory, mode=ReportMode.CHECK_RUNS)
+    assert plan(state, memory, mode=ReportMode.COMMIT_STATUS) == ()
+    assert [report.key for report in plan(state, memory, mode=ReportMode.CHECK_RUNS)] == [
+        job_key("build")]
     memory = memory.with_acknowledged(job_key("build"), Conclusion.SUCCESS, report_id=None)
-    assert finished_reporting(state, memory, mode=ReportMode.CHECK_RUNS)
+    assert plan(state, memory, mode=ReportMode.CHECK_RUNS) == ()
 
 
 def test_memory_round_trips_through_the_annotation() -> None:

@@ -9,7 +9,7 @@ import datetime
 from typing import Any
 
 from ci.controller.scheduling import Scheduler
-from ci.kube.pipeline_runs import ApiUnavailableError
+from ci.kube.errors import ApiUnavailableError
 from ci.kube.repositories import Repository, Schedule, ScheduleMark, SecretKeys
 
 UTC = datetime.UTC

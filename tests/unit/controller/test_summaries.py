@@ -8,13 +8,13 @@ from ci.controller.reporting import Memory, ReportMode, plan
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.controller.summaries import (
     Presentation,
-    check_details_url_template,
     format_duration,
     render,
     web_page_templates,
 )
 from ci.forges.statuses import Conclusion
 from ci.kube import labels
+from ci.settings import check_details_url_template
 from tests.unit.controller.builders import pipeline_run, task_run
 
 TEMPLATE = "https://dashboard.example/#/namespaces/{namespace}/pipelineruns/{name}"

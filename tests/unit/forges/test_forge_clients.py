@@ -19,7 +19,6 @@ from ci.forges.errors import (
     NotFoundError,
     RateLimitedError,
     UnauthorizedError,
-    is_permanent,
     is_temporary,
 )
 from ci.forges.gitea.client import COMMIT_STATES as GITEA_STATES
@@ -278,7 +277,7 @@ async def test_bad_credentials_are_unauthorized(forge: FakeForge) -> None:
     async with connected(forge) as http:
         with pytest.raises(UnauthorizedError) as caught:
             await client_for(forge, http, token="wrong").comment(repository_for(forge), 1, "x")
-    assert is_permanent(caught.value)
+    assert not is_temporary(caught.value)
     assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
 
 

@@ -9,6 +9,7 @@ from ci.forges.errors import (
     ConflictError,
     ForbiddenError,
     ForgeClientError,
+    ForgeError,
     ForgeServerError,
     ForgeUnreachableError,
     NotFoundError,
@@ -17,11 +18,11 @@ from ci.forges.errors import (
     SignatureError,
     UnauthorizedError,
     UnexpectedResponseError,
-    excerpt,
-    is_permanent,
+    WebhookError,
     is_temporary,
 )
 from ci.forges.transport import pages, send
+from ci.logs import excerpt
 
 pytestmark = pytest.mark.anyio
 NOW = 1_700_000_000.0
@@ -73,7 +74,6 @@ async def test_status_codes_choose_the_error(
     assert caught.value.status == status  # type: ignore[attr-defined]
     assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
     assert is_temporary(caught.value) == (status >= 500 or kind is RateLimitedError)
-    assert is_permanent(caught.value) != is_temporary(caught.value)
 
 
 async def test_remote_bodies_are_cut_and_tokens_stay_out_of_messages() -> None:
@@ -110,11 +110,13 @@ async def test_pagination_does_not_follow_links_to_other_hosts() -> None:
                 pass
 
 
-def test_webhook_errors_are_permanent_and_other_exceptions_neither() -> None:
+def test_a_refused_delivery_is_no_failure_of_the_forges_api() -> None:
+    # Retry loops and "the forge's API failed" answers catch ForgeError: a bad signature or
+    # payload is the delivery's fault, answered 4xx by the receiver, never retried.
     for error in (SignatureError("x"), PayloadError("x")):
-        assert is_permanent(error)
+        assert isinstance(error, WebhookError) and not isinstance(error, ForgeError)
         assert not is_temporary(error)
-    assert not is_permanent(KeyError("x"))
+    assert not is_temporary(NotFoundError("x")) and is_temporary(ForgeServerError("x"))
     assert not is_temporary(KeyError("x"))
 
 

@@ -15,7 +15,8 @@ from ci.controller.runs import RunSnapshot
 from ci.controller.verification import RunVerifier, refusal_of
 from ci.kube import labels
 from ci.kube.binding import BindingKeys, Refusal, key_id_of
-from ci.kube.binding_keys import BindingKeyError, keys_of
+from ci.kube.binding_keys import keys_of
+from ci.kube.errors import BindingKeyError
 from ci.kube.pipeline_runs import EVENT_LABEL, REPOSITORY_OBJECT_LABEL, REPOSITORY_UID_LABEL
 from ci.kube.repositories import Repository
 from tests.binding import TEST_KEYS, bound
@@ -36,7 +37,8 @@ def receiver_run() -> dict[str, Any]:
     run["metadata"]["labels"] |= {EVENT_LABEL: "push", labels.BRANCH: "main",
                                   f"{labels.PREFIX}untrusted": "true"}
     run["metadata"]["annotations"] |= {f"{labels.PREFIX}ref": "refs/heads/main",
-                                       labels.PIPELINE: "ci", labels.NOTE: "trusted"}
+                                       labels.EVENT_TIME: "2024-05-01T10:00:00Z",
+                                       labels.NOTE: "trusted"}
     return bound(run, REPOSITORY)
 
 

@@ -3,7 +3,8 @@ from collections.abc import Mapping
 import pytest
 
 from ci.forges.client import GitHubAppCredentials, TokenCredentials
-from ci.kube.credentials import CredentialsCache, CredentialsError
+from ci.kube.credentials import CredentialsCache
+from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository
 
 

@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from ci.forges.types import ForgeKind
-from ci.kube.pipeline_runs import ApiUnavailableError
+from ci.kube.errors import ApiUnavailableError
 from tests.fakeforge import FakeForge
 from tests.unit.webhooks.conftest import HELLO_WORLD, Serve
 from tests.unit.webhooks.fakes import (

@@ -13,7 +13,7 @@ import pytest
 from ci.archive.directory import DirectoryStore
 from ci.archive.layout import StepKey
 from ci.archive.steps import StepDetails, StepRecord, archive_step, read_log, read_record
-from ci.kube.pods import LogUnavailableError
+from ci.kube.errors import LogUnavailableError
 from ci.masking import Masker
 from webhooks.api.following import FollowTimings, LogFollower, Phase
 
