@@ -21,25 +21,24 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import httpx
 import structlog
 from structlog.contextvars import bind_contextvars
 
 from ci.backends import Backend, RunRequest
+from ci.backends.forges import RepositoryForge, RepositoryForges
 from ci.forges import checks
 from ci.forges.checks import Contexts
-from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
+from ci.forges.client import ForgeClient
+from ci.forges.connections import Connection, ReportMode
 from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed, Rerun
 from ci.forges.errors import ForgeError, PayloadError, SignatureError
-from ci.forges.github.authentication import GitHubAuthentication
-from ci.forges.registry import Provider, detect_forge, provider_for
+from ci.forges.registry import Provider, detect_forge
 from ci.forges.statuses import Status
 from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
-from ci.kube.credentials import CredentialsError, RepositoryCredentials
+from ci.kube.credentials import CredentialsError
 from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
 from ci.kube.repositories import Conflict, Repository
 from ci.kube.repository_status import LastEvent
-from ci.logs import Redactor
 from ci.settings import ForgeSettings
 from pipelines.events import Event, EventKind
 from pipelines.linting import lint_spec
@@ -86,10 +85,6 @@ class RepositoryLookup(Protocol):
     def lookup(self, url: str) -> Repository | Conflict | None: ...
 
 
-class CredentialsSource(Protocol):
-    def for_repository(self, repository: Repository) -> RepositoryCredentials: ...
-
-
 class LastEventSink(Protocol):
     def record(self, repository: Repository, event: LastEvent) -> None:
         """Note the event for the Repository's status; must not block or raise."""
@@ -100,29 +95,16 @@ class Receiver:
     """Everything the flow uses, opened once by the app's lifespan."""
 
     repositories: RepositoryLookup
-    credentials: CredentialsSource
+    # Each Repository's webhook secret and forge connection (client, report mode, clone
+    # token), its secrets registered with the process's log redactor.
+    repository_forges: RepositoryForges
     backend: Backend
-    http: httpx.AsyncClient  # shared by every forge client
     deliveries: DeliveryMemory[Answer]
     forges: ForgeSettings
-    redactor: Redactor = field(default_factory=Redactor)
     # The checks' names (`controller.context_prefix`), as the controller reports runs.
     contexts: Contexts = field(default_factory=Contexts)
     # Where verified deliveries' outcomes go (the Repository's status); None: nowhere (local).
     last_events: LastEventSink | None = None
-    # Clients by Repository, API URL and credentials: a GitHub App client caches its
-    # installation token, which a client per delivery would mint again every time.
-    _clients: dict[tuple[str, str, Credentials], ForgeClient] = field(default_factory=dict)
-
-    def forge_client(self, repository: Repository, credentials: Credentials) -> ForgeClient:
-        provider = provider_for(repository.forge)
-        api_url = repository.api_url or provider.default_api_url(repository.url)
-        key = (repository.key, api_url, credentials)
-        client = self._clients.get(key)
-        if client is None:
-            client = provider.client(self.http, api_url=api_url, credentials=credentials)
-            self._clients[key] = client
-        return client
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,20 +113,24 @@ class Target:
 
     repository: Repository
     name: RepositoryName  # owner/name as the forge spells it
-    credentials: RepositoryCredentials
+    access: RepositoryForge
     delivery_id: DeliveryId
     receiver: Receiver
 
     @property
-    def forge(self) -> ForgeClient:
-        if self.credentials.forge is None:
+    def connection(self) -> Connection:
+        if self.access.connection is None:
             raise DeliveryRejectedError(
                 422,
                 f"Repository {self.repository.key}: its Secret has no API credentials, so "
                 "Ferry cannot read the spec or report statuses",
                 outcome="no-credentials",
             )
-        return self.receiver.forge_client(self.repository, self.credentials.forge)
+        return self.access.connection
+
+    @property
+    def forge(self) -> ForgeClient:
+        return self.connection.client
 
     async def call(self, call: Callable[[], Awaitable[T]]) -> T:
         return await with_retries(call, settings=self.receiver.forges)
@@ -157,10 +143,8 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
     reference = provider.locate(incoming.headers, incoming.body)
     repository = _find_repository(reference, provider, receiver.repositories)
     bind_contextvars(repository=repository.key)
-    # A cache miss reads the Secret from the API server: off the event loop.
-    credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
-    register_secrets(receiver.redactor, credentials)
-    provider.verify(incoming.headers, incoming.body, credentials.webhook_secret)
+    access = await receiver.repository_forges.for_repository(repository)
+    provider.verify(incoming.headers, incoming.body, access.webhook_secret)
     delivery = provider.parse(incoming.headers, incoming.body)
     labels.event = delivery.event_name
     bind_contextvars(delivery_id=delivery.delivery_id, event=delivery.event_name)
@@ -172,7 +156,7 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
     target = Target(
         repository=repository,
         name=reference.name if reference else RepositoryName(""),
-        credentials=credentials,
+        access=access,
         delivery_id=delivery.delivery_id,
         receiver=receiver,
     )
@@ -204,7 +188,7 @@ async def start_run(
     "queued" only for a backend whose runs no one else reports. `only` cuts the plan down
     to the jobs a re-run runs (`webhooks.commands`)."""
     forge, repository = target.forge, target.repository
-    if event.replaced_sha and isinstance(target.credentials.forge, GitHubAppCredentials):
+    if event.replaced_sha and target.connection.mode is ReportMode.CHECK_RUNS:
         superseded = checks.superseded_waiting(target.receiver.contexts, event.sha)
         await retire_waiting(forge, target.name, event.replaced_sha, superseded,
                              call=target.call)
@@ -244,7 +228,9 @@ async def start_run(
             plan=_without_secrets(planned) if decision.trust is Trust.WITHOUT_SECRETS else planned,
             trusted=decision.trust is Trust.TRUSTED,
             name_prefix=name_prefix,
-            clone_token=await _clone_token(target) if _needs_token(decision, repository) else None,
+            clone_token=(await target.call(
+                lambda: target.receiver.repository_forges.clone_token(target.connection))
+                if _needs_token(decision, repository) else None),
             concurrency_limit=spec.concurrency.limit or repository.concurrency_limit,
             forge=forge,
             forge_repository=target.name,
@@ -343,15 +329,6 @@ def _find_repository(
             outcome="wrong-forge",
         )
     return found
-
-
-def register_secrets(redactor: Redactor, credentials: RepositoryCredentials) -> None:
-    if credentials.webhook_secret:
-        redactor.add(credentials.webhook_secret)
-    if isinstance(credentials.forge, TokenCredentials):
-        redactor.add(credentials.forge.token)
-    elif isinstance(credentials.forge, GitHubAppCredentials):
-        redactor.add(credentials.forge.private_key)
 
 
 def _note_last_event(
@@ -493,23 +470,6 @@ def _needs_token(decision: Decision, repository: Repository) -> bool:
     # A fork's code must not get a token to the private repository: its clone step runs in
     # the same pod as the fork's own steps.
     return repository.private and decision.trust is Trust.TRUSTED
-
-
-async def _clone_token(target: Target) -> str | None:
-    credentials = target.credentials.forge
-    if isinstance(credentials, TokenCredentials):
-        return credentials.token
-    if isinstance(credentials, GitHubAppCredentials):
-        provider = provider_for(target.repository.forge)
-        authentication = GitHubAuthentication(
-            credentials,
-            http=target.receiver.http,
-            api_url=target.repository.api_url or provider.default_api_url(target.repository.url),
-        )
-        token = await target.call(authentication.token)
-        target.receiver.redactor.add(token)
-        return token
-    return None
 
 
 def _skipped(reason: str, *, outcome: str) -> Answer:

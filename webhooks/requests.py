@@ -41,7 +41,6 @@ from webhooks.handling import (
     Receiver,
     Target,
     answer_for_error,
-    register_secrets,
     start_run,
 )
 from webhooks.trust import Decision, Trust
@@ -174,10 +173,9 @@ class RunRequestWorker:
 
     async def _start(self, request: RunRequest, repository: Repository) -> Outcome:
         receiver = self._receiver
-        credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
-        register_secrets(receiver.redactor, credentials)
+        access = await receiver.repository_forges.for_repository(repository)
         target = Target(repository=repository, name=forge_name(repository),
-                        credentials=credentials, delivery_id=DeliveryId(request.key),
+                        access=access, delivery_id=DeliveryId(request.key),
                         receiver=receiver)
         sha, branch = request.sha, request.branch
         if sha is None:

@@ -21,6 +21,7 @@ import structlog
 
 from ci.archive.store import LogStore
 from ci.backends.configured import ConfiguredRepositories
+from ci.backends.forges import RepositoryForges
 from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.forges.checks import Contexts
@@ -147,12 +148,10 @@ def _open_cluster(
     credentials = CredentialsCache(read_secret, ttl=settings.webhooks.credentials_ttl_seconds)
     receiver = Receiver(
         repositories=index,
-        credentials=credentials,
+        repository_forges=RepositoryForges(credentials, http, redactor=redactor),
         backend=backend,
-        http=http,
         deliveries=deliveries,
         forges=settings.forges,
-        redactor=redactor,
         last_events=last_events,
         contexts=Contexts(prefix=settings.controller.context_prefix),
     )
@@ -202,14 +201,13 @@ async def _open_local(
         contexts=contexts,
         archive=settings.archive.archive_settings(),
     )
+    repository_forges = RepositoryForges(repositories, http, redactor=redactor)
     receiver = Receiver(
         repositories=repositories,
-        credentials=repositories,
+        repository_forges=repository_forges,
         backend=backend,
-        http=http,
         deliveries=deliveries,
         forges=settings.forges,
-        redactor=redactor,
         contexts=contexts,
     )
 
@@ -217,8 +215,9 @@ async def _open_local(
         repository = repositories.by_key(key)
         if repository is None:
             return None
-        credentials = repositories.for_repository(repository).forge
-        return receiver.forge_client(repository, credentials) if credentials else None
+        connection = repository_forges.of(
+            repository, repositories.for_repository(repository)).connection
+        return connection.client if connection is not None else None
 
     await backend.start(client_for)
     stack.push_async_callback(backend.close)

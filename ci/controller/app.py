@@ -23,9 +23,10 @@ import structlog
 
 from ci.archive.configured import ArchiveSettings, open_store
 from ci.archive.store import LogStore
+from ci.backends.forges import RepositoryForges
 from ci.controller import admission, pruning
 from ci.controller.archiving import Archiver
-from ci.controller.delivering import Clients, Deliverer
+from ci.controller.delivering import Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
@@ -227,8 +228,7 @@ class _Controller:
         archive = open_store(settings.archive) if settings.archive is not None else None
         deliverer = Deliverer(
             api=api, store=store, repositories=repositories,
-            credentials=credentials,
-            clients=Clients(http),
+            forges=RepositoryForges(credentials, http),
             log_tails=LogTails(read_log=api_log_reader(
                 client, timeout=settings.kubernetes.request_timeout),
                 read_secret=read_secret, lines=settings.log_tail_lines, archive=archive),

@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from ci.controller.runs import JobState, RunState
+from ci.forges.connections import ReportMode
 from ci.forges.statuses import Conclusion
 from ci.forges.types import ReportId
 from ci.kube import labels
@@ -41,13 +41,6 @@ MEMORY_VERSION = 1
 # Doubts are kept for operators and tests; a run that is retried in a loop must not grow
 # its annotation without bound.
 MAX_DOUBTS = 20
-
-
-class ReportMode(StrEnum):
-    """What the forge can show: one commit status per pipeline, or check runs per job."""
-
-    COMMIT_STATUS = "commit-status"
-    CHECK_RUNS = "check-runs"
 
 
 def job_key(job: str) -> str:

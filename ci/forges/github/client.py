@@ -111,6 +111,9 @@ class GitHubClient:
     def _url(self, repository: RepositoryName, tail: str) -> str:
         return f"{self._api_url}{_repository_path(repository)}{tail}"
 
+    async def installation_token(self) -> str:
+        return await self._authentication.token()
+
     async def _send(self, method: str, url: str, *, json: object = None) -> httpx.Response:
         return await send(
             self._http, method, url, headers=await self._authentication.headers(), json=json

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.client.exceptions import ApiException
 
-from ci.controller.delivering import Clients, Deliverer
+from ci.backends.forges import RepositoryForges
+from ci.controller.delivering import Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
@@ -111,8 +112,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         api=api,
         store=RunStore(lambda key, observation: None),
         repositories=repositories,
-        credentials=CredentialsCache(lambda namespace, name: secret),
-        clients=Clients(http),
+        forges=RepositoryForges(CredentialsCache(lambda namespace, name: secret), http),
         log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
         leadership=Leadership(None, identity=name, settings=LeaderSettings()),
         metrics=metrics,
