@@ -8,132 +8,45 @@ What the receiver posts on a commit is in `notices` (never over a run's report) 
 words and contexts in `ci.forges.checks`, shared with the controller and the local backend.
 
 Nothing is parsed before the signature is checked except the repository URL, which is
-needed to find the secret that checks it. Refusals are exceptions (`DeliveryRejectedError`, and the
-forge, credential and Kubernetes errors) that `answer_for_error` turns into 4xx/5xx answers.
+needed to find the secret that checks it. Refusals are exceptions (`DeliveryRejectedError`,
+and the forge, credential and Kubernetes errors) that the table in `webhooks.answers` turns
+into 4xx/5xx answers. What the flow works with (`Receiver`, `Target`) is `webhooks.receiver`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from structlog.contextvars import bind_contextvars
 
-from ci.backends import Backend, RunRequest
-from ci.backends.forges import RepositoryForge, RepositoryForges
+from ci.backends import RunRequest
 from ci.forges import checks
 from ci.forges.checks import Contexts
-from ci.forges.client import ForgeClient
-from ci.forges.connections import Connection, ReportMode
+from ci.forges.connections import ReportMode
 from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed, Rerun
-from ci.forges.errors import ForgeError, PayloadError, SignatureError
+from ci.forges.errors import ForgeError
 from ci.forges.registry import Provider, detect_forge
 from ci.forges.statuses import Status
 from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
-from ci.kube.credentials import CredentialsError
-from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
 from ci.kube.repositories import Conflict, Repository
-from ci.kube.repository_status import LastEvent
-from ci.settings import ForgeSettings
-from pipelines.events import Event, EventKind
+from pipelines.events import Event
 from pipelines.linting import lint_spec
 from pipelines.planning import NothingToRun, Plan, SkippedJob, plan
 from pipelines.problems import SpecError
 from pipelines.spec import Spec
 from webhooks import commands
-from webhooks.answers import Answer, skipped
-from webhooks.bodies import BodyTooLargeError
-from webhooks.deliveries import DeliveryMemory
+from webhooks.answers import Answer, DeliveryRejectedError, answer_for_error, skipped
+from webhooks.last_events import delivery_event
 from webhooks.notices import post_notices, retire_waiting
-from webhooks.retrying import with_retries
+from webhooks.receiver import Incoming, Labels, Receiver, RepositoryLookup, Target
 from webhooks.skipping import skip_ci, skip_marker
 from webhooks.trust import Decision, Trust, decide
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-
-
-class DeliveryRejectedError(Exception):
-    """A delivery refused with `status_code` and a message for whoever reads the forge's log."""
-
-    def __init__(self, status_code: int, message: str, *, outcome: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.outcome = outcome
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Incoming:
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclass(slots=True)
-class Labels:
-    """What is known about a delivery so far, for metrics even when it is refused."""
-
-    forge: str = "unknown"
-    event: str = "unknown"
-
-
-class RepositoryLookup(Protocol):
-    def lookup(self, url: str) -> Repository | Conflict | None: ...
-
-
-class LastEventSink(Protocol):
-    def record(self, repository: Repository, event: LastEvent) -> None:
-        """Note the event for the Repository's status; must not block or raise."""
-
-
-@dataclass(kw_only=True)
-class Receiver:
-    """Everything the flow uses, opened once by the app's lifespan."""
-
-    repositories: RepositoryLookup
-    # Each Repository's webhook secret and forge connection (client, report mode, clone
-    # token), its secrets registered with the process's log redactor.
-    repository_forges: RepositoryForges
-    backend: Backend
-    deliveries: DeliveryMemory[Answer]
-    forges: ForgeSettings
-    # The checks' names (`controller.context_prefix`), as the controller reports runs.
-    contexts: Contexts = field(default_factory=Contexts)
-    # Where verified deliveries' outcomes go (the Repository's status); None: nowhere (local).
-    last_events: LastEventSink | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """The Repository a verified delivery is for, and the forge API to answer it with."""
-
-    repository: Repository
-    name: RepositoryName  # owner/name as the forge spells it
-    access: RepositoryForge
-    delivery_id: DeliveryId
-    receiver: Receiver
-
-    @property
-    def connection(self) -> Connection:
-        if self.access.connection is None:
-            raise DeliveryRejectedError(
-                422,
-                f"Repository {self.repository.key}: its Secret has no API credentials, so "
-                "Ferry cannot read the spec or report statuses",
-                outcome="no-credentials",
-            )
-        return self.access.connection
-
-    @property
-    def forge(self) -> ForgeClient:
-        return self.connection.client
-
-    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await with_retries(call, settings=self.receiver.forges)
 
 
 async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> Answer:
@@ -260,38 +173,6 @@ async def start_run(
     )
 
 
-# Refusals other than `DeliveryRejectedError`: (errors, status, metrics outcome, message).
-_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str], ...] = (
-    # The message names what is missing or wrong, never the secret itself.
-    ((SignatureError, CredentialsError), 401, "unauthorized", "signature rejected"),
-    ((PayloadError,), 400, "bad-payload", "bad payload"),
-    ((BodyTooLargeError,), 413, "too-large", "body too large"),
-    ((ApiUnavailableError,), 503, "unavailable", "the Kubernetes API is unavailable"),
-    ((ApiRefusedError,), 502, "kubernetes-refused", "the Kubernetes API refused"),
-    ((TimeoutError,), 503, "timeout", "the delivery took too long; it is safe to redeliver"),
-)
-
-
-def answer_for_error(error: Exception, *, quiet: bool = False) -> Answer | None:
-    """The answer for a refusal; None for anything else (a bug, which must surface).
-    `quiet`: do not log (the caller only wants the answer's words)."""
-    if isinstance(error, DeliveryRejectedError):
-        return _error(error.status_code, str(error), outcome=error.outcome)
-    for kinds, status_code, outcome, what in _REFUSALS:
-        if isinstance(error, kinds):
-            if not quiet:
-                log.warning("delivery refused", outcome=outcome, reason=str(error))
-            return _error(status_code, f"{what}: {error}" if str(error) else what, outcome=outcome)
-    if isinstance(error, ForgeError):
-        # A forge that is down or rate-limits: 503, so the delivery shows as failed and can
-        # be redelivered; one that refuses for good (bad token, 404): 502.
-        if not quiet:
-            log.warning("forge call failed", error=str(error), temporary=error.temporary)
-        status_code = 503 if error.temporary else 502
-        return _error(status_code, f"the forge's API failed: {error}", outcome="forge-error")
-    return None
-
-
 # Steps of `receive`
 
 
@@ -341,41 +222,8 @@ def _note_last_event(
 ) -> None:
     """Hand the delivery's outcome to the Repository's status writer. Only ever called after
     the signature was verified: whoever lacks the secret must not be able to write it."""
-    if receiver.last_events is None:
-        return
-    kind, event = _what_happened(delivery)
-    body = answer.body if answer is not None else {}
-    message = body.get("skipped") or body.get("error") or body.get("trust") or ""
-    receiver.last_events.record(
-        repository,
-        LastEvent(
-            delivery_id=delivery.delivery_id,
-            kind=kind,
-            outcome=answer.outcome if answer is not None else outcome,
-            time=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            ref=event.ref if event else "",
-            sha=event.sha if event else "",
-            message=str(message),
-            pipeline_runs=tuple(body.get("pipelineRuns") or ()),
-        ),
-    )
-
-
-def _what_happened(delivery: Delivery) -> tuple[str, Event | None]:
-    """A forge-neutral kind, and the commit it is about, if any. Ignored deliveries keep the
-    forge's own event name, which says what was ignored."""
-    parsed = delivery.parsed
-    if isinstance(parsed, Event):
-        return parsed.kind.value, parsed
-    if isinstance(parsed, Comment):
-        return EventKind.COMMENT.value, parsed.pull_request
-    if isinstance(parsed, PullRequestClosed):
-        return EventKind.PULL_REQUEST.value, None
-    if isinstance(parsed, Rerun):
-        return "rerun", None
-    if isinstance(parsed, Ping):
-        return "ping", None
-    return delivery.event_name, None
+    if receiver.last_events is not None:
+        receiver.last_events.record(repository, delivery_event(delivery, answer, outcome=outcome))
 
 
 async def _act(delivery: Delivery, target: Target) -> Answer:
@@ -474,7 +322,3 @@ def _needs_token(decision: Decision, repository: Repository) -> bool:
 
 def _skipped(reason: str, *, outcome: str) -> Answer:
     return skipped(reason, outcome=outcome)
-
-
-def _error(status_code: int, message: str, *, outcome: str) -> Answer:
-    return Answer(status_code=status_code, body={"error": message}, outcome=outcome)

@@ -36,13 +36,9 @@ from ci.kube.repository_status import LastEvent
 from ci.kube.run_requests import Outcome, RunRequest
 from ci.kube.watching import EventType, WatchEvent
 from pipelines.events import Event, EventKind
-from webhooks.answers import Answer
-from webhooks.handling import (
-    Receiver,
-    Target,
-    answer_for_error,
-    start_run,
-)
+from webhooks.answers import Answer, answer_for_error
+from webhooks.handling import start_run
+from webhooks.receiver import Receiver, Target
 from webhooks.trust import Decision, Trust
 
 log = structlog.get_logger(__name__)

@@ -43,9 +43,9 @@ from webhooks.answers import Answer
 from webhooks.api.masking import run_maskers
 from webhooks.api.service import ReadService
 from webhooks.deliveries import DeliveryMemory
-from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
 from webhooks.metrics import Metrics
+from webhooks.receiver import Receiver
 from webhooks.requests import RunRequestWatch, RunRequestWorker
 from webhooks.web.identity import WebSide
 
