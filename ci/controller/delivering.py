@@ -133,7 +133,7 @@ class Deliverer:
             Memory.of_annotations(stored.annotations) if stored is not None else None,
         )
         memory = newest(saved_memory, self._memories.get(run.uid))
-        reports = plan(state, memory, mode=forge.mode)
+        reports = plan(state, memory)
         if not reports:
             return await self._settle(run, state, repository, memory, saved=saved_memory)
         # A run without its commit cannot be reported at all (the receiver always sets both).

@@ -31,7 +31,6 @@ from types import MappingProxyType
 from typing import Any
 
 from ci.controller.runs import JobState, RunState
-from ci.forges.connections import ReportMode
 from ci.forges.statuses import Conclusion
 from ci.forges.types import ReportId
 from ci.kube import labels
@@ -218,21 +217,25 @@ def _due(key: str, conclusion: Conclusion, memory: Memory) -> bool:
     )
 
 
-def plan(state: RunState, memory: Memory, *, mode: ReportMode) -> tuple[Report, ...]:
-    """The reports to send now, jobs first so the pipeline's summary is the last word."""
+def plan(state: RunState, memory: Memory) -> tuple[Report, ...]:
+    """The reports to send now, jobs first so the pipeline's summary is the last word.
+
+    In every report mode a run shows one report for itself and one per job (each matrix
+    variant its own), as the local backend reports too (`ci.forges.checks`): with commit
+    statuses as with check runs, a branch protection rule can require a single job.
+    """
     reports: list[Report] = []
-    if mode is ReportMode.CHECK_RUNS:
-        for job in state.jobs:
-            key = job_key(job.name)
-            if _due(key, job.conclusion, memory):
-                reports.append(
-                    Report(
-                        key=key,
-                        conclusion=job.conclusion,
-                        job=job,
-                        report_id=memory.report_id(key),
-                    )
+    for job in state.jobs:
+        key = job_key(job.name)
+        if _due(key, job.conclusion, memory):
+            reports.append(
+                Report(
+                    key=key,
+                    conclusion=job.conclusion,
+                    job=job,
+                    report_id=memory.report_id(key),
                 )
+            )
     if _due(RUN_REPORT, state.conclusion, memory):
         reports.append(
             Report(
@@ -244,6 +247,6 @@ def plan(state: RunState, memory: Memory, *, mode: ReportMode) -> tuple[Report, 
     return tuple(reports)
 
 
-def finished_reporting(state: RunState, memory: Memory, *, mode: ReportMode) -> bool:
+def finished_reporting(state: RunState, memory: Memory) -> bool:
     """Whether every final report was acknowledged (so the run may be pruned)."""
-    return state.conclusion.final and not plan(state, memory, mode=mode)
+    return state.conclusion.final and not plan(state, memory)

@@ -140,8 +140,13 @@ async def http(forge: FakeForge) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def finished_run() -> dict[str, Any]:
-    return pipeline_run(condition=("True", "Succeeded"), completion="2024-05-01T10:01:00Z")
+def finished_run(jobs: tuple[str, ...] = ("build", "test")) -> dict[str, Any]:
+    return pipeline_run(condition=("True", "Succeeded"), completion="2024-05-01T10:01:00Z",
+                        jobs=jobs)
+
+
+# Commit statuses (token mode): the exactly-once protocol on the run's own report, of a run
+# without jobs (each job's report follows the same protocol under its own key).
 
 
 async def killed_after_the_forge_answered(
@@ -166,7 +171,7 @@ def posted_states(forge: FakeForge) -> list[str]:
 async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = FakeCustomObjects(finished_run())
+    api = FakeCustomObjects(finished_run(jobs=()))
     await killed_after_the_forge_answered(api, forge, http, delivered=True)
     new = incarnation(api, forge, http, "new")
     assert await new.handle() is None
@@ -183,7 +188,7 @@ async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
 async def test_a_status_the_forge_lacks_is_sent_without_doubt(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = FakeCustomObjects(finished_run())
+    api = FakeCustomObjects(finished_run(jobs=()))
     await killed_after_the_forge_answered(api, forge, http, delivered=False)
     new = incarnation(api, forge, http, "new")
     assert await new.handle() is None
@@ -200,7 +205,7 @@ async def test_an_older_status_of_the_context_is_not_this_report(
 ) -> None:
     # Killed after "running" was acknowledged and "success" written ahead, before it was sent:
     # the forge's newest status is pending, so success goes out, once.
-    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running")))
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running"), jobs=()))
     old = incarnation(api, forge, http, "old")
     assert await old.handle() is None
     api.run["status"] = finished_run()["status"]
@@ -212,10 +217,27 @@ async def test_an_older_status_of_the_context_is_not_this_report(
     assert posted_states(forge) == ["pending", "success"]
 
 
+async def test_commit_statuses_report_each_job_as_check_runs_do(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    """Token mode (and Gitea, GitLab): a status per job besides the run's, as the local
+    backend posts, so a branch protection rule can require a single job's check."""
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running"), jobs=("build",)))
+    controller = incarnation(api, forge, http, "only")
+    assert await controller.handle() is None
+    api.run["status"] = finished_run(jobs=("build",))["status"]
+    assert await controller.handle() is None
+    shown = [(s["context"], s["state"], s["description"])
+             for s in forge.statuses_for(OWNER_NAME, SHA)]
+    assert shown == [("ferry/build", "pending", "Queued"), ("ferry", "pending", "Running"),
+                     ("ferry/build", "success", "Skipped"), ("ferry", "success",
+                                                            "Succeeded in 1m 0s")]
+
+
 async def test_a_failing_read_back_is_retried_and_a_refused_one_sends_in_doubt(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = FakeCustomObjects(finished_run())
+    api = FakeCustomObjects(finished_run(jobs=()))
     await killed_after_the_forge_answered(api, forge, http, delivered=True)
     ahead = api.run["metadata"]["annotations"][labels.REPORTED]
     new = incarnation(api, forge, http, "new")
@@ -255,7 +277,7 @@ class BusyCustomObjects(FakeCustomObjects):
 async def test_an_acknowledgement_that_cannot_be_saved_yet_is_kept_not_resent(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = BusyCustomObjects(finished_run())
+    api = BusyCustomObjects(finished_run(jobs=()))
     controller = incarnation(api, forge, http, "only")
     # The write-ahead is saved; then the forge accepts the status, and every attempt to
     # save its acknowledgement meets a newer version.
