@@ -26,10 +26,10 @@ from ci.archive.store import LogStore
 from ci.backends.forges import RepositoryForges
 from ci.controller import admission, pruning
 from ci.controller.archiving import Archiver
-from ci.controller.delivering import Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
+from ci.controller.posting import Deliverer
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry

@@ -1,7 +1,7 @@
 """What to report for a run and its jobs, and the memory of what was reported.
 
 The memory is JSON in the run's `ferry.dev/reported` annotation, so it lives as long as the
-run and survives controller restarts. The delivery loop (`ci.controller.delivering`):
+run and survives controller restarts. The posting loop (`ci.controller.posting`):
 
 1. plans the reports that differ from the memory (`plan`);
 2. writes them into `sending`, with this process's incarnation, *before* calling the forge;

@@ -56,7 +56,7 @@ def label_values() -> dict[str, set[str]]:
         receiver |= (_words(path, r'outcome="([a-z-]+)"')
                      | _words(path, r'outcome="[a-z-]+" if [^\n]* else "([a-z-]+)"')
                      | _words(path, r'\), \d{3}, "([a-z-]+)"'))
-    controller = _words("ci/controller/delivering.py", r'labels\(forge\.kind, "([a-z]+)"\)')
+    controller = _words("ci/controller/posting.py", r'labels\(forge\.kind, "([a-z]+)"\)')
     assert {"created", "existing", "forge-error", "unauthorized", "timeout"} <= receiver
     assert controller == {"acknowledged", "rejected"}
     return {"outcome": receiver | controller, "job": scraped_jobs(),

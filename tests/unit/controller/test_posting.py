@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.client.exceptions import ApiException
 
 from ci.backends.forges import RepositoryForges
-from ci.controller.delivering import Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
+from ci.controller.posting import Deliverer
 from ci.controller.reporting import RUN_REPORT, Memory
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunSnapshot
