@@ -29,7 +29,7 @@ from ci.controller.archiving import Archiver
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
-from ci.controller.posting import Deliverer
+from ci.controller.posting import Poster
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
@@ -226,7 +226,7 @@ class _Controller:
 
         credentials = CredentialsCache(read_secret, ttl=settings.credentials_ttl)
         archive = open_store(settings.archive) if settings.archive is not None else None
-        deliverer = Deliverer(
+        poster = Poster(
             api=api, store=store, repositories=repositories,
             forges=RepositoryForges(credentials, http),
             log_tails=LogTails(read_log=api_log_reader(
@@ -251,7 +251,7 @@ class _Controller:
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
             if action == "run" and item is not None:
-                return await deliverer.handle((namespace, name), item, attempt)
+                return await poster.handle((namespace, name), item, attempt)
             if action == "admit":
                 return await housekeeping.admit(namespace, name)
             if action == "prune":

@@ -71,7 +71,7 @@ class ForgeFailure:
         return str(self.error)[:300]  # remote bodies are truncated before they are logged
 
 
-class Deliverer:
+class Poster:
     def __init__(
         self,
         *,
@@ -139,7 +139,7 @@ class Deliverer:
         # A run without its commit cannot be reported at all (the receiver always sets both).
         if not run.repository or not run.sha:
             return None
-        return await self._deliver(run, state, memory, reports, forge=forge,
+        return await self._post(run, state, memory, reports, forge=forge,
                                    observation=observation, attempt=attempt, log=bound)
 
     async def _settle(
@@ -175,7 +175,7 @@ class Deliverer:
     def _repository_of(self, run: RunSnapshot) -> Repository | None:
         return repository_of(run, self._repositories)
 
-    async def _deliver(
+    async def _post(
         self,
         run: RunSnapshot,
         state: RunState,

@@ -2,7 +2,7 @@
 
 A controller killed after the forge accepted a status but before it wrote the
 acknowledgement leaves a `sending` entry of its incarnation on the run. These tests make that
-state for real (a first Deliverer reports, then its acknowledgement is undone as a SIGKILL
+state for real (a first Poster reports, then its acknowledgement is undone as a SIGKILL
 would have left it) and hand the run to a second incarnation.
 """
 
@@ -25,7 +25,7 @@ from ci.backends.forges import RepositoryForges
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
-from ci.controller.posting import Deliverer
+from ci.controller.posting import Poster
 from ci.controller.reporting import RUN_REPORT, Memory
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunSnapshot
@@ -73,16 +73,16 @@ class FakeCustomObjects:
 
 @dataclass
 class Incarnation:
-    """One controller process's Deliverer, over the shared run and forge."""
+    """One controller process's Poster, over the shared run and forge."""
 
     api: FakeCustomObjects
-    deliverer: Deliverer
+    poster: Poster
     metrics: ControllerMetrics
     finals: list[str] = field(default_factory=list)
 
     async def handle(self) -> Retry | None:
         snapshot = RunSnapshot.of(copy.deepcopy(self.api.run))
-        return await self.deliverer.handle(
+        return await self.poster.handle(
             snapshot.key, Observation(run=snapshot, seen=time.time()), attempt=0
         )
 
@@ -108,7 +108,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
     api.run = bound(api.run, repository)
     metrics = ControllerMetrics()
     finals: list[str] = []
-    deliverer = Deliverer(
+    poster = Poster(
         api=api,
         store=RunStore(lambda key, observation: None),
         repositories=repositories,
@@ -121,7 +121,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         on_final=lambda run, repository: finals.append(run.name),
         verifier=RunVerifier(lambda: TEST_KEYS, window=300.0, metrics=metrics),
     )
-    return Incarnation(api=api, deliverer=deliverer, metrics=metrics, finals=finals)
+    return Incarnation(api=api, poster=poster, metrics=metrics, finals=finals)
 
 
 @pytest.fixture
@@ -281,20 +281,20 @@ async def test_an_acknowledgement_that_cannot_be_saved_yet_is_kept_not_resent(
     controller = incarnation(api, forge, http, "only")
     # The write-ahead is saved; then the forge accepts the status, and every attempt to
     # save its acknowledgement meets a newer version.
-    original = controller.deliverer._save  # the seam this test is about
+    original = controller.poster._save  # the seam this test is about
 
     async def save(run: Any, memory: Memory, *, base: Memory | None) -> Any:
         if base is None:
             api.conflicts = 1_000
         return await original(run, memory, base=base)
 
-    controller.deliverer._save = save  # type: ignore[method-assign]
+    controller.poster._save = save  # type: ignore[method-assign]
     assert isinstance(await controller.handle(), Retry)
     assert posted_states(forge) == ["success"]
     # The API server calms down; the retry saves what the forge acknowledged, and sends
     # nothing again.
     api.conflicts = 0
-    controller.deliverer._save = original  # type: ignore[method-assign]
+    controller.poster._save = original  # type: ignore[method-assign]
     forge.requests.clear()
     assert await controller.handle() is None
     assert posted_states(forge) == ["success"]
@@ -388,14 +388,14 @@ async def test_a_run_whose_signed_fields_were_changed_is_never_reported(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
     api = FakeCustomObjects(finished_run())
-    deliverer = incarnation(api, forge, http, "first")
+    poster = incarnation(api, forge, http, "first")
     other_sha = "0" * 40
     api.run["metadata"]["annotations"][labels.SHA] = other_sha  # after the receiver signed it
-    assert await deliverer.handle() is None
+    assert await poster.handle() is None
     assert forge.statuses_for(OWNER_NAME, other_sha) == []
     assert forge.statuses_for(OWNER_NAME, SHA) == []
     assert api.annotations_written == []
-    assert deliverer.counted("ferry_controller_runs_refused_total", reason="forged") == 1.0
+    assert poster.counted("ferry_controller_runs_refused_total", reason="forged") == 1.0
 
 
 # The receiver's "waiting" check run, taken over by the run's first report
