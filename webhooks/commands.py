@@ -41,7 +41,7 @@ from webhooks.answers import Answer, skipped
 from webhooks.trust import Decision, Trust
 
 if TYPE_CHECKING:
-    from webhooks.handling import Target
+    from webhooks.receiver import Target
 
 log = structlog.get_logger(__name__)
 

@@ -8,146 +8,45 @@ What the receiver posts on a commit is in `notices` (never over a run's report) 
 words and contexts in `ci.forges.checks`, shared with the controller and the local backend.
 
 Nothing is parsed before the signature is checked except the repository URL, which is
-needed to find the secret that checks it. Refusals are exceptions (`DeliveryRejectedError`, and the
-forge, credential and Kubernetes errors) that `answer_for_error` turns into 4xx/5xx answers.
+needed to find the secret that checks it. Refusals are exceptions (`DeliveryRejectedError`,
+and the forge, credential and Kubernetes errors) that the table in `webhooks.answers` turns
+into 4xx/5xx answers. What the flow works with (`Receiver`, `Target`) is `webhooks.receiver`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import httpx
 import structlog
 from structlog.contextvars import bind_contextvars
 
-from ci.backends import Backend, RunRequest
+from ci.backends import RunRequest
 from ci.forges import checks
 from ci.forges.checks import Contexts
-from ci.forges.client import Credentials, ForgeClient, GitHubAppCredentials, TokenCredentials
+from ci.forges.connections import ReportMode
 from ci.forges.deliveries import Comment, Delivery, Ignored, Ping, PullRequestClosed, Rerun
-from ci.forges.errors import ForgeError, PayloadError, SignatureError
-from ci.forges.github.authentication import GitHubAuthentication
-from ci.forges.registry import Provider, detect_forge, provider_for
+from ci.forges.errors import ForgeError
+from ci.forges.registry import Provider, detect_forge
 from ci.forges.statuses import Status
 from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
-from ci.kube.credentials import RepositoryCredentials
-from ci.kube.errors import ApiRefusedError, ApiUnavailableError, CredentialsError
 from ci.kube.repositories import Conflict, Repository
-from ci.kube.repository_status import LastEvent
-from ci.logs import Redactor
-from ci.settings import ForgeSettings
-from pipelines.events import Event, EventKind
+from pipelines.events import Event
 from pipelines.planning import NothingToRun, Plan, SkippedJob
 from pipelines.preparing import Prepared, Problems, prepare
 from pipelines.problems import SpecError
 from pipelines.spec import Spec
 from webhooks import commands
-from webhooks.answers import Answer, skipped
-from webhooks.bodies import BodyTooLargeError
-from webhooks.deliveries import DeliveryMemory
+from webhooks.answers import Answer, DeliveryRejectedError, answer_for_error, skipped
+from webhooks.last_events import delivery_event
 from webhooks.notices import post_notices, retire_waiting
-from webhooks.retrying import with_retries
+from webhooks.receiver import Incoming, Labels, Receiver, RepositoryLookup, Target
 from webhooks.skipping import skip_ci, skip_marker
 from webhooks.trust import Decision, Trust, decide
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-
-
-class DeliveryRejectedError(Exception):
-    """A delivery refused with `status_code` and a message for whoever reads the forge's log."""
-
-    def __init__(self, status_code: int, message: str, *, outcome: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.outcome = outcome
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Incoming:
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclass(slots=True)
-class Labels:
-    """What is known about a delivery so far, for metrics even when it is refused."""
-
-    forge: str = "unknown"
-    event: str = "unknown"
-
-
-class RepositoryLookup(Protocol):
-    def lookup(self, url: str) -> Repository | Conflict | None: ...
-
-
-class CredentialsSource(Protocol):
-    def for_repository(self, repository: Repository) -> RepositoryCredentials: ...
-
-
-class LastEventSink(Protocol):
-    def record(self, repository: Repository, event: LastEvent) -> None:
-        """Note the event for the Repository's status; must not block or raise."""
-
-
-@dataclass(kw_only=True)
-class Receiver:
-    """Everything the flow uses, opened once by the app's lifespan."""
-
-    repositories: RepositoryLookup
-    credentials: CredentialsSource
-    backend: Backend
-    http: httpx.AsyncClient  # shared by every forge client
-    deliveries: DeliveryMemory[Answer]
-    forges: ForgeSettings
-    redactor: Redactor = field(default_factory=Redactor)
-    # The checks' names (`controller.context_prefix`), as the controller reports runs.
-    contexts: Contexts = field(default_factory=Contexts)
-    # Where verified deliveries' outcomes go (the Repository's status); None: nowhere (local).
-    last_events: LastEventSink | None = None
-    # Clients by Repository, API URL and credentials: a GitHub App client caches its
-    # installation token, which a client per delivery would mint again every time.
-    _clients: dict[tuple[str, str, Credentials], ForgeClient] = field(default_factory=dict)
-
-    def forge_client(self, repository: Repository, credentials: Credentials) -> ForgeClient:
-        provider = provider_for(repository.forge)
-        api_url = repository.api_url or provider.default_api_url(repository.url)
-        key = (repository.key, api_url, credentials)
-        client = self._clients.get(key)
-        if client is None:
-            client = provider.client(self.http, api_url=api_url, credentials=credentials)
-            self._clients[key] = client
-        return client
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """The Repository a verified delivery is for, and the forge API to answer it with."""
-
-    repository: Repository
-    name: RepositoryName  # owner/name as the forge spells it
-    credentials: RepositoryCredentials
-    delivery_id: DeliveryId
-    receiver: Receiver
-
-    @property
-    def forge(self) -> ForgeClient:
-        if self.credentials.forge is None:
-            raise DeliveryRejectedError(
-                422,
-                f"Repository {self.repository.key}: its Secret has no API credentials, so "
-                "Ferry cannot read the spec or report statuses",
-                outcome="no-credentials",
-            )
-        return self.receiver.forge_client(self.repository, self.credentials.forge)
-
-    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await with_retries(call, settings=self.receiver.forges)
 
 
 async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> Answer:
@@ -157,10 +56,8 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
     reference = provider.locate(incoming.headers, incoming.body)
     repository = _find_repository(reference, provider, receiver.repositories)
     bind_contextvars(repository=repository.key)
-    # A cache miss reads the Secret from the API server: off the event loop.
-    credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
-    register_secrets(receiver.redactor, credentials)
-    provider.verify(incoming.headers, incoming.body, credentials.webhook_secret)
+    access = await receiver.repository_forges.for_repository(repository)
+    provider.verify(incoming.headers, incoming.body, access.webhook_secret)
     delivery = provider.parse(incoming.headers, incoming.body)
     labels.event = delivery.event_name
     bind_contextvars(delivery_id=delivery.delivery_id, event=delivery.event_name)
@@ -172,7 +69,7 @@ async def receive(incoming: Incoming, receiver: Receiver, *, labels: Labels) -> 
     target = Target(
         repository=repository,
         name=reference.name if reference else RepositoryName(""),
-        credentials=credentials,
+        access=access,
         delivery_id=delivery.delivery_id,
         receiver=receiver,
     )
@@ -204,7 +101,7 @@ async def start_run(
     "queued" only for a backend whose runs no one else reports. `only` cuts the plan down
     to the jobs a re-run runs (`webhooks.commands`)."""
     forge, repository = target.forge, target.repository
-    if event.replaced_sha and isinstance(target.credentials.forge, GitHubAppCredentials):
+    if event.replaced_sha and target.connection.mode is ReportMode.CHECK_RUNS:
         superseded = checks.superseded_waiting(target.receiver.contexts, event.sha)
         await retire_waiting(forge, target.name, event.replaced_sha, superseded,
                              call=target.call)
@@ -245,7 +142,9 @@ async def start_run(
             plan=_without_secrets(planned) if decision.trust is Trust.WITHOUT_SECRETS else planned,
             trusted=decision.trust is Trust.TRUSTED,
             name_prefix=name_prefix,
-            clone_token=await _clone_token(target) if _needs_token(decision, repository) else None,
+            clone_token=(await target.call(
+                lambda: target.receiver.repository_forges.clone_token(target.connection))
+                if _needs_token(decision, repository) else None),
             concurrency_limit=spec.concurrency.limit or repository.concurrency_limit,
             forge=forge,
             forge_repository=target.name,
@@ -273,38 +172,6 @@ async def start_run(
         outcome="created" if submitted.created else "existing",
         runs_created=int(submitted.created),
     )
-
-
-# Refusals other than `DeliveryRejectedError`: (errors, status, metrics outcome, message).
-_REFUSALS: tuple[tuple[tuple[type[Exception], ...], int, str, str], ...] = (
-    # The message names what is missing or wrong, never the secret itself.
-    ((SignatureError, CredentialsError), 401, "unauthorized", "signature rejected"),
-    ((PayloadError,), 400, "bad-payload", "bad payload"),
-    ((BodyTooLargeError,), 413, "too-large", "body too large"),
-    ((ApiUnavailableError,), 503, "unavailable", "the Kubernetes API is unavailable"),
-    ((ApiRefusedError,), 502, "kubernetes-refused", "the Kubernetes API refused"),
-    ((TimeoutError,), 503, "timeout", "the delivery took too long; it is safe to redeliver"),
-)
-
-
-def answer_for_error(error: Exception, *, quiet: bool = False) -> Answer | None:
-    """The answer for a refusal; None for anything else (a bug, which must surface).
-    `quiet`: do not log (the caller only wants the answer's words)."""
-    if isinstance(error, DeliveryRejectedError):
-        return _error(error.status_code, str(error), outcome=error.outcome)
-    for kinds, status_code, outcome, what in _REFUSALS:
-        if isinstance(error, kinds):
-            if not quiet:
-                log.warning("delivery refused", outcome=outcome, reason=str(error))
-            return _error(status_code, f"{what}: {error}" if str(error) else what, outcome=outcome)
-    if isinstance(error, ForgeError):
-        # A forge that is down or rate-limits: 503, so the delivery shows as failed and can
-        # be redelivered; one that refuses for good (bad token, 404): 502.
-        if not quiet:
-            log.warning("forge call failed", error=str(error), temporary=error.temporary)
-        status_code = 503 if error.temporary else 502
-        return _error(status_code, f"the forge's API failed: {error}", outcome="forge-error")
-    return None
 
 
 # Steps of `receive`
@@ -346,15 +213,6 @@ def _find_repository(
     return found
 
 
-def register_secrets(redactor: Redactor, credentials: RepositoryCredentials) -> None:
-    if credentials.webhook_secret:
-        redactor.add(credentials.webhook_secret)
-    if isinstance(credentials.forge, TokenCredentials):
-        redactor.add(credentials.forge.token)
-    elif isinstance(credentials.forge, GitHubAppCredentials):
-        redactor.add(credentials.forge.private_key)
-
-
 def _note_last_event(
     receiver: Receiver,
     repository: Repository,
@@ -365,41 +223,8 @@ def _note_last_event(
 ) -> None:
     """Hand the delivery's outcome to the Repository's status writer. Only ever called after
     the signature was verified: whoever lacks the secret must not be able to write it."""
-    if receiver.last_events is None:
-        return
-    kind, event = _what_happened(delivery)
-    body = answer.body if answer is not None else {}
-    message = body.get("skipped") or body.get("error") or body.get("trust") or ""
-    receiver.last_events.record(
-        repository,
-        LastEvent(
-            delivery_id=delivery.delivery_id,
-            kind=kind,
-            outcome=answer.outcome if answer is not None else outcome,
-            time=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            ref=event.ref if event else "",
-            sha=event.sha if event else "",
-            message=str(message),
-            pipeline_runs=tuple(body.get("pipelineRuns") or ()),
-        ),
-    )
-
-
-def _what_happened(delivery: Delivery) -> tuple[str, Event | None]:
-    """A forge-neutral kind, and the commit it is about, if any. Ignored deliveries keep the
-    forge's own event name, which says what was ignored."""
-    parsed = delivery.parsed
-    if isinstance(parsed, Event):
-        return parsed.kind.value, parsed
-    if isinstance(parsed, Comment):
-        return EventKind.COMMENT.value, parsed.pull_request
-    if isinstance(parsed, PullRequestClosed):
-        return EventKind.PULL_REQUEST.value, None
-    if isinstance(parsed, Rerun):
-        return "rerun", None
-    if isinstance(parsed, Ping):
-        return "ping", None
-    return delivery.event_name, None
+    if receiver.last_events is not None:
+        receiver.last_events.record(repository, delivery_event(delivery, answer, outcome=outcome))
 
 
 async def _act(delivery: Delivery, target: Target) -> Answer:
@@ -500,26 +325,5 @@ def _needs_token(decision: Decision, repository: Repository) -> bool:
     return repository.private and decision.trust is Trust.TRUSTED
 
 
-async def _clone_token(target: Target) -> str | None:
-    credentials = target.credentials.forge
-    if isinstance(credentials, TokenCredentials):
-        return credentials.token
-    if isinstance(credentials, GitHubAppCredentials):
-        provider = provider_for(target.repository.forge)
-        authentication = GitHubAuthentication(
-            credentials,
-            http=target.receiver.http,
-            api_url=target.repository.api_url or provider.default_api_url(target.repository.url),
-        )
-        token = await target.call(authentication.token)
-        target.receiver.redactor.add(token)
-        return token
-    return None
-
-
 def _skipped(reason: str, *, outcome: str) -> Answer:
     return skipped(reason, outcome=outcome)
-
-
-def _error(status_code: int, message: str, *, outcome: str) -> Answer:
-    return Answer(status_code=status_code, body={"error": message}, outcome=outcome)

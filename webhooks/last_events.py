@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
+from ci.forges.deliveries import Comment, Delivery, Ping, PullRequestClosed, Rerun
 from ci.kube.repositories import Repository
 from ci.kube.repository_status import LastEvent
+from pipelines.events import Event, EventKind
+from webhooks.answers import Answer
 
 log = structlog.get_logger(__name__)
 
@@ -76,3 +80,39 @@ class LastEvents:
                 self._count("failed")
             else:
                 self._count("written")
+
+
+def delivery_event(delivery: Delivery, answer: Answer | None, *, outcome: str = "error"
+                   ) -> LastEvent:
+    """What the Repository's status shows of a verified delivery: its kind, commit and
+    outcome (`outcome` when there is no answer: an error, a timeout)."""
+    kind, event = _what_happened(delivery)
+    body = answer.body if answer is not None else {}
+    message = body.get("skipped") or body.get("error") or body.get("trust") or ""
+    return LastEvent(
+        delivery_id=delivery.delivery_id,
+        kind=kind,
+        outcome=answer.outcome if answer is not None else outcome,
+        time=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ref=event.ref if event else "",
+        sha=event.sha if event else "",
+        message=str(message),
+        pipeline_runs=tuple(body.get("pipelineRuns") or ()),
+    )
+
+
+def _what_happened(delivery: Delivery) -> tuple[str, Event | None]:
+    """A forge-neutral kind, and the commit it is about, if any. Ignored deliveries keep the
+    forge's own event name, which says what was ignored."""
+    parsed = delivery.parsed
+    if isinstance(parsed, Event):
+        return parsed.kind.value, parsed
+    if isinstance(parsed, Comment):
+        return EventKind.COMMENT.value, parsed.pull_request
+    if isinstance(parsed, PullRequestClosed):
+        return EventKind.PULL_REQUEST.value, None
+    if isinstance(parsed, Rerun):
+        return "rerun", None
+    if isinstance(parsed, Ping):
+        return "ping", None
+    return delivery.event_name, None

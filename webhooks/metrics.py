@@ -3,7 +3,7 @@
 Conventions as in ci/controller/metrics.py; every metric is listed in docs/webhooks.md.
 Label values come from small sets: the forge kind (or `unknown`), the event name of a verified
 delivery (the forge's own, never set before the signature is checked), and the outcome words
-of webhooks/handling.py.
+of webhooks/handling.py, receiver.py and answers.py (the refusals table).
 """
 
 from __future__ import annotations

@@ -36,14 +36,9 @@ from ci.kube.repository_status import LastEvent
 from ci.kube.run_requests import Outcome, RunRequest
 from ci.kube.watching import EventType, WatchEvent
 from pipelines.events import Event, EventKind
-from webhooks.answers import Answer
-from webhooks.handling import (
-    Receiver,
-    Target,
-    answer_for_error,
-    register_secrets,
-    start_run,
-)
+from webhooks.answers import Answer, answer_for_error
+from webhooks.handling import start_run
+from webhooks.receiver import Receiver, Target
 from webhooks.trust import Decision, Trust
 
 log = structlog.get_logger(__name__)
@@ -174,10 +169,9 @@ class RunRequestWorker:
 
     async def _start(self, request: RunRequest, repository: Repository) -> Outcome:
         receiver = self._receiver
-        credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
-        register_secrets(receiver.redactor, credentials)
+        access = await receiver.repository_forges.for_repository(repository)
         target = Target(repository=repository, name=forge_name(repository),
-                        credentials=credentials, delivery_id=DeliveryId(request.key),
+                        access=access, delivery_id=DeliveryId(request.key),
                         receiver=receiver)
         sha, branch = request.sha, request.branch
         if sha is None:

@@ -9,10 +9,12 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from webhooks.answers import answer_for_error
 from webhooks.bodies import read_limited
 from webhooks.deps import MetricsDep, RuntimeDep, SettingsDep
-from webhooks.handling import Incoming, Labels, answer_for_error, receive
+from webhooks.handling import receive
 from webhooks.metrics import CONTENT_TYPE
+from webhooks.receiver import Incoming, Labels
 
 router = APIRouter()
 

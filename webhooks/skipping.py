@@ -24,7 +24,7 @@ from webhooks.answers import Answer, skipped
 from webhooks.notices import post_notices
 
 if TYPE_CHECKING:
-    from webhooks.handling import Target
+    from webhooks.receiver import Target
 
 log = structlog.get_logger(__name__)
 

@@ -22,6 +22,7 @@ import structlog
 from ci.archive.configured import archive_settings
 from ci.archive.store import LogStore
 from ci.backends.configured import ConfiguredRepositories
+from ci.backends.forges import RepositoryForges
 from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.forges.checks import Contexts
@@ -43,9 +44,9 @@ from webhooks.answers import Answer
 from webhooks.api.masking import run_maskers
 from webhooks.api.service import ReadService
 from webhooks.deliveries import DeliveryMemory
-from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
 from webhooks.metrics import Metrics
+from webhooks.receiver import Receiver
 from webhooks.requests import RunRequestWatch, RunRequestWorker
 from webhooks.web.access import ForgeAccess
 from webhooks.web.identity import WebSide
@@ -153,12 +154,10 @@ def _open_cluster(
     credentials = CredentialsCache(read_secret, ttl=settings.webhooks.credentials_ttl_seconds)
     receiver = Receiver(
         repositories=index,
-        credentials=credentials,
+        repository_forges=RepositoryForges(credentials, http, redactor=redactor),
         backend=backend,
-        http=http,
         deliveries=deliveries,
         forges=settings.forges,
-        redactor=redactor,
         last_events=last_events,
         contexts=Contexts(prefix=settings.controller.context_prefix),
     )
@@ -227,14 +226,13 @@ async def _open_local(
         contexts=contexts,
         archive=archive_settings(settings.archive),
     )
+    repository_forges = RepositoryForges(repositories, http, redactor=redactor)
     receiver = Receiver(
         repositories=repositories,
-        credentials=repositories,
+        repository_forges=repository_forges,
         backend=backend,
-        http=http,
         deliveries=deliveries,
         forges=settings.forges,
-        redactor=redactor,
         contexts=contexts,
     )
 
@@ -242,8 +240,9 @@ async def _open_local(
         repository = repositories.by_key(key)
         if repository is None:
             return None
-        credentials = repositories.for_repository(repository).forge
-        return receiver.forge_client(repository, credentials) if credentials else None
+        connection = repository_forges.of(
+            repository, repositories.for_repository(repository)).connection
+        return connection.client if connection is not None else None
 
     await backend.start(client_for)
     stack.push_async_callback(backend.close)

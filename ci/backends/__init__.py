@@ -14,7 +14,7 @@ from ci.forges.client import ForgeClient
 from ci.forges.statuses import Conclusion
 from ci.forges.types import RepositoryName
 from ci.kube.repositories import Repository
-from pipelines.events import Event
+from pipelines.events import Event, EventKind
 from pipelines.planning import Plan
 
 
@@ -122,6 +122,25 @@ class Backend(Protocol):
     async def ready(self) -> str | None:
         """None when runs can be submitted; otherwise why not."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyGroup:
+    """The runs that supersede each other (`cancel_in_progress`) and share a concurrency
+    limit: those of one pull request, or the pushes to one branch. Exactly one is set."""
+
+    pull_request: int | None = None
+    branch: str | None = None
+
+
+def group_of(event: Event) -> ConcurrencyGroup | None:
+    """The one rule both backends group runs by. Tags, schedules and manual runs are in no
+    group: a nightly run is not cancelled by a push, nor a push's run by a manual one."""
+    if event.pull_request is not None:
+        return ConcurrencyGroup(pull_request=event.pull_request.number)
+    if event.kind is EventKind.PUSH and event.branch:
+        return ConcurrencyGroup(branch=event.branch)
+    return None
 
 
 def happened_before(

@@ -28,7 +28,13 @@ import structlog
 
 from ci.archive import retention
 from ci.archive.configured import ArchiveSettings, open_store
-from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
+from ci.backends import (
+    PreviousRun,
+    RunRequest,
+    SubmittedRun,
+    group_of,
+    happened_before,
+)
 from ci.forges import checks
 from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
@@ -39,7 +45,7 @@ from ci.kube.repositories import Repository
 from ci.local.archiving import ArchivingObserver, variants_of
 from ci.local.engines import Engine, EngineName, HostEngine, find_engine
 from ci.local.environment import base_environment, isolated_base_environment
-from ci.local.outcomes import JobChange, JobState, Observer, RunResult
+from ci.local.outcomes import JobChange, JobResult, JobState, Observer, RunResult
 from ci.local.running import RunOptions, run_plan
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin
 from ci.masking import Masker
@@ -63,6 +69,16 @@ _JOB_CONCLUSIONS: Mapping[JobState, Conclusion] = {
     JobState.CANCELLED: Conclusion.CANCELLED,
     JobState.TIMED_OUT: Conclusion.TIMED_OUT,
 }
+
+
+def _job_conclusion(state: JobState, result: JobResult | None) -> Conclusion:
+    """A job's conclusion as the controller reads Tekton's: an `allow_failure` job that
+    failed is neutral ("Failed (allowed)"), never a red check."""
+    conclusion = _JOB_CONCLUSIONS[state]
+    if (result is not None and result.allow_failure
+            and conclusion in (Conclusion.FAILURE, Conclusion.TIMED_OUT)):
+        return Conclusion.NEUTRAL
+    return conclusion
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -420,7 +436,7 @@ class _JobReporter:
         self._task = asyncio.create_task(self._send())
 
     def job_changed(self, change: JobChange) -> None:
-        self._states[change.job] = _JOB_CONCLUSIONS[change.state]
+        self._states[change.job] = _job_conclusion(change.state, change.result)
         self._queue.put_nowait(change)
 
     def step_output(self, *, job: str, step: str, line: str) -> None:
@@ -433,11 +449,10 @@ class _JobReporter:
     async def _send(self) -> None:
         while (change := await self._queue.get()) is not None:
             result = change.result
-            conclusion = _JOB_CONCLUSIONS[change.state]
+            conclusion = _job_conclusion(change.state, result)
             seconds = result.seconds if result is not None and result.attempts else None
+            # The controller's words: no reason after them, which Tekton does not give.
             title = checks.job_title(conclusion, seconds=seconds)
-            if result is not None and result.reason:
-                title += f": {result.reason}"
             await _report(
                 self._forge,
                 self._flight,
@@ -459,23 +474,25 @@ def _final_status(contexts: Contexts, name: str, result: RunResult, *, note: str
         conclusion = Conclusion.SUCCESS
     else:
         conclusion = Conclusion.FAILURE
-    failed = [job.name for job in result.jobs if job.blocks_run]
-    title = checks.verdict(conclusion, seconds=result.seconds, failed=failed)
+    failed = [job.name for job in result.jobs
+              if _job_conclusion(job.state, job) in checks.FAILED]
     return Status(
         conclusion=conclusion,
         context=contexts.run(),
-        title=checks.with_note(title, note),
+        title=checks.run_title(conclusion, seconds=result.seconds, failed=failed, note=note),
         external_id=name,
     )
 
 
 def _group(request: RunRequest) -> str:
-    event = request.event
-    if event.pull_request is not None:
-        return f"{request.repository.key}#pull/{event.pull_request.number}"
-    if event.branch and event.tag is None:
-        return f"{request.repository.key}#branch/{event.branch}"
-    return ""
+    """The run's concurrency group (`ci.backends.group_of`) as the state file
+    keeps it; empty: none."""
+    group = group_of(request.event)
+    if group is None:
+        return ""
+    if group.pull_request is not None:
+        return f"{request.repository.key}#pull/{group.pull_request}"
+    return f"{request.repository.key}#branch/{group.branch}"
 
 
 async def _report(forge: ForgeClient, flight: InFlight, status: Status) -> None:

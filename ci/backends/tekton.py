@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ci.backends import PreviousRun, RunRequest, SubmittedRun, happened_before
+from ci.backends import (
+    PreviousRun,
+    RunRequest,
+    SubmittedRun,
+    group_of,
+    happened_before,
+)
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.kube import labels
 from ci.kube.binding import BindingKeys, refusal_for, sign, signed_fields
@@ -242,12 +248,14 @@ def concurrency_group(repository: Repository, group: Mapping[str, str]) -> str:
 
 
 def _group_labels(request: RunRequest) -> dict[str, str] | None:
-    event = request.event
-    if event.pull_request is not None:
-        return {labels.PULL_REQUEST: str(event.pull_request.number)}
-    if event.kind is EventKind.PUSH and event.branch:
-        return {EVENT_LABEL: EventKind.PUSH.value, labels.BRANCH: label_value(event.branch)}
-    return None
+    """The labels that select a run's concurrency group (`ci.backends.group_of`)."""
+    group = group_of(request.event)
+    if group is None:
+        return None
+    if group.pull_request is not None:
+        return {labels.PULL_REQUEST: str(group.pull_request)}
+    assert group.branch is not None
+    return {EVENT_LABEL: EventKind.PUSH.value, labels.BRANCH: label_value(group.branch)}
 
 
 def is_unfinished(run: Mapping[str, Any]) -> bool:

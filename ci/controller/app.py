@@ -24,12 +24,13 @@ import structlog
 
 from ci.archive.configured import ArchiveSettings, open_store
 from ci.archive.store import LogStore
+from ci.backends.forges import RepositoryForges
 from ci.controller import admission, pruning
 from ci.controller.archiving import Archiver
-from ci.controller.delivering import Clients, Deliverer
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
+from ci.controller.posting import Poster
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
@@ -234,10 +235,9 @@ class _Controller:
 
         credentials = CredentialsCache(read_secret, ttl=settings.credentials_ttl)
         archive = open_store(settings.archive) if settings.archive is not None else None
-        deliverer = Deliverer(
+        poster = Poster(
             api=api, store=store, repositories=repositories,
-            credentials=credentials,
-            clients=Clients(http),
+            forges=RepositoryForges(credentials, http),
             log_tails=LogTails(read_log=api_log_reader(
                 client, timeout=settings.kubernetes.request_timeout_seconds),
                 read_secret=read_secret, lines=settings.log_tail_lines, archive=archive),
@@ -261,7 +261,7 @@ class _Controller:
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
             if action == "run" and item is not None:
-                return await deliverer.handle((namespace, name), item, attempt)
+                return await poster.handle((namespace, name), item, attempt)
             if action == "admit":
                 return await housekeeping.admit(namespace, name)
             if action == "prune":

@@ -20,7 +20,7 @@ from ci.archive.layout import BadNameError, StepKey
 from ci.archive.steps import read_tail
 from ci.archive.store import LogStore, StoreError
 from ci.controller.runs import ObservedJob, RunSnapshot
-from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
+from ci.forges.connections import credential_values
 from ci.kube.credentials import CredentialsCache, SecretReader
 from ci.kube.errors import CredentialsError
 from ci.kube.pods import MAXIMUM_LOG_BYTES, LogReader
@@ -28,15 +28,6 @@ from ci.kube.repositories import Repository
 from ci.masking import Masker
 
 log = structlog.get_logger(__name__)
-
-
-def credential_values(credentials: Credentials | None) -> tuple[str, ...]:
-    """The secret values of a Repository's forge credentials: never shown in a log."""
-    if isinstance(credentials, GitHubAppCredentials):
-        return (credentials.private_key,)
-    if isinstance(credentials, TokenCredentials):
-        return (credentials.token,)
-    return ()
 
 
 def run_masker(run: RunSnapshot, *, read_secret: SecretReader, also_mask: Iterable[str] = ()

@@ -1,7 +1,7 @@
 """What to report for a run and its jobs, and the memory of what was reported.
 
 The memory is JSON in the run's `ferry.dev/reported` annotation, so it lives as long as the
-run and survives controller restarts. The delivery loop (`ci.controller.delivering`):
+run and survives controller restarts. The posting loop (`ci.controller.posting`):
 
 1. plans the reports that differ from the memory (`plan`);
 2. writes them into `sending`, with this process's incarnation, *before* calling the forge;
@@ -28,7 +28,6 @@ import functools
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -42,13 +41,6 @@ MEMORY_VERSION = 1
 # Doubts are kept for operators and tests; a run that is retried in a loop must not grow
 # its annotation without bound.
 MAX_DOUBTS = 20
-
-
-class ReportMode(StrEnum):
-    """What the forge can show: one commit status per pipeline, or check runs per job."""
-
-    COMMIT_STATUS = "commit-status"
-    CHECK_RUNS = "check-runs"
 
 
 def job_key(job: str) -> str:
@@ -236,21 +228,25 @@ def _due(key: str, conclusion: Conclusion, memory: Memory) -> bool:
     )
 
 
-def plan(state: RunState, memory: Memory, *, mode: ReportMode) -> tuple[Report, ...]:
-    """The reports to send now, jobs first so the pipeline's summary is the last word."""
+def plan(state: RunState, memory: Memory) -> tuple[Report, ...]:
+    """The reports to send now, jobs first so the pipeline's summary is the last word.
+
+    In every report mode a run shows one report for itself and one per job (each matrix
+    variant its own), as the local backend reports too (`ci.forges.checks`): with commit
+    statuses as with check runs, a branch protection rule can require a single job.
+    """
     reports: list[Report] = []
-    if mode is ReportMode.CHECK_RUNS:
-        for job in state.jobs:
-            key = job_key(job.name)
-            if _due(key, job.conclusion, memory):
-                reports.append(
-                    Report(
-                        key=key,
-                        conclusion=job.conclusion,
-                        job=job,
-                        report_id=memory.report_id(key),
-                    )
+    for job in state.jobs:
+        key = job_key(job.name)
+        if _due(key, job.conclusion, memory):
+            reports.append(
+                Report(
+                    key=key,
+                    conclusion=job.conclusion,
+                    job=job,
+                    report_id=memory.report_id(key),
                 )
+            )
     if _due(RUN_REPORT, state.conclusion, memory):
         reports.append(
             Report(

@@ -9,14 +9,14 @@ from ci.controller.reporting import Report
 from ci.controller.runs import ObservedJob, RunState
 from ci.forges.checks import (
     DEFAULT_PREFIX,
+    FAILED,
     WORDS,
     Contexts,
     format_duration,
     job_title,
-    verdict,
-    with_note,
 )
-from ci.forges.statuses import Conclusion, Status
+from ci.forges.checks import run_title as titled
+from ci.forges.statuses import Status
 from ci.kube import labels
 from ci.kube.pipeline_runs import REPOSITORY_OBJECT_LABEL
 
@@ -75,12 +75,9 @@ def job_table(state: RunState) -> str:
 def run_title(state: RunState) -> str:
     # The receiver's note says why the run is as it is ("running without secrets": a fork
     # whose author has no write access); the issue asks that the decision be visible here.
-    failed = [job.name for job in state.jobs if job.conclusion in _BAD]
-    title = verdict(state.conclusion, seconds=state.duration, failed=failed)
-    return with_note(title, state.run.annotations.get(labels.NOTE, ""))
-
-
-_BAD = frozenset({Conclusion.FAILURE, Conclusion.ERROR, Conclusion.TIMED_OUT})
+    failed = [job.name for job in state.jobs if job.conclusion in FAILED]
+    return titled(state.conclusion, seconds=state.duration, failed=failed,
+                  note=state.run.annotations.get(labels.NOTE, ""))
 
 
 def log_section(job: ObservedJob, log_tail: str | None) -> str:
@@ -106,7 +103,7 @@ def render(
     external_id = f"{state.run.uid}/{report.key}"
     job = report.job
     if job is None:
-        failed = [j for j in state.jobs if j.conclusion in _BAD]
+        failed = [j for j in state.jobs if j.conclusion in FAILED]
         text = "\n\n".join(log_section(j, log_tails.get(j.name)) for j in failed)
         return Status(
             conclusion=report.conclusion,
@@ -118,7 +115,7 @@ def render(
             external_id=external_id,
         )
     title = job_title(job.conclusion, seconds=job.duration)
-    text = log_section(job, log_tails.get(job.name)) if job.conclusion in _BAD else ""
+    text = log_section(job, log_tails.get(job.name)) if job.conclusion in FAILED else ""
     return Status(
         conclusion=report.conclusion,
         context=Contexts(prefix=presentation.context_prefix).job(job.name),

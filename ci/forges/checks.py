@@ -5,6 +5,13 @@ The receiver (invalid spec, waiting, nothing to run, a job `when` skipped), the 
 from here, so a branch protection rule names the same context, and a person reads the same
 words, whichever of them reported.
 
+What a run shows, in every report mode (commit statuses or check runs) and from either
+backend: one check for the run (`run_title`) and one per job, each matrix variant its own
+(`job_title`), moving queued -> running -> one final conclusion. An `allow_failure` job
+that fails is `NEUTRAL` ("Failed (allowed)"), and a run's title names the jobs that
+`FAILED` names. `tests/e2e/test_same_reports.py` runs one spec through both backends and
+compares what the forge shows.
+
 Contexts: `<prefix>` for a run, `<prefix>/<job>` for each job, where `<prefix>` is
 `controller.context_prefix` ("ferry"). Words: `WORDS`, "Succeeded", "Failed", ...; a finished
 run adds its duration and the jobs that failed ("Failed in 1m 3s: test").
@@ -23,6 +30,10 @@ DEFAULT_PREFIX = "ferry"
 MAX_LISTED_PROBLEMS = 50
 # How many failed jobs a run's title names before "...".
 MAX_NAMED_JOBS = 3
+
+# The job conclusions a run's title names ("Failed in 1m 3s: test"): not a cancelled job
+# (the run says it was cancelled), nor an allowed failure.
+FAILED = frozenset({Conclusion.FAILURE, Conclusion.ERROR, Conclusion.TIMED_OUT})
 
 WORDS: Mapping[Conclusion, str] = {
     Conclusion.QUEUED: "Queued",
@@ -78,6 +89,15 @@ def verdict(
     return f"{word}{tail}"
 
 
+def run_title(
+    conclusion: Conclusion, *, seconds: float | None = None, failed: Sequence[str] = (),
+    note: str = "",
+) -> str:
+    """A run's title from queued to its verdict, with the receiver's note when there is one:
+    "Queued (running without secrets)", "Failed in 1m 3s: test"."""
+    return with_note(verdict(conclusion, seconds=seconds, failed=failed), note)
+
+
 def job_title(conclusion: Conclusion, *, seconds: float | None = None) -> str:
     """A job's title: "Running", "Succeeded in 3s"."""
     word = WORDS[conclusion]
@@ -96,10 +116,11 @@ def with_note(title: str, note: str) -> str:
 
 
 def queued(contexts: Contexts, run_name: str, *, note: str = "") -> Status:
+    """A run's first report, in the words the controller's first report uses."""
     return Status(
         conclusion=Conclusion.QUEUED,
         context=contexts.run(),
-        title=with_note(f"{WORDS[Conclusion.QUEUED]}: {run_name}", note),
+        title=run_title(Conclusion.QUEUED, note=note),
         external_id=run_name,
     )
 

@@ -126,6 +126,16 @@ class CheckRunLookup(Protocol):
 
 
 @runtime_checkable
+class InstallationTokens(Protocol):
+    """A client that authenticates with a GitHub App's installation token, which a clone of
+    a private repository uses too."""
+
+    async def installation_token(self) -> str:
+        """The installation token the client's calls carry now (cached until shortly
+        before it expires)."""
+
+
+@runtime_checkable
 class PullRequestReader(Protocol):
     """A client that reads a pull request's head from the API (GitHub, whose comment and
     check run payloads do not carry the event a pull request's head runs)."""

@@ -54,6 +54,27 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
+def commit_status_body(
+    status: Status,
+    *,
+    states: Mapping[Conclusion, str],
+    description_limit: int,
+    context_field: str = "context",
+    url_limit: int | None = None,
+) -> dict[str, Any]:
+    """The request body of a commit status, as all three forges take it: `state` (in the
+    forge's words), the context (GitLab calls it `name`), the shortened title, the link."""
+    body: dict[str, Any] = {
+        "state": states[status.conclusion],
+        context_field: status.context,
+        "description": shorten(status.title, description_limit),
+    }
+    if status.details_url:
+        body["target_url"] = (shorten(status.details_url, url_limit) if url_limit is not None
+                              else status.details_url)
+    return body
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PostedStatus:
     """A commit status in the fields Ferry sets, as the forge shows it (its own state word)."""

@@ -19,6 +19,7 @@ import structlog
 from ci.forges.errors import (
     ForgeError,
     ForgeUnreachableError,
+    NotFoundError,
     RateLimitedError,
     UnexpectedResponseError,
     error_class,
@@ -102,6 +103,34 @@ async def send(
     return response
 
 
+async def get_json_or_none(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    params: QueryParams | None = None,
+) -> Any | None:
+    """`GET url`'s JSON body; None when the forge answers 404 (no such file, commit, branch
+    or user)."""
+    try:
+        response = await send(http, "GET", url, headers=headers, params=params)
+    except NotFoundError:
+        return None
+    return json_of(response)
+
+
+def message_of(body: object, *, inside: str | None = None) -> str:
+    """A commit answer's message: `{"message": ...}` (GitHub's git commit), or under
+    `inside` (`{"commit": {"message": ...}}`, Gitea's)."""
+    if inside is not None:
+        body = body.get(inside) if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str):
+        where = f"`{inside}.message`" if inside else "`message`"
+        raise UnexpectedResponseError(f"commit response has no string {where}")
+    return message
+
+
 def json_of(response: httpx.Response) -> Any:
     """The decoded body; a forge answering 2xx with something else is a forge bug we report."""
     try:
@@ -183,3 +212,14 @@ def file_content(body: object, *, path: str, ref: str) -> bytes | None:
         return base64.b64decode(content)
     except (binascii.Error, ValueError) as error:
         raise UnexpectedResponseError(f"{path} at {ref}: content is not base64") from error
+
+
+def changed_file_paths(entry: object) -> tuple[str, ...]:
+    """The paths of one entry of a pull request's files (GitHub, Gitea): both sides of a
+    rename."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
+        raise UnexpectedResponseError("pull request file entry has no `filename`")
+    previous = entry.get("previous_filename")
+    return (entry["filename"], previous) if isinstance(previous, str) and previous else (
+        entry["filename"],
+    )

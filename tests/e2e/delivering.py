@@ -58,12 +58,16 @@ class Team:
         return f"https://{HOSTS[self.kind]}/{self.owner_name}"
 
     def statuses(self, sha: str) -> list[dict[str, Any]]:
-        """Commit statuses, with GitLab's `status` read as `state`."""
-        return [{**s, "state": s.get("state", s.get("status"))}
+        """Commit statuses, with GitLab's `status` read as `state` and its `name` as
+        `context`."""
+        return [{**s, "state": s.get("state", s.get("status")),
+                 "context": s.get("context", s.get("name"))}
                 for s in self.forge.statuses_for(self.owner_name, sha)]
 
     def final_status(self, sha: str) -> dict[str, Any] | None:
-        finals = [s for s in self.statuses(sha) if s["state"] not in UNFINISHED]
+        """The run's verdict (context `ferry`; its jobs' checks end before it)."""
+        finals = [s for s in self.statuses(sha)
+                  if s["state"] not in UNFINISHED and s["context"] == "ferry"]
         return finals[-1] if finals else None
 
     def check_runs(self, sha: str) -> dict[str, dict[str, Any]]:

@@ -85,10 +85,13 @@ def test_push_is_queued_then_running_then_succeeds(
 
         statuses = repository.statuses(sha)
         # The controller alone reports the run's life from Tekton's conditions, each step
-        # once; the receiver, which created the run, says nothing of its own.
-        assert _descriptions(statuses) == [
+        # once; the receiver, which created the run, says nothing of its own. The job has
+        # its own check, with commit statuses as with check runs.
+        assert _descriptions([s for s in statuses if s["context"] == "ferry"]) == [
             "pending: Queued", "pending: Running", "success: Succeeded"]
-        assert {s["context"] for s in statuses} == {"ferry"}
+        assert {s["context"] for s in statuses} == {"ferry", "ferry/build"}
+        assert _descriptions([s for s in statuses if s["context"] == "ferry/build"])[-1] == (
+            "success: Succeeded")
         # It really went through Tekton: one TaskRun whose pod the kubelet ran.
         [task_run] = task_runs(kube, namespace, run)
         pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{task_run['status']['podName']}")

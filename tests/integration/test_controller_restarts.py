@@ -69,24 +69,33 @@ def _drive(kube: Kube, namespace: str, names: list[str], outcomes: dict[str, str
 
 def _check_exactly_once(kube: Kube, namespace: str, served: ServedForge, names: list[str],
                         outcomes: dict[str, str]) -> None:
-    """Every run shows each state at most once (Queued, Running: both "pending", told apart
-    by their description) and exactly one final status, the expected one; no run records a
-    report sent in doubt."""
+    """Every check of a run (the run's and its job's) shows each state at most once (Queued,
+    Running: both "pending", told apart by their description) and exactly one final status,
+    the run's the expected one; no run records a report sent in doubt."""
     problems = []
     for index, name in enumerate(names):
         memory = reported(kube, namespace, name)
-        posted = served.forge.statuses_for(OWNER_NAME, sha_for(index))
-        finals = [s["state"] for s in posted if s["state"] != "pending"]
-        expected = FINALS[outcomes[name]][1]
-        if finals != [expected]:
-            problems.append(f"{name}: finals {finals}, expected one {expected}")
-        pendings = Counter(s["description"] for s in posted if s["state"] == "pending")
-        repeated = {description: count for description, count in pendings.items() if count > 1}
-        if repeated or not set(pendings) <= {"Queued", "Running"}:
-            problems.append(f"{name}: pending statuses {dict(pendings)}")
+        for context, posted in _by_context(served, sha_for(index)).items():
+            finals = [s["state"] for s in posted if s["state"] != "pending"]
+            expected = FINALS[outcomes[name]][1]
+            if len(finals) != 1 or (context == "ferry" and finals != [expected]):
+                problems.append(f"{name} {context}: finals {finals}, expected one {expected}")
+            pendings = Counter(s["description"] for s in posted if s["state"] == "pending")
+            repeated = {text: count for text, count in pendings.items() if count > 1}
+            if repeated or not set(pendings) <= {"Queued", "Running"}:
+                problems.append(f"{name} {context}: pending statuses {dict(pendings)}")
         if memory.get("doubts"):
             problems.append(f"{name}: sent in doubt {memory['doubts']}")
     assert not problems, "\n".join(problems)
+
+
+def _by_context(served: ServedForge, sha: str) -> dict[str, list[dict[str, Any]]]:
+    """A commit's statuses by context: the run's (`ferry`) and each job's (`ferry/<job>`)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for status in served.forge.statuses_for(OWNER_NAME, sha):
+        found.setdefault(status["context"], []).append(status)
+    assert "ferry" in found and "ferry/build" in found, sorted(found)  # a check per job
+    return found
 
 
 def _read_back_outcomes(controller: ControllerProcess) -> Counter[str]:
@@ -215,12 +224,12 @@ def test_a_forge_failing_30_percent_still_gets_every_status_once(
     assert served_forge.forge.faults.injected > 0
     _check_exactly_once(kube, namespace, served_forge, names, outcomes)
     for index, name in enumerate(names):
-        states = [s["description"].split(" in ")[0]
-                  for s in served_forge.forge.statuses_for(OWNER_NAME, sha_for(index))]
-        # A retry reports the newest state, so a failed "Queued" may never be shown; what is
-        # shown moves forward only, each state once.
-        stages = [{"Queued": 0, "Running": 1}.get(state, 2) for state in states]
-        assert stages == sorted(set(stages)), (name, states)
+        for posted in _by_context(served_forge, sha_for(index)).values():
+            states = [s["description"].split(" in ")[0] for s in posted]
+            # A retry reports the newest state, so a failed "Queued" may never be shown;
+            # what is shown moves forward only, each state once.
+            stages = [{"Queued": 0, "Running": 1}.get(state, 2) for state in states]
+            assert stages == sorted(set(stages)), (name, states)
     retried = [e for e in controller.logs() if e.get("event") == "report failed; will retry"]
     assert retried, "the faults were retried"
 
@@ -253,9 +262,8 @@ def test_two_controllers_with_a_lease_only_one_reports(
                  what="later runs reported by the standby", controller=standby)
         assert _reporters(standby) == {"standby"}
         for index in range(len(names) + len(later)):
-            finals = [s for s in served_forge.forge.statuses_for(OWNER_NAME, sha_for(index))
-                      if s["state"] != "pending"]
-            assert len(finals) == 1
+            for posted in _by_context(served_forge, sha_for(index)).values():
+                assert len([s for s in posted if s["state"] != "pending"]) == 1
     finally:
         standby.stop()
 

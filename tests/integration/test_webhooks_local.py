@@ -425,12 +425,12 @@ def test_the_local_backend_refuses_an_untrusted_run_that_reaches_the_host_engine
     spec_value, _ = load_spec(spec.encode(), filename=".ci.yaml")
     planned = plan(spec_value, event)
     assert isinstance(planned, Plan)
-    credentials = receiver.credentials.for_repository(repository).forge
+    assert client.portal is not None
+    access = client.portal.call(receiver.repository_forges.for_repository, repository)
     request = RunRequest(
         repository=repository, event=event, plan=planned, trusted=False,
-        forge=receiver.forge_client(repository, credentials), forge_repository=OWNER_NAME,
+        forge=access.connection.client, forge_repository=OWNER_NAME,
     )  # fmt: skip
-    assert client.portal is not None
     client.portal.call(receiver.backend.submit, request)
     states = _final_state(forge, sha)
     [final] = [s for s in forge.statuses_for(OWNER_NAME, sha) if s["context"] == "ferry"]

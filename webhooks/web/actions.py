@@ -6,7 +6,6 @@ as `/cancel`'s. The pages have already checked the viewer's write access (`Acces
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +17,9 @@ from ci.forges.deliveries import Rerun
 from ci.forges.types import DeliveryId, RepositoryName
 from ci.kube.repositories import Repository
 from webhooks import commands
-from webhooks.handling import Receiver, Target, answer_for_error, start_run
+from webhooks.answers import answer_for_error
+from webhooks.handling import start_run
+from webhooks.receiver import Receiver, Target
 
 log = structlog.get_logger(__name__)
 
@@ -55,9 +56,8 @@ async def rerun(receiver: Receiver, repository: Repository, run: Mapping[str, An
         branch=str(run.get("branch") or "") or None, whole=everything,
     )
     try:
-        credentials = await asyncio.to_thread(receiver.credentials.for_repository, repository)
-        target = Target(repository=repository, name=RepositoryName(forge_name),
-                        credentials=credentials,
+        access = await receiver.repository_forges.for_repository(repository)
+        target = Target(repository=repository, name=RepositoryName(forge_name), access=access,
                         delivery_id=DeliveryId(f"web-{uuid.uuid4().hex}"), receiver=receiver)
         answer = await commands.on_command(request, target, forge_name=repository.forge,
                                            start=start_run)

@@ -21,16 +21,19 @@ from ci.forges.statuses import (
     Conclusion,
     PostedStatus,
     Status,
+    commit_status_body,
     contexts_of,
     newest_status,
-    shorten,
 )
 from ci.forges.transport import (
     MAXIMUM_PAGES,
     PAGE_SIZE,
+    changed_file_paths,
     commit_of,
     file_content,
+    get_json_or_none,
     json_of,
+    message_of,
     named_branch,
     pages,
     send,
@@ -85,29 +88,17 @@ class GiteaClient:
 
     async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
         url = self._url(repository, f"/contents/{urllib.parse.quote(path.lstrip('/'))}")
-        try:
-            response = await send(
-                self._http, "GET", url, headers=self._headers, params={"ref": ref}
-            )
-        except NotFoundError:
-            return None
-        return file_content(json_of(response), path=path, ref=ref)
+        body = await get_json_or_none(self._http, url, headers=self._headers,
+                                      params={"ref": ref})
+        return None if body is None else file_content(body, path=path, ref=ref)
 
     async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
         """The commit's message (`GET /git/commits/{sha}`, without its diff or signature
         check); None when there is no such commit."""
         url = self._url(repository, f"/git/commits/{urllib.parse.quote(sha, safe='')}")
         params = {"stat": "false", "verification": "false", "files": "false"}
-        try:
-            response = await send(self._http, "GET", url, headers=self._headers, params=params)
-        except NotFoundError:
-            return None
-        body = json_of(response)
-        commit = body.get("commit") if isinstance(body, dict) else None
-        message = commit.get("message") if isinstance(commit, dict) else None
-        if not isinstance(message, str):
-            raise UnexpectedResponseError("commit response has no string `commit.message`")
-        return message
+        body = await get_json_or_none(self._http, url, headers=self._headers, params=params)
+        return None if body is None else message_of(body, inside="commit")
 
     async def default_branch(self, repository: RepositoryName) -> str:
         response = await send(self._http, "GET", self._url(repository, ""), headers=self._headers)
@@ -115,11 +106,8 @@ class GiteaClient:
 
     async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
         url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
-        try:
-            response = await send(self._http, "GET", url, headers=self._headers)
-        except NotFoundError:
-            return None
-        return commit_of(json_of(response), "id")
+        body = await get_json_or_none(self._http, url, headers=self._headers)
+        return None if body is None else commit_of(body, "id")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         # Gitea caps `limit` at its MAX_RESPONSE_ITEMS (50 by default) silently, so a short
@@ -138,7 +126,7 @@ class GiteaClient:
             if not isinstance(page, list):
                 raise UnexpectedResponseError("pull request files response is not a list")
             for entry in page:
-                files.update(_changed_file_paths(entry))
+                files.update(changed_file_paths(entry))
             has_more = response.headers.get("x-hasmore")
             if not page or has_more == "false":
                 return tuple(sorted(files))
@@ -203,20 +191,4 @@ class GiteaClient:
 
 
 def _commit_status_body(status: Status) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "state": COMMIT_STATES[status.conclusion],
-        "context": status.context,
-        "description": shorten(status.title, DESCRIPTION_LIMIT),
-    }
-    if status.details_url:
-        body["target_url"] = status.details_url
-    return body
-
-
-def _changed_file_paths(entry: object) -> tuple[str, ...]:
-    if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
-        raise UnexpectedResponseError("pull request file entry has no `filename`")
-    previous = entry.get("previous_filename")
-    return (entry["filename"], previous) if isinstance(previous, str) and previous else (
-        entry["filename"],
-    )
+    return commit_status_body(status, states=COMMIT_STATES, description_limit=DESCRIPTION_LIMIT)

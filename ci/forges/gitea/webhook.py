@@ -22,7 +22,7 @@ from ci.forges.payloads import (
     repository_ref,
     require_repository,
 )
-from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
+from ci.forges.refs import is_zero_sha, push_event, pushed_ref
 from ci.forges.signatures import check_hmac_sha256, require_secret
 from ci.forges.types import DeliveryId, ForgeKind, RepositoryRef
 from pipelines.events import Event, EventKind, PullRequest
@@ -94,42 +94,31 @@ def _login(user: Fields | None) -> str:
 
 
 def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
-    ref = payload.text("ref")
     before = payload.text("before")
     after = payload.text("after")
-    branch, tag = branch_name(ref), tag_name(ref)
-    if is_zero_sha(after):
-        return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
-    if branch is None and tag is None:
-        return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
+    pushed = pushed_ref(payload.text("ref"), after)
+    if isinstance(pushed, Ignored):
+        return pushed
     where = require_repository(repository)
     commits = payload.objects("commits")
     total = payload.optional_integer("total_commits")
-    # Gitea sends no time of the push itself; the head commit's is the nearest it has.
-    head_commit = payload.optional_object("head_commit")
     # Gitea lists only the newest commits of a large push; `total_commits` tells (newer Gitea).
     complete = (
-        branch is not None
+        pushed.branch is not None
         and not is_zero_sha(before)
         and (total is None or total <= len(commits))
     )
+    # Gitea sends no time of the push itself; the head commit's is the nearest it has.
     head_commit = payload.optional_object("head_commit")
     # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at
     # (for a branch, `after` is that commit).
-    peeled = head_commit.optional_text("id") if head_commit and tag is not None else None
-    sha = peeled or after
-    return Event(
-        kind=EventKind.PUSH if branch is not None else EventKind.TAG,
-        repository=where.name,
-        repository_url=where.clone_url,
-        sha=sha,
-        ref=ref,
-        branch=branch,
-        tag=tag,
+    peeled = head_commit.optional_text("id") if head_commit and pushed.tag is not None else None
+    return push_event(
+        pushed, where, sha=peeled or after,
         author=_login(payload.optional_object("sender")) or _login(
             payload.optional_object("pusher")
         ),
-        changed_files=changed_files(commits, complete=complete),
+        commits=commits, complete=complete,
         happened_at=head_commit.optional_moment("timestamp") if head_commit else None,
         message=head_commit.optional_text("message") if head_commit else None,
     )

@@ -22,6 +22,7 @@ from ci.forges.statuses import (
     Conclusion,
     PostedStatus,
     Status,
+    commit_status_body,
     contexts_of,
     newest_check_run,
     newest_status,
@@ -30,9 +31,12 @@ from ci.forges.statuses import (
 from ci.forges.transport import (
     PAGE_SIZE,
     Clock,
+    changed_file_paths,
     commit_of,
     file_content,
+    get_json_or_none,
     json_of,
+    message_of,
     named_branch,
     pages,
     send,
@@ -111,6 +115,9 @@ class GitHubClient:
     def _url(self, repository: RepositoryName, tail: str) -> str:
         return f"{self._api_url}{_repository_path(repository)}{tail}"
 
+    async def installation_token(self) -> str:
+        return await self._authentication.token()
+
     async def _send(self, method: str, url: str, *, json: object = None) -> httpx.Response:
         return await send(
             self._http, method, url, headers=await self._authentication.headers(), json=json
@@ -119,17 +126,10 @@ class GitHubClient:
     async def read_file(self, repository: RepositoryName, path: str, ref: str) -> bytes | None:
         # Slashes stay literal: GitHub routes `contents/dir/file`, not `dir%2Ffile`.
         url = self._url(repository, f"/contents/{urllib.parse.quote(path.lstrip('/'))}")
-        try:
-            response = await send(
-                self._http,
-                "GET",
-                url,
-                headers=await self._authentication.headers(),
-                params={"ref": ref},
-            )
-        except NotFoundError:
-            return None
-        return file_content(json_of(response), path=path, ref=ref)
+        body = await get_json_or_none(self._http, url,
+                                      headers=await self._authentication.headers(),
+                                      params={"ref": ref})
+        return None if body is None else file_content(body, path=path, ref=ref)
 
     async def pull_request(self, repository: RepositoryName, number: int) -> Event | None:
         """The event pull request `number`'s head runs, read from the API (the head commit
@@ -155,15 +155,9 @@ class GitHubClient:
 
     async def commit_message(self, repository: RepositoryName, sha: str) -> str | None:
         url = self._url(repository, f"/git/commits/{urllib.parse.quote(sha, safe='')}")
-        try:
-            response = await self._send("GET", url)
-        except NotFoundError:
-            return None
-        body = json_of(response)
-        message = body.get("message") if isinstance(body, dict) else None
-        if not isinstance(message, str):
-            raise UnexpectedResponseError("git commit response has no string `message`")
-        return message
+        body = await get_json_or_none(self._http, url,
+                                      headers=await self._authentication.headers())
+        return None if body is None else message_of(body)
 
     async def default_branch(self, repository: RepositoryName) -> str:
         response = await send(self._http, "GET", self._url(repository, ""),
@@ -172,13 +166,9 @@ class GitHubClient:
 
     async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
         url = self._url(repository, f"/branches/{urllib.parse.quote(branch, safe='')}")
-        try:
-            response = await send(
-                self._http, "GET", url, headers=await self._authentication.headers()
-            )
-        except NotFoundError:
-            return None
-        return commit_of(json_of(response), "sha")
+        body = await get_json_or_none(self._http, url,
+                                      headers=await self._authentication.headers())
+        return None if body is None else commit_of(body, "sha")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()
@@ -189,7 +179,7 @@ class GitHubClient:
             params={"per_page": PAGE_SIZE},
         ):
             for entry in page:
-                files.update(_diff_entry_paths(entry))
+                files.update(changed_file_paths(entry))
         return tuple(sorted(files))
 
     async def report_status(
@@ -327,18 +317,4 @@ class GitHubClient:
 
 
 def _commit_status_body(status: Status) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "state": COMMIT_STATES[status.conclusion],
-        "context": status.context,
-        "description": shorten(status.title, DESCRIPTION_LIMIT),
-    }
-    if status.details_url:
-        body["target_url"] = status.details_url
-    return body
-
-
-def _diff_entry_paths(entry: object) -> tuple[str, ...]:
-    if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str):
-        raise UnexpectedResponseError("pull request file entry has no `filename`")
-    previous = entry.get("previous_filename")
-    return (entry["filename"], previous) if isinstance(previous, str) else (entry["filename"],)
+    return commit_status_body(status, states=COMMIT_STATES, description_limit=DESCRIPTION_LIMIT)

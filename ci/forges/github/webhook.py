@@ -26,7 +26,7 @@ from ci.forges.payloads import (
     repository_ref,
     require_repository,
 )
-from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
+from ci.forges.refs import is_zero_sha, push_event, pushed_ref
 from ci.forges.signatures import check_hmac_sha256, require_secret
 from ci.forges.types import DeliveryId, ForgeKind, InstallationId, RepositoryRef
 from pipelines.events import Event, EventKind, PullRequest
@@ -89,13 +89,10 @@ def parse(headers: Mapping[str, str], body: bytes) -> Delivery:
 
 
 def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
-    ref = payload.text("ref")
     after = payload.text("after")
-    branch, tag = branch_name(ref), tag_name(ref)
-    if payload.boolean("deleted") or is_zero_sha(after):
-        return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
-    if branch is None and tag is None:
-        return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
+    pushed = pushed_ref(payload.text("ref"), after, deleted=payload.boolean("deleted"))
+    if isinstance(pushed, Ignored):
+        return pushed
     where = require_repository(repository)
     sender = payload.optional_object("sender")
     pusher = payload.optional_object("pusher")
@@ -113,26 +110,17 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     )
     # An annotated tag's `after` is the tag object; `head_commit` is the commit it points at
     # (for a branch, `after` is that commit).
-    peeled = head_commit.optional_text("id") if head_commit and tag is not None else None
-    sha = peeled or after
+    peeled = head_commit.optional_text("id") if head_commit and pushed.tag is not None else None
     # A new branch or a force push lists commits relative to nothing we know, so the changed
     # files would be a guess; None makes `when.paths` run rather than wrongly skip.
     complete = (
-        branch is not None
+        pushed.branch is not None
         and not payload.boolean("created")
         and not payload.boolean("forced")
         and len(commits) < MAXIMUM_PUSH_COMMITS
     )
-    return Event(
-        kind=EventKind.PUSH if branch is not None else EventKind.TAG,
-        repository=where.name,
-        repository_url=where.clone_url,
-        sha=sha,
-        ref=ref,
-        branch=branch,
-        tag=tag,
-        author=author or "",
-        changed_files=changed_files(commits, complete=complete),
+    return push_event(
+        pushed, where, sha=peeled or after, author=author, commits=commits, complete=complete,
         happened_at=happened_at,
         message=head_commit.optional_text("message") if head_commit else None,
     )

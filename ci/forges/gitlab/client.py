@@ -20,11 +20,19 @@ from ci.forges.statuses import (
     Conclusion,
     PostedStatus,
     Status,
+    commit_status_body,
     contexts_of,
     newest_status,
-    shorten,
 )
-from ci.forges.transport import PAGE_SIZE, commit_of, json_of, named_branch, pages, send
+from ci.forges.transport import (
+    PAGE_SIZE,
+    commit_of,
+    get_json_or_none,
+    json_of,
+    named_branch,
+    pages,
+    send,
+)
 from ci.forges.types import ReportId, RepositoryName
 
 DEFAULT_API_URL = "https://gitlab.com/api/v4"
@@ -93,11 +101,8 @@ class GitLabClient:
 
     async def branch_head(self, repository: RepositoryName, branch: str) -> str | None:
         url = self._url(repository, f"/repository/branches/{urllib.parse.quote(branch, safe='')}")
-        try:
-            response = await send(self._http, "GET", url, headers=self._headers)
-        except NotFoundError:
-            return None
-        return commit_of(json_of(response), "id")
+        body = await get_json_or_none(self._http, url, headers=self._headers)
+        return None if body is None else commit_of(body, "id")
 
     async def changed_files(self, repository: RepositoryName, number: int) -> tuple[str, ...]:
         files: set[str] = set()
@@ -190,14 +195,8 @@ class GitLabClient:
 
 
 def _commit_status_body(status: Status) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "state": COMMIT_STATES[status.conclusion],
-        "name": status.context,
-        "description": shorten(status.title, FIELD_LIMIT),
-    }
-    if status.details_url:
-        body["target_url"] = shorten(status.details_url, FIELD_LIMIT)
-    return body
+    return commit_status_body(status, states=COMMIT_STATES, description_limit=FIELD_LIMIT,
+                              context_field="name", url_limit=FIELD_LIMIT)
 
 
 def _diff_paths(entry: object) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from ci.forges.payloads import (
     repository_ref,
     require_repository,
 )
-from ci.forges.refs import branch_name, changed_files, is_zero_sha, tag_name
+from ci.forges.refs import is_zero_sha, push_event, pushed_ref
 from ci.forges.signatures import check_token, require_secret
 from ci.forges.types import DeliveryId, ForgeKind, RepositoryRef
 from pipelines.events import Event, EventKind, PullRequest
@@ -86,19 +86,16 @@ def _require(repository: RepositoryRef | None) -> RepositoryRef:
 
 def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     """Push Hook and Tag Push Hook: the same shape, the ref says which."""
-    ref = payload.text("ref")
     before = payload.text("before")
     after = payload.text("after")
-    branch, tag = branch_name(ref), tag_name(ref)
-    if is_zero_sha(after):
-        return Ignored(reason="tag deleted" if tag is not None else "branch deleted")
-    if branch is None and tag is None:
-        return Ignored(reason=f"push to {ref}, neither a branch nor a tag")
+    pushed = pushed_ref(payload.text("ref"), after)
+    if isinstance(pushed, Ignored):
+        return pushed
     where = _require(repository)
     commits = payload.objects("commits")
     total = payload.optional_integer("total_commits_count")
     complete = (
-        branch is not None
+        pushed.branch is not None
         and not is_zero_sha(before)
         and (total is None or total <= len(commits))
     )
@@ -108,16 +105,8 @@ def _push(payload: Fields, repository: RepositoryRef | None) -> Parsed:
     author = payload.optional_text("user_username")
     # GitLab sends no time of the push itself; the built commit's is the nearest it has.
     head = next((commit for commit in commits if commit.optional_text("id") == sha), None)
-    return Event(
-        kind=EventKind.PUSH if branch is not None else EventKind.TAG,
-        repository=where.name,
-        repository_url=where.clone_url,
-        sha=sha,
-        ref=ref,
-        branch=branch,
-        tag=tag,
-        author=author or "",
-        changed_files=changed_files(commits, complete=complete),
+    return push_event(
+        pushed, where, sha=sha, author=author, commits=commits, complete=complete,
         happened_at=head.optional_moment("timestamp") if head else None,
         message=head.optional_text("message") if head else None,
     )

@@ -1,4 +1,5 @@
-"""What supersedes what: the forge's event times first, arrival only where they cannot tell.
+"""What supersedes what: the forge's event times first, arrival only where they cannot tell;
+and which runs are in one group at all (`group_of`, the same for both backends).
 
 `happened_before` is the one rule both backends cancel by; the local backend's
 `cancel_superseded` is driven here with runs as `submit` records them (the Tekton backend's is
@@ -8,17 +9,19 @@ proven on the real API server, tests/integration/test_webhooks.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ci.backends import RunRequest, happened_before
-from ci.backends.local import InFlight, LocalBackend, _Run
+from ci.backends import RunRequest, group_of, happened_before
+from ci.backends.local import InFlight, LocalBackend, _group, _Run
+from ci.backends.tekton import _group_labels
 from ci.forges.payloads import moment_text
 from ci.kube.repositories import Repository
 from ci.local.engines import HostEngine
-from pipelines.events import Event, EventKind
+from pipelines.events import Event, EventKind, PullRequest
 from pipelines.planning import Plan
 
 EARLY, LATE = "2024-05-01T10:00:01Z", "2024-05-01T10:00:05Z"
@@ -90,3 +93,38 @@ def test_the_local_backend_cancels_only_runs_of_older_events(tmp_path: Path) -> 
 
     assert cancelled == ("older", "untimed")
     assert not runs["newer"].stop.is_set()
+
+
+def _event(kind: EventKind, *, branch: str | None = "main", tag: str | None = None,
+           pull_request: int | None = None) -> Event:
+    return Event(
+        kind=kind, repository="acme/app", repository_url="https://github.com/acme/app.git",
+        sha="a" * 40, ref=f"refs/tags/{tag}" if tag else f"refs/heads/{branch}",
+        branch=branch, tag=tag,
+        pull_request=PullRequest(number=pull_request, title="t", head_branch="topic",
+                                 base_branch="main", author="a", from_fork=False)
+        if pull_request is not None else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "grouped"),
+    [
+        (_event(EventKind.PUSH), "branch main"),
+        (_event(EventKind.PULL_REQUEST, pull_request=7), "pull request 7"),
+        (_event(EventKind.TAG, branch=None, tag="v1"), None),
+        # A scheduled or manual run of a branch is in no group, on either backend: a push
+        # does not cancel the nightly run (the local backend grouped them by branch).
+        (_event(EventKind.SCHEDULE), None),
+        (_event(EventKind.MANUAL), None),
+    ],
+    ids=["push", "pull-request", "tag", "schedule", "manual"],
+)
+def test_both_backends_group_runs_by_the_one_rule(event: Event, grouped: str | None) -> None:
+    request = dataclasses.replace(_request(None), event=event)
+    group = group_of(event)
+    said = (None if group is None else f"pull request {group.pull_request}"
+            if group.pull_request is not None else f"branch {group.branch}")
+    assert said == grouped
+    assert bool(_group(request)) is (grouped is not None)  # the local backend's state file
+    assert (_group_labels(request) is not None) is (grouped is not None)  # Tekton's labels

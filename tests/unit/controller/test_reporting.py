@@ -7,7 +7,6 @@ import pytest
 from ci.controller.reporting import (
     RUN_REPORT,
     Memory,
-    ReportMode,
     job_key,
     newest,
     plan,
@@ -31,14 +30,18 @@ def test_a_new_run_is_queued_with_every_job_queued() -> None:
         ("build", Conclusion.QUEUED), ("test", Conclusion.QUEUED)]
 
 
-def test_token_mode_reports_only_the_pipeline() -> None:
-    reports = plan(_state(pipeline_run()), Memory(), mode=ReportMode.COMMIT_STATUS)
-    assert [(r.key, r.conclusion) for r in reports] == [(RUN_REPORT, Conclusion.QUEUED)]
+def test_a_new_run_reports_every_job_then_the_pipeline_queued() -> None:
+    """Commit statuses too (token mode, Gitea, GitLab): a check per job, as the local
+    backend posts, so a branch protection rule can require one job."""
+    reports = plan(_state(pipeline_run()), Memory())
+    assert [(r.key, r.conclusion) for r in reports] == [
+        ("job/build", Conclusion.QUEUED), ("job/test", Conclusion.QUEUED),
+        (RUN_REPORT, Conclusion.QUEUED)]
 
 
-def test_check_runs_mode_reports_jobs_then_the_pipeline() -> None:
+def test_jobs_are_reported_then_the_pipeline() -> None:
     state = _state(pipeline_run(condition=("Unknown", "Running")), task_run(task="build"))
-    reports = plan(state, Memory(), mode=ReportMode.CHECK_RUNS)
+    reports = plan(state, Memory())
     assert [(r.key, r.conclusion) for r in reports] == [
         ("job/build", Conclusion.RUNNING),
         ("job/test", Conclusion.QUEUED),
@@ -52,18 +55,18 @@ def test_acknowledged_reports_are_not_repeated_and_ids_are_reused() -> None:
     for key, conclusion in [("job/build", Conclusion.QUEUED), ("job/test", Conclusion.QUEUED),
                             (RUN_REPORT, Conclusion.RUNNING)]:
         memory = memory.with_acknowledged(key, conclusion, report_id=ReportId(f"id-{key}"))
-    reports = plan(state, memory, mode=ReportMode.CHECK_RUNS)
+    reports = plan(state, memory)
     assert [(r.key, r.conclusion, r.report_id) for r in reports] == [
         ("job/build", Conclusion.RUNNING, "id-job/build")]
 
 
 def test_reports_never_move_backwards_and_final_is_final() -> None:
     memory = Memory().with_acknowledged(RUN_REPORT, Conclusion.RUNNING, report_id=None)
-    queued = _state(pipeline_run())
-    assert plan(queued, memory, mode=ReportMode.COMMIT_STATUS) == ()
+    queued = _state(pipeline_run(jobs=()))
+    assert plan(queued, memory) == ()
     memory = memory.with_acknowledged(RUN_REPORT, Conclusion.FAILURE, report_id=None)
-    succeeded = _state(pipeline_run(condition=("True", "Succeeded")))
-    assert plan(succeeded, memory, mode=ReportMode.COMMIT_STATUS) == ()
+    succeeded = _state(pipeline_run(condition=("True", "Succeeded"), jobs=()))
+    assert plan(succeeded, memory) == ()
 
 
 def test_a_final_run_leaves_no_job_in_progress() -> None:
@@ -90,11 +93,10 @@ def test_nothing_is_left_to_send_only_once_every_final_report_was_acknowledged()
     state = _state(pipeline_run(condition=("True", "Succeeded"), jobs=("build",)),
                    task_run(task="build", condition=("True", "Succeeded")))
     memory = Memory().with_acknowledged(RUN_REPORT, Conclusion.SUCCESS, report_id=None)
-    assert plan(state, memory, mode=ReportMode.COMMIT_STATUS) == ()
-    assert [report.key for report in plan(state, memory, mode=ReportMode.CHECK_RUNS)] == [
-        job_key("build")]
+    # The job's own report is owed in every mode, statuses as well as check runs.
+    assert [report.key for report in plan(state, memory)] == [job_key("build")]
     memory = memory.with_acknowledged(job_key("build"), Conclusion.SUCCESS, report_id=None)
-    assert plan(state, memory, mode=ReportMode.CHECK_RUNS) == ()
+    assert plan(state, memory) == ()
 
 
 def test_memory_round_trips_through_the_annotation() -> None:
@@ -105,7 +107,7 @@ def test_memory_round_trips_through_the_annotation() -> None:
     )
     state = _state(pipeline_run(condition=("Unknown", "Running")), task_run(task="build",
                    condition=("True", "Succeeded")))
-    memory = memory.with_sending(plan(state, memory, mode=ReportMode.CHECK_RUNS), incarnation=ME)
+    memory = memory.with_sending(plan(state, memory), incarnation=ME)
     again = Memory.loads(memory.dumps())
     assert again == memory
     assert again.report_id("job/build") == "1001"
@@ -118,8 +120,8 @@ def test_an_unreadable_memory_means_nothing_was_reported(text: str) -> None:
 
 
 def test_a_report_another_process_was_sending_is_recorded_as_a_doubt() -> None:
-    state = _state(pipeline_run(condition=("True", "Succeeded")))
-    reports = plan(state, Memory(), mode=ReportMode.COMMIT_STATUS)
+    state = _state(pipeline_run(condition=("True", "Succeeded"), jobs=()))
+    reports = plan(state, Memory())
     theirs = Memory().with_sending(reports, incarnation=OTHER)
     # This process retrying its own attempt is not a doubt; a restart finding theirs is.
     assert Memory().with_sending(reports, incarnation=ME).with_sending(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ci.controller.reporting import Memory, ReportMode, plan
+from ci.controller.reporting import RUN_REPORT, Memory, plan
 from ci.controller.runs import RunSnapshot, TaskRunSnapshot, observe
 from ci.controller.summaries import (
     Presentation,
@@ -25,7 +25,7 @@ def test_failed_run_summary_lists_jobs_and_shows_the_failing_log() -> None:
     failing = task_run(task="build", condition=("False", "StepFailed"), exit_codes=(0, 2),
                        completion="2024-05-01T10:00:31Z")
     state = observe(RunSnapshot.of(run), [TaskRunSnapshot.of(failing)])
-    reports = plan(state, Memory(), mode=ReportMode.CHECK_RUNS)
+    reports = plan(state, Memory())
     presentation = Presentation(details_url_template=TEMPLATE)
     tails = {"build": "make: *** [test] Error 2"}
     statuses = {r.key: render(r, state, presentation=presentation, log_tails=tails)
@@ -63,7 +63,7 @@ def test_the_receivers_note_is_in_the_run_title_from_queued_to_the_verdict() -> 
         run = pipeline_run(condition=condition, completion="2024-05-01T10:01:30Z")
         run["metadata"]["annotations"][labels.NOTE] = note
         state = observe(RunSnapshot.of(run), [])
-        [report, *_] = plan(state, Memory(), mode=ReportMode.COMMIT_STATUS)
+        [report] = [r for r in plan(state, Memory()) if r.key == RUN_REPORT]
         status = render(report, state, presentation=Presentation(), log_tails={})
         assert status.title == f"{title} ({note})"
 
@@ -76,7 +76,7 @@ def test_with_a_public_url_statuses_link_to_the_run_and_job_pages() -> None:
     state = observe(RunSnapshot.of(run), [TaskRunSnapshot.of(failing)])
     run_page, job_page = web_page_templates("https://ferry.example/{odd}/")
     presentation = Presentation(details_url_template=run_page, job_details_url_template=job_page)
-    reports = plan(state, Memory(), mode=ReportMode.CHECK_RUNS)
+    reports = plan(state, Memory())
     links = {r.key: render(r, state, presentation=presentation, log_tails={}).details_url
              for r in reports}
     assert links["run"] == "https://ferry.example/{odd}/ui/team/widget/runs/widget-abc"

@@ -41,6 +41,9 @@ def scraped_jobs() -> set[str]:
             <= service["metadata"].get("labels", {}).items()}
 
 
+RECEIVER_OUTCOMES = ("webhooks/handling.py", "webhooks/receiver.py", "webhooks/answers.py")
+
+
 def _words(path: str, pattern: str) -> set[str]:
     return set(re.findall(pattern, (ROOT / path).read_text()))
 
@@ -48,10 +51,12 @@ def _words(path: str, pattern: str) -> set[str]:
 def label_values() -> dict[str, set[str]]:
     """The values Ferry writes for the labels a query may match on, read from the code that
     writes them (a query matching a value no code writes would never match anything)."""
-    receiver = (_words("webhooks/handling.py", r'outcome="([a-z-]+)"')
-                | _words("webhooks/handling.py", r'outcome="[a-z-]+" if [^\n]* else "([a-z-]+)"')
-                | _words("webhooks/handling.py", r'\), \d{3}, "([a-z-]+)"'))
-    controller = _words("ci/controller/delivering.py", r'labels\(forge\.kind, "([a-z]+)"\)')
+    receiver: set[str] = set()
+    for path in RECEIVER_OUTCOMES:  # the flow, its state and the table of refusals
+        receiver |= (_words(path, r'outcome="([a-z-]+)"')
+                     | _words(path, r'outcome="[a-z-]+" if [^\n]* else "([a-z-]+)"')
+                     | _words(path, r'\), \d{3}, "([a-z-]+)"'))
+    controller = _words("ci/controller/posting.py", r'labels\(forge\.kind, "([a-z]+)"\)')
     assert {"created", "existing", "forge-error", "unauthorized", "timeout"} <= receiver
     assert controller == {"acknowledged", "rejected"}
     return {"outcome": receiver | controller, "job": scraped_jobs(),

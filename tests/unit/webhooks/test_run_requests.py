@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from ci.kube.repositories import Repository, SecretKeys
 from ci.kube.run_requests import RunRequest
-from webhooks.handling import Receiver
+from webhooks.receiver import Receiver
 from webhooks.requests import RunRequestWorker, forge_name, started_by
 
 

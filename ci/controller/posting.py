@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import httpx
 import structlog
 
+from ci.backends.forges import RepositoryForges
 from ci.controller.leadership import Leadership
-from ci.controller.logs import LogTails, credential_values
+from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
-from ci.controller.reporting import RUN_REPORT, Memory, Report, ReportMode, newest, plan
+from ci.controller.reporting import RUN_REPORT, Memory, Report, newest, plan
 from ci.controller.retrying import Retry, retry_for
 from ci.controller.runs import RunKey, RunSnapshot, RunState, observe
 from ci.controller.settings import ControllerSettings
@@ -27,18 +27,11 @@ from ci.controller.store import Observation, RunStore, newer_version
 from ci.controller.summaries import Presentation, render
 from ci.controller.verification import RunVerifier, repository_of
 from ci.forges import checks
-from ci.forges.client import (
-    CheckRunLookup,
-    Credentials,
-    ForgeClient,
-    GitHubAppCredentials,
-    ShownCheckRun,
-)
+from ci.forges.client import CheckRunLookup, ShownCheckRun
+from ci.forges.connections import Connection, ReportMode
 from ci.forges.errors import ForgeError, ForgeUnreachableError
-from ci.forges.registry import provider_for
 from ci.forges.types import ReportId, RepositoryName
 from ci.kube import labels, patching
-from ci.kube.credentials import CredentialsCache
 from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
@@ -53,14 +46,6 @@ REPLAN_DELAY = 0.2
 # Seconds before looking again at a run whose Repository or credentials are missing: the
 # platform engineer may be creating them right now.
 MISSING_SETUP_DELAY = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class Forge:
-    client: ForgeClient
-    kind: str
-    mode: ReportMode
-    masked: tuple[str, ...]  # credential values never to show in a log tail
 
 
 @dataclass(slots=True)
@@ -86,36 +71,14 @@ class ForgeFailure:
         return str(self.error)[:300]  # remote bodies are truncated before they are logged
 
 
-class Clients:
-    """One forge client per Repository and credentials, sharing one HTTP client."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-        self._clients: dict[tuple[str, str, Credentials], ForgeClient] = {}
-
-    def get(self, repository: Repository, credentials: Credentials) -> Forge:
-        provider = provider_for(repository.forge)
-        key = (repository.key, repository.uid, credentials)
-        client = self._clients.get(key)
-        if client is None:
-            api_url = repository.api_url or provider.default_api_url(repository.url)
-            client = provider.client(self._http, api_url=api_url, credentials=credentials)
-            self._clients[key] = client
-        mode = (ReportMode.CHECK_RUNS if isinstance(credentials, GitHubAppCredentials)
-                else ReportMode.COMMIT_STATUS)
-        return Forge(client=client, kind=provider.kind.value, mode=mode,
-                     masked=credential_values(credentials))
-
-
-class Deliverer:
+class Poster:
     def __init__(
         self,
         *,
         api: Any,  # kubernetes.client.CustomObjectsApi
         store: RunStore,
         repositories: RepositoryIndex,
-        credentials: CredentialsCache,
-        clients: Clients,
+        forges: RepositoryForges,
         log_tails: LogTails,
         leadership: Leadership,
         metrics: ControllerMetrics,
@@ -128,8 +91,7 @@ class Deliverer:
         self._api = api
         self._store = store
         self._repositories = repositories
-        self._credentials = credentials
-        self._clients = clients
+        self._forges = forges
         self._log_tails = log_tails
         self._leadership = leadership
         self._metrics = metrics
@@ -172,13 +134,13 @@ class Deliverer:
             Memory.of_annotations(stored.annotations) if stored is not None else None,
         )
         memory = newest(saved_memory, self._memories.get(run.uid))
-        reports = plan(state, memory, mode=forge.mode)
+        reports = plan(state, memory)
         if not reports:
             return await self._settle(run, state, repository, memory, saved=saved_memory)
         # A run without its commit cannot be reported at all (the receiver always sets both).
         if not run.repository or not run.sha:
             return None
-        return await self._deliver(run, state, memory, reports, forge=forge,
+        return await self._post(run, state, memory, reports, forge=forge,
                                    observation=observation, attempt=attempt, log=bound)
 
     async def _settle(
@@ -200,30 +162,28 @@ class Deliverer:
             self._on_final(run, repository)
         return None
 
-    async def _forge_for(self, repository: Repository, *, log: Any) -> Forge | Retry:
+    async def _forge_for(self, repository: Repository, *, log: Any) -> Connection | Retry:
         try:
-            found = self._credentials.cached(repository)
-            if found is None:  # not read for `ttl` seconds: read in a thread
-                found = await asyncio.to_thread(self._credentials.for_repository, repository)
+            found = await self._forges.for_repository(repository)
         except CredentialsError as error:
             log.warning("no credentials to report with", error=str(error))
             return Retry(MISSING_SETUP_DELAY)
-        if found.forge is None:
+        if found.connection is None:
             log.warning("the Repository's Secret has no forge credentials")
             return Retry(MISSING_SETUP_DELAY)
-        return self._clients.get(repository, found.forge)
+        return found.connection
 
     def _repository_of(self, run: RunSnapshot) -> Repository | None:
         return repository_of(run, self._repositories)
 
-    async def _deliver(
+    async def _post(
         self,
         run: RunSnapshot,
         state: RunState,
         memory: Memory,
         reports: Sequence[Report],
         *,
-        forge: Forge,
+        forge: Connection,
         observation: Observation,
         attempt: int,
         log: Any,
@@ -293,7 +253,7 @@ class Deliverer:
         memory: Memory,
         reports: Sequence[Report],
         *,
-        forge: Forge,
+        forge: Connection,
         attempt: int,
         log: Any,
     ) -> tuple[RunSnapshot, Memory, Sequence[Report]] | Retry:
@@ -335,7 +295,7 @@ class Deliverer:
         memory: Memory,
         reports: Sequence[Report],
         *,
-        forge: Forge,
+        forge: Connection,
         attempt: int,
         log: Any,
     ) -> ReadBack | Retry:
@@ -406,7 +366,7 @@ class Deliverer:
         reports: Sequence[Report],
         read_back: ReadBack,
         *,
-        forge: Forge,
+        forge: Connection,
         attempt: int,
         log: Any,
     ) -> ReportId | Retry | None:
@@ -438,14 +398,14 @@ class Deliverer:
         log.info("taking over the receiver's waiting check run", report_id=found.report_id)
         return found.report_id
 
-    def _worth_asking(self, report: Report, memory: Memory, *, forge: Forge) -> bool:
+    def _worth_asking(self, report: Report, memory: Memory, *, forge: Connection) -> bool:
         if memory.in_doubt(report.key, report.conclusion, incarnation=self._incarnation):
             return True
         return (forge.mode is ReportMode.CHECK_RUNS and report.report_id is None
                 and report.key in memory.sending)
 
     async def _call_forge(
-        self, call: Awaitable[T], *, forge: Forge, attempt: int
+        self, call: Awaitable[T], *, forge: Connection, attempt: int
     ) -> T | ForgeFailure:
         """One forge call under the forge timeout; a failure is classified (retry or not)
         and counted, and the caller decides what it means for its report."""

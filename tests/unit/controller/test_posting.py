@@ -2,7 +2,7 @@
 
 A controller killed after the forge accepted a status but before it wrote the
 acknowledgement leaves a `sending` entry of its incarnation on the run. These tests make that
-state for real (a first Deliverer reports, then its acknowledgement is undone as a SIGKILL
+state for real (a first Poster reports, then its acknowledgement is undone as a SIGKILL
 would have left it) and hand the run to a second incarnation.
 """
 
@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.client.exceptions import ApiException
 
-from ci.controller.delivering import Clients, Deliverer
+from ci.backends.forges import RepositoryForges
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
+from ci.controller.posting import Poster
 from ci.controller.reporting import RUN_REPORT, Memory
 from ci.controller.retrying import Retry
 from ci.controller.runs import RunSnapshot
@@ -72,16 +73,16 @@ class FakeCustomObjects:
 
 @dataclass
 class Incarnation:
-    """One controller process's Deliverer, over the shared run and forge."""
+    """One controller process's Poster, over the shared run and forge."""
 
     api: FakeCustomObjects
-    deliverer: Deliverer
+    poster: Poster
     metrics: ControllerMetrics
     finals: list[str] = field(default_factory=list)
 
     async def handle(self) -> Retry | None:
         snapshot = RunSnapshot.of(copy.deepcopy(self.api.run))
-        return await self.deliverer.handle(
+        return await self.poster.handle(
             snapshot.key, Observation(run=snapshot, seen=time.time()), attempt=0
         )
 
@@ -107,12 +108,11 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
     api.run = bound(api.run, repository)
     metrics = ControllerMetrics()
     finals: list[str] = []
-    deliverer = Deliverer(
+    poster = Poster(
         api=api,
         store=RunStore(lambda key, observation: None),
         repositories=repositories,
-        credentials=CredentialsCache(lambda namespace, name: secret),
-        clients=Clients(http),
+        forges=RepositoryForges(CredentialsCache(lambda namespace, name: secret), http),
         log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
         leadership=Leadership(None, identity=name, settings=controller_defaults().leader),
         metrics=metrics,
@@ -121,7 +121,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         on_final=lambda run, repository: finals.append(run.name),
         verifier=RunVerifier(lambda: TEST_KEYS, window=300.0, metrics=metrics),
     )
-    return Incarnation(api=api, deliverer=deliverer, metrics=metrics, finals=finals)
+    return Incarnation(api=api, poster=poster, metrics=metrics, finals=finals)
 
 
 @pytest.fixture
@@ -140,8 +140,13 @@ async def http(forge: FakeForge) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def finished_run() -> dict[str, Any]:
-    return pipeline_run(condition=("True", "Succeeded"), completion="2024-05-01T10:01:00Z")
+def finished_run(jobs: tuple[str, ...] = ("build", "test")) -> dict[str, Any]:
+    return pipeline_run(condition=("True", "Succeeded"), completion="2024-05-01T10:01:00Z",
+                        jobs=jobs)
+
+
+# Commit statuses (token mode): the exactly-once protocol on the run's own report, of a run
+# without jobs (each job's report follows the same protocol under its own key).
 
 
 async def killed_after_the_forge_answered(
@@ -166,7 +171,7 @@ def posted_states(forge: FakeForge) -> list[str]:
 async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = FakeCustomObjects(finished_run())
+    api = FakeCustomObjects(finished_run(jobs=()))
     await killed_after_the_forge_answered(api, forge, http, delivered=True)
     new = incarnation(api, forge, http, "new")
     assert await new.handle() is None
@@ -183,7 +188,7 @@ async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
 async def test_a_status_the_forge_lacks_is_sent_without_doubt(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = FakeCustomObjects(finished_run())
+    api = FakeCustomObjects(finished_run(jobs=()))
     await killed_after_the_forge_answered(api, forge, http, delivered=False)
     new = incarnation(api, forge, http, "new")
     assert await new.handle() is None
@@ -200,7 +205,7 @@ async def test_an_older_status_of_the_context_is_not_this_report(
 ) -> None:
     # Killed after "running" was acknowledged and "success" written ahead, before it was sent:
     # the forge's newest status is pending, so success goes out, once.
-    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running")))
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running"), jobs=()))
     old = incarnation(api, forge, http, "old")
     assert await old.handle() is None
     api.run["status"] = finished_run()["status"]
@@ -212,10 +217,27 @@ async def test_an_older_status_of_the_context_is_not_this_report(
     assert posted_states(forge) == ["pending", "success"]
 
 
+async def test_commit_statuses_report_each_job_as_check_runs_do(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    """Token mode (and Gitea, GitLab): a status per job besides the run's, as the local
+    backend posts, so a branch protection rule can require a single job's check."""
+    api = FakeCustomObjects(pipeline_run(condition=("Unknown", "Running"), jobs=("build",)))
+    controller = incarnation(api, forge, http, "only")
+    assert await controller.handle() is None
+    api.run["status"] = finished_run(jobs=("build",))["status"]
+    assert await controller.handle() is None
+    shown = [(s["context"], s["state"], s["description"])
+             for s in forge.statuses_for(OWNER_NAME, SHA)]
+    assert shown == [("ferry/build", "pending", "Queued"), ("ferry", "pending", "Running"),
+                     ("ferry/build", "success", "Skipped"), ("ferry", "success",
+                                                            "Succeeded in 1m 0s")]
+
+
 async def test_a_failing_read_back_is_retried_and_a_refused_one_sends_in_doubt(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = FakeCustomObjects(finished_run())
+    api = FakeCustomObjects(finished_run(jobs=()))
     await killed_after_the_forge_answered(api, forge, http, delivered=True)
     ahead = api.run["metadata"]["annotations"][labels.REPORTED]
     new = incarnation(api, forge, http, "new")
@@ -255,24 +277,24 @@ class BusyCustomObjects(FakeCustomObjects):
 async def test_an_acknowledgement_that_cannot_be_saved_yet_is_kept_not_resent(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
-    api = BusyCustomObjects(finished_run())
+    api = BusyCustomObjects(finished_run(jobs=()))
     controller = incarnation(api, forge, http, "only")
     # The write-ahead is saved; then the forge accepts the status, and every attempt to
     # save its acknowledgement meets a newer version.
-    original = controller.deliverer._save  # the seam this test is about
+    original = controller.poster._save  # the seam this test is about
 
     async def save(run: Any, memory: Memory, *, base: Memory | None) -> Any:
         if base is None:
             api.conflicts = 1_000
         return await original(run, memory, base=base)
 
-    controller.deliverer._save = save  # type: ignore[method-assign]
+    controller.poster._save = save  # type: ignore[method-assign]
     assert isinstance(await controller.handle(), Retry)
     assert posted_states(forge) == ["success"]
     # The API server calms down; the retry saves what the forge acknowledged, and sends
     # nothing again.
     api.conflicts = 0
-    controller.deliverer._save = original  # type: ignore[method-assign]
+    controller.poster._save = original  # type: ignore[method-assign]
     forge.requests.clear()
     assert await controller.handle() is None
     assert posted_states(forge) == ["success"]
@@ -366,14 +388,14 @@ async def test_a_run_whose_signed_fields_were_changed_is_never_reported(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
     api = FakeCustomObjects(finished_run())
-    deliverer = incarnation(api, forge, http, "first")
+    poster = incarnation(api, forge, http, "first")
     other_sha = "0" * 40
     api.run["metadata"]["annotations"][labels.SHA] = other_sha  # after the receiver signed it
-    assert await deliverer.handle() is None
+    assert await poster.handle() is None
     assert forge.statuses_for(OWNER_NAME, other_sha) == []
     assert forge.statuses_for(OWNER_NAME, SHA) == []
     assert api.annotations_written == []
-    assert deliverer.counted("ferry_controller_runs_refused_total", reason="forged") == 1.0
+    assert poster.counted("ferry_controller_runs_refused_total", reason="forged") == 1.0
 
 
 # The receiver's "waiting" check run, taken over by the run's first report
