@@ -51,6 +51,9 @@ class ConfiguredRepositories:
             return Conflict(normalized, tuple(found))
         return found[0] if found else None
 
+    def cached(self, repository: Repository) -> RepositoryCredentials | None:
+        return self.for_repository(repository)  # in memory: never blocks
+
     def for_repository(self, repository: Repository) -> RepositoryCredentials:
         return self._credentials[repository.key]
 

@@ -28,6 +28,10 @@ class CredentialsSource(Protocol):
 
     def for_repository(self, repository: Repository) -> RepositoryCredentials: ...
 
+    def cached(self, repository: Repository) -> RepositoryCredentials | None:
+        """The same without blocking, or None when only `for_repository` can tell."""
+        ...
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RepositoryForge:
@@ -49,8 +53,7 @@ class RepositoryForges:
     async def for_repository(self, repository: Repository) -> RepositoryForge:
         # A fresh cached copy needs no thread (a thread hand-off per report was a sixth of
         # the controller's busy time in a burst); a miss reads the Secret off the event loop.
-        cached = getattr(self._credentials, "cached", None)
-        found = cached(repository) if cached is not None else None
+        found = self._credentials.cached(repository)
         if found is None:
             found = await asyncio.to_thread(self._credentials.for_repository, repository)
         return self.of(repository, found)
