@@ -78,6 +78,7 @@ class Repository:
     keep_runs: int = 20
     untrusted: UntrustedPolicy = UntrustedPolicy.RUN_WITHOUT_SECRETS
     private: bool = False  # runs clone with a per-run token Secret
+    public_logs: bool = False  # anyone may read its runs and logs on the web pages
     schedules: tuple[Schedule, ...] = ()
     schedule_marks: tuple[ScheduleMark, ...] = ()  # from the status, written by the controller
 
@@ -121,6 +122,7 @@ class Repository:
                 spec.get("untrustedPullRequests", UntrustedPolicy.RUN_WITHOUT_SECRETS)
             ),
             private=bool(spec.get("private", False)),
+            public_logs=bool(spec.get("publicLogs", False)),
             schedules=tuple(
                 Schedule(name=str(entry["name"]), cron=str(entry["cron"]),
                          branch=str(entry["branch"]),

@@ -84,7 +84,8 @@ REPO_INDEXER_ENABLED = false
 ENABLED = false
 
 [oauth2]
-ENABLED = false
+; Gitea is the OAuth2 provider of the sign-in tests (tests/gitea/oauth.py).
+ENABLED = true
 
 [mailer]
 ENABLED = false

@@ -89,8 +89,11 @@ def test_defaults_and_settings_are_read() -> None:
             githubApp={"appID": 7, "installationID": 9},
             concurrency={"limit": 2, "cancelInProgress": True},
             untrustedPullRequests="waitForOkToTest",
+            publicLogs=True,
         )
     )
+    assert repository.public_logs
+    assert not Repository.from_object(repository_object("a", "https://github.com/a/b")).public_logs
     assert repository.github_app is not None and repository.github_app.app_id == 7
     assert repository.concurrency_limit == 2 and repository.cancel_in_progress
     assert repository.spec_path == ".ci.yaml"
