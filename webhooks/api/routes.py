@@ -9,18 +9,16 @@ TokenReview, and the caller must be allowed `get` on `pipelineruns` in the names
 from __future__ import annotations
 
 import asyncio
-import codecs
-import json
 import re
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ci.kube.pipeline_runs import ApiRefusedError, ApiUnavailableError
 from ci.kube.reviews import Identity
-from webhooks.api.following import LogFollower
+from webhooks.api.events import ANSWERED, HEADERS, MEDIA_TYPE, log_events, resumed_offset
 from webhooks.api.service import DEFAULT_LIMIT, MAX_LIMIT, ApiError, ReadService
 
 router = APIRouter(prefix="/api/v1")
@@ -54,7 +52,7 @@ def _failed(error: Exception) -> JSONResponse:
                         status_code=502)
 
 
-_ANSWERED = (ApiError, ApiUnavailableError, ApiRefusedError)
+_ANSWERED = ANSWERED
 
 
 async def _allowed(request: Request, authorization: str | None, namespace: str | None
@@ -173,8 +171,7 @@ async def step_log_stream(request: Request, *, namespace: Name, repository: Name
                           last_event_id: Annotated[str | None, Header()] = None) -> Response:
     """Server-Sent Events: `log` events (`{"text": ...}`, `id` the byte offset reached) while
     the step prints, live then from the archive; one `end` event with the outcome."""
-    if last_event_id and last_event_id.isdigit():
-        offset = int(last_event_id)  # a reconnecting EventSource resumes where it was
+    offset = resumed_offset(offset, last_event_id)
     try:
         service, _ = await _allowed(request, authorization, namespace)
         follower = await asyncio.to_thread(
@@ -182,38 +179,4 @@ async def step_log_stream(request: Request, *, namespace: Name, repository: Name
             follow=True)
     except _ANSWERED as error:
         return _failed(error)
-    return StreamingResponse(_events(follower), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
-def _event(kind: str, data: dict[str, Any], *, offset: int | None = None) -> bytes:
-    head = f"id: {offset}\n" if offset is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def _events(follower: LogFollower) -> Iterator[bytes]:
-    """JSON in each event's data: a log's carriage returns would otherwise end SSE lines."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    yield b": ferry step log\n\n"  # the client sees the stream open at once
-    try:
-        for chunk in follower:
-            if not chunk:
-                yield b": waiting\n\n"  # a comment: keeps proxies from closing an idle stream
-                continue
-            text = decoder.decode(chunk)
-            if text:
-                held = len(decoder.getstate()[0])
-                yield _event("log", {"text": text}, offset=follower.offset - held)
-    except _ANSWERED as error:
-        yield _event("error", {"error": str(error)})
-        return
-    text = decoder.decode(b"", final=True)
-    if text:
-        yield _event("log", {"text": text}, offset=follower.offset)
-    record = follower.record
-    yield _event("end", {
-        "offset": follower.offset,
-        "archived": record is not None and record.lost is None,
-        "exitCode": record.details.exit_code if record is not None else None,
-        "lost": record.lost if record is not None else None,
-    })
+    return StreamingResponse(log_events(follower), media_type=MEDIA_TYPE, headers=HEADERS)

@@ -25,6 +25,28 @@ def step_names(obj: Mapping[str, Any]) -> dict[str, list[str]]:
     return names
 
 
+def task_facts(obj: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the compiled spec says of each pipeline task besides its steps: the tasks it
+    runs after (`needs`), whether it is a `finally` job, the retries it is allowed."""
+    spec = (obj.get("spec") or {}).get("pipelineSpec") or {}
+    facts: dict[str, dict[str, Any]] = {}
+    for section in ("tasks", "finally"):
+        for task in spec.get(section) or ():
+            facts[str(task.get("name", ""))] = {
+                "needs": [str(name) for name in task.get("runAfter") or ()],
+                "finally": section == "finally",
+                "retries": int(task.get("retries") or 0),
+            }
+    return facts
+
+
+def _param(obj: Mapping[str, Any], name: str) -> str:
+    for param in (obj.get("spec") or {}).get("params") or ():
+        if param.get("name") == name:
+            return str(param.get("value") or "")
+    return ""
+
+
 def _step_state(exit_code: int | None, reason: str, *, started: bool) -> str:
     if exit_code is None:
         return Conclusion.RUNNING.value if started else Conclusion.QUEUED.value
@@ -70,14 +92,26 @@ def cluster_run(obj: Mapping[str, Any], task_runs: Iterable[Mapping[str, Any]], 
                 repository: str, records: Iterable[StepRecord] = (),
                 with_jobs: bool = True) -> dict[str, Any]:
     run = RunSnapshot.of(obj)
+    task_runs = list(task_runs)
     snapshots = [TaskRunSnapshot.of(task_run) for task_run in task_runs]
     state = observe(run, snapshots)
     view = _summary(run, state.conclusion, repository)
+    view["author"] = _param(obj, "author")
+    view["pullRequestTitle"] = _param(obj, "pull-request-title")
     if with_jobs:
         by_step = {(record.key.job, record.key.step): record for record in records}
         compiled = step_names(obj)
-        view["jobs"] = [_job_view(job, compiled.get(job.pipeline_task, []), by_step)
-                        for job in state.jobs]
+        facts = task_facts(obj)
+        attempts = {str(((tr.get("metadata") or {}).get("labels") or {}).get(
+            labels.TEKTON_PIPELINE_TASK, "")): len((tr.get("status") or {}).get(
+                "retriesStatus") or ()) for tr in task_runs}
+        tasks = {task.name: task for task in run.tasks}
+        view["jobs"] = [
+            {**_job_view(job, compiled.get(job.pipeline_task, []), by_step),
+             "variant": tasks[job.pipeline_task].variant if job.pipeline_task in tasks else "",
+             "retried": attempts.get(job.pipeline_task, 0),
+             **facts.get(job.pipeline_task, {})}
+            for job in state.jobs]
     return view
 
 
@@ -120,7 +154,8 @@ def archived_run(namespace: str, repository: str, run: str, records: list[StepRe
                    default=None)
     view: dict[str, Any] = {
         "namespace": namespace, "repository": repository, "name": run, "state": state.value,
-        "event": "", "branch": "", "sha": "", "pullRequest": "",
+        "event": "", "branch": "", "pullRequest": "", "author": "", "pullRequestTitle": "",
+        "sha": next((record.details.sha for record in records if record.details.sha), ""),
         "createdAt": started, "startedAt": started, "finishedAt": finished,
         "durationSeconds": seconds_between(started, finished), "inCluster": False,
     }
@@ -136,6 +171,8 @@ def archived_run(namespace: str, repository: str, run: str, records: list[StepRe
                                                     for r in found) else Conclusion.SUCCESS
                           ).value,
                 "durationSeconds": None,
+                "variant": found[0].details.variant,
+                "needs": [], "finally": False, "retries": 0, "retried": 0,
                 "steps": [{"name": r.key.step,
                            "state": _step_state(r.details.exit_code, "", started=True),
                            **_record_view(r)} for r in found],

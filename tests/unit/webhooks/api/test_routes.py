@@ -14,6 +14,7 @@ from ci.archive.layout import StepKey
 from ci.archive.steps import StepDetails, StepRecord
 from ci.masking import Masker
 from webhooks.api import routes
+from webhooks.api.events import log_events
 from webhooks.api.following import LogFollower, Phase
 
 
@@ -48,7 +49,7 @@ class _Archived:
 
 
 def test_server_sent_events_carry_the_log_exactly() -> None:
-    body = b"".join(routes._events(LogFollower(_Archived(), masker=Masker())))
+    body = b"".join(log_events(LogFollower(_Archived(), masker=Masker())))
     events = [block for block in body.decode().split("\n\n") if block and
               not block.startswith(":")]
     parsed = []
