@@ -10,9 +10,13 @@ cluster, with the pages switched on (`web.public_url` the receiver's loopback ad
     session's temp dir and the files are named in the report.
 ``page`` (function)
     The page of one such context.
+``shoot`` (session)
+    ``shoot(page, name)`` saves a screenshot of what the page shows as ``name.png``: into
+    ``$FERRY_SCREENSHOTS`` when set (``python3 -m tests.browser.screenshots docs/ui`` sets it
+    to make docs/ui.md's pictures), else into the session's temp dir.
 ``pages_ferry`` (module)
     The installation serving the pages at ``public_url``; a module whose tests sign in
-    overrides ``web_providers`` (module scope) with its sign-in providers. One module at a
+    overrides ``web_settings`` (module scope) with its sign-in providers. One module at a
     time: its controller takes the others' Lease.
 
 Tests that use the browser are marked ``browser`` automatically.
@@ -20,6 +24,7 @@ Tests that use the browser are marked ``browser`` automatically.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -35,6 +40,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.browser.screens import SCREENSHOTS_ENV
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.kubelet import SimulatedKubelet
 from tests.cluster.processes import free_port
@@ -129,6 +135,20 @@ def page(browser_contexts: Callable[[], Page]) -> Page:
     return browser_contexts()
 
 
+@pytest.fixture(scope="session")
+def shoot(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Page, str], Path]:
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    directory = Path(chosen) if chosen else tmp_path_factory.mktemp("pages")
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def screenshot(page: Page, name: str) -> Path:
+        path = directory / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return screenshot
+
+
 # --- the receiver serving the pages -----------------------------------------------------
 
 
@@ -144,17 +164,18 @@ def public_url(web_port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def web_providers() -> list[dict[str, Any]]:
-    """`web.providers`: none, so only `spec.publicLogs` repositories are shown."""
-    return []
+def web_settings() -> dict[str, Any]:
+    """The `web` group besides `public_url`: no sign-in providers, so only `spec.publicLogs`
+    repositories are shown. A module whose tests sign in overrides it."""
+    return {"providers": []}
 
 
 @pytest.fixture(scope="module")
 def pages_ferry(cluster: ControlPlane, kube: Kube, tekton: TektonController,
                 kubelet: SimulatedKubelet, cluster_bin_dir: Path,
                 tmp_path_factory: pytest.TempPathFactory, web_port: int, public_url: str,
-                web_providers: list[dict[str, Any]]) -> Iterator[Installation]:
-    web = {"public_url": public_url, "providers": web_providers}
+                web_settings: dict[str, Any]) -> Iterator[Installation]:
+    web = {**web_settings, "public_url": public_url}
     with running(cluster, kube, cluster_bin_dir, tmp_path_factory.mktemp("ferry-web"),
                  port=web_port, web=web) as installed:
         yield installed

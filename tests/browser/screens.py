@@ -12,6 +12,8 @@ from playwright.sync_api import Locator, Page
 # Generous: a run goes through the API server, Tekton, the kubelet and two Ferry processes on
 # a shared 2-core machine; the bound only matters when something is broken.
 RUN_MILLISECONDS = 240_000
+# Where `shoot` saves its screenshots when set (tests/browser/screenshots.py sets it).
+SCREENSHOTS_ENV = "FERRY_SCREENSHOTS"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ Tekton, steps run as scripts by the simulated kubelet; nothing on a page is made
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Dialog, Page, expect
@@ -104,7 +105,7 @@ def public_repository(pages_ferry: Installation, public_url: str, kube: Kube,
 
 
 def test_run_list_and_failing_jobs_log_show_the_failing_line(
-    page: Page, public_repository: PublicRepository
+    page: Page, public_repository: PublicRepository, shoot: Callable[[Page, str], Path]
 ) -> None:
     pages, run = public_repository.pages, public_repository.failing_run
     # The run list: the run, failed, on its branch.
@@ -112,6 +113,7 @@ def test_run_list_and_failing_jobs_log_show_the_failing_line(
     row = page.locator(run_row(run))
     expect(row).to_be_visible()
     expect(row).to_contain_text("main")
+    shoot(page, "run-list")
     # Nobody signed in may write: no buttons anywhere.
     row.locator("a").first.click()
     page.wait_for_url(f"{pages.run(run)}*")
@@ -120,6 +122,7 @@ def test_run_list_and_failing_jobs_log_show_the_failing_line(
     expect(page.locator("form#rerun-failed, form#rerun-all, form#cancel")).to_have_count(0)
     # The run page shows the failing job's log tail with its failing line.
     expect(line_with(page, "unit", FAILING_LINE).first).to_be_visible()
+    shoot(page, "run")
 
     page.locator(job_item("test")).locator("a").first.click()
     page.wait_for_url(f"{pages.job(run, 'test')}*")
@@ -127,6 +130,7 @@ def test_run_list_and_failing_jobs_log_show_the_failing_line(
     expect(failing).to_have_count(1)
     expect(failing).to_be_visible()
     assert line_number(failing, "unit") == 2
+    shoot(page, "failing-job-log")
     state = step_log(page, "unit").get_attribute("data-log-state")
     assert state in ("live", "archived"), state  # the log is there, not lost or expired
     # Its line number links to the line itself.
@@ -173,7 +177,8 @@ def test_log_text_is_shown_as_text_with_its_colours(
 
 
 def test_live_tail_grows_while_the_step_runs(
-    pages_ferry: Installation, page: Page, public_repository: PublicRepository
+    pages_ferry: Installation, page: Page, public_repository: PublicRepository,
+    shoot: Callable[[Page, str], Path]
 ) -> None:
     repository, pages = public_repository.team, public_repository.pages
     sha = sha_of(f"{pages.namespace} live")
@@ -197,5 +202,6 @@ def test_live_tail_grows_while_the_step_runs(
     assert line_number(newest, "ticks") >= shown + 3
     expect(newest).to_contain_text("tick ")
     expect(newest).to_be_visible()
+    shoot(page, "live-tail")
     wait_for(pages_ferry, lambda: repository.final_status(sha) is not None,
              what="the watched run's verdict", timeout=RUN_MILLISECONDS / 1000 + TICKS)
