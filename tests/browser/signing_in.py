@@ -46,9 +46,9 @@ def sign_in(page: Page, user: User, *, gitea: GiteaServer) -> None:
     page.wait_for_load_state()
     if "/user/login" in page.url:
         form = page.locator(GITEA_LOGIN_FORM)
-        form.locator("#user_name").fill(user.name)
-        form.locator("#password").fill(user.password)
-        form.locator("button").first.click()
+        form.locator("input[name=user_name]").fill(user.name)
+        form.locator("input[name=password]").fill(user.password)
+        form.locator("button.primary, button[type=submit], button").first.click()
     page.wait_for_url(lambda url: _host(url) != at_gitea or "/login/oauth/" in url)
     page.wait_for_load_state()
     if _host(page.url) == at_gitea:
