@@ -14,6 +14,7 @@ from ci.settings import Settings
 from webhooks import routes
 from webhooks.api import routes as api_routes
 from webhooks.metrics import Metrics
+from webhooks.web import signin
 from webhooks.wiring import open_runtime
 
 
@@ -55,4 +56,6 @@ def create_app(
     app.state.metrics = Metrics()
     app.include_router(routes.router)
     app.include_router(api_routes.router)
+    # Before the pages' router: `/ui/signin/{provider}` would match `/ui/{namespace}/{repository}`.
+    app.include_router(signin.router)
     return app

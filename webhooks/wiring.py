@@ -46,7 +46,11 @@ from webhooks.handling import Receiver
 from webhooks.last_events import LastEvents
 from webhooks.metrics import Metrics
 from webhooks.requests import RunRequestWatch, RunRequestWorker
+from webhooks.web.access import ForgeAccess
 from webhooks.web.identity import WebSide
+from webhooks.web.oauth import OAuthProvider
+from webhooks.web.sessions import SessionCookies
+from webhooks.web.signin import SignIn, templates
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +67,7 @@ class Runtime:
     mode: str  # "cluster" or "local"
     read: ReadService | None = None  # the read API (`/api/v1`); None: no cluster
     web: WebSide | None = None  # the web pages' sign-in (`/ui`); None: no pages
+    signin: SignIn | None = None  # the sign-in routes (`/ui/signin...`); None: no pages
 
 
 def ferry_version() -> str:
@@ -173,8 +178,27 @@ def _open_cluster(
         archive=archive,
         masker_for=run_maskers(read_secret=read_secret, credentials=credentials),
     )
-    log.info("serving webhooks with the Tekton backend", archive=archive is not None)
-    return Runtime(receiver=receiver, readiness=readiness, mode="cluster", read=read)
+    web, signin = _open_web(settings, http)
+    log.info("serving webhooks with the Tekton backend", archive=archive is not None,
+             pages=settings.web.public_url)
+    return Runtime(receiver=receiver, readiness=readiness, mode="cluster", read=read, web=web,
+                   signin=signin)
+
+
+def _open_web(settings: Settings, http: httpx.AsyncClient
+              ) -> tuple[WebSide, SignIn] | tuple[None, None]:
+    """The pages' sign-in, sessions and access checks, when `web.public_url` is set. The forge
+    client is shared: it follows no redirects, so no token is carried to another host."""
+    web = settings.web
+    if not web.public_url:
+        return None, None
+    providers = {provider.name: OAuthProvider(provider, http) for provider in web.providers}
+    sessions = SessionCookies(key=web.session_key, hours=web.session_hours,
+                              secure=web.public_url.startswith("https://"))
+    access = ForgeAccess(providers, cache_seconds=web.access_cache_seconds)
+    signin = SignIn(sessions=sessions, providers=providers, public_url=web.public_url,
+                    templates=templates())
+    return WebSide(access=access, sessions=sessions), signin
 
 
 async def _open_local(
