@@ -14,7 +14,7 @@ from ci.settings import Settings
 from webhooks import routes
 from webhooks.api import routes as api_routes
 from webhooks.metrics import Metrics
-from webhooks.web import signin
+from webhooks.web import pages, signin
 from webhooks.wiring import open_runtime
 
 
@@ -58,4 +58,5 @@ def create_app(
     app.include_router(api_routes.router)
     # Before the pages' router: `/ui/signin/{provider}` would match `/ui/{namespace}/{repository}`.
     app.include_router(signin.router)
+    pages.include(app)  # last: after any other /ui route (webhooks.web.pages)
     return app

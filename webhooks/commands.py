@@ -13,6 +13,8 @@ What each does (docs/webhooks.md, "Comment commands"):
   newest run's trust: it is trusted only if that run was; otherwise trust is decided again
   for the pull request's author, exactly as for a push. A commit with no run yet runs whole.
 - `/cancel` stops the pull request's unfinished runs.
+- The web pages' buttons (`webhooks.web.actions`) are a `Rerun` of source "web": "Re-run
+  failed" is `/retest`, "Re-run all" runs the newest run's every job (`Rerun.whole`).
 - "Re-run" on one of Ferry's job checks is `/retest JOB`; on the run's own check, and "Re-run
   failed checks" on the suite, `/retest`; "Re-run all checks" when nothing failed runs the
   commit again whole (GitHub sends the same `check_suite` event for both buttons).
@@ -96,16 +98,18 @@ def _nothing(reason: str) -> NothingToRun:
     return NothingToRun(reason=f"nothing re-run: {reason}")
 
 
-def choose(previous: PreviousRun | None, *, job: str | None, whole_if_passed: bool) -> (
-    Selection | str
-):
-    """What a re-run runs, or why it runs nothing (see the module docstring)."""
+def choose(previous: PreviousRun | None, *, job: str | None, whole_if_passed: bool,
+           whole: bool = False) -> Selection | str:
+    """What a re-run runs, or why it runs nothing (see the module docstring); `whole`: every
+    job, failed or not (the web page's "Re-run all")."""
     if previous is None:
         return Selection(job=job)  # nothing ran yet: the whole plan (or that job)
     if not previous.finished:
         return f"{previous.name} is still running: wait for it, or /cancel it"
     if job is not None:
         return Selection(run=previous.name, job=job)
+    if whole:
+        return Selection(run=previous.name)
     failed = previous.failed
     if not failed:
         if whole_if_passed:
@@ -186,7 +190,8 @@ async def _on_rerun(rerun_request: Rerun, target: Target, *, start: StartRun) ->
     if isinstance(event, str):
         return skipped(f"ignored: {button}: {event}", outcome="ignored")
     return await _rerun(event, target, previous, job=rerun_request.job, who=who,
-                        whole_if_passed=rerun_request.source == "check_suite", start=start)
+                        whole_if_passed=rerun_request.source == "check_suite",
+                        whole=rerun_request.whole, start=start)
 
 
 async def _rerun(
@@ -198,8 +203,9 @@ async def _rerun(
     who: str,
     whole_if_passed: bool,
     start: StartRun,
+    whole: bool = False,
 ) -> Answer:
-    selection = choose(previous, job=job, whole_if_passed=whole_if_passed)
+    selection = choose(previous, job=job, whole_if_passed=whole_if_passed, whole=whole)
     if isinstance(selection, str):
         return skipped(f"nothing re-run: {selection}", outcome="nothing-to-run")
     # A new name for every request: a re-run is never a redelivery of an earlier one.

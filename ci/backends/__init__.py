@@ -107,6 +107,11 @@ class Backend(Protocol):
         """Stop the unfinished runs of pull request `number`; returns their names."""
         ...
 
+    async def cancel_run(self, repository: Repository, name: str) -> bool:
+        """Stop run `name` of `repository` if it is unfinished (the web pages' Cancel, the
+        same call as `/cancel`'s); False if there is no such unfinished run."""
+        ...
+
     async def newest_run(
         self, repository: Repository, sha: str, *, pull_request: int | None = None
     ) -> PreviousRun | None:

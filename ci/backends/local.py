@@ -209,6 +209,10 @@ class LocalBackend:
         group = f"{repository.key}#pull/{number}"
         return self._stop(lambda flight: flight.group == group)
 
+    async def cancel_run(self, repository: Repository, name: str) -> bool:
+        return bool(self._stop(lambda flight: flight.name == name
+                               and flight.repository_key == repository.key))
+
     async def newest_run(
         self, repository: Repository, sha: str, *, pull_request: int | None = None
     ) -> PreviousRun | None:

@@ -158,6 +158,15 @@ class TektonBackend:
         names = sorted(run["metadata"]["name"] for run in runs if is_unfinished(run))
         return await self._cancel(repository.namespace, names)
 
+    async def cancel_run(self, repository: Repository, name: str) -> bool:
+        run = await asyncio.to_thread(self._runs.get, repository.namespace, name)
+        if run is None or not is_unfinished(run):
+            return False
+        owner = ((run.get("metadata") or {}).get("labels") or {}).get(REPOSITORY_OBJECT_LABEL)
+        if owner != repository.name:
+            return False
+        return bool(await self._cancel(repository.namespace, [name]))
+
     async def newest_run(
         self, repository: Repository, sha: str, *, pull_request: int | None = None
     ) -> PreviousRun | None:

@@ -76,13 +76,14 @@ class Rerun:
     (`job` None). `pull_requests` are the numbers GitHub lists, empty for a fork's pull
     request (GitHub lists only the repository's own); `branch` the suite's head branch."""
 
-    source: str  # "check_run" or "check_suite", for messages
+    source: str  # "check_run", "check_suite" or "web" (the web pages' buttons), for messages
     sha: str
     repository_url: str  # the clone URL, for a re-run of a push
     requester: str
     job: str | None = None
     pull_requests: tuple[int, ...] = ()
     branch: str | None = None
+    whole: bool = False  # every job of the newest run, failed or not (the web's "Re-run all")
 
 
 Parsed = Event | PullRequestClosed | Comment | Rerun | Ping | Ignored

@@ -80,6 +80,8 @@ def _summary(run: RunSnapshot, conclusion: Conclusion, repository: str) -> dict[
         "branch": notes.get(labels.BRANCH, ""),
         "sha": notes.get(labels.SHA, ""),
         "pullRequest": notes.get(labels.PULL_REQUEST, ""),
+        "forgeRepository": run.repository or "",
+        "repositoryUrl": run.repository_url or "",
         "createdAt": run.created,
         "startedAt": run.start_time,
         "finishedAt": run.completion_time,
@@ -156,6 +158,9 @@ def archived_run(namespace: str, repository: str, run: str, records: list[StepRe
         "namespace": namespace, "repository": repository, "name": run, "state": state.value,
         "event": "", "branch": "", "pullRequest": "", "author": "", "pullRequestTitle": "",
         "sha": next((record.details.sha for record in records if record.details.sha), ""),
+        "forgeRepository": next((record.details.forge_repository for record in records
+                                 if record.details.forge_repository), ""),
+        "repositoryUrl": "",
         "createdAt": started, "startedAt": started, "finishedAt": finished,
         "durationSeconds": seconds_between(started, finished), "inCluster": False,
     }

@@ -41,6 +41,7 @@ class RecordingBackend:
     requests: list[RunRequest] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     closed: list[tuple[str, int]] = field(default_factory=list)
+    cancelled_runs: list[tuple[str, str]] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
     reports_runs: bool = True
@@ -64,6 +65,10 @@ class RecordingBackend:
     async def cancel_pull_request(self, repository: Repository, number: int) -> tuple[str, ...]:
         self.closed.append((repository.key, number))
         return (f"run-of-{number}",)
+
+    async def cancel_run(self, repository: Repository, name: str) -> bool:
+        self.cancelled_runs.append((repository.key, name))
+        return True
 
     async def newest_run(
         self, repository: Repository, sha: str, *, pull_request: int | None = None
