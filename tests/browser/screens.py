@@ -58,6 +58,12 @@ def line_with(page: Page, step: str, text: str) -> Locator:
     return log_lines(page, step).filter(has_text=text)
 
 
+def shown_line_with(page: Page, step: str, text: str) -> Locator:
+    """A line of `step`'s log wherever a page shows it: the job page's whole log, or the tail
+    a run page shows under a failing job."""
+    return page.locator(f"[data-step='{step}'] .line").filter(has_text=text)
+
+
 def line_number(line: Locator, step: str) -> int:
     """The `n` of a line's `id="{step}-L{n}"`."""
     identifier = line.get_attribute("id") or ""

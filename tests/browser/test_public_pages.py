@@ -26,6 +26,7 @@ from tests.browser.screens import (
     line_with,
     log_lines,
     run_row,
+    shown_line_with,
     step_log,
     wait_for_state,
 )
@@ -115,16 +116,16 @@ def test_run_list_and_failing_jobs_log_show_the_failing_line(
     expect(row).to_contain_text("main")
     shoot(page, "run-list")
     # Nobody signed in may write: no buttons anywhere.
-    row.locator("a").first.click()
+    row.locator(f"a[href$='/runs/{run}']").click()
     page.wait_for_url(f"{pages.run(run)}*")
     expect(page.locator(job_item("test"))).to_have_attribute("data-state", "failure")
     expect(page.locator(job_item("build"))).to_have_attribute("data-state", "success")
     expect(page.locator("form#rerun-failed, form#rerun-all, form#cancel")).to_have_count(0)
     # The run page shows the failing job's log tail with its failing line.
-    expect(line_with(page, "unit", FAILING_LINE).first).to_be_visible()
+    expect(shown_line_with(page, "unit", FAILING_LINE).first).to_be_visible()
     shoot(page, "run")
 
-    page.locator(job_item("test")).locator("a").first.click()
+    page.locator(job_item("test")).locator("a[href$='/jobs/test']").first.click()
     page.wait_for_url(f"{pages.job(run, 'test')}*")
     failing = line_with(page, "unit", FAILING_LINE)
     expect(failing).to_have_count(1)
@@ -186,7 +187,7 @@ def test_live_tail_grows_while_the_step_runs(
     [run] = deliver(pages_ferry, repository, "push",
                     push_payload(repository, sha, branch="watched"))
     wait_for_state(page, pages.run(run), job_item("watch"), "running")
-    page.locator(job_item("watch")).locator("a").first.click()
+    page.locator(job_item("watch")).locator("a[href$='/jobs/watch']").first.click()
     page.wait_for_url(f"{pages.job(run, 'watch')}*")
     log = step_log(page, "ticks")
     expect(log).to_have_attribute("data-log-state", "live")

@@ -24,9 +24,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 from starlette.responses import Response
-from webhooks.web.sessions import SESSION_COOKIE, SessionCookies
 
-from tests.browser.screens import RUN_MILLISECONDS, Pages, job_item, line_with
+from tests.browser.screens import RUN_MILLISECONDS, Pages, job_item, line_with, shown_line_with
 from tests.browser.signing_in import callback_url, open_signed_in, provider_settings, sign_in
 from tests.cluster.control_plane import wait_for_service_account
 from tests.cluster.kubelet import SimulatedKubelet
@@ -39,6 +38,7 @@ from tests.gitea.api import GiteaApi, User
 from tests.gitea.oauth import create_oauth_app, grant_access
 from tests.gitea.server import GiteaServer
 from webhooks.web.identity import Viewer
+from webhooks.web.sessions import SESSION_COOKIE, SessionCookies
 
 # Known here, so that a test can seal a session the receiver would accept but for its age.
 SESSION_KEY = secrets.token_urlsafe(32)
@@ -118,11 +118,11 @@ def test_details_link_of_the_failing_commit_shows_a_reader_the_failing_line_and_
     assert status == 200
     assert reader.url.split("#")[0] == details.split("#", maxsplit=1)[0]
     expect(reader.locator("#viewer")).to_have_text(private.reader.name)
-    failing = line_with(reader, "check", FAILING_LINE)
+    failing = shown_line_with(reader, "check", FAILING_LINE)
     expect(failing.first).to_be_visible()
     expect(failing.first).to_be_in_viewport()
     # The whole log of the failing job is one click away, the failing line on it too.
-    reader.locator(job_item("check")).locator("a").first.click()
+    reader.locator(job_item("check")).locator("a[href$='/jobs/check']").first.click()
     expect(line_with(reader, "check", FAILING_LINE)).to_be_visible()
 
     stranger = browser_contexts()
