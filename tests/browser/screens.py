@@ -72,6 +72,19 @@ def line_number(line: Locator, step: str) -> int:
     return int(match.group(1))
 
 
+def load_until_shown(page: Page, url: str, selector: str) -> None:
+    """Load `url` until something matches `selector` (server-rendered pages show what has
+    happened meanwhile once they are asked for again)."""
+    deadline = time.monotonic() + RUN_MILLISECONDS / 1000
+    while True:
+        page.goto(url)
+        if page.locator(selector).count():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing on {url} matches {selector}")
+        time.sleep(1.0)
+
+
 def wait_for_state(page: Page, url: str, selector: str, state: str) -> None:
     """Load `url` until the element at `selector` has `data-state` `state`: the pages are
     server-rendered, so a finished run shows once the page is asked for again."""

@@ -24,6 +24,7 @@ from tests.browser.screens import (
     job_item,
     line_number,
     line_with,
+    load_until_shown,
     log_lines,
     run_row,
     shown_line_with,
@@ -187,12 +188,11 @@ def test_live_tail_grows_while_the_step_runs(
     [run] = deliver(pages_ferry, repository, "push",
                     push_payload(repository, sha, branch="watched"))
     wait_for_state(page, pages.run(run), job_item("watch"), "running")
-    page.locator(job_item("watch")).locator("a[href$='/jobs/watch']").first.click()
-    page.wait_for_url(f"{pages.job(run, 'watch')}*")
-    log = step_log(page, "ticks")
-    expect(log).to_have_attribute("data-log-state", "live")
-    # The first ticks, then more of them without reloading the page.
-    expect(line_with(page, "ticks", "tick 1").first).to_be_visible(timeout=RUN_MILLISECONDS)
+    # Once the step prints: its first ticks on the page, as a live log.
+    load_until_shown(page, pages.job(run, "watch"),
+                     ".log[data-step='ticks'][data-log-state='live'] .line")
+    expect(line_with(page, "ticks", "tick 1")).to_have_count(1)
+    # Then more of them, without reloading the page.
     shown = log_lines(page, "ticks").count()
     url = page.url
     page.wait_for_function(
