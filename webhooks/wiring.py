@@ -178,14 +178,14 @@ def _open_cluster(
         archive=archive,
         masker_for=run_maskers(read_secret=read_secret, credentials=credentials),
     )
-    web, signin = _open_web(settings, http)
+    web, signin = open_web(settings, http)
     log.info("serving webhooks with the Tekton backend", archive=archive is not None,
              pages=settings.web.public_url)
     return Runtime(receiver=receiver, readiness=readiness, mode="cluster", read=read, web=web,
                    signin=signin)
 
 
-def _open_web(settings: Settings, http: httpx.AsyncClient
+def open_web(settings: Settings, http: httpx.AsyncClient
               ) -> tuple[WebSide, SignIn] | tuple[None, None]:
     """The pages' sign-in, sessions and access checks, when `web.public_url` is set. The forge
     client is shared: it follows no redirects, so no token is carried to another host."""

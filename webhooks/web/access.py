@@ -17,6 +17,7 @@ and never write.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import urllib.parse
@@ -57,6 +58,9 @@ class ForgeAccess:
         self._seconds = cache_seconds
         self._clock = clock
         self._cache: dict[tuple[str, ...], tuple[float, Permission]] = {}
+        # Questions on their way to the forge: a page asking about one repository many times
+        # at once (or many pages) asks the forge once.
+        self._asking: dict[tuple[str, ...], asyncio.Future[Permission | None]] = {}
 
     async def may_read(self, viewer: Viewer | None, repository: Repository) -> bool:
         if repository.public_logs:
@@ -83,9 +87,15 @@ class ForgeAccess:
         cached = self._cache.get(key)
         if cached is not None and now < cached[0]:
             return cached[1]
-        answer = await self._ask(provider, viewer, repository)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._ask(provider, viewer, repository))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        # Shielded: one viewer leaving does not cancel the question for the others.
+        answer = await asyncio.shield(asking)
         if answer is not None:
-            self._keep(key, (now + self._seconds, answer), now)
+            self._keep(key, (self._clock() + self._seconds, answer), now)
             return answer
         return NONE
 

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import secrets
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -59,6 +59,15 @@ def host_of(url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """What the token endpoint gave: the access token, and for how long it is valid (GitLab's
+    last 2 hours, a GitHub App's user tokens 8; None: until revoked)."""
+
+    token: str = field(repr=False)
+    seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OAuthProvider:
     """One configured sign-in provider (`web.providers[]`)."""
 
@@ -91,7 +100,7 @@ class OAuthProvider:
             "code_challenge": challenge, "code_challenge_method": "S256"})
         return f"{self.web_url}{_AUTHORIZE[self.forge]}?{query}"
 
-    async def exchange(self, *, code: str, redirect_uri: str, verifier: str) -> str:
+    async def exchange(self, *, code: str, redirect_uri: str, verifier: str) -> Grant:
         """The access token for an authorization `code`."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                 "client_id": self.settings.client_id,
@@ -111,7 +120,10 @@ class OAuthProvider:
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise OAuthError(f"{self.name} answered the token request without a token")
-        return token
+        lifetime = body.get("expires_in")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+            return Grant(token=token)
+        return Grant(token=token, seconds=float(lifetime))
 
     async def login(self, token: str) -> str:
         """The forge's user name of the token's owner."""

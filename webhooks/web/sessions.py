@@ -7,7 +7,8 @@ open and the request is anonymous) and encrypts it: the forge token travels with
 but only the receiver can read it. Nothing is kept on the server, so every replica with the
 same key accepts every session and a restart signs nobody out; the price is that a session
 cannot be revoked before it ends (sign-out clears the browser's copy only), hence the
-`web.session_hours` limit written into the sealed document itself.
+`web.session_hours` limit written into the sealed document itself (shorter when the forge's
+token expires sooner: then the person signs in again rather than seeing nothing).
 
 The cookie is HttpOnly, SameSite=Lax (sent on the forge's redirect back, never on a
 cross-site POST), Secure when `web.public_url` is https, and scoped to `/ui`.
@@ -108,13 +109,16 @@ class SessionCookies:
 
     # --- writing -------------------------------------------------------------------------
 
-    def sign_in(self, response: Response, viewer: Viewer) -> None:
-        """Start a session for `viewer` on `response` (a new session id: a fresh CSRF token)."""
-        expires = self._clock() + self._seconds
+    def sign_in(self, response: Response, viewer: Viewer, *, seconds: float | None = None
+                ) -> None:
+        """Start a session for `viewer` on `response` (a new session id: a fresh CSRF token),
+        for `web.session_hours` or `seconds` (how long the forge's token lasts), if shorter."""
+        lasts = min(self._seconds, seconds) if seconds is not None else self._seconds
+        expires = self._clock() + lasts
         sealed = self._sealed(b"session", {
             "sid": secrets.token_urlsafe(18), "p": viewer.provider, "f": viewer.forge,
             "l": viewer.login, "t": viewer.token, "exp": expires})
-        response.set_cookie(SESSION_COOKIE, sealed, max_age=int(self._seconds), path=SESSION_PATH,
+        response.set_cookie(SESSION_COOKIE, sealed, max_age=int(lasts), path=SESSION_PATH,
                             secure=self._secure, httponly=True, samesite="lax")
 
     def sign_out(self, response: Response) -> None:

@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/ui")
 
 HOME = "/ui/"
+# Sign-in answers are never cached, and never tell the next site where the browser came from
+# (the callback's URL holds the code).
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 MAX_NEXT_CHARS = 2048
 # Printable ASCII only: no whitespace or control characters a browser might strip or fold.
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
@@ -86,7 +89,7 @@ def _page(signin: SignIn | None, status: int, *, title: str, message: str = "",
         html = signin.templates.get_template("signin.html").render(
             title=title, message=message, providers=providers, viewer=viewer,
             next_query=urlencode({"next": next_url}) if next_url != HOME else "")
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 
 @router.get("/signin")
@@ -110,7 +113,7 @@ async def start(request: Request, provider: ProviderName,
     response = RedirectResponse(
         chosen.authorize_url(redirect_uri=signin.redirect_uri(provider), state=state,
                              challenge=challenge), status_code=303,
-        headers={"Cache-Control": "no-store"})
+        headers=NO_STORE)
     signin.sessions.begin_sign_in(response, PendingSignIn(
         provider=provider, state=state, verifier=verifier, next=local_next(next)))
     return response
@@ -132,16 +135,16 @@ async def callback(request: Request, provider: ProviderName, code: str | None = 
         return _failed(signin, 403, f"{chosen.name} did not let you sign in"
                        f"{f' ({error[:100]})' if error else ''}.")
     try:
-        token = await chosen.exchange(code=code, redirect_uri=signin.redirect_uri(provider),
+        grant = await chosen.exchange(code=code, redirect_uri=signin.redirect_uri(provider),
                                       verifier=pending.verifier)
-        login = await chosen.login(token)
+        login = await chosen.login(grant.token)
     except OAuthError as failure:
         return _failed(signin, 502, str(failure))
-    viewer = Viewer(provider=provider, forge=chosen.forge, login=login, token=token)
+    viewer = Viewer(provider=provider, forge=chosen.forge, login=login, token=grant.token)
     response = RedirectResponse(local_next(pending.next), status_code=303,
-                                headers={"Cache-Control": "no-store"})
+                                headers=NO_STORE)
     signin.sessions.end_sign_in(response)
-    signin.sessions.sign_in(response, viewer)
+    signin.sessions.sign_in(response, viewer, seconds=grant.seconds)
     log.info("signed in", provider=provider, login=login)
     return response
 

@@ -118,5 +118,7 @@ class OAuthForge:
             if self.forge == "github":
                 return httpx.Response(200, json={"error": "bad_verification_code"})
             return httpx.Response(400, json={"error": "invalid_grant"})
-        return httpx.Response(200, json={"access_token": TOKEN, "token_type": "bearer",
-                                         "scope": "repo"})
+        answer: dict[str, Any] = {"access_token": TOKEN, "token_type": "bearer", "scope": "repo"}
+        if self.forge == "gitlab":  # GitLab's tokens last 2 hours (and come with a refresh)
+            answer.update(expires_in=7200, refresh_token="r", created_at=1_700_000_000)
+        return httpx.Response(200, json=answer)

@@ -131,6 +131,18 @@ def test_the_answer_is_kept_for_the_cache_time_and_then_asked_again() -> None:
     assert len(forge.api_calls()) == 2
 
 
+def test_questions_asked_at_once_reach_the_forge_once() -> None:
+    forge = OAuthForge(forge="gitea", repositories={
+        PATHS["gitea"]: {"permissions": {"pull": True, "push": False}}})
+    access = access_for(forge)
+
+    async def many() -> list[bool]:
+        return await asyncio.gather(*(access.may_read(viewer("gitea"), repository("gitea"))
+                                      for _ in range(20)))
+    assert asyncio.run(many()) == [True] * 20
+    assert len(forge.api_calls()) == 1
+
+
 def test_each_person_and_each_sign_in_is_asked_for_separately() -> None:
     body = {"permissions": {"pull": True, "push": False}}
     forge = OAuthForge(forge="gitea", repositories={PATHS["gitea"]: body})

@@ -114,6 +114,20 @@ def test_a_session_ends_after_session_hours() -> None:
     assert store.viewer(request(ferry_session=value)) is None
 
 
+def test_a_session_ends_with_the_forge_token_if_that_is_sooner() -> None:
+    clock = Clock()
+    store = sessions(clock, hours=12)
+    response = Response()
+    store.sign_in(response, VIEWER, seconds=7200)
+    morsel = set_cookies(response)[SESSION_COOKIE][SESSION_COOKIE]
+    assert morsel["max-age"] == "7200"
+    clock.now += 7200
+    assert store.viewer(request(ferry_session=morsel.value)) is None
+    longer = Response()
+    store.sign_in(longer, VIEWER, seconds=10 * 24 * 3600)
+    assert set_cookies(longer)[SESSION_COOKIE][SESSION_COOKIE]["max-age"] == str(12 * 3600)
+
+
 def test_a_sign_in_cookie_is_not_a_session() -> None:
     store = sessions()
     response = Response()

@@ -89,7 +89,14 @@ def test_signing_in_goes_to_the_forge_and_back_to_the_page_asked_for(site: Site)
     back = site.client.get(site.forge.grant(started.headers["location"]))
     assert back.status_code == 303
     assert back.headers["location"] == "/ui/team/app/runs/r1?state=failed"
+    # The next page cannot learn the code from the Referer; nothing is cached.
+    assert back.headers["referrer-policy"] == "no-referrer"
+    assert back.headers["cache-control"] == "no-store"
     assert site.viewer_login() == "alice"
+    # The session lasts session_hours, or as long as the forge's token if that is shorter.
+    lasts = {"gitlab": "7200"}.get(forge, str(12 * 3600))
+    assert f"{SESSION_COOKIE}=" in back.headers["set-cookie"]
+    assert f"Max-Age={lasts};" in back.headers["set-cookie"].split(f"{SESSION_COOKIE}=", 1)[1]
     # The token went only into the sealed cookie: not into a header or a page in clear.
     assert TOKEN not in str(back.headers) and TOKEN not in back.text
 
