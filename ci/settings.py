@@ -37,7 +37,7 @@ from ci.archive.retention import RetentionRules
 from ci.archive.s3 import S3Settings
 from ci.archive.steps import DEFAULT_MAX_LOG_BYTES
 from ci.controller import settings as controller_settings
-from ci.controller.summaries import check_details_url_template
+from ci.controller.summaries import check_details_url_template, web_page_templates
 from ci.kube import connecting
 from ci.kube.binding_keys import BindingKeySettings
 from ci.kube.repositories import UntrustedPolicy
@@ -209,9 +209,10 @@ class ControllerGroupSettings(_Group):
     )
     details_url_template: str | None = Field(
         default=None,
-        description="Link on every status, with {namespace} {name} {uid} {repository} {sha} "
-        "{task_run}, e.g. `https://tekton.example/#/namespaces/{namespace}/pipelineruns/{name}`."
-        " Unset: no link, since Ferry cannot guess where a log viewer runs.",
+        description="Link on every status, with {namespace} {name} {uid} {repository} "
+        "{repository_object} {sha} {task_run} {job}, e.g. "
+        "`https://tekton.example/#/namespaces/{namespace}/pipelineruns/{name}`. Unset: the "
+        "web pages' run and job pages if `web.public_url` is set, else no link.",
     )
     context_prefix: str = Field(
         default="ferry",
@@ -598,6 +599,10 @@ def controller_settings_from(settings: Settings) -> controller_settings.Controll
     `kubernetes` group. Pure: validation happened when `settings` was loaded."""
     controller = settings.controller
     connection = settings.kubernetes.connection()
+    # Links: the configured template; else, with a public URL, the web pages' run and job.
+    run_page, job_page = controller.details_url_template, None
+    if run_page is None and settings.web.public_url:
+        run_page, job_page = web_page_templates(settings.web.public_url)
     # Every worker may be in an API call at once, beside the watches and the Lease; a smaller
     # pool would serialise them, so the shared pool size is a floor here, not a cap.
     pool_size = max(settings.kubernetes.pool_size,
@@ -621,7 +626,8 @@ def controller_settings_from(settings: Settings) -> controller_settings.Controll
         ),
         namespaces=controller.namespaces,
         identity=controller.identity,
-        details_url_template=controller.details_url_template,
+        details_url_template=run_page,
+        job_details_url_template=job_page,
         context_prefix=controller.context_prefix,
         workers=controller.workers,
         forge_timeout=controller.forge_timeout_seconds,

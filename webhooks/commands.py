@@ -106,10 +106,8 @@ def choose(previous: PreviousRun | None, *, job: str | None, whole_if_passed: bo
         return Selection(job=job)  # nothing ran yet: the whole plan (or that job)
     if not previous.finished:
         return f"{previous.name} is still running: wait for it, or /cancel it"
-    if job is not None:
-        return Selection(run=previous.name, job=job)
-    if whole:
-        return Selection(run=previous.name)
+    if job is not None or whole:
+        return Selection(run=previous.name, job=job)  # that job, else (whole) every job
     failed = previous.failed
     if not failed:
         if whole_if_passed:

@@ -138,6 +138,7 @@ class Deliverer:
         self._presentation = Presentation(
             context_prefix=settings.context_prefix,
             details_url_template=settings.details_url_template,
+            job_details_url_template=settings.job_details_url_template,
         )
         # The memory this process last wrote, per run uid: newer than the annotation of an
         # event that was queued before our write.

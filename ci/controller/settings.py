@@ -53,9 +53,11 @@ class ControllerSettings:
     namespaces: tuple[str, ...] = ()
     # This replica's name in the Lease and in logs; empty: `<hostname>-<pid>`.
     identity: str = ""
-    # Link on every status, formatted with {namespace}, {name}, {uid}, {repository}, {sha},
-    # {task_run}; e.g. "https://tekton.example/#/namespaces/{namespace}/pipelineruns/{name}".
+    # Link on every status, formatted with {namespace}, {name}, {uid}, {repository},
+    # {repository_object}, {sha}, {task_run}, {job}; e.g. "https://tekton.example/#/namespaces/{namespace}/pipelineruns/{name}".
     details_url_template: str | None = None
+    # A job's own status links here instead, when set (`web.public_url`: the job's page).
+    job_details_url_template: str | None = None
     # Commit status context / check run name prefix; branch protection rules match it.
     context_prefix: str = "ferry"
     # Runs reported at the same time; more runs wait in the queue (their events in order).

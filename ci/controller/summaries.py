@@ -19,8 +19,12 @@ from ci.forges.checks import (
 )
 from ci.forges.statuses import Conclusion, Status
 from ci.kube import labels
+from ci.kube.pipeline_runs import REPOSITORY_OBJECT_LABEL
 
-DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "sha", "task_run"})
+# `repository` is the forge's "owner/name", `repository_object` the Repository's name, `job`
+# the pipeline task (a matrix variant's own; empty on the run's own status).
+DETAILS_URL_FIELDS = frozenset({"namespace", "name", "uid", "repository", "repository_object",
+                                "sha", "task_run", "job"})
 
 
 def check_details_url_template(template: str | None) -> None:
@@ -38,6 +42,8 @@ def check_details_url_template(template: str | None) -> None:
 class Presentation:
     context_prefix: str = DEFAULT_PREFIX
     details_url_template: str | None = None
+    # A job's own status links here instead, when set (the web pages' job page).
+    job_details_url_template: str | None = None
 
 
 def run_context(state: RunState, presentation: Presentation) -> str:
@@ -49,6 +55,8 @@ def details_url(
     state: RunState, presentation: Presentation, *, job: JobState | None = None
 ) -> str | None:
     template = presentation.details_url_template
+    if job is not None and presentation.job_details_url_template is not None:
+        template = presentation.job_details_url_template
     if template is None:
         return None
     run = state.run
@@ -57,9 +65,19 @@ def details_url(
         name=run.name,
         uid=run.uid,
         repository=run.repository or "",
+        repository_object=run.labels.get(REPOSITORY_OBJECT_LABEL, ""),
         sha=run.sha or "",
         task_run=job.task_run.name if job is not None and job.task_run is not None else "",
+        job=job.pipeline_task if job is not None else "",
     )
+
+
+def web_page_templates(public_url: str) -> tuple[str, str]:
+    """The details links to the web pages under `public_url` (`webhooks.web`): the run page
+    for the run's status, the job page for each job's."""
+    base = public_url.rstrip("/").replace("{", "{{").replace("}", "}}")
+    run = f"{base}/ui/{{namespace}}/{{repository_object}}/runs/{{name}}"
+    return run, f"{run}/jobs/{{job}}"
 
 
 def job_table(state: RunState) -> str:

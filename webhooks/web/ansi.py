@@ -75,6 +75,18 @@ def _extended(codes: list[int], at: int) -> tuple[str, int]:
     return "", len(codes) - at  # malformed: ignore the rest
 
 
+# Codes that set or clear attributes, as `dataclasses.replace` arguments.
+_SIMPLE: dict[int, dict[str, bool | str]] = {
+    1: {"bold": True}, 2: {"faint": True}, 3: {"italic": True}, 4: {"underline": True},
+    22: {"bold": False, "faint": False}, 23: {"italic": False}, 24: {"underline": False},
+    39: {"fg": ""}, 49: {"bg": ""},
+    **{30 + n: {"fg": name} for n, name in enumerate(_NAMES)},
+    **{90 + n: {"fg": f"bright-{name}"} for n, name in enumerate(_NAMES)},
+    **{40 + n: {"bg": name} for n, name in enumerate(_NAMES)},
+    **{100 + n: {"bg": f"bright-{name}"} for n, name in enumerate(_NAMES)},
+}
+
+
 def _apply(style: _Style, parameters: str) -> _Style:
     codes = [int(part) if part.isdigit() else 0 for part in parameters.split(";")] if (
         parameters) else [0]
@@ -84,35 +96,14 @@ def _apply(style: _Style, parameters: str) -> _Style:
         used = 1
         if code == 0:
             style = _PLAIN
-        elif code == 1:
-            style = replace(style, bold=True)
-        elif code == 2:
-            style = replace(style, faint=True)
-        elif code == 3:
-            style = replace(style, italic=True)
-        elif code == 4:
-            style = replace(style, underline=True)
-        elif code == 22:
-            style = replace(style, bold=False, faint=False)
-        elif code == 23:
-            style = replace(style, italic=False)
-        elif code == 24:
-            style = replace(style, underline=False)
-        elif 30 <= code <= 37:
-            style = replace(style, fg=_NAMES[code - 30])
-        elif 90 <= code <= 97:
-            style = replace(style, fg=f"bright-{_NAMES[code - 90]}")
-        elif 40 <= code <= 47:
-            style = replace(style, bg=_NAMES[code - 40])
-        elif 100 <= code <= 107:
-            style = replace(style, bg=f"bright-{_NAMES[code - 100]}")
-        elif code == 39:
-            style = replace(style, fg="")
-        elif code == 49:
-            style = replace(style, bg="")
-        elif code in (38, 48):
+        elif code in _SIMPLE:
+            style = replace(style, **_SIMPLE[code])  # type: ignore[arg-type]
+        elif code == 38:
             colour, used = _extended(codes, index)
-            style = replace(style, **{"fg" if code == 38 else "bg": colour})
+            style = replace(style, fg=colour)
+        elif code == 48:
+            colour, used = _extended(codes, index)
+            style = replace(style, bg=colour)
         index += used
     return style
 
@@ -129,24 +120,30 @@ class Colours:
         if "\r" in text:
             text = text.rstrip("\r").rsplit("\r", 1)[-1]
         parts: list[str] = []
-        opened = self._style.open()
-        if opened:
-            parts.append(opened)
+        opened = False  # a span is opened only before text, so none is ever empty
+
+        def write(piece: str) -> None:
+            nonlocal opened
+            if not piece:
+                return
+            if not opened and self._style != _PLAIN:
+                parts.append(self._style.open())
+                opened = True
+            parts.append(piece)
+
         position = 0
         for match in _ESCAPE.finditer(text):
-            if match.start() > position:
-                parts.append(_text(text[position:match.start()]))
+            write(_text(text[position:match.start()]))
             position = match.end()
             if match.group(2) == "m":
                 style = _apply(self._style, match.group(1))
                 if style != self._style:
-                    if self._style.open():
+                    if opened:
                         parts.append("</span>")
+                        opened = False
                     self._style = style
-                    parts.append(style.open())
-        if position < len(text):
-            parts.append(_text(text[position:]))
-        if self._style.open():
+        write(_text(text[position:]))
+        if opened:
             parts.append("</span>")
         return "".join(parts)
 

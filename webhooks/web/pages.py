@@ -29,7 +29,6 @@ from ci.kube.repositories import Repository
 from webhooks.api.events import ANSWERED, HEADERS, MEDIA_TYPE, log_events, resumed_offset
 from webhooks.api.routes import Name
 from webhooks.api.service import DEFAULT_LIMIT, MAX_LIMIT, ApiError, ReadService
-from webhooks.wiring import Runtime
 from webhooks.web import actions
 from webhooks.web.identity import Viewer, WebSide
 from webhooks.web.reading import StepLog, step_log
@@ -44,6 +43,7 @@ from webhooks.web.views import (
     ordered_jobs,
     pull_request_word,
 )
+from webhooks.wiring import Runtime
 
 router = APIRouter(prefix="/ui")
 
@@ -60,7 +60,7 @@ def include(app: FastAPI) -> None:
     app.include_router(router)
 
 
-class _Answered(Exception):
+class _AnsweredError(Exception):
     """A page answered before it was rendered (sign in, 404, 503)."""
 
     def __init__(self, response: Response) -> None:
@@ -104,13 +104,13 @@ def _signin_url(request: Request) -> str:
 def _sides(request: Request) -> tuple[Runtime, WebSide, ReadService]:
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None or runtime.web is None or runtime.read is None:
-        raise _Answered(_error(request, None, None, 404, "Not found",
-                               "The web pages are not served here."))
+        raise _AnsweredError(_error(request, None, None, 404, "Not found",
+                                    message="The web pages are not served here."))
     return runtime, runtime.web, runtime.read
 
 
 def _error(request: Request, web: WebSide | None, viewer: Viewer | None, status: int,
-           title: str, message: str) -> Response:
+           title: str, *, message: str) -> Response:
     return page(request, "error.html", _common(request, web, viewer) | {
         "title": title, "message": message, "status": status}, status=status)
 
@@ -118,7 +118,7 @@ def _error(request: Request, web: WebSide | None, viewer: Viewer | None, status:
 def _not_found(request: Request, web: WebSide, viewer: Viewer | None) -> Response:
     # The same words for a repository that does not exist and one the viewer may not read.
     return _error(request, web, viewer, 404, "Not found",
-                  "There is nothing here, or you may not see it.")
+                  message="There is nothing here, or you may not see it.")
 
 
 async def _seen(request: Request, namespace: str, name: str) -> _Seen:
@@ -128,8 +128,8 @@ async def _seen(request: Request, namespace: str, name: str) -> _Seen:
                        if r.namespace == namespace and r.name == name), None)
     if repository is None or not await web.access.may_read(viewer, repository):
         if viewer is None:
-            raise _Answered(RedirectResponse(_signin_url(request), status_code=303))
-        raise _Answered(_not_found(request, web, viewer))
+            raise _AnsweredError(RedirectResponse(_signin_url(request), status_code=303))
+        raise _AnsweredError(_not_found(request, web, viewer))
     return _Seen(runtime=runtime, web=web, read=read, viewer=viewer, repository=repository)
 
 
@@ -139,15 +139,16 @@ async def _call(request: Request, seen: _Seen, call: Any, *args: Any, **kwargs: 
         return await asyncio.to_thread(call, *args, **kwargs)
     except ApiError as error:
         if error.status == 404:
-            raise _Answered(_not_found(request, seen.web, seen.viewer)) from error
-        raise _Answered(_error(request, seen.web, seen.viewer, error.status, "Refused",
-                               error.message)) from error
+            raise _AnsweredError(_not_found(request, seen.web, seen.viewer)) from error
+        raise _AnsweredError(_error(request, seen.web, seen.viewer, error.status, "Refused",
+                                    message=error.message)) from error
     except ApiUnavailableError as error:
-        raise _Answered(_error(request, seen.web, seen.viewer, 503, "Unavailable",
-                               "The cluster does not answer; try again soon.")) from error
+        raise _AnsweredError(_error(request, seen.web, seen.viewer, 503, "Unavailable",
+                                    message="The cluster does not answer; try again soon.")
+                             ) from error
     except ApiRefusedError as error:
-        raise _Answered(_error(request, seen.web, seen.viewer, 502, "Refused",
-                               "The cluster refused Ferry's receiver.")) from error
+        raise _AnsweredError(_error(request, seen.web, seen.viewer, 502, "Refused",
+                                    message="The cluster refused Ferry's receiver.")) from error
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ async def _call(request: Request, seen: _Seen, call: Any, *args: Any, **kwargs: 
 async def repositories_page(request: Request) -> Response:
     try:
         _, web, read = _sides(request)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     viewer = web.sessions.viewer(request)
     every = sorted(read.repositories(), key=lambda r: r.key)
@@ -168,7 +169,7 @@ async def repositories_page(request: Request) -> Response:
 
 
 @router.get("/{namespace}/{repository}")
-async def runs_page(request: Request, namespace: Name, repository: Name,
+async def runs_page(request: Request, *, namespace: Name, repository: Name,
                     branch: Annotated[str | None, Query(max_length=256)] = None,
                     state: Annotated[str | None, Query(max_length=32)] = None) -> Response:
     try:
@@ -177,7 +178,7 @@ async def runs_page(request: Request, namespace: Name, repository: Name,
         limit = MAX_LIMIT if branch or wanted_state else DEFAULT_LIMIT
         runs = await _call(request, seen, seen.read.list_runs, namespace, repository,
                            limit=limit)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     shown = filter_runs(runs, branch=branch, state=wanted_state)[:DEFAULT_LIMIT]
     return page(request, "runs.html", seen.common(request) | {
@@ -186,7 +187,7 @@ async def runs_page(request: Request, namespace: Name, repository: Name,
 
 
 @router.get(_RUN)
-async def run_page(request: Request, namespace: Name, repository: Name, run: Name,
+async def run_page(request: Request, *, namespace: Name, repository: Name, run: Name,
                    done: Annotated[str | None, Query(max_length=32)] = None,
                    started: Annotated[str | None, Query(max_length=63)] = None) -> Response:
     try:
@@ -196,7 +197,7 @@ async def run_page(request: Request, namespace: Name, repository: Name, run: Nam
         tails = await _call(request, seen, _tails, seen.read, found, jobs)
         may_write = seen.viewer is not None and await seen.web.access.may_write(
             seen.viewer, seen.repository)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     return page(request, "run.html", seen.common(request) | {
         "run": found, "jobs": jobs, "tails": tails, "may_write": may_write,
@@ -225,16 +226,16 @@ def _tails(read: ReadService, run: Mapping[str, Any], jobs: list[Mapping[str, An
 
 
 @router.get(_RUN + "/jobs/{job}")
-async def job_page(request: Request, namespace: Name, repository: Name, run: Name,
+async def job_page(request: Request, *, namespace: Name, repository: Name, run: Name,
                    job: Name) -> Response:
     try:
         seen = await _seen(request, namespace, repository)
         found = await _call(request, seen, seen.read.find_run, namespace, run, repository)
         wanted = next((j for j in found.get("jobs") or [] if j.get("name") == job), None)
         if wanted is None:
-            raise _Answered(_not_found(request, seen.web, seen.viewer))
+            raise _AnsweredError(_not_found(request, seen.web, seen.viewer))
         steps = await _call(request, seen, _steps, seen.read, found, wanted)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     return page(request, "job.html", seen.common(request) | {
         "run": found, "job": wanted, "steps": steps})
@@ -248,13 +249,13 @@ def _steps(read: ReadService, run: Mapping[str, Any], job: Mapping[str, Any]
 
 
 @router.get(_STEP + "/raw")
-async def raw_log(request: Request, namespace: Name, repository: Name, run: Name, job: Name,
+async def raw_log(request: Request, *, namespace: Name, repository: Name, run: Name, job: Name,
                   step: Name) -> Response:
     try:
         seen = await _seen(request, namespace, repository)
         follower = await _call(request, seen, seen.read.step_log, namespace, repository, run,
                                job, step, offset=0, follow=False)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     filename = f"{run}-{job}-{step}.log"  # DNS labels: nothing to quote
     return StreamingResponse(iter(follower), media_type="text/plain; charset=utf-8", headers={
@@ -263,7 +264,7 @@ async def raw_log(request: Request, namespace: Name, repository: Name, run: Name
 
 
 @router.get(_STEP + "/stream")
-async def log_stream(request: Request, namespace: Name, repository: Name, run: Name,
+async def log_stream(request: Request, *, namespace: Name, repository: Name, run: Name,
                      job: Name, step: Name, offset: Annotated[int, Query(ge=0)] = 0,
                      last_event_id: Annotated[str | None, Header()] = None) -> Response:
     """The live tail: the read API's events (`webhooks.api.events`), for the session."""
@@ -272,7 +273,7 @@ async def log_stream(request: Request, namespace: Name, repository: Name, run: N
         follower = await _call(request, seen, seen.read.step_log, namespace, repository, run,
                                job, step, offset=resumed_offset(offset, last_event_id),
                                follow=True)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     return StreamingResponse(log_events(follower), media_type=MEDIA_TYPE, headers=HEADERS)
 
@@ -284,12 +285,13 @@ async def _writer(request: Request, namespace: str, repository: str, run: str,
                   csrf: str | None) -> tuple[_Seen, Mapping[str, Any]]:
     seen = await _seen(request, namespace, repository)
     if not seen.web.sessions.check_csrf(request, csrf):
-        raise _Answered(_error(request, seen.web, seen.viewer, 403, "Refused",
-                               "The form is too old or did not come from this site: go back, "
-                               "reload the page and try again."))
+        raise _AnsweredError(_error(
+            request, seen.web, seen.viewer, 403, "Refused",
+            message="The form is too old or did not come from this site: go back, reload the "
+                    "page and try again."))
     if seen.viewer is None or not await seen.web.access.may_write(seen.viewer,
                                                                   seen.repository):
-        raise _Answered(_not_found(request, seen.web, seen.viewer))
+        raise _AnsweredError(_not_found(request, seen.web, seen.viewer))
     found = await _call(request, seen, seen.read.find_run, namespace, run, repository)
     return seen, found
 
@@ -301,13 +303,13 @@ def _back(namespace: str, repository: str, run: str, outcome: actions.Outcome) -
 
 
 @router.post(_RUN + "/rerun")
-async def rerun_run(request: Request, namespace: Name, repository: Name, run: Name,
+async def rerun_run(request: Request, *, namespace: Name, repository: Name, run: Name,
                     csrf: Annotated[str | None, Form(max_length=512)] = None,
                     what: Annotated[str, Form(pattern="^(failed|all)$")] = "failed"
                     ) -> Response:
     try:
         seen, found = await _writer(request, namespace, repository, run, csrf)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     assert seen.viewer is not None
     outcome = await actions.rerun(seen.runtime.receiver, seen.repository, found,
@@ -316,11 +318,11 @@ async def rerun_run(request: Request, namespace: Name, repository: Name, run: Na
 
 
 @router.post(_RUN + "/cancel")
-async def cancel_run(request: Request, namespace: Name, repository: Name, run: Name,
+async def cancel_run(request: Request, *, namespace: Name, repository: Name, run: Name,
                      csrf: Annotated[str | None, Form(max_length=512)] = None) -> Response:
     try:
         seen, _ = await _writer(request, namespace, repository, run, csrf)
-    except _Answered as answered:
+    except _AnsweredError as answered:
         return answered.response
     assert seen.viewer is not None
     outcome = await actions.cancel(seen.runtime.receiver, seen.repository, run,

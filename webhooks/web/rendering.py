@@ -13,7 +13,8 @@ from starlette.responses import HTMLResponse
 
 from webhooks.web.views import duration, short_time
 
-TEMPLATES = ("base.html", "_macros.html", "repositories.html", "runs.html", "run.html", "job.html", "error.html")
+TEMPLATES = ("base.html", "_macros.html", "repositories.html", "runs.html", "run.html",
+             "job.html", "error.html")
 STATIC = Path(__file__).parent / "static"
 
 # No inline script and no other origin; colour spans may carry a `style` attribute (RGB

@@ -61,7 +61,7 @@ def ordered_jobs(jobs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def failing_step(job: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The step whose log says why a job failed: the first that failed, else the last that
     ran (a job that timed out or errored with no step failing)."""
-    steps = list(job.get("steps") or ())
+    steps: list[Mapping[str, Any]] = list(job.get("steps") or ())
     for step in steps:
         if step.get("state") == Conclusion.FAILURE.value:
             return step

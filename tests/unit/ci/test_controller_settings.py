@@ -189,3 +189,18 @@ def test_an_incomplete_archive_store_is_refused_at_start(environ: dict[str, str]
                                                         problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         load_settings(environ=environ)
+
+
+def test_a_public_url_links_statuses_to_the_web_pages_unless_a_template_says_otherwise(
+) -> None:
+    mapped = controller_settings_from(load_settings(
+        environ={"FERRY_WEB_PUBLIC_URL": "https://ferry.example"}))
+    assert mapped.details_url_template == (
+        "https://ferry.example/ui/{namespace}/{repository_object}/runs/{name}")
+    assert mapped.job_details_url_template == (
+        "https://ferry.example/ui/{namespace}/{repository_object}/runs/{name}/jobs/{job}")
+    mine = controller_settings_from(load_settings(environ={
+        "FERRY_WEB_PUBLIC_URL": "https://ferry.example",
+        "FERRY_CONTROLLER_DETAILS_URL_TEMPLATE": "https://dash/{namespace}/{name}/{job}"}))
+    assert mine.details_url_template == "https://dash/{namespace}/{name}/{job}"
+    assert mine.job_details_url_template is None

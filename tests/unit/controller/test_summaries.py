@@ -11,6 +11,7 @@ from ci.controller.summaries import (
     check_details_url_template,
     format_duration,
     render,
+    web_page_templates,
 )
 from ci.forges.statuses import Conclusion
 from ci.kube import labels
@@ -65,3 +66,22 @@ def test_the_receivers_note_is_in_the_run_title_from_queued_to_the_verdict() -> 
         [report, *_] = plan(state, Memory(), mode=ReportMode.COMMIT_STATUS)
         status = render(report, state, presentation=Presentation(), log_tails={})
         assert status.title == f"{title} ({note})"
+
+
+def test_with_a_public_url_statuses_link_to_the_run_and_job_pages() -> None:
+    run = pipeline_run(condition=("False", "Failed"), completion="2024-05-01T10:01:30Z")
+    run["metadata"]["labels"] = {"ferry.dev/repository-object": "widget"}
+    failing = task_run(task="build", condition=("False", "StepFailed"), exit_codes=(0, 2),
+                       completion="2024-05-01T10:00:31Z")
+    state = observe(RunSnapshot.of(run), [TaskRunSnapshot.of(failing)])
+    run_page, job_page = web_page_templates("https://ferry.example/{odd}/")
+    presentation = Presentation(details_url_template=run_page, job_details_url_template=job_page)
+    reports = plan(state, Memory(), mode=ReportMode.CHECK_RUNS)
+    links = {r.key: render(r, state, presentation=presentation, log_tails={}).details_url
+             for r in reports}
+    assert links["run"] == "https://ferry.example/{odd}/ui/team/widget/runs/widget-abc"
+    assert links["job/build"] == (
+        "https://ferry.example/{odd}/ui/team/widget/runs/widget-abc/jobs/build")
+    check_details_url_template(run_page)
+    check_details_url_template(job_page)
+    check_details_url_template("https://x/{namespace}/{name}?job={job}")

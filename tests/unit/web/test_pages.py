@@ -64,3 +64,81 @@ def test_the_run_page_shows_jobs_in_needs_order_with_the_failing_tail(site: Site
     assert ">line 14<" not in html and ">line 15<" in html  # the last 20 lines only
     # A reader has no buttons.
     assert 'id="rerun-failed"' not in html and 'id="cancel"' not in html
+
+
+def test_the_job_page_shows_each_step_colours_anchors_and_escaped_text(site: Site) -> None:
+    _failed_run(site)
+    site.access.readers.add("reader")
+    site.as_viewer("reader")
+    html = site.client.get(f"{site.base}/runs/{RUN}/jobs/test-py312").text
+    assert '<details class="step" id="unit" data-step="unit" data-state="failure" open>' in html
+    assert '<div class="log" data-step="unit" data-log-state="archived">' in html
+    assert ('<div class="line" id="unit-L1"><a class="ln" href="#unit-L1">1</a>'
+            '<span class="text">line 1</span></div>') in html
+    assert ('<div class="line failing" id="unit-L33"><a class="ln" href="#unit-L33">33</a>'
+            '<span class="text"><span class="b fg-red">AssertionError: 2 != 3</span>'
+            '</span></div>') in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert SECRET not in html
+    assert 'id="log-search"' in html and 'src="/ui/static/log.js"' in html
+    assert f'href="{site.base}/runs/{RUN}/jobs/test-py312/steps/unit/raw"' in html
+    # A passing job's step is closed; its colours are spans too.
+    build = site.client.get(f"{site.base}/runs/{RUN}/jobs/build").text
+    assert 'data-step="compile" data-state="success">' in build
+    assert '<span class="fg-green">ok</span> compiled' in build
+    assert site.client.get(f"{site.base}/runs/{RUN}/jobs/nothing").status_code == 404
+
+
+def test_the_raw_log_is_a_masked_text_download(site: Site) -> None:
+    _failed_run(site)
+    site.access.readers.add("reader")
+    site.as_viewer("reader")
+    raw = site.client.get(f"{site.base}/runs/{RUN}/jobs/test-py312/steps/unit/raw")
+    assert raw.status_code == 200
+    assert raw.headers["content-type"] == "text/plain; charset=utf-8"
+    assert raw.headers["content-disposition"] == (
+        'attachment; filename="app-run-1-test-py312-unit.log"')
+    assert "<script>alert(1)</script>\nusing key ***\n" in raw.text and SECRET not in raw.text
+
+
+def test_runs_list_with_filters(site: Site) -> None:
+    repo = site.repository
+    site.cluster.runs["app-main-1"] = pipeline_run(repo, "app-main-1", [
+        {"name": "build", "steps": ["compile"]}], state="Succeeded")
+    site.cluster.runs["app-feature-1"] = pipeline_run(repo, "app-feature-1", [
+        {"name": "build", "steps": ["compile"]}], state="Failed", branch="feature/<x>")
+    site.archive("app-pruned", "build", "compile", "old\n", code=1, sha="feedface" * 5)
+    site.access.readers.add("reader")
+    site.as_viewer("reader")
+    html = site.client.get(site.base).text
+    rows = re.findall(r'<tr class="run" data-run="([a-z0-9-]+)" data-state="([a-z_]+)">', html)
+    assert sorted(rows) == [("app-feature-1", "failure"), ("app-main-1", "success"),
+                            ("app-pruned", "failure")]
+    assert "feature/&lt;x&gt;" in html and "octocat" in html and "5m 0s" in html
+    assert 'href="https://github.com/acme/app/commit/feedfacefeedfacefeedfacefeedfacefeedface"' \
+        in html
+    assert re.findall(r'data-run="([a-z0-9-]+)"',
+                      site.client.get(site.base, params={"branch": "main"}).text) == [
+        "app-main-1"]
+    assert sorted(re.findall(r'data-run="([a-z0-9-]+)"', site.client.get(
+        site.base, params={"state": "failure"}).text)) == ["app-feature-1", "app-pruned"]
+    # An unknown state filters nothing out rather than failing.
+    assert len(re.findall(r'data-run="', site.client.get(
+        site.base, params={"state": "bogus"}).text)) == 3
+    pruned = site.client.get(f"{site.base}/runs/app-pruned").text
+    assert "only in the log archive" in pruned and 'data-job="build" data-state="failure"' in pruned
+
+
+def test_the_repositories_page_lists_what_the_viewer_may_read(site: Site) -> None:
+    site.as_viewer("stranger")
+    html = site.client.get("/ui/").text
+    assert 'id="viewer">stranger<' in html and "No repository here" in html
+    site.access.readers.add("reader")
+    site.as_viewer("reader")
+    html = site.client.get("/ui/").text
+    assert f'href="{site.base}"' in html
+    site.as_viewer(None)
+    anonymous = site.client.get("/ui/").text
+    assert f'href="{site.base}"' not in anonymous and 'href="/ui/signin?next=%2Fui%2F"' in anonymous
+    site.access.public.add(site.repository.key)
+    assert f'href="{site.base}"' in site.client.get("/ui/").text
