@@ -34,6 +34,20 @@ def _host(url: str) -> tuple[str | None, int | None]:
     return parts.hostname, parts.port
 
 
+def _fill_login_form(page: Page, user: User) -> None:
+    form = page.locator(GITEA_LOGIN_FORM)
+    form.locator("input[name=user_name]").fill(user.name)
+    form.locator("input[name=password]").fill(user.password)
+    form.locator("button.primary, button[type=submit], button").first.click()
+
+
+def log_in_to_gitea(page: Page, user: User, *, gitea: GiteaServer) -> None:
+    """Log in on Gitea's own login page, as a developer does before looking at a commit."""
+    page.goto(f"{gitea.url}/user/login")
+    _fill_login_form(page, user)
+    page.wait_for_url(lambda url: "/user/login" not in url)
+
+
 def sign_in(page: Page, user: User, *, gitea: GiteaServer) -> None:
     """From Ferry's sign-in page (where an anonymous viewer is sent), through Gitea (its login
     form unless this browser is logged in there already; its grant page the first time), to
@@ -45,10 +59,7 @@ def sign_in(page: Page, user: User, *, gitea: GiteaServer) -> None:
     page.wait_for_url(lambda url: _host(url) == at_gitea)
     page.wait_for_load_state()
     if "/user/login" in page.url:
-        form = page.locator(GITEA_LOGIN_FORM)
-        form.locator("input[name=user_name]").fill(user.name)
-        form.locator("input[name=password]").fill(user.password)
-        form.locator("button.primary, button[type=submit], button").first.click()
+        _fill_login_form(page, user)
     page.wait_for_url(lambda url: _host(url) != at_gitea or "/login/oauth/" in url)
     page.wait_for_load_state()
     if _host(page.url) == at_gitea:

@@ -26,7 +26,13 @@ from playwright.sync_api import Page, Route, expect
 from starlette.responses import Response
 
 from tests.browser.screens import RUN_MILLISECONDS, Pages, job_item, line_with, shown_line_with
-from tests.browser.signing_in import callback_url, open_signed_in, provider_settings, sign_in
+from tests.browser.signing_in import (
+    callback_url,
+    log_in_to_gitea,
+    open_signed_in,
+    provider_settings,
+    sign_in,
+)
 from tests.cluster.control_plane import wait_for_service_account
 from tests.cluster.kubelet import SimulatedKubelet
 from tests.cluster.resources import Kube
@@ -113,8 +119,14 @@ def test_details_link_of_the_failing_commit_shows_a_reader_the_failing_line_and_
     # The link Gitea shows beside the red cross, pointing at Ferry's page for the run.
     assert details.startswith(f"{private.pages.run(private.run)}"), details
 
+    # The developer looks at the commit on Gitea, where the status links to Ferry.
     reader = browser_contexts()
-    status = open_signed_in(reader, details, private.reader, gitea=gitea, public_url=public_url)
+    log_in_to_gitea(reader, private.reader, gitea=gitea)
+    reader.goto(f"{private.team.repository['html_url']}/commit/{private.sha}")
+    link = reader.locator(f"a[href='{details}']")
+    expect(link.first).to_be_attached()
+    status = open_signed_in(reader, str(link.first.get_attribute("href")), private.reader,
+                            gitea=gitea, public_url=public_url)
     assert status == 200
     assert reader.url.split("#")[0] == details.split("#", maxsplit=1)[0]
     expect(reader.locator("#viewer")).to_have_text(private.reader.name)
