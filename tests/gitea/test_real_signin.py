@@ -25,8 +25,10 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from ci.kube.repositories import Repository, SecretKeys
-from ci.settings import Settings, SignInProvider, WebSettings
-from tests.cluster.processes import free_port
+from ci.settings import KubernetesSettings, Settings, SignInProvider, WebSettings
+from tests.cluster.control_plane import ControlPlane
+from tests.cluster.processes import free_port, wait_until
+from tests.cluster.resources import Kube
 from tests.gitea.api import GiteaApi, User
 from tests.gitea.oauth import (
     OAuthApp,
@@ -37,6 +39,7 @@ from tests.gitea.oauth import (
     revoke_access,
 )
 from tests.gitea.server import GiteaServer
+from webhooks.app import create_app
 from webhooks.web import signin as signin_routes
 from webhooks.web.identity import WebSide
 from webhooks.wiring import open_web
@@ -52,6 +55,7 @@ class Setup:
     app: FastAPI
     public_url: str
     repository: Repository
+    settings: Settings
 
 
 def receiver_app(settings: Settings, repository: Repository) -> FastAPI:
@@ -93,7 +97,7 @@ def setup(gitea: GiteaServer, gitea_api: GiteaApi) -> Setup:
     repository = Repository(namespace="team", name="app", uid="u1", forge="gitea",
                             url=people.html_url, secret=SecretKeys(name="forge"))
     return Setup(gitea=gitea, people=people, oauth=oauth, app=receiver_app(settings, repository),
-                 public_url=public_url, repository=repository)
+                 public_url=public_url, repository=repository, settings=settings)
 
 
 @pytest.fixture
@@ -158,3 +162,41 @@ def test_gitea_checks_the_pkce_verifier(setup: Setup, browser: TestClient) -> No
         "code_verifier": secrets.token_urlsafe(48)}, headers={"Accept": "application/json"},
         timeout=30.0)
     assert answer.status_code == 400 and "access_token" not in answer.json()
+
+
+def test_the_receiver_with_a_cluster_serves_it_and_public_logs_reach_it(
+        setup: Setup, cluster: ControlPlane, kube: Kube, namespace: str) -> None:
+    """The whole receiver (`create_app`, its cluster side watching real Repository objects):
+    `spec.publicLogs` survives the API server's schema, anonymous viewers read only that
+    repository, and a reader signed in through the receiver's own routes reads the other."""
+    for name, url, public in [("app", setup.people.html_url, False),
+                              ("open", f"{setup.people.html_url}-open", True)]:
+        kube.create({"apiVersion": "ferry.dev/v1alpha1", "kind": "Repository",
+                     "metadata": {"name": name, "namespace": namespace},
+                     "spec": {"forge": "gitea", "url": url, "secretRef": {"name": "forge"},
+                              **({"publicLogs": True} if public else {})}})
+    settings = setup.settings.model_copy(update={
+        "kubernetes": KubernetesSettings(kubeconfig=cluster.kubeconfig)})
+    app = create_app(settings)
+
+    async def probe(request: Request, name: str) -> JSONResponse:
+        runtime = request.app.state.runtime
+        found = {r.name: r for r in runtime.read.repositories() if r.namespace == namespace}
+        web: WebSide = runtime.web
+        viewer = web.sessions.viewer(request)
+        return JSONResponse({"read": await web.access.may_read(viewer, found[name]),
+                             "write": await web.access.may_write(viewer, found[name])})
+
+    app.add_api_route("/ui/probe/{name}", probe)
+    with TestClient(app, base_url=setup.public_url, follow_redirects=False) as browser:
+        runtime = app.state.runtime
+        assert runtime.web is not None and runtime.signin is not None
+        wait_until(lambda: {r.name for r in runtime.read.repositories()
+                            if r.namespace == namespace} == {"app", "open"},
+                   what="the Repository watch", timeout=60)
+        assert browser.get("/ui/probe/open").json() == {"read": True, "write": False}
+        assert browser.get("/ui/probe/app").json() == {"read": False, "write": False}
+        page = browser.get("/ui/signin")
+        assert 'class="signin" data-provider="gitea"' in page.text
+        assert sign_in(setup, browser, setup.people.reader).status_code == 303
+        assert browser.get("/ui/probe/app").json() == {"read": True, "write": False}
