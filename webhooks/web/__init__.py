@@ -30,5 +30,8 @@ DOM hooks the browser tests rely on (keep them stable):
 - `form#rerun-failed`, `form#rerun-all`, `form#cancel` (each with a submit button), present only
   for viewers with write access
 - `.log[data-step=STEP][data-log-state=live|archived|lost|expired]`, one `.line` per line with
-  `id="{step}-L{n}"` (1-based) and an `a.ln[href="#{step}-L{n}"]`
+  `id="{step}-L{n}"` (1-based) and an `a.ln[href="#{step}-L{n}"]` (the job page)
+- `.line.failing`: a failed step's failing line, on the job page and in the run page's
+  `li.job .tail-log[data-step=STEP]` (its lines link to the job page's anchors, no ids)
+- a live `.log` has `data-stream` (its SSE URL); `#log-search` filters lines (JavaScript)
 """

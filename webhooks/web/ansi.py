@@ -9,6 +9,7 @@ terminal: `Colours` is fed the lines in order.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from html import escape
@@ -87,6 +88,7 @@ _SIMPLE: dict[int, dict[str, bool | str]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # logs repeat the same few colour changes
 def _apply(style: _Style, parameters: str) -> _Style:
     codes = [int(part) if part.isdigit() else 0 for part in parameters.split(";")] if (
         parameters) else [0]
@@ -119,6 +121,10 @@ class Colours:
         dropped, as a terminal would show only what was printed last."""
         if "\r" in text:
             text = text.rstrip("\r").rsplit("\r", 1)[-1]
+        if "\x1b" not in text:  # most lines: no escape at all
+            if self._style == _PLAIN or not text:
+                return _text(text)
+            return f"{self._style.open()}{_text(text)}</span>"
         parts: list[str] = []
         opened = False  # a span is opened only before text, so none is ever empty
 
@@ -148,8 +154,18 @@ class Colours:
         return "".join(parts)
 
 
+    def advance(self, text: str) -> None:
+        """Take in a line that is not shown: only its colours count (for the next lines)."""
+        if "\x1b" in text:
+            for match in _ESCAPE.finditer(text):
+                if match.group(2) == "m":
+                    self._style = _apply(self._style, match.group(1))
+
+
 def _text(text: str) -> str:
-    return escape(_CONTROL.sub("", text))
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    return escape(text)
 
 
 def plain(text: str) -> str:

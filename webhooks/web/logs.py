@@ -79,25 +79,32 @@ def split_lines(text: str) -> list[str]:
 
 def failing_index(lines: list[str]) -> int | None:
     """Which of a failed step's lines most likely says why (see `_FAILING`)."""
-    shown = [plain(line).strip() for line in lines]
-    start = max(0, len(shown) - FAILING_WINDOW)
-    for index in range(len(shown) - 1, start - 1, -1):
-        if shown[index] and _FAILING.search(shown[index]):
+    start = max(0, len(lines) - FAILING_WINDOW)
+    last_written = None
+    for index in range(len(lines) - 1, start - 1, -1):
+        shown = plain(lines[index]).strip()
+        if shown and _FAILING.search(shown):
             return index
-    for index in range(len(shown) - 1, -1, -1):
-        if shown[index]:
-            return index
-    return None
+        if shown and last_written is None:
+            last_written = index
+    if last_written is not None:
+        return last_written
+    return next((index for index in range(start - 1, -1, -1) if plain(lines[index]).strip()),
+                None)
 
 
-def render_lines(text: str, *, first_number: int = 1, failed: bool = False) -> list[Line]:
-    """Numbered HTML lines (colours carry from line to line); `failed`: the failing line
-    (`failing_index`) is marked."""
+def render_lines(text: str, *, first_number: int = 1, failed: bool = False,
+                 last: int | None = None) -> list[Line]:
+    """Numbered HTML lines; `failed`: the failing line (`failing_index`) is marked; `last`:
+    only the last so many (the ones before are read for their colours only)."""
     lines = split_lines(text)
     failing = failing_index(lines) if failed else None
     colours = Colours()
-    return [Line(number=first_number + index, html=colours.line(line),
-                 failing=index == failing) for index, line in enumerate(lines)]
+    first = 0 if last is None else max(0, len(lines) - last)
+    for line in lines[:first]:
+        colours.advance(line)
+    return [Line(number=first_number + index, html=colours.line(lines[index]),
+                 failing=index == failing) for index in range(first, len(lines))]
 
 
 def log_state(*, lost: str | None, archived_size: int | None, running: bool,

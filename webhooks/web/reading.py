@@ -15,6 +15,7 @@ from webhooks.web.logs import (
     log_state,
     read_text,
     render_lines,
+    split_lines,
 )
 from webhooks.web.views import UNFINISHED
 
@@ -53,12 +54,12 @@ def step_log(read: ReadService, run: Mapping[str, Any], job: Mapping[str, Any],
     shown = text.text
     if state == LIVE:  # whole lines only: the live tail goes on after the last
         shown = shown[:shown.rfind("\n") + 1]
-    every = render_lines(shown, first_number=text.skipped_lines + 1, failed=failing)
-    lines = every[-TAIL_LINES:] if tail else every
+    lines = render_lines(shown, first_number=text.skipped_lines + 1, failed=failing,
+                         last=TAIL_LINES if tail else None)
     return StepLog(
         name=str(step["name"]), state=str(step.get("state", "")), log_state=state, lines=lines,
         skipped_lines=lines[0].number - 1 if lines else text.skipped_lines,
-        next_line=text.skipped_lines + len(every) + 1,
+        next_line=text.skipped_lines + len(split_lines(shown)) + 1,
         offset=text.complete_offset if state == LIVE else text.offset,
         lost=str(lost) if lost else None, truncated=bool(step.get("truncated")),
         failing=failing, exit_code=step.get("exitCode"),

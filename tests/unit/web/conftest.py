@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.requests import Request
 
 from ci.archive.directory import DirectoryStore
 from ci.archive.layout import StepKey
@@ -26,47 +25,15 @@ from ci.kube.reviews import Identity, Reviews
 from ci.kube.step_logs import StepLogs
 from ci.masking import Masker
 from tests.fakeforge import FakeForge
+from tests.unit.web.fakes import VIEWER_COOKIE, FakeAccess, FakeSessions
 from tests.unit.webhooks.fakes import RecordingBackend, local_repository, settings_for
 from webhooks.api.following import FollowTimings
 from webhooks.api.service import ReadService
 from webhooks.app import create_app
-from webhooks.web.identity import Viewer, WebSide
+from webhooks.web.identity import WebSide
 
 URL = "https://github.com/acme/app"
-VIEWER_COOKIE = "test-viewer"
 SECRET = "s3cr3t-deploy-key"
-
-
-@dataclass
-class FakeAccess:
-    readers: set[str] = field(default_factory=set)
-    writers: set[str] = field(default_factory=set)
-    public: set[str] = field(default_factory=set)  # Repository keys
-
-    async def may_read(self, viewer: Viewer | None, repository: Repository) -> bool:
-        if repository.key in self.public:
-            return True
-        return viewer is not None and viewer.login in self.readers | self.writers
-
-    async def may_write(self, viewer: Viewer | None, repository: Repository) -> bool:
-        return viewer is not None and viewer.login in self.writers
-
-
-class FakeSessions:
-    """The viewer is the login in a plain cookie; the CSRF token derives from it."""
-
-    def viewer(self, request: Request) -> Viewer | None:
-        login = request.cookies.get(VIEWER_COOKIE)
-        return Viewer(provider="github", forge="github", login=login,
-                      token=f"oauth-{login}") if login else None
-
-    def csrf_token(self, request: Request) -> str:
-        viewer = self.viewer(request)
-        return f"csrf-for-{viewer.login}" if viewer else ""
-
-    def check_csrf(self, request: Request, token: str | None) -> bool:
-        expected = self.csrf_token(request)
-        return bool(expected) and token == expected
 
 
 @dataclass

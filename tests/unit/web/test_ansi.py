@@ -56,3 +56,10 @@ def test_no_text_ever_opens_a_tag_of_its_own(text: str) -> None:
             stripped = stripped[:start] + stripped[end + 1:]
     assert "<" not in stripped and ">" not in stripped, html
     assert html.count("<span") == html.count("</span>")
+
+
+def test_lines_not_shown_still_carry_their_colours() -> None:
+    colours = Colours()
+    colours.advance("\x1b[33mwarning starts")
+    colours.advance("no escape here")
+    assert colours.line("still yellow") == '<span class="fg-yellow">still yellow</span>'

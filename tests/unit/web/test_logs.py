@@ -47,3 +47,10 @@ def test_log_states() -> None:
     assert log_state(lost=None, archived_size=None, running=True, empty=True) == LIVE
     assert log_state(lost=None, archived_size=None, running=False, empty=True) == EXPIRED
     assert log_state(lost=None, archived_size=None, running=False, empty=False) == LIVE
+
+
+def test_only_the_last_lines_are_rendered_with_their_colours() -> None:
+    text = "\x1b[31mred from here\n" + "".join(f"{n}\n" for n in range(2, 101))
+    lines = render_lines(text, failed=True, last=3)
+    assert [line.number for line in lines] == [98, 99, 100]
+    assert lines[0].html == '<span class="fg-red">98</span>' and lines[-1].failing
