@@ -200,8 +200,11 @@ def test_a_stranger_gets_404_for_the_repository_its_runs_and_logs(
 ) -> None:
     pages, run = private.pages, private.run
     stranger = browser_contexts()
-    assert open_signed_in(stranger, f"{public_url}/ui/", private.stranger, gitea=gitea,
+    # The repository list is open to anyone (public repositories): sign in from its link.
+    home = f"{public_url}/ui/signin?next=/ui/"
+    assert open_signed_in(stranger, home, private.stranger, gitea=gitea,
                           public_url=public_url) == 200
+    assert urlsplit(stranger.url).path == "/ui/"
     assert pages.namespace not in stranger.locator("body").inner_text()
     hidden = {
         "runs": pages.runs, "run": pages.run(run), "job": pages.job(run, "check"),
@@ -222,8 +225,7 @@ def test_a_stranger_gets_404_for_the_repository_its_runs_and_logs(
 
     # The reader sees it listed, so the listing is not simply empty.
     reader = browser_contexts()
-    open_signed_in(reader, f"{public_url}/ui/", private.reader, gitea=gitea,
-                   public_url=public_url)
+    open_signed_in(reader, home, private.reader, gitea=gitea, public_url=public_url)
     expect(reader.locator("body")).to_contain_text(pages.namespace)
 
     # The read API (`/api/v1`) knows Kubernetes identities, not forge sign-ins: the
