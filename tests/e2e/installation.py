@@ -183,10 +183,12 @@ def _arguments(container: dict[str, Any], directory: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path
+def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path, *,
+            port: int | None = None, web: dict[str, Any] | None = None
             ) -> Iterator[Installation]:
     """Install deploy/, then run the receiver and the controller under its ServiceAccounts
-    until the block ends."""
+    until the block ends. `port`: the receiver's (a free one if None); `web`: the settings
+    file's `web` group (the pages' public URL and sign-in providers), added to deploy/'s."""
     install(cluster, bin_dir)
     objects = rendered(bin_dir)
     webhooks_kubeconfig = token_kubeconfig(
@@ -195,8 +197,11 @@ def running(cluster: ControlPlane, kube: Kube, bin_dir: Path, directory: Path
         cluster, service_account_token(kube, CONTROLLER_ACCOUNT),
         directory / "controller.kubeconfig")
     settings_file = directory / "ferry.yaml"
-    settings_file.write_text(find(objects, "ConfigMap", SETTINGS_CONFIG_MAP)["data"]["ferry.yaml"])
-    port = free_port()
+    settings_text = find(objects, "ConfigMap", SETTINGS_CONFIG_MAP)["data"]["ferry.yaml"]
+    if web is not None:
+        settings_text += yaml.safe_dump({"web": web})
+    settings_file.write_text(settings_text)
+    port = port or free_port()
     # The file's 9090 may be taken on this machine.
     metrics_port = free_port()
     # Only what a pod would get: no KUBECONFIG or FERRY_* from the developer's shell.
