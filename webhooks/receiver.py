@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from ci.backends import Backend
-from ci.backends.forges import RepositoryForge, RepositoryForges
 from ci.forges.checks import Contexts
 from ci.forges.client import ForgeClient
 from ci.forges.connections import Connection
 from ci.forges.types import DeliveryId, RepositoryName
 from ci.kube.repositories import Conflict, Repository
 from ci.kube.repository_status import LastEvent
+from ci.repository_forges import RepositoryForge, RepositoryForges
 from ci.settings import ForgeSettings
 from webhooks.answers import Answer, DeliveryRejectedError
 from webhooks.deliveries import DeliveryMemory

@@ -22,7 +22,6 @@ import structlog
 from ci.archive.configured import archive_settings
 from ci.archive.store import LogStore
 from ci.backends.configured import ConfiguredRepositories
-from ci.backends.forges import RepositoryForges
 from ci.backends.local import LocalBackend, engine_for
 from ci.backends.tekton import TektonBackend, TektonOptions
 from ci.forges.checks import Contexts
@@ -39,6 +38,7 @@ from ci.kube.run_requests import RunRequests
 from ci.kube.step_logs import StepLogs
 from ci.kube.watching import Watcher, WatchSettings, run_in_thread
 from ci.logs import Redactor
+from ci.repository_forges import RepositoryForges
 from ci.settings import Settings
 from webhooks.answers import Answer
 from webhooks.api.masking import run_maskers

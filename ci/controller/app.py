@@ -24,7 +24,6 @@ import structlog
 
 from ci.archive.configured import ArchiveSettings, open_store
 from ci.archive.store import LogStore
-from ci.backends.forges import RepositoryForges
 from ci.controller import admission, pruning
 from ci.controller.archiving import Archiver
 from ci.controller.leadership import Leadership
@@ -51,6 +50,7 @@ from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.run_requests import RunRequests
 from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread
+from ci.repository_forges import RepositoryForges
 from ci.settings import check_details_url_template
 
 log = structlog.get_logger(__name__)

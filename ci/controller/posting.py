@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import structlog
 
-from ci.backends.forges import RepositoryForges
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
@@ -35,6 +34,7 @@ from ci.kube import labels, patching
 from ci.kube.errors import CredentialsError
 from ci.kube.repositories import Repository, RepositoryIndex
 from ci.kube.resources import PIPELINE_RUN
+from ci.repository_forges import RepositoryForges
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -9,7 +9,7 @@ that needs a clone mints nothing new while the token is good. Rotated credential
 new client, which replaces the old one.
 
 This module knows nothing of Kubernetes: the caller reads the credentials (the receiver
-and the controller through `ci.backends.forges`, which joins this cache with a Repository's
+and the controller through `ci.repository_forges`, which joins this cache with a Repository's
 Secret).
 """
 

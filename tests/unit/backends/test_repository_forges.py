@@ -1,4 +1,4 @@
-"""The one seam for forge clients (`ci.backends.forges` over `ci.forges.connections`): one
+"""The one seam for forge clients (`ci.repository_forges` over `ci.forges.connections`): one
 connection per Repository and credentials, its report mode, what to mask, and a clone token
 that is the client's own cached installation token, not a new one per delivery."""
 
@@ -10,13 +10,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ci.backends.forges import RepositoryForges
 from ci.forges.connections import ReportMode
 from ci.forges.statuses import Conclusion, Status
 from ci.forges.types import ForgeKind, RepositoryName
 from ci.kube.credentials import CredentialsCache
 from ci.kube.repositories import Repository
 from ci.logs import Redactor
+from ci.repository_forges import RepositoryForges
 from tests.fakeforge import FakeForge
 from tests.fakeforge.connecting import connected
 

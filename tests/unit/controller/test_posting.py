@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.client.exceptions import ApiException
 
-from ci.backends.forges import RepositoryForges
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
@@ -39,6 +38,7 @@ from ci.forges.types import ForgeKind, InstallationId, RepositoryName
 from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
 from ci.kube.repositories import RepositoryIndex
+from ci.repository_forges import RepositoryForges
 from tests.binding import TEST_KEYS, bound
 from tests.defaults import controller_defaults
 from tests.fakeforge import FakeForge
