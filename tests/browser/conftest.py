@@ -92,8 +92,12 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """One browser per module. Not per session: while Playwright's sync API is started, its
+    event loop counts as running in this thread, so every later `asyncio.run()` of the
+    session (the unit tests of async code) would fail with "cannot be called from a running
+    event loop". Stopped at the module's end, the thread is free again."""
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: run tests/browser/install-chromium",
                     pytrace=False)
