@@ -146,8 +146,7 @@ class ReadApi:
         if status == 401:
             return f"Ferry's API did not accept your token ({said}); log in to the cluster again"
         if status == 403:
-            return (f"permission denied: {said}. Reading runs needs `get` on `pipelineruns` in "
-                    "the namespace (Kubernetes RBAC; ask the namespace's owners)")
+            return f"permission denied: {said}"
         if status == 404:
             return said or "not found"
         return f"Ferry's API answered {status}: {said}"

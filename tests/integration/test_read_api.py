@@ -171,11 +171,11 @@ def test_rbac_decides_who_reads_runs_and_logs(setup: Setup) -> None:
     assert _get(setup, runs, None).status_code == 401
     assert _get(setup, runs, "not-a-token").status_code == 401
     denied = _get(setup, runs, setup.stranger)
-    assert denied.status_code == 403, denied.text
+    assert denied.status_code == 404, denied.text
     assert "pipelineruns" in denied.json()["error"]
-    # The same 403 for a Repository that does not exist: nothing is revealed to a stranger.
-    assert _get(setup, f"/namespaces/{ns}/repositories/nothing/runs", setup.stranger
-                ).status_code == 403
+    # The same answer for a Repository that does not exist: nothing is revealed to a stranger.
+    absent = _get(setup, f"/namespaces/{ns}/repositories/nothing/runs", setup.stranger)
+    assert (absent.status_code, absent.json()) == (404, denied.json())
     assert _get(setup, f"/namespaces/{ns}/repositories/nothing/runs", setup.reader
                 ).status_code == 404
     listed = _get(setup, runs, setup.reader)
@@ -187,7 +187,7 @@ def test_rbac_decides_who_reads_runs_and_logs(setup: Setup) -> None:
     assert {"namespace": ns, "name": "app"}.items() <= repositories[0].items()
     assert _get(setup, "/repositories", setup.stranger).json()["repositories"] == []
     log = f"{runs}/pruned-run/jobs/build/steps/print/log"
-    assert _get(setup, log, setup.stranger).status_code == 403
+    assert _get(setup, log, setup.stranger).status_code == 404
     whole = _get(setup, log, setup.reader)
     assert whole.text == "old output ***\n" and whole.headers["X-Ferry-Log"] == "archived"
     part = _get(setup, log, setup.reader, Range="bytes=4-9")
@@ -199,7 +199,9 @@ def test_rbac_decides_who_reads_runs_and_logs(setup: Setup) -> None:
     refused = subprocess.run(_ferry(setup, "stranger", "runs", "app"), capture_output=True,
                              text=True, env=_env(), timeout=60, check=False, cwd=REPO)
     assert refused.returncode == 1
-    assert refused.stderr.startswith("ferry runs: permission denied: system:serviceaccount:")
+    # A denial reads as "nothing found" (#13), and says which permission reading needs.
+    assert refused.stderr.startswith(f"ferry runs: nothing found in namespace {setup.namespace} "
+                                     "that system:serviceaccount:"), refused.stderr
     assert "get` on `pipelineruns`" in refused.stderr
     shown = subprocess.run(_ferry(setup, "reader", "runs", "app"), capture_output=True,
                            text=True, env=_env(), timeout=60, check=True, cwd=REPO)

@@ -4,8 +4,9 @@ cluster and the archive. Every method blocks (API server, store): call it in a t
 Answers that must not reveal what exists (docs/logs.md, "Permissions"):
 
 - no bearer token, or one the API server does not accept: 401;
-- a namespace the caller may not `get` `pipelineruns` in: 403, decided before anything in it
-  is looked up, so it is the same whether the namespace, the Repository or the run exist;
+- a namespace the caller may not `get` `pipelineruns` in: 404, as for what does not exist
+  (#13: every denial is a 404), decided before anything in it is looked up, so it is the same
+  whether the namespace, the Repository or the run exist;
 - in a namespace the caller may read: 404 for a Repository, run, job or step that is not there.
 """
 
@@ -71,8 +72,9 @@ class ReadService:
 
     def check(self, identity: Identity, namespace: str) -> None:
         if not self.reviews.may_read(identity, namespace):
-            raise ApiError(403, f"{identity.username} may not get pipelineruns in namespace "
-                                f"{namespace}")
+            raise ApiError(404, f"nothing found in namespace {namespace} that "
+                                f"{identity.username} may read (reading runs needs `get` on "
+                                "`pipelineruns` there)")
 
     # --- repositories and runs -------------------------------------------------------------
 
