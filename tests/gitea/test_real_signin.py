@@ -188,6 +188,9 @@ def test_the_receiver_with_a_cluster_serves_it_and_public_logs_reach_it(
                              "write": await web.access.may_write(viewer, found[name])})
 
     app.add_api_route("/ui/probe/{name}", probe)
+    # First: the pages' `/ui/{namespace}/{repository}` would answer this path otherwise (the
+    # probe stays under `/ui`, where the session cookie is sent).
+    app.router.routes.insert(0, app.router.routes.pop())
     with TestClient(app, base_url=setup.public_url, follow_redirects=False) as browser:
         runtime = app.state.runtime
         assert runtime.web is not None and runtime.signin is not None
