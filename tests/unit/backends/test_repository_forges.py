@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ci.forges.connections import ReportMode
 from ci.forges.statuses import Conclusion, Status
@@ -27,16 +25,6 @@ SHA = "a" * 40
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def app_keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
 
 def repository(forge: FakeForge, *, app: bool, uid: str = "uid-1") -> Repository:

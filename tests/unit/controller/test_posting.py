@@ -17,8 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes.client.exceptions import ApiException
 
 from ci.controller.leadership import Leadership
@@ -304,16 +302,6 @@ async def test_an_acknowledgement_that_cannot_be_saved_yet_is_kept_not_resent(
 
 
 # GitHub App mode: check runs, found again by name and external id
-
-
-@pytest.fixture(scope="module")
-def app_keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
 
 
 @pytest.fixture

@@ -351,22 +351,6 @@ async def test_gitlab_fake_rejects_misspelt_fields() -> None:
 # GitHub App mode: check runs and installation tokens
 
 
-@pytest.fixture(scope="session")
-def app_keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
