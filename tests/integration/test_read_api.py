@@ -30,6 +30,7 @@ from tests.cluster.kubelet import RUN_SCRIPTS_ANNOTATION, SimulatedKubelet
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TektonController
+from tests.integration.readers import create_team
 from webhooks.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,16 +90,8 @@ def _served(settings: Settings, store: DirectoryStore) -> Iterator[str]:
 
 @pytest.fixture
 def setup(cluster: ControlPlane, kube: Kube, namespace: str, tmp_path: Path) -> Iterator[Setup]:
-    kube.create({"apiVersion": "v1", "kind": "Secret",
-                 "metadata": {"name": "forge", "namespace": namespace},
-                 "stringData": {"webhook-secret": WEBHOOK_SECRET, "token": FORGE_TOKEN}})
-    kube.create({"apiVersion": "v1", "kind": "Secret",
-                 "metadata": {"name": "deploy", "namespace": namespace},
-                 "stringData": {"key": DEPLOY_KEY}})
-    kube.create({"apiVersion": "ferry.dev/v1alpha1", "kind": "Repository",
-                 "metadata": {"name": "app", "namespace": namespace},
-                 "spec": {"forge": "github", "url": f"https://github.com/acme/{namespace}",
-                          "secretRef": {"name": "forge"}}})
+    create_team(kube, namespace, webhook_secret=WEBHOOK_SECRET, token=FORGE_TOKEN,
+                deploy_key=DEPLOY_KEY)
     kube.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                  "metadata": {"name": "run-reader", "namespace": namespace},
                  "rules": [{"apiGroups": ["tekton.dev"], "resources": ["pipelineruns"],

@@ -22,6 +22,7 @@ from tests.cluster.kubelet import RUN_SCRIPTS_ANNOTATION, SimulatedKubelet
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube
 from tests.cluster.tekton import TektonController
+from tests.integration.readers import create_team
 from tests.unit.web.fakes import VIEWER_COOKIE, FakeAccess, FakeSessions
 from webhooks.app import create_app
 from webhooks.web.identity import WebSide
@@ -44,16 +45,8 @@ def _task(name: str, script: str, *, after: tuple[str, ...] = ()) -> dict[str, A
 @pytest.fixture
 def client(cluster: ControlPlane, kube: Kube, namespace: str, tmp_path: Path
            ) -> Iterator[TestClient]:
-    kube.create({"apiVersion": "v1", "kind": "Secret",
-                 "metadata": {"name": "forge", "namespace": namespace},
-                 "stringData": {"webhook-secret": "hook-secret", "token": "forge-token"}})
-    kube.create({"apiVersion": "v1", "kind": "Secret",
-                 "metadata": {"name": "deploy", "namespace": namespace},
-                 "stringData": {"key": DEPLOY_KEY}})
-    kube.create({"apiVersion": "ferry.dev/v1alpha1", "kind": "Repository",
-                 "metadata": {"name": "app", "namespace": namespace},
-                 "spec": {"forge": "github", "url": f"https://github.com/acme/{namespace}",
-                          "secretRef": {"name": "forge"}}})
+    create_team(kube, namespace, webhook_secret="hook-secret", token="forge-token",
+                deploy_key=DEPLOY_KEY)
     settings = Settings(kubernetes=KubernetesSettings(kubeconfig=cluster.kubeconfig))
     app = create_app(settings, archive=DirectoryStore(tmp_path / "logs"))
     with TestClient(app) as client:
