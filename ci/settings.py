@@ -10,7 +10,9 @@ the loader finds both without further wiring. The receiver (`ferry serve webhook
 controller (`ferry serve controller`) read the same file; each uses its own group and shares
 `kubernetes`, `logging`.
 
-This is the one home of every default. It imports no component (import-linter checks it):
+This is the one home of every default (the plain values that other code needs too are in
+`ci.defaults`, which imports nothing, so that `ferry run` does not load pydantic). It imports
+no component (import-linter checks it):
 each component builds what it runs with from its group (`ci.controller.settings.
 controller_settings`, `ci.archive.configured.archive_settings`) or reads the group itself
 (`ci.kube` takes `KubernetesSettings` as it is).
@@ -37,17 +39,11 @@ from pydantic import (
     model_validator,
 )
 
+from ci.defaults import DEFAULT_MAX_LOG_BYTES, MAXIMUM_PAYLOAD_BYTES, STEP_PATH
 from pipelines.tekton import DEFAULT_CLONE_IMAGE
 
 ENV_PREFIX = "FERRY_"
 CONFIG_FILE_ENV = "FERRY_CONFIG"
-# GitHub's documented maximum payload; bigger deliveries are cut by GitHub itself.
-MAXIMUM_PAYLOAD_BYTES = 25 * 1024 * 1024
-# Bytes of one step's log kept in the archive (`archive.max_log_bytes`' default): a step
-# printing more is almost always in a loop, and a bigger log would only be downloaded.
-DEFAULT_MAX_LOG_BYTES = 50 * 1024 * 1024
-# PATH of steps on the local backend's `host` engine (`local.step_path`'s default).
-STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The fields `controller.details_url_template` may name.
 # `repository` is the forge's "owner/name", `repository_object` the Repository's name, `job`
 # the pipeline task (a matrix variant's own; empty on the run's own status).

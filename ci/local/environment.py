@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ci.settings import STEP_PATH  # `local.step_path`'s default, the PATH of host steps
+from ci.defaults import STEP_PATH  # `local.step_path`'s default, the PATH of host steps
 from pipelines.events import Event
 from pipelines.planning import PlannedJob, PlannedStep
 from pipelines.scripts import EVENT_PARAMS, event_values
