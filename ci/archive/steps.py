@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 from ci.archive.layout import StepKey, parse_log_name, run_prefix
 from ci.archive.store import LogStore
-from ci.masking import Masker
 from ci.defaults import DEFAULT_MAX_LOG_BYTES
+from ci.masking import Masker
 
 # Spooled in memory up to this, then on disk: flat memory for any log size.
 SPOOL_BYTES = 8 * 1024 * 1024
