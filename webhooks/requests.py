@@ -9,7 +9,9 @@ repository's default branch) is resolved to its head commit on the forge when th
 handled.
 
 At most one run per RunRequest: the run's name is made of the RunRequest's uid, so handling
-it twice (a relist, a second receiver replica) lands on the same PipelineRun ("existing").
+it twice (a relist, a second receiver replica) lands on the same PipelineRun, and both
+replicas call the outcome "created": the one that found the run made by the other may be the
+first to write it.
 The outcome is written onto the version of the RunRequest that was seen without one, so the
 first replica's outcome stays.
 The run is trusted: whoever may create a RunRequest in the namespace may already start runs
@@ -196,7 +198,11 @@ class RunRequestWorker:
         )
         decision = Decision(trust=Trust.TRUSTED, reason=started_by(request))
         answer = await start_run(event, target, trust=decision, name_prefix=_prefix(request))
-        outcome = Outcome(outcome=answer.outcome, message=_message(answer), sha=sha,
+        # The run's name is made of this request's uid, so a run that already exists was
+        # created for this request (by another replica, or before a restart): the outcome
+        # is "created" whichever replica writes it first.
+        result = "created" if answer.outcome == "existing" else answer.outcome
+        outcome = Outcome(outcome=result, message=_message(answer), sha=sha,
                           pipeline_run=next(iter(answer.body.get("pipelineRuns") or ()), ""))
         self._note(repository, request, event, outcome)
         return outcome
