@@ -1,6 +1,6 @@
 """Benchmark the controller against a real API server and a fake forge on 127.0.0.1.
 
-    python3 -m bench.controller [--active 1000] [--present 10000]
+    python3 -m bench.controller [--active 1000] [--present 10000] [--profile FILE]
 
 1. Creates `--active` runs, starts `python -m ci.controller`, waits until each is reported
    queued (the fake forge checks these requests against the API description, and no later
@@ -12,8 +12,9 @@
 3. Adds finished, already reported runs up to `--present`, restarts the controller, and
    times its startup: to the first full list, and to every run looked at ("resumed").
 
-Needs the test cluster's binaries (`tests/cluster/build`). Prints what it measured; it
-asserts nothing about speed.
+`--profile FILE` samples the controller with py-spy through the burst and the steady phase
+(`bench.profiling`) and prints where its CPU went. Needs the test cluster's binaries
+(`tests/cluster/build`). Prints what it measured; it asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.profiling import sampled, summary
 from ci.controller.reporting import RUN_REPORT, Memory, job_key
 from ci.forges.statuses import Conclusion
 from ci.forges.types import ForgeKind
@@ -103,6 +105,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16, help="API clients creating runs")
     parser.add_argument("--rate", type=float, default=20.0,
                         help="runs finishing per second in the steady phase")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample the controller with py-spy through the burst and steady "
+                             "phases, into FILE (py-spy's raw format)")
     args = parser.parse_args()
     bin_dir = Path(os.environ.get("FERRY_CLUSTER_BIN") or subprocess.run(
         [str(REPO / "tests" / "cluster" / "build")], capture_output=True, text=True, check=True
@@ -172,28 +177,29 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
 
         pid = controller.component.process.pid  # type: ignore[union-attr]
         cpu_before = _cpu_seconds(pid)
-        # A burst: every run starts at once (a big merge train); the delay is mostly queueing.
-        started = time.monotonic()
-        list(pool.map(lambda index: move(index, "Unknown", "Running", "Running"),
-                      range(len(active))))
-        wait_until(lambda: reported("Running") >= len(active), what="all running",
-                   timeout=600, watching=controller.watching(), interval=0.2)
-        elapsed = time.monotonic() - started
-        burst = delays("Running")
-        print(f"burst: {len(burst)} runs Running at once, all reported in {elapsed:.1f}s "
-              f"({len(burst) / elapsed:.0f}/s); delay p50 {statistics.median(burst) * 1000:.0f}"
-              f" ms, p99 {_percentile(burst, 0.99) * 1000:.0f} ms")
-        # Steady: runs finish one by one at `--rate` per second, the others stay active.
-        interval = 1.0 / args.rate
-        for index in range(len(active)):
-            succeeded = index % 2 == 0
-            move(index, "True" if succeeded else "False",
-                 "Succeeded" if succeeded else "Failed",
-                 "Succeeded" if succeeded else "Failed")
-            time.sleep(interval)
-        wait_until(lambda: reported("Succeeded") + reported("Failed") >= len(active),
-                   what="all final", timeout=600, watching=controller.watching(), interval=0.2)
-        steady = delays("Succeeded") + delays("Failed")
+        with sampled(pid, args.profile):
+            # A burst: every run starts at once (a big merge train); the delay is mostly queueing.
+            started = time.monotonic()
+            list(pool.map(lambda index: move(index, "Unknown", "Running", "Running"),
+                          range(len(active))))
+            wait_until(lambda: reported("Running") >= len(active), what="all running",
+                       timeout=600, watching=controller.watching(), interval=0.2)
+            elapsed = time.monotonic() - started
+            burst = delays("Running")
+            print(f"burst: {len(burst)} runs Running at once, all reported in {elapsed:.1f}s "
+                  f"({len(burst) / elapsed:.0f}/s); delay p50 {statistics.median(burst) * 1000:.0f}"
+                  f" ms, p99 {_percentile(burst, 0.99) * 1000:.0f} ms")
+            # Steady: runs finish one by one at `--rate` per second, the others stay active.
+            interval = 1.0 / args.rate
+            for index in range(len(active)):
+                succeeded = index % 2 == 0
+                move(index, "True" if succeeded else "False",
+                     "Succeeded" if succeeded else "Failed",
+                     "Succeeded" if succeeded else "Failed")
+                time.sleep(interval)
+            wait_until(lambda: reported("Succeeded") + reported("Failed") >= len(active),
+                       what="all final", timeout=600, watching=controller.watching(), interval=0.2)
+            steady = delays("Succeeded") + delays("Failed")
         print(f"steady: {len(steady)} runs finishing at {args.rate:.0f}/s among up to "
               f"{len(active)} active: delay API server -> forge p50 "
               f"{statistics.median(steady) * 1000:.0f} ms, p99 "
@@ -204,6 +210,10 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
               f"machine has {os.cpu_count()} CPUs shared with etcd, the API server and the "
               "fake forge")
         print(f"controller RSS with {len(active)} runs: {_rss_megabytes(pid):.0f} MB")
+        if args.profile is not None:
+            print(f"controller profile, burst and steady phases ({args.profile}):")
+            for line in summary(args.profile):
+                print(f"  {line}")
 
         more = args.present - len(active)
         started = time.monotonic()
