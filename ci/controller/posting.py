@@ -208,6 +208,7 @@ class Poster:
         assert run.repository is not None and run.sha is not None  # the saved run has them too
         for report in reports:
             if not self._leadership.held():
+                self._memories[run.uid] = memory  # what was acknowledged so far is kept
                 return Retry(self._settings.leader.renew_interval)
             status = render(report, state, presentation=self._presentation, log_tails=tails)
             sent = await self._call_forge(
@@ -235,11 +236,14 @@ class Poster:
                          report_id=sent, incarnation=self._incarnation)
                 memory = memory.with_acknowledged(report.key, report.conclusion,
                                                   report_id=sent)
-            # Written after each acknowledgement: a kill now repeats at most this report.
-            saved = await self._save(run, memory, base=None)
-            if saved is None:
-                return Retry(REPLAN_DELAY)
-            run, memory = saved
+        # One write for the plan's acknowledgements (a run's report and its jobs' are
+        # planned together): each write costs an API call and comes back as a watch event
+        # to handle. A kill before it leaves these reports in `sending` under this
+        # incarnation, which the next one reads back from the forge instead of repeating.
+        saved = await self._save(run, memory, base=None)
+        if saved is None:
+            return Retry(REPLAN_DELAY)
+        run, memory = saved
         if state.conclusion.final:
             repository = self._repository_of(run)
             if repository is not None:

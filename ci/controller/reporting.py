@@ -5,7 +5,8 @@ run and survives controller restarts. The posting loop (`ci.controller.posting`)
 
 1. plans the reports that differ from the memory (`plan`);
 2. writes them into `sending`, with this process's incarnation, *before* calling the forge;
-3. calls the forge; after it acknowledged, moves each report to `acknowledged`.
+3. calls the forge; once it acknowledged them, moves the reports to `acknowledged`, in one
+   write for the plan.
 
 A restarted controller therefore never loses a report (anything not acknowledged is sent
 again). It knows when it may have been killed between the forge's answer and step 3: a
