@@ -55,16 +55,24 @@ def throttled(hook: Callable[[Any], None], *, seconds: float,
               clock: Callable[[], float] = time.monotonic) -> Callable[[Any], None]:
     """`hook` (the client's token refresh, called with the configuration before every
     request) run at most once per `seconds`, and at once on the first call; the calls in
-    between return without it."""
+    between return without it. The client's loaders install their hook again each time it
+    runs: the one installed is called next time, and this one stays in its place."""
     lock = threading.Lock()
     last: list[float] = []
+    current = [hook]
 
     def refresh(configuration: Any) -> None:
         with lock:
             now = clock()
             if last and now - last[0] < seconds:
                 return
-            hook(configuration)
+            try:
+                current[0](configuration)
+            finally:
+                installed = configuration.refresh_api_key_hook
+                if installed is not refresh and installed is not None:
+                    current[0] = installed
+                    configuration.refresh_api_key_hook = refresh
             last[:] = [now]
 
     return refresh
