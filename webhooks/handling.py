@@ -35,7 +35,7 @@ from ci.forges.types import DeliveryId, RepositoryName, RepositoryRef
 from ci.kube.repositories import Conflict, Repository
 from pipelines.events import Event
 from pipelines.planning import NothingToRun, Plan, SkippedJob
-from pipelines.preparing import Prepared, Problems, prepare
+from pipelines.preparing import Prepared, Problems
 from pipelines.problems import SpecError
 from pipelines.spec import Spec
 from webhooks import commands
@@ -109,7 +109,7 @@ async def start_run(
     source = await target.call(lambda: forge.read_file(target.name, path, event.sha))
     if source is None:
         return _skipped(f"no {repository.spec_path} at {event.sha[:12]}", outcome="no-spec")
-    prepared = prepare(source, path=repository.spec_path, event=event)
+    prepared = target.receiver.specs.prepare(source, path=repository.spec_path, event=event)
     if isinstance(prepared, Problems):
         return await _report_invalid(prepared.problems, event=event, target=target)
     spec = prepared.spec

@@ -17,6 +17,7 @@ from ci.kube.repositories import Conflict, Repository
 from ci.kube.repository_status import LastEvent
 from ci.repository_forges import RepositoryForge, RepositoryForges
 from ci.settings import ForgeSettings
+from pipelines.preparing import Specs
 from webhooks.answers import Answer, DeliveryRejectedError
 from webhooks.deliveries import DeliveryMemory
 from webhooks.retrying import with_retries
@@ -62,6 +63,8 @@ class Receiver:
     contexts: Contexts = field(default_factory=Contexts)
     # Where verified deliveries' outcomes go (the Repository's status); None: nowhere (local).
     last_events: LastEventSink | None = None
+    # The specs read so far, each parsed and linted once (`pipelines.preparing.Specs`).
+    specs: Specs = field(default_factory=Specs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
