@@ -13,7 +13,8 @@
    times its startup: to the first full list, and to every run looked at ("resumed").
 
 `--profile FILE` samples the controller with py-spy through the burst and the steady phase
-(`bench.profiling`) and prints where its CPU went. Needs the test cluster's binaries
+(`bench.profiling`), and the restarted one until it resumed (into `FILE.restart`), and prints
+where its CPU went. Needs the test cluster's binaries
 (`tests/cluster/build`). Prints what it measured; it asserts nothing about speed.
 """
 
@@ -230,17 +231,24 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         controller.stop()
         began = time.monotonic()
         controller.start()
-        wait_until(lambda: _resumed_after(controller) is not None, what="resumed",
-                   timeout=900, watching=controller.watching(), interval=0.2)
+        assert controller.component is not None and controller.component.process is not None
+        restart_profile = (args.profile.with_name(f"{args.profile.name}.restart")
+                           if args.profile is not None else None)
+        with sampled(controller.component.process.pid, restart_profile):
+            wait_until(lambda: _resumed_after(controller) is not None, what="resumed",
+                       timeout=900, watching=controller.watching(), interval=0.2)
         resumed = _resumed_after(controller)
         assert resumed is not None
         print(f"restart with {resumed['runs']} runs present: first list "
               f"{resumed['listed_seconds']:.2f}s, every run looked at "
               f"{resumed['resumed_seconds']:.2f}s after the watch started; "
               f"{time.monotonic() - began:.1f}s from process start (incl. Python imports)")
-        assert controller.component is not None and controller.component.process is not None
         print(f"controller RSS with {resumed['runs']} runs: "
               f"{_rss_megabytes(controller.component.process.pid):.0f} MB")
+        if restart_profile is not None:
+            print(f"controller profile, restart to resumed ({restart_profile}):")
+            for line in summary(restart_profile):
+                print(f"  {line}")
         # Counted from the restart: before it, each run's and each job's statuses were posted
         # (queued, running, final), a number the first phases do not need to predict.
         print(f"statuses posted on restart: {len(forge.requests) - posted_before_restart} "
