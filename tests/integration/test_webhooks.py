@@ -399,6 +399,8 @@ def test_the_repository_status_shows_the_last_verified_delivery_only(
           "the ping as last event")
     last = _repository_status(receiver)["lastEvent"]
     assert (last["kind"], last["outcome"], last["pipelineRuns"]) == ("ping", "ping", [])
+    # The write shows on the API server a moment before the writer counts it.
+    _wait(lambda: _status_written(receiver), "the status writer idle")
     metrics = receiver.client.get("/metrics").text
     assert 'ferry_repository_status_writes_total{result="written"} 2.0' in metrics
 
