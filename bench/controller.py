@@ -9,8 +9,10 @@
    transition, the delay from the API server accepting the status change to the forge
    receiving the status: p50/p99.
 2. Reads the controller's RSS.
-3. Adds finished, already reported runs up to `--present`, restarts the controller, and
-   times its startup: to the first full list, and to every run looked at ("resumed").
+3. Adds finished, already reported runs up to `--present`, lists them once as the
+   controller's watch pages them (the least its first list can take on this API server),
+   restarts the controller, and times its startup: to the first full list, and to every run
+   looked at ("resumed").
 
 `--profile FILE` samples the controller with py-spy through the burst and the steady phase
 (`bench.profiling`), and the restarted one until it resumed (into `FILE.restart`), and prints
@@ -37,7 +39,9 @@ from bench.profiling import sampled, summary
 from ci.controller.reporting import RUN_REPORT, Memory, job_key
 from ci.forges.statuses import Conclusion
 from ci.forges.types import ForgeKind
+from ci.kube import labels
 from ci.kube.binding import BindingKeys
+from ci.kube.watching import WatchSettings
 from tests.binding import bound, cluster_keys
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
@@ -227,6 +231,10 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         list(pool.map(lambda index: _finished_run(kube, index, done_memory, signing),
                       range(len(active), len(active) + more)))
         print(f"created {more} finished, reported runs in {time.monotonic() - started:.1f}s")
+        page_size = WatchSettings().page_size  # the controller's default
+        raw_seconds, raw_runs = _raw_list(kube, page_size)
+        print(f"raw list of the {raw_runs} runs, pages of {page_size} as the controller's "
+              f"watch reads them (one client, JSON parsed, nothing kept): {raw_seconds:.2f}s")
         posted_before_restart = len(forge.requests)
         controller.stop()
         began = time.monotonic()
@@ -256,6 +264,23 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         controller.stop()
         forge.assert_no_violations()
     pool.shutdown()
+
+
+def _raw_list(kube: Kube, page_size: int) -> tuple[float, int]:
+    """Seconds to page through every Ferry run in the bench namespace, and how many: the
+    least a restarted controller's first list can take on this API server."""
+    path = f"/apis/tekton.dev/v1/namespaces/{NAMESPACE}/pipelineruns"
+    started = time.monotonic()
+    count, token = 0, ""
+    while True:
+        query = {"limit": str(page_size), "labelSelector": labels.MANAGED_SELECTOR}
+        if token:
+            query["continue"] = token
+        page = kube.get(path, **query)
+        count += len(page.get("items") or ())
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return time.monotonic() - started, count
 
 
 def _resumed_after(process: ControllerProcess) -> dict[str, Any] | None:
