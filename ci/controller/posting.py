@@ -305,7 +305,8 @@ class Poster:
     ) -> ReadBack | Retry:
         """Ask the forge about the reports an earlier attempt may already have delivered.
 
-        Commit statuses: those in doubt (sent by a killed predecessor) are read back.
+        Commit statuses: those in doubt (sent by a killed predecessor) are read back, and
+        so are those this process sent and never heard back about (a timeout, a 5xx).
         Check runs: also every creation written ahead and never acknowledged, by any
         process and of any state (a creation that timed out, or one killed before the run
         moved on): creating it again would make a second check run. A temporary failure
@@ -405,8 +406,12 @@ class Poster:
     def _worth_asking(self, report: Report, memory: Memory, *, forge: Connection) -> bool:
         if memory.in_doubt(report.key, report.conclusion, incarnation=self._incarnation):
             return True
-        return (forge.mode is ReportMode.CHECK_RUNS and report.report_id is None
-                and report.key in memory.sending)
+        sending = memory.sending.get(report.key)
+        if forge.mode is ReportMode.CHECK_RUNS:
+            return report.report_id is None and sending is not None
+        # A status this process sent without an answer (a timeout, a 5xx after the forge
+        # stored it): sent again unasked, the commit would show the same state twice.
+        return sending is not None and sending.conclusion == report.conclusion
 
     async def _call_forge(
         self, call: Awaitable[T], *, forge: Connection, attempt: int

@@ -90,8 +90,10 @@ class Incarnation:
 
 
 def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClient,
-                name: str, *, app_key: str | None = None) -> Incarnation:
-    """`app_key`: a GitHub App's private key (PEM): report check runs, as App mode does."""
+                name: str, *, app_key: str | None = None,
+                forge_timeout: float | None = None) -> Incarnation:
+    """`app_key`: a GitHub App's private key (PEM): report check runs, as App mode does.
+    `forge_timeout`: seconds for one forge call (the settings' default if None)."""
     repositories = RepositoryIndex()
     spec: dict[str, Any] = {"forge": "github", "url": f"https://github.com/{OWNER_NAME}",
                             "apiURL": forge.api_url, "secretRef": {"name": "widget-forge"}}
@@ -114,7 +116,9 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
         log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
         leadership=Leadership(None, identity=name, settings=controller_defaults().leader),
         metrics=metrics,
-        settings=controller_defaults(details_url_template="https://dash/{namespace}/{name}"),
+        settings=controller_defaults(
+            details_url_template="https://dash/{namespace}/{name}",
+            **({"forge_timeout": forge_timeout} if forge_timeout is not None else {})),
         incarnation=name,
         on_final=lambda run, repository: finals.append(run.name),
         verifier=RunVerifier(lambda: TEST_KEYS, window=300.0, metrics=metrics),
@@ -196,6 +200,28 @@ async def test_a_status_the_forge_lacks_is_sent_without_doubt(
     assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
     assert memory.doubts == ()
     assert new.counted("ferry_controller_reports_recovered_total", forge="github") == 0
+
+
+async def test_a_status_sent_without_an_answer_is_read_back_not_posted_twice(
+    forge: FakeForge, http: httpx.AsyncClient
+) -> None:
+    """The forge stores the status but answers after the controller gave up waiting (a
+    timeout): the retry, in the same process, finds it there and sends nothing."""
+    api = FakeCustomObjects(finished_run(jobs=()))
+    poster = incarnation(api, forge, http, "only", forge_timeout=0.2)
+    forge.faults.hold = 1.0
+    retry = await poster.handle()
+    assert isinstance(retry, Retry)  # the send timed out
+    assert posted_states(forge) == ["success"]  # but the forge has it
+    forge.faults.hold = 0.0
+    forge.requests.clear()
+    assert await poster.handle() is None
+    assert posted_states(forge) == ["success"]  # not twice
+    assert [request.method for request in forge.requests] == ["GET"]
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
+    assert (memory.sending, memory.doubts) == ({}, ())
+    assert poster.counted("ferry_controller_reports_recovered_total", forge="github") == 1
 
 
 async def test_an_older_status_of_the_context_is_not_this_report(
