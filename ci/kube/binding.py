@@ -172,6 +172,16 @@ def refusal_for(
                   created=_timestamp(created), window=window)
 
 
+def binding_inputs(*, namespace: str, name: str, run_labels: Mapping[str, str],
+                   run_annotations: Mapping[str, str], created: str) -> tuple[object, ...]:
+    """Everything of a run `refusal_for` reads besides the Repository and the keys: two runs
+    equal in it get the same answer. What the controller writes on runs (its memory, the
+    archive's note) is not in it, so a run the controller only annotated is not checked
+    again."""
+    return (namespace, name, created, run_annotations.get(labels.BINDING),
+            _ferry_fields(run_labels), _ferry_fields(run_annotations))
+
+
 def names_repository(run_labels: Mapping[str, str], repository: Repository) -> bool:
     """Do the run's labels name `repository` (object name and uid), as the receiver set?"""
     return (

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ci.controller import verification
 from ci.controller.metrics import ControllerMetrics
 from ci.controller.runs import RunSnapshot
 from ci.controller.verification import RunVerifier, refusal_of
@@ -220,3 +221,30 @@ async def test_the_verifier_checks_a_version_once_and_a_changed_one_again(
     run["metadata"]["resourceVersion"] = "2"
     run["metadata"]["annotations"][labels.SHA] = "0" * 40
     assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is Refusal.FORGED
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_verifier_does_not_check_again_a_run_the_controller_only_annotated(
+        anyio_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+
+    def counting(run: RunSnapshot, *args: Any, **kwargs: Any) -> Refusal | None:
+        checked.append(run.resource_version)
+        return refusal_of(run, *args, **kwargs)
+
+    monkeypatch.setattr(verification, "refusal_of", counting)
+    verifier = RunVerifier(lambda: TEST_KEYS, window=WINDOW, metrics=ControllerMetrics())
+    run = receiver_run()
+    assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is None
+    # The controller's own writes: its memory, the archive's note; each a new version.
+    run["metadata"]["resourceVersion"] = "2"
+    run["metadata"]["annotations"][labels.REPORTED] = '{"seq": 1}'
+    run["metadata"]["annotations"][labels.ARCHIVED] = '{"steps": 1, "lost": 0}'
+    assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is None
+    assert checked == ["1"]
+    # Any signed field changed with them is checked, and refused.
+    run["metadata"]["resourceVersion"] = "3"
+    run["metadata"]["labels"][labels.BRANCH] = "release"
+    assert await verifier.refusal(RunSnapshot.of(run), REPOSITORY) is Refusal.FORGED
+    assert checked == ["1", "3"]
