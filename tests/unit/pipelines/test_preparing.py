@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.events import Event, EventKind
 from pipelines.planning import NothingToRun, Plan
 from pipelines.preparing import Prepared, Problems, Specs, prepare
+from tests.unit.pipelines.test_planning import PUSH  # a push to main
 
-PUSH = Event(
-    kind=EventKind.PUSH,
-    repository="acme/widget",
-    repository_url="https://example.invalid/acme/widget.git",
-    sha="0" * 40,
-    ref="refs/heads/main",
-    branch="main",
-)
 SPEC = b"""\
 jobs:
   build:
@@ -57,11 +49,13 @@ def test_only_the_most_recently_used_texts_are_kept() -> None:
     specs = Specs(kept=2)
     texts = [SPEC.replace(b"make}", f"make {n}}}".encode()) for n in range(3)]
     kept = specs.prepare(texts[0], event=PUSH)
-    specs.prepare(texts[1], event=PUSH)
-    assert isinstance(kept, Prepared)
+    dropped = specs.prepare(texts[1], event=PUSH)
+    assert isinstance(kept, Prepared) and isinstance(dropped, Prepared)
     again = specs.prepare(texts[0], event=PUSH)  # used again: the newest now
     specs.prepare(texts[2], event=PUSH)  # the third text: texts[1] goes
     assert isinstance(again, Prepared) and again.spec is kept.spec
-    assert specs.prepare(texts[0], event=PUSH).spec is kept.spec  # type: ignore[union-attr]
-    relinted = specs.prepare(texts[1], event=PUSH)
+    still = specs.prepare(texts[0], event=PUSH)
+    assert isinstance(still, Prepared) and still.spec is kept.spec
+    relinted = specs.prepare(texts[1], event=PUSH)  # linted anew: an equal spec, a new one
     assert isinstance(relinted, Prepared) and not isinstance(relinted.outcome, NothingToRun)
+    assert relinted.spec == dropped.spec and relinted.spec is not dropped.spec
