@@ -58,22 +58,22 @@ def throttled(hook: Callable[[Any], None], *, seconds: float,
     between return without it. The client's loaders install their hook again each time it
     runs: the one installed is called next time, and this one stays in its place."""
     lock = threading.Lock()
-    last: list[float] = []
-    current = [hook]
+    last_run: float | None = None
 
     def refresh(configuration: Any) -> None:
+        nonlocal hook, last_run
         with lock:
             now = clock()
-            if last and now - last[0] < seconds:
+            if last_run is not None and now - last_run < seconds:
                 return
             try:
-                current[0](configuration)
+                hook(configuration)
             finally:
                 installed = configuration.refresh_api_key_hook
                 if installed is not refresh and installed is not None:
-                    current[0] = installed
+                    hook = installed
                     configuration.refresh_api_key_hook = refresh
-            last[:] = [now]
+            last_run = now
 
     return refresh
 
