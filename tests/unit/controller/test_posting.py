@@ -170,6 +170,17 @@ def posted_states(forge: FakeForge) -> list[str]:
     return [status["state"] for status in forge.statuses_for(OWNER_NAME, SHA)]
 
 
+def assert_recovered_without_sending(forge: FakeForge, api: FakeCustomObjects,
+                                     poster: Incarnation) -> None:
+    """The forge showed the run's "success": acknowledged after one read, never posted again."""
+    assert posted_states(forge) == ["success"]  # not repeated
+    assert [request.method for request in forge.requests] == ["GET"]
+    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
+    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
+    assert (memory.sending, memory.doubts) == ({}, ())
+    assert poster.counted("ferry_controller_reports_recovered_total", forge="github") == 1
+
+
 async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
     forge: FakeForge, http: httpx.AsyncClient
 ) -> None:
@@ -177,12 +188,7 @@ async def test_a_status_the_forge_already_shows_is_acknowledged_without_sending(
     await killed_after_the_forge_answered(api, forge, http, delivered=True)
     new = incarnation(api, forge, http, "new")
     assert await new.handle() is None
-    assert posted_states(forge) == ["success"]  # not repeated
-    assert [request.method for request in forge.requests] == ["GET"]
-    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
-    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
-    assert (memory.sending, memory.doubts) == ({}, ())
-    assert new.counted("ferry_controller_reports_recovered_total", forge="github") == 1
+    assert_recovered_without_sending(forge, api, new)
     assert new.counted("ferry_controller_reports_in_doubt_total") == 0
     assert new.finals == ["widget-abc"]
 
@@ -216,12 +222,7 @@ async def test_a_status_sent_without_an_answer_is_read_back_not_posted_twice(
     forge.faults.hold = 0.0
     forge.requests.clear()
     assert await poster.handle() is None
-    assert posted_states(forge) == ["success"]  # not twice
-    assert [request.method for request in forge.requests] == ["GET"]
-    memory = Memory.of_annotations(api.run["metadata"]["annotations"])
-    assert memory.acknowledged[RUN_REPORT].conclusion is Conclusion.SUCCESS
-    assert (memory.sending, memory.doubts) == ({}, ())
-    assert poster.counted("ferry_controller_reports_recovered_total", forge="github") == 1
+    assert_recovered_without_sending(forge, api, poster)
 
 
 async def test_an_older_status_of_the_context_is_not_this_report(
