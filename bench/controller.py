@@ -16,8 +16,10 @@
 
 `--profile FILE` samples the controller with py-spy through the burst and the steady phase
 (`bench.profiling`), and the restarted one until it resumed (into `FILE.restart`), and prints
-where its CPU went. Needs the test cluster's binaries
-(`tests/cluster/build`). Prints what it measured; it asserts nothing about speed.
+where its CPU went.
+
+Needs the test cluster's binaries (`tests/cluster/build`). Prints what it measured; it
+asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ci.forges.statuses import Conclusion
 from ci.forges.types import ForgeKind
 from ci.kube import labels
 from ci.kube.binding import BindingKeys
+from ci.kube.resources import PIPELINE_RUN
 from ci.kube.watching import WatchSettings
 from tests.binding import bound, cluster_keys
 from tests.cluster.control_plane import ControlPlane
@@ -269,7 +272,7 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
 def _raw_list(kube: Kube, page_size: int) -> tuple[float, int]:
     """Seconds to page through every Ferry run in the bench namespace, and how many: the
     least a restarted controller's first list can take on this API server."""
-    path = f"/apis/tekton.dev/v1/namespaces/{NAMESPACE}/pipelineruns"
+    path = f"/apis/{PIPELINE_RUN.api_version}/namespaces/{NAMESPACE}/{PIPELINE_RUN.plural}"
     started = time.monotonic()
     count, token = 0, ""
     while True:
