@@ -46,6 +46,14 @@ REPLAN_DELAY = 0.2
 # Seconds before looking again at a run whose Repository or credentials are missing: the
 # platform engineer may be creating them right now.
 MISSING_SETUP_DELAY = 30.0
+# A run the watch shows final while one of its TaskRuns still shows it running: Tekton ends
+# the TaskRuns first, so their own final update is on its way (the two watches are separate
+# streams). The run's reports wait for it, looking again every `LAGGING_TASK_RUN_DELAY`
+# seconds, so a check shows the failing step's log and its TaskRun's own message rather than
+# "Not all Steps in the Task have finished executing" for good. After
+# `LAGGING_TASK_RUN_LIMIT` seconds (a TaskRun that never ends) they go out as they are.
+LAGGING_TASK_RUN_DELAY = 0.25
+LAGGING_TASK_RUN_LIMIT = 10.0
 
 
 @dataclass(slots=True)
@@ -106,11 +114,14 @@ class Poster:
         # The memory this process last wrote, per run uid: newer than the annotation of an
         # event that was queued before our write.
         self._memories: dict[str, Memory] = {}
+        # Per run uid: when (monotonic) it was first seen final ahead of its TaskRuns.
+        self._lagging_since: dict[str, float] = {}
 
     async def handle(self, key: RunKey, observation: Observation, attempt: int) -> Retry | None:
         if observation.deleted:
             if observation.run is not None:
                 self._memories.pop(observation.run.uid, None)
+                self._lagging_since.pop(observation.run.uid, None)
                 self._verifier.forget(observation.run.uid)
             return None
         run = observation.run or self._store.run(key)
@@ -140,8 +151,22 @@ class Poster:
         # A run without its commit cannot be reported at all (the receiver always sets both).
         if not run.repository or not run.sha:
             return None
-        return await self._post(run, state, memory, reports, forge=forge,
-                                   observation=observation, attempt=attempt, log=bound)
+        return self._wait_for_task_runs(run, state) or await self._post(
+            run, state, memory, reports, forge=forge, observation=observation, attempt=attempt,
+            log=bound)
+
+    def _wait_for_task_runs(self, run: RunSnapshot, state: RunState) -> Retry | None:
+        """A `Retry` while `run` is final and one of its TaskRuns is not yet, for less than
+        `LAGGING_TASK_RUN_LIMIT` seconds so far."""
+        behind = state.conclusion.final and any(
+            job.task_run is not None and not job.task_run.conclusion.final for job in state.jobs)
+        if not behind:
+            self._lagging_since.pop(run.uid, None)
+            return None
+        since = self._lagging_since.setdefault(run.uid, time.monotonic())
+        if time.monotonic() - since < LAGGING_TASK_RUN_LIMIT:
+            return Retry(LAGGING_TASK_RUN_DELAY)
+        return None
 
     async def _settle(
         self,

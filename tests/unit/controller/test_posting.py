@@ -19,13 +19,14 @@ import httpx
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from ci.controller import posting
 from ci.controller.leadership import Leadership
 from ci.controller.logs import LogTails
 from ci.controller.metrics import ControllerMetrics
-from ci.controller.posting import Poster
+from ci.controller.posting import LAGGING_TASK_RUN_DELAY, Poster
 from ci.controller.reporting import RUN_REPORT, Memory
 from ci.controller.retrying import Retry
-from ci.controller.runs import RunSnapshot
+from ci.controller.runs import RunSnapshot, TaskRunSnapshot
 from ci.controller.store import Observation, RunStore
 from ci.controller.verification import RunVerifier
 from ci.forges import checks
@@ -35,13 +36,14 @@ from ci.forges.statuses import Conclusion
 from ci.forges.types import ForgeKind, InstallationId, RepositoryName
 from ci.kube import labels
 from ci.kube.credentials import CredentialsCache
+from ci.kube.pods import LogReader
 from ci.kube.repositories import RepositoryIndex
 from ci.repository_forges import RepositoryForges
 from tests.binding import TEST_KEYS, bound
 from tests.defaults import controller_defaults
 from tests.fakeforge import FakeForge
 from tests.fakeforge.connecting import connected
-from tests.unit.controller.builders import pipeline_run
+from tests.unit.controller.builders import pipeline_run, task_run
 
 pytestmark = pytest.mark.anyio
 
@@ -91,9 +93,11 @@ class Incarnation:
 
 def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClient,
                 name: str, *, app_key: str | None = None,
-                forge_timeout: float | None = None) -> Incarnation:
+                forge_timeout: float | None = None, store: RunStore | None = None,
+                read_log: LogReader | None = None) -> Incarnation:
     """`app_key`: a GitHub App's private key (PEM): report check runs, as App mode does.
-    `forge_timeout`: seconds for one forge call (the settings' default if None)."""
+    `forge_timeout`: seconds for one forge call (the settings' default if None). `store`:
+    the watch's cache, with the run's TaskRuns (none if None); `read_log`: the pods' logs."""
     repositories = RepositoryIndex()
     spec: dict[str, Any] = {"forge": "github", "url": f"https://github.com/{OWNER_NAME}",
                             "apiURL": forge.api_url, "secretRef": {"name": "widget-forge"}}
@@ -110,10 +114,11 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
     finals: list[str] = []
     poster = Poster(
         api=api,
-        store=RunStore(lambda key, observation: None),
+        store=store if store is not None else RunStore(lambda key, observation: None),
         repositories=repositories,
         forges=RepositoryForges(CredentialsCache(lambda namespace, name: secret), http),
-        log_tails=LogTails(read_log=lambda *_: "", read_secret=lambda *_: None, lines=40),
+        log_tails=LogTails(read_log=read_log or (lambda *_: ""), read_secret=lambda *_: None,
+                           lines=40),
         leadership=Leadership(None, identity=name, settings=controller_defaults().leader),
         metrics=metrics,
         settings=controller_defaults(
@@ -467,3 +472,55 @@ async def test_a_completed_waiting_check_run_is_left_as_it_is(
     assert [(run["id"], run["conclusion"]) for run in runs] == [
         (waiting, "cancelled"), (runs[1]["id"], "success")]
     assert runs[1]["id"] != waiting
+
+
+# A run whose final update reaches the watch before its TaskRun's (two separate streams)
+
+
+def failed_build(api: FakeCustomObjects, store: RunStore, *, ended: bool) -> None:
+    """The run failed; its build TaskRun as the TaskRun watch shows it: still running, or
+    `ended` with its second step's exit code 3."""
+    store.remember(RunSnapshot.of(api.run))
+    build = (task_run(condition=("False", "Failed"), exit_codes=(0, 3),
+                      completion="2024-05-01T10:00:59Z") if ended else task_run())
+    store.update_task_run(TaskRunSnapshot.of(build), deleted=False)
+
+
+def build_check_text(forge: FakeForge) -> str:
+    build = [run for run in forge.check_runs.values() if run["name"] == "ferry/build"]
+    assert [(run["status"], run["conclusion"]) for run in build] == [("completed", "failure")]
+    return str(build[0]["output"]["text"])
+
+
+async def test_a_failed_run_waits_for_its_task_runs_end_to_show_the_failing_steps_log(
+    app_forge: FakeForge, http: httpx.AsyncClient, app_keys: tuple[str, str]
+) -> None:
+    api = FakeCustomObjects(pipeline_run(condition=("False", "Failed"), jobs=("build",),
+                                         completion="2024-05-01T10:01:00Z"))
+    store = RunStore(lambda key, observation: None)
+    poster = incarnation(api, app_forge, http, "one", app_key=app_keys[0], store=store,
+                         read_log=lambda *_: "FAILED: 2 of 9 tests")
+    failed_build(api, store, ended=False)
+    assert await poster.handle() == Retry(LAGGING_TASK_RUN_DELAY)
+    assert app_forge.check_runs == {}  # nothing that would stay stale is sent
+    failed_build(api, store, ended=True)
+    assert await poster.handle() is None
+    text = build_check_text(app_forge)
+    assert "build: Failed" in text and "FAILED: 2 of 9 tests" in text  # its own, whole
+    assert "build: Running" not in text
+    assert poster.finals == ["widget-abc"]
+
+
+async def test_a_task_run_that_never_ends_holds_the_report_back_only_so_long(
+    app_forge: FakeForge, http: httpx.AsyncClient, app_keys: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeCustomObjects(pipeline_run(condition=("False", "Failed"), jobs=("build",),
+                                         completion="2024-05-01T10:01:00Z"))
+    store = RunStore(lambda key, observation: None)
+    poster = incarnation(api, app_forge, http, "one", app_key=app_keys[0], store=store)
+    failed_build(api, store, ended=False)
+    assert await poster.handle() == Retry(LAGGING_TASK_RUN_DELAY)
+    monkeypatch.setattr(posting, "LAGGING_TASK_RUN_LIMIT", 0.0)
+    assert await poster.handle() is None
+    assert "build: Running" in build_check_text(app_forge)  # as it was: better than never
