@@ -36,7 +36,7 @@ from ci.forges.types import DeliveryId, RepositoryName
 from ci.kube.repositories import Repository
 from ci.kube.repository_status import LastEvent
 from ci.kube.run_requests import Outcome, RunRequest
-from ci.kube.watching import EventType, WatchEvent
+from ci.kube.watching import EventType, Object, WatchEvent
 from pipelines.events import Event, EventKind
 from webhooks.answers import Answer, answer_for_error
 from webhooks.handling import start_run
@@ -79,7 +79,7 @@ class RunRequestWatch:
         for obj in objects:
             self._offer(obj)
 
-    def on_event(self, event: WatchEvent) -> None:
+    def on_event(self, event: WatchEvent[Object]) -> None:
         if event.type != EventType.DELETED:
             self._offer(event.object)
 

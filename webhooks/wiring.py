@@ -36,7 +36,7 @@ from ci.kube.resources import REPOSITORY, RUN_REQUEST
 from ci.kube.reviews import Reviews, api_reviewers
 from ci.kube.run_requests import RunRequests
 from ci.kube.step_logs import StepLogs
-from ci.kube.watching import Watcher, WatchSettings, run_in_thread
+from ci.kube.watching import Watcher, WatchSettings, run_in_thread, whole
 from ci.logs import Redactor
 from ci.repository_forges import RepositoryForges
 from ci.settings import Settings
@@ -122,7 +122,8 @@ def _open_cluster(
     stack.callback(api.close)
     index = RepositoryIndex()
     watcher = Watcher(
-        api=custom_objects(api), kind=REPOSITORY, consumer=index, settings=WatchSettings()
+        api=custom_objects(api), kind=REPOSITORY, consumer=index, convert=whole,
+        settings=WatchSettings(),
     )
     thread = run_in_thread(watcher, name="ferry-repository-watch")
 
@@ -265,7 +266,8 @@ def _watch_run_requests(api: Any, receiver: Receiver, index: RepositoryIndex,
     worker.start()
     watcher = Watcher(
         api=custom_objects(api), kind=RUN_REQUEST,
-        consumer=RunRequestWatch(worker, asyncio.get_running_loop()), settings=WatchSettings(),
+        consumer=RunRequestWatch(worker, asyncio.get_running_loop()), convert=whole,
+        settings=WatchSettings(),
     )
     thread = run_in_thread(watcher, name="ferry-run-request-watch")
 

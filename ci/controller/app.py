@@ -16,8 +16,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import httpx
 import structlog
@@ -33,7 +33,7 @@ from ci.controller.posting import Poster
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
-from ci.controller.runs import RunKey, RunSnapshot, trim_run, trim_task_run
+from ci.controller.runs import RunKey, RunSnapshot, TaskRunSnapshot
 from ci.controller.scheduling import Clock, Scheduler, real_clock
 from ci.controller.settings import ControllerSettings
 from ci.controller.store import Observation, PipelineRunConsumer, RunStore, TaskRunConsumer
@@ -49,11 +49,12 @@ from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.run_requests import RunRequests
-from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread
+from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread, whole
 from ci.repository_forges import RepositoryForges
 from ci.settings import check_details_url_template
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Seconds between checks of the caller's `stop` event.
 STOP_POLL = 0.2
@@ -86,21 +87,22 @@ def run_controller(
     asyncio.run(controller.run(stop))
 
 
-class _FirstList:
+class _FirstList(Generic[T]):
     """Wraps a consumer to tell when its first list arrived."""
 
-    def __init__(self, consumer: Consumer, *, after: Callable[[], None] | None = None) -> None:
+    def __init__(self, consumer: Consumer[T], *, after: Callable[[], None] | None = None
+                 ) -> None:
         self._consumer = consumer
         self._after = after
         self.listed = threading.Event()
 
-    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
-        self._consumer.on_relist(list(objects))  # type: ignore[arg-type]
+    def on_relist(self, objects: Sequence[T]) -> None:
+        self._consumer.on_relist(objects)
         self.listed.set()
         if self._after is not None:
             self._after()
 
-    def on_event(self, event: WatchEvent) -> None:
+    def on_event(self, event: WatchEvent[T]) -> None:
         self._consumer.on_event(event)
         if self._after is not None:
             self._after()
@@ -131,7 +133,7 @@ class _Controller:
         # A new one per process: tells a report this process was sending from one a killed
         # predecessor may have delivered.
         self._incarnation = f"{self._identity}-{uuid.uuid4().hex[:8]}"
-        self._watchers: list[Watcher] = []
+        self._watchers: list[Watcher[Any]] = []
         self._threads: list[threading.Thread] = []
 
     async def run(self, stop: threading.Event) -> None:
@@ -193,15 +195,17 @@ class _Controller:
             await asyncio.sleep(STOP_POLL)
         stopping.set()
 
-    def _watch(self, *, api: Any, kind: Any, consumer: Consumer, namespace: str | None,
-               selector: str | None, trim: Callable[[Object], Object] | None = None) -> None:
-        watcher = Watcher(api=api, kind=kind, consumer=consumer, settings=self._settings.watch,
-                          namespace=namespace, label_selector=selector, trim=trim)
+    def _watch(self, *, api: Any, kind: Any, consumer: Consumer[T],
+               convert: Callable[[Object], T], namespace: str | None,
+               selector: str | None) -> None:
+        watcher = Watcher(api=api, kind=kind, consumer=consumer, convert=convert,
+                          settings=self._settings.watch, namespace=namespace,
+                          label_selector=selector)
         self._watchers.append(watcher)
         self._threads.append(run_in_thread(
             watcher, name=f"watch {kind.plural} {namespace or '*'}"))
 
-    async def _wait_listed(self, consumers: Sequence[_FirstList], stopping: asyncio.Event
+    async def _wait_listed(self, consumers: Sequence[_FirstList[Any]], stopping: asyncio.Event
                            ) -> None:
         for consumer in consumers:
             waited = 0.0
@@ -376,32 +380,32 @@ class _Controller:
     async def _start_watches(self, *, api: Any, namespaces: Sequence[str | None],
                              store: RunStore, repositories: RepositoryIndex,
                              repositories_changed: Callable[[], None],
-                             stopping: asyncio.Event) -> list[_FirstList]:
+                             stopping: asyncio.Event) -> list[_FirstList[RunSnapshot]]:
         """Repositories first (credentials and keepRuns), then TaskRuns, then runs: a resumed
         run must find its Repository and its jobs when its first event is handled."""
         repository_consumers = []
         for namespace in namespaces:
             consumer = _FirstList(repositories, after=repositories_changed)
             repository_consumers.append(consumer)
-            self._watch(api=api, kind=REPOSITORY, consumer=consumer, namespace=namespace,
-                        selector=None)
+            self._watch(api=api, kind=REPOSITORY, consumer=consumer, convert=whole,
+                        namespace=namespace, selector=None)
         await self._wait_listed(repository_consumers, stopping)
         task_run_consumers = []
         for namespace in namespaces:
-            consumer = _FirstList(TaskRunConsumer(store, namespace=namespace))
-            task_run_consumers.append(consumer)
-            self._watch(api=api, kind=TASK_RUN, consumer=consumer, namespace=namespace,
-                        selector=labels.MANAGED_SELECTOR, trim=trim_task_run)
+            task_runs = _FirstList(TaskRunConsumer(store, namespace=namespace))
+            task_run_consumers.append(task_runs)
+            self._watch(api=api, kind=TASK_RUN, consumer=task_runs, convert=TaskRunSnapshot.of,
+                        namespace=namespace, selector=labels.MANAGED_SELECTOR)
         await self._wait_listed(task_run_consumers, stopping)
         run_consumers = []
         for namespace in namespaces:
-            consumer = _FirstList(PipelineRunConsumer(store, namespace=namespace))
-            run_consumers.append(consumer)
-            self._watch(api=api, kind=PIPELINE_RUN, consumer=consumer,
-                        namespace=namespace, selector=labels.MANAGED_SELECTOR, trim=trim_run)
+            runs = _FirstList(PipelineRunConsumer(store, namespace=namespace))
+            run_consumers.append(runs)
+            self._watch(api=api, kind=PIPELINE_RUN, consumer=runs, convert=RunSnapshot.of,
+                        namespace=namespace, selector=labels.MANAGED_SELECTOR)
         return run_consumers
 
-    async def _log_resumed(self, consumers: Sequence[_FirstList],
+    async def _log_resumed(self, consumers: Sequence[_FirstList[RunSnapshot]],
                            queue: KeyedQueue[Key, Observation | None], store: RunStore,
                            stopping: asyncio.Event) -> None:
         """Say when the runs present at startup were all looked at (operators and the bench

@@ -2,10 +2,11 @@
 
 Full objects carry the whole compiled `pipelineSpec` (tens of kilobytes) and the API server's
 `managedFields`; with ten thousand runs in a cluster that is hundreds of megabytes for
-nothing. The watches trim each object as it arrives (`trim_run`, `trim_task_run`: before a
-list's next page is read), and snapshots keep only the fields the controller reads, parsed
-once. Strings every run repeats (label keys, namespaces, job names, reasons) are shared, and
-so are equal tasks and conditions.
+nothing. The watches make a snapshot of each object as soon as it is parsed (`RunSnapshot.of`
+and `TaskRunSnapshot.of` are their `convert`: a list's page is dropped before the next one is
+read, and no dict of a run is kept), with only the fields the controller reads. Strings every
+run repeats (label keys, namespaces, job names, reasons) are shared, and so are equal tasks
+and conditions.
 """
 
 from __future__ import annotations
@@ -140,15 +141,8 @@ class RunSnapshot:
         )
 
 
-# -- trimming and sharing -------------------------------------------------------------------
+# -- sharing -----------------------------------------------------------------------------
 
-# The fields `RunSnapshot.of` and `TaskRunSnapshot.of` read, in the objects' own shape.
-_METADATA_KEPT = ("namespace", "name", "uid", "resourceVersion", "creationTimestamp",
-                  "deletionTimestamp", "labels", "annotations")
-_RUN_STATUS = ("startTime", "completionTime")
-_TASK_RUN_STATUS = ("startTime", "completionTime", "podName")
-_STEP = ("name", "container", "terminated", "terminationReason")
-_TERMINATED = ("exitCode", "reason", "startedAt", "finishedAt")
 # Values that differ on every run: sharing them would only fill the interning table.
 _UNIQUE = frozenset({labels.SHA, labels.BINDING, labels.REPORTED, labels.ARCHIVED,
                      labels.EVENT_TIME, labels.NOTE})
@@ -192,84 +186,6 @@ def _task(name: str, job: str, spec_job: str, variant: str) -> PipelineTask:
 @functools.lru_cache(maxsize=_SHARED_MAX)
 def _tasks(tasks: tuple[PipelineTask, ...]) -> tuple[PipelineTask, ...]:
     return tasks
-
-
-def _trimmed_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    # Labels and annotations are kept whole: the snapshot picks Ferry's (`own_fields`).
-    return {key: metadata[key] for key in _METADATA_KEPT if key in metadata}
-
-
-def _trimmed_status(status: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    kept = {key: status[key] for key in keys if key in status}
-    condition = succeeded_condition({"status": status})
-    if condition is not None:
-        kept["conditions"] = [{key: condition[key] for key in
-                               ("type", "status", "reason", "message") if key in condition}]
-    return kept
-
-
-def _trimmed_env(container: Mapping[str, Any]) -> dict[str, Any]:
-    env = [variable for variable in container.get("env") or ()
-           if str(variable.get("name", "")).startswith(MATRIX_PREFIX)
-           or (variable.get("valueFrom") or {}).get("secretKeyRef")]
-    return {"env": env} if env else {}
-
-
-def _trimmed_task(task: Mapping[str, Any]) -> dict[str, Any]:
-    task_spec = task.get("taskSpec") or {}
-    task_labels = (task_spec.get("metadata") or {}).get("labels") or {}
-    kept_spec: dict[str, Any] = {
-        "metadata": {"labels": {key: task_labels[key] for key in (labels.JOB, labels.SPEC_JOB)
-                                if key in task_labels}},
-        "steps": [_trimmed_env(step) for step in task_spec.get("steps") or ()],
-        "sidecars": [_trimmed_env(sidecar) for sidecar in task_spec.get("sidecars") or ()],
-    }
-    template = task_spec.get("stepTemplate")
-    if template:
-        kept_spec["stepTemplate"] = _trimmed_env(template)
-    return {"name": task.get("name", ""), "taskSpec": kept_spec}
-
-
-def trim_run(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A PipelineRun as the API server sent it, cut to what `RunSnapshot.of` reads (same
-    shape, so `RunSnapshot.of(trim_run(obj)) == RunSnapshot.of(obj)`): no `managedFields`,
-    no step scripts or images, no other controllers' labels. What a watch keeps."""
-    spec = obj.get("spec") or {}
-    pipeline_spec = spec.get("pipelineSpec") or {}
-    status = obj.get("status") or {}
-    kept_spec: dict[str, Any] = {
-        "pipelineSpec": {part: [_trimmed_task(task) for task in pipeline_spec.get(part) or ()]
-                         for part in ("tasks", "finally")},
-    }
-    if "status" in spec:
-        kept_spec["status"] = spec["status"]
-    kept_status = _trimmed_status(status, _RUN_STATUS)
-    if status.get("skippedTasks"):
-        kept_status["skippedTasks"] = [{"name": skipped.get("name", "")}
-                                       for skipped in status["skippedTasks"]]
-    return {
-        **{key: obj[key] for key in ("apiVersion", "kind") if key in obj},
-        "metadata": _trimmed_metadata(obj.get("metadata") or {}),
-        "spec": kept_spec, "status": kept_status,
-    }
-
-
-def trim_task_run(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A TaskRun cut to what `TaskRunSnapshot.of` reads, as `trim_run` does for runs."""
-    status = obj.get("status") or {}
-    kept_status = _trimmed_status(status, _TASK_RUN_STATUS)
-    if status.get("steps"):
-        kept_status["steps"] = [
-            {**{key: step[key] for key in _STEP if key in step and key != "terminated"},
-             "terminated": {key: value for key, value in (step.get("terminated") or {}).items()
-                            if key in _TERMINATED}}
-            for step in status["steps"]
-        ]
-    return {
-        **{key: obj[key] for key in ("apiVersion", "kind") if key in obj},
-        "metadata": _trimmed_metadata(obj.get("metadata") or {}),
-        "status": kept_status,
-    }
 
 
 def _variant(task_spec: Mapping[str, Any]) -> str:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ci.controller.runs import RunKey, RunSnapshot, TaskRunSnapshot
 from ci.kube.watching import EventType, WatchEvent
@@ -128,23 +127,22 @@ class RunStore:
 
 
 class PipelineRunConsumer:
-    """A `watching.Consumer` for PipelineRuns in one namespace (None: all)."""
+    """A `watching.Consumer` of PipelineRun snapshots in one namespace (None: all)."""
 
     def __init__(self, store: RunStore, *, namespace: str | None) -> None:
         self._store = store
         self._namespace = namespace
 
-    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
-        self._store.replace_runs((RunSnapshot.of(obj) for obj in objects),
-                                 namespace=self._namespace)
+    def on_relist(self, objects: Sequence[RunSnapshot]) -> None:
+        self._store.replace_runs(objects, namespace=self._namespace)
 
-    def on_event(self, event: WatchEvent) -> None:
-        self._store.update_run(RunSnapshot.of(event.object),
-                               deleted=event.type == EventType.DELETED)
+    def on_event(self, event: WatchEvent[RunSnapshot]) -> None:
+        self._store.update_run(event.object, deleted=event.type == EventType.DELETED)
 
 
 class TaskRunConsumer:
-    """A `watching.Consumer` for TaskRuns; their runs' workers are woken on every change.
+    """A `watching.Consumer` of TaskRun snapshots; their runs' workers are woken on every
+    change.
 
     Relisted before the PipelineRuns' watch starts (see the app), so a resumed run sees its
     jobs at once."""
@@ -153,10 +151,8 @@ class TaskRunConsumer:
         self._store = store
         self._namespace = namespace
 
-    def on_relist(self, objects: Sequence[Mapping[str, Any]]) -> None:
-        self._store.replace_task_runs((TaskRunSnapshot.of(obj) for obj in objects),
-                                      namespace=self._namespace)
+    def on_relist(self, objects: Sequence[TaskRunSnapshot]) -> None:
+        self._store.replace_task_runs(objects, namespace=self._namespace)
 
-    def on_event(self, event: WatchEvent) -> None:
-        self._store.update_task_run(TaskRunSnapshot.of(event.object),
-                                    deleted=event.type == EventType.DELETED)
+    def on_event(self, event: WatchEvent[TaskRunSnapshot]) -> None:
+        self._store.update_task_run(event.object, deleted=event.type == EventType.DELETED)

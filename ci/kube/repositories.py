@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from ci.kube.watching import EventType, WatchEvent
+from ci.kube.watching import EventType, Object, WatchEvent
 
 
 class UntrustedPolicy(StrEnum):
@@ -180,7 +180,7 @@ class RepositoryIndex:
             self._rebuild()
         self.synced.set()
 
-    def on_event(self, event: WatchEvent) -> None:
+    def on_event(self, event: WatchEvent[Object]) -> None:
         repository = _parse_or_none(event.object)
         metadata = event.object.get("metadata") or {}
         key = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"

@@ -12,7 +12,9 @@ The official client's `Watch.stream` retries 410 once and ignores bookmarks, whi
 transitions after an etcd compaction; this module is the one place that watches.
 
 The consumer is called from the watching thread, in order. It must not block for long: hand
-work to a queue (see `ci.controller`) rather than calling the forge from `on_event`.
+work to a queue (see `ci.controller`) rather than calling the forge from `on_event`. It gets
+each object as the watcher's `convert` made it, as soon as it was parsed: the controller keeps
+a compact snapshot of each run, and a relist of ten thousand runs never holds them as dicts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
@@ -34,6 +36,9 @@ from ci.logs import excerpt
 log = structlog.get_logger(__name__)
 
 Object = dict[str, Any]
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class EventType(StrEnum):
@@ -43,17 +48,22 @@ class EventType(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class WatchEvent:
+class WatchEvent(Generic[T_co]):
     type: EventType
-    object: Object
+    object: T_co  # as the watcher's `convert` made it
 
 
-class Consumer(Protocol):
+class Consumer(Protocol[T_contra]):
     """What a watch feeds. `on_relist` gets the whole collection after every (re)list."""
 
-    def on_relist(self, objects: Sequence[Object]) -> None: ...
+    def on_relist(self, objects: Sequence[T_contra]) -> None: ...
 
-    def on_event(self, event: WatchEvent) -> None: ...
+    def on_event(self, event: WatchEvent[T_contra]) -> None: ...
+
+
+def whole(obj: Object) -> Object:
+    """The `convert` of a consumer that reads the objects as the API server sent them."""
+    return obj
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,12 +81,12 @@ class WatchSettings:
     page_size: int = 500
 
 
-class Watcher:
+class Watcher(Generic[T]):
     """Lists and watches one kind of object for one consumer, until `stop()`.
 
     `namespace=None` watches all namespaces. `label_selector` narrows to Ferry's own objects.
-    `trim` cuts each object to what the consumer reads as soon as it is parsed (a list's page
-    before the next one is read), so a relist of ten thousand objects never holds them whole.
+    `convert` makes what the consumer keeps of each object as soon as it is parsed (a list's
+    page before the next one is read): `whole`, or a snapshot of the fields it reads.
     """
 
     def __init__(
@@ -84,14 +94,14 @@ class Watcher:
         *,
         api: Any,  # kubernetes.client.CustomObjectsApi
         kind: ResourceKind,
-        consumer: Consumer,
+        consumer: Consumer[T],
+        convert: Callable[[Object], T],
         settings: WatchSettings,
         namespace: str | None = None,
         label_selector: str | None = None,
-        trim: Callable[[Object], Object] | None = None,
     ) -> None:
         self._api = api
-        self._trim = trim
+        self._convert = convert
         self._kind = kind
         self._consumer = consumer
         self._settings = settings
@@ -157,7 +167,7 @@ class Watcher:
         raise WatchStoppedError
 
     def _relist(self) -> str:
-        objects: list[Object] = []
+        objects: list[T] = []
         token: str | None = None
         version = ""
         while True:
@@ -169,7 +179,7 @@ class Watcher:
                 # A list's items carry no apiVersion/kind; filled so consumers see whole objects.
                 obj.setdefault("apiVersion", self._kind.api_version)
                 obj.setdefault("kind", self._kind.kind)
-                objects.append(obj if self._trim is None else self._trim(obj))
+                objects.append(self._convert(obj))
             del page  # the next page is read without this one's full objects
             if not token:
                 break
@@ -188,8 +198,7 @@ class Watcher:
                 if obj.get("code") == 410:
                     raise ResourceVersionGoneError
                 raise RuntimeError(f"watch error: {excerpt(json.dumps(obj))}")
-            kept = obj if self._trim is None else self._trim(obj)
-            self._consumer.on_event(WatchEvent(EventType(event_type), kept))
+            self._consumer.on_event(WatchEvent(EventType(event_type), self._convert(obj)))
         return version
 
     # -- the raw stream ---------------------------------------------------------------------
@@ -263,7 +272,7 @@ def _backoff(delays: Sequence[float]) -> Iterator[float]:
     return itertools.chain(delays, itertools.repeat(delays[-1] if delays else 1.0))
 
 
-def run_in_thread(watcher: Watcher, *, name: str) -> threading.Thread:
+def run_in_thread(watcher: Watcher[Any], *, name: str) -> threading.Thread:
     """Start `watcher.watch_forever` in a daemon thread (it dies with the process)."""
     thread = threading.Thread(target=watcher.watch_forever, name=name, daemon=True)
     thread.start()

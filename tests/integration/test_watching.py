@@ -12,7 +12,7 @@ from kubernetes.client import CustomObjectsApi
 
 from ci.kube.errors import WatchStoppedError
 from ci.kube.resources import REPOSITORY
-from ci.kube.watching import EventType, Watcher, WatchEvent, WatchSettings, run_in_thread
+from ci.kube.watching import EventType, Watcher, WatchEvent, WatchSettings, run_in_thread, whole
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
 from tests.cluster.resources import Kube
@@ -33,7 +33,7 @@ class Recorder:
         with self.lock:
             self.relists.append(sorted(o["metadata"]["name"] for o in objects))
 
-    def on_event(self, event: WatchEvent) -> None:
+    def on_event(self, event: WatchEvent[dict[str, Any]]) -> None:
         marker = (event.object.get("spec") or {}).get("specPath", "")
         with self.lock:
             self.events.append((event.type, event.object["metadata"]["name"], marker))
@@ -69,8 +69,8 @@ def custom_objects(cluster: ControlPlane) -> Any:
 
 def _watcher(api: Any, recorder: Recorder, namespace: str) -> Watcher:
     settings = WatchSettings(server_timeout=30, backoff=(0.05, 0.1, 0.2))
-    return Watcher(api=api, kind=REPOSITORY, consumer=recorder, settings=settings,
-                   namespace=namespace)
+    return Watcher(api=api, kind=REPOSITORY, consumer=recorder, convert=whole,
+                   settings=settings, namespace=namespace)
 
 
 def test_events_arrive_in_order(kube: Kube, namespace: str, custom_objects: Any) -> None:

@@ -1,17 +1,20 @@
-"""What the watches keep of each run: the snapshot of a trimmed object is the snapshot of the
-whole object, and the trimmed object is a fraction of it."""
+"""What the watches keep of each run: a snapshot with the fields the controller reads, a
+fraction of the memory of the object as the API server sent it, holding nothing of it."""
 
 from __future__ import annotations
 
 import copy
+import gc
 import json
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from ci.controller.runs import RunSnapshot, TaskRunSnapshot, trim_run, trim_task_run
+from ci.controller.runs import RunSnapshot, TaskRunSnapshot
 from ci.kube import labels
 from tests.unit.controller.builders import pipeline_run, task_run
 
@@ -44,27 +47,48 @@ def _as_served(run: dict[str, Any]) -> dict[str, Any]:
     return served
 
 
+def _kept_share(text: str, snapshot_of: Callable[[dict[str, Any]], object]) -> float:
+    """The memory the snapshot of the object in JSON `text` keeps once the parsed object is
+    dropped, as a share of what the parsed object took."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        obj = json.loads(text)
+        parsed = tracemalloc.get_traced_memory()[0] - start
+        snapshot = snapshot_of(obj)
+        del obj
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert snapshot is not None
+    return kept / parsed
+
+
 @pytest.mark.parametrize("path", GOLDEN, ids=[path.name.split(".")[0] for path in GOLDEN])
-def test_a_trimmed_golden_run_makes_the_same_snapshot(path: Path) -> None:
+def test_a_golden_runs_snapshot_keeps_a_fraction_of_the_object(path: Path) -> None:
     run = _as_served(yaml.safe_load(path.read_text()))
 
-    trimmed = trim_run(run)
+    snapshot = RunSnapshot.of(run)
 
-    assert RunSnapshot.of(trimmed) == RunSnapshot.of(run)
-    # The compiled steps' scripts, images and volumes are gone, and the API server's fields.
-    assert len(json.dumps(trimmed["spec"])) < len(json.dumps(run["spec"])) / 3
-    assert "managedFields" not in trimmed["metadata"]
-    assert "childReferences" not in trimmed["status"]
+    assert snapshot.condition is not None and snapshot.condition.reason == "Failed"
+    assert [task.name for task in snapshot.tasks] == [
+        task["name"] for part in ("tasks", "finally")
+        for task in run["spec"]["pipelineSpec"].get(part) or ()]
+    # The compiled steps' scripts, images and volumes, and the API server's fields, are not
+    # kept: the watches hand the store snapshots made straight from the parsed objects.
+    assert _kept_share(json.dumps(run), RunSnapshot.of) < 0.25
 
 
-def test_matrix_values_and_secret_references_survive_trimming() -> None:
+def test_matrix_values_and_secret_references_are_read() -> None:
     run = _as_served(yaml.safe_load((Path(GOLDEN[0]).parent / "matrix.pipelinerun.yaml")
                                     .read_text()))
     secrets = _as_served(yaml.safe_load((Path(GOLDEN[0]).parent / "secrets.pipelinerun.yaml")
                                         .read_text()))
 
-    assert any(task.variant for task in RunSnapshot.of(trim_run(run)).tasks)
-    assert RunSnapshot.of(trim_run(secrets)).secret_refs
+    assert any(task.variant for task in RunSnapshot.of(run).tasks)
+    assert RunSnapshot.of(secrets).secret_refs
 
 
 def test_a_run_keeps_only_the_labels_and_annotations_the_controller_reads() -> None:
@@ -76,18 +100,14 @@ def test_a_run_keeps_only_the_labels_and_annotations_the_controller_reads() -> N
     assert snapshot.labels["tekton.dev/pipeline"] == "widget-abc"
 
 
-def test_a_pending_run_without_status_trims_to_the_same_snapshot() -> None:
-    run = pipeline_run(spec_status=labels.PENDING, start=None)
-
-    assert RunSnapshot.of(trim_run(run)) == RunSnapshot.of(run)
-
-
-def test_a_trimmed_task_run_makes_the_same_snapshot() -> None:
-    obj = task_run(exit_codes=(0, 2), completion="2024-05-01T10:02:00Z")
+def test_a_task_runs_snapshot_keeps_its_steps_not_its_spec() -> None:
+    obj = task_run(condition=("False", "Failed"), exit_codes=(0, 2),
+                   completion="2024-05-01T10:02:00Z")
     obj["metadata"]["managedFields"] = MANAGED_FIELDS
-    obj.setdefault("status", {})["taskSpec"] = {"steps": [{"name": "run", "script": "x" * 5000}]}
+    obj["status"]["taskSpec"] = {"steps": [{"name": "run", "script": "x" * 5000}]}
 
-    trimmed = trim_task_run(obj)
+    snapshot = TaskRunSnapshot.of(obj)
 
-    assert TaskRunSnapshot.of(trimmed) == TaskRunSnapshot.of(obj)
-    assert "taskSpec" not in trimmed["status"]
+    assert snapshot.failing_step is not None and snapshot.failing_step.exit_code == 2
+    assert snapshot.pod_name == "widget-abc-build-pod"
+    assert _kept_share(json.dumps(obj), TaskRunSnapshot.of) < 0.25
