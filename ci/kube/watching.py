@@ -19,6 +19,7 @@ a compact snapshot of each run, and a relist of ten thousand runs never holds th
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import threading
@@ -167,22 +168,33 @@ class Watcher(Generic[T]):
         raise WatchStoppedError
 
     def _relist(self) -> str:
+        """The whole collection, page by page: each next page is asked for as soon as this
+        one's continue token is known, so the API server makes it while this one is
+        converted (at most two pages of whole objects are held at once)."""
         objects: list[T] = []
-        token: str | None = None
         version = ""
-        while True:
-            page = self._list(limit=self._settings.page_size, continue_token=token)
-            metadata = page.get("metadata") or {}
-            version = str(metadata.get("resourceVersion") or version)
-            token = metadata.get("continue")
-            for obj in page.get("items") or ():
-                # A list's items carry no apiVersion/kind; filled so consumers see whole objects.
-                obj.setdefault("apiVersion", self._kind.api_version)
-                obj.setdefault("kind", self._kind.kind)
-                objects.append(self._convert(obj))
-            del page  # the next page is read without this one's full objects
-            if not token:
-                break
+        pages = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"list {self._kind.plural}")
+        try:
+            pending: concurrent.futures.Future[Object] | None = pages.submit(
+                self._list, limit=self._settings.page_size, continue_token=None)
+            while pending is not None:
+                page = pending.result()
+                metadata = page.get("metadata") or {}
+                version = str(metadata.get("resourceVersion") or version)
+                token = metadata.get("continue")
+                pending = (pages.submit(self._list, limit=self._settings.page_size,
+                                        continue_token=token) if token else None)
+                for obj in page.get("items") or ():
+                    # A list's items carry no apiVersion/kind; filled so consumers see whole
+                    # objects.
+                    obj.setdefault("apiVersion", self._kind.api_version)
+                    obj.setdefault("kind", self._kind.kind)
+                    objects.append(self._convert(obj))
+                del page  # only the page being made is held as whole objects
+        finally:
+            # A failed list ends here: a page still being asked for is not waited on.
+            pages.shutdown(wait=False, cancel_futures=True)
         self.relists += 1
         self._consumer.on_relist(objects)
         self._log.debug("listed", count=len(objects), resource_version=version)

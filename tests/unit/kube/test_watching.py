@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -171,7 +172,7 @@ def test_a_paged_list_then_events_in_order_while_bookmarks_only_move_the_version
 
 
 class Converted:
-    """A consumer of what `convert` made: (name, lists made when it was converted)."""
+    """A consumer of what `convert` made: (name, lists asked for when it was converted)."""
 
     def __init__(self) -> None:
         self.relists: list[list[tuple[str, int]]] = []
@@ -184,21 +185,36 @@ class Converted:
         self.events.append((change.type, change.object))
 
 
-def test_each_object_is_converted_before_the_next_page_is_read_and_so_are_events() -> None:
-    # What a controller with ten thousand runs relies on: a relist holds one page of whole
-    # objects at a time, and the consumer only ever sees what it keeps of them.
+def test_objects_are_converted_as_their_page_arrives_while_the_next_page_is_asked_for() -> None:
+    # What a controller with ten thousand runs relies on: a relist holds whole objects of two
+    # pages at most (the one converted, the one the API server is making), and the consumer
+    # only ever sees what it keeps of them.
     api = ScriptedApi([page("9", "a", "b", more="next"), page("10", "c")],
                       [Response([event("MODIFIED", "a", "11")])])
+
+    def convert(obj: Obj) -> tuple[str, int]:
+        # The first page's objects wait (a while at most) for the second page to be asked
+        # for: it is, without waiting for them.
+        if obj["metadata"]["name"] in ("a", "b"):
+            wait_until_true(lambda: api.calls.count("list") == 2)
+        return obj["metadata"]["name"], api.calls.count("list")
+
     consumer = Converted()
     watcher = Watcher(api=api, kind=REPOSITORY, consumer=consumer, settings=SETTINGS,
-                      convert=lambda obj: (obj["metadata"]["name"], api.calls.count("list")),
-                      namespace="team")
+                      convert=convert, namespace="team")
     thread = run_in_thread(watcher, name="test watch")
     assert api.finished.wait(WAIT)
     watcher.stop()
     thread.join(WAIT)
-    assert consumer.relists == [[("a", 1), ("b", 1), ("c", 2)]]
+    assert consumer.relists == [[("a", 2), ("b", 2), ("c", 2)]]
     assert consumer.events == [(EventType.MODIFIED, ("a", 2))]
+    assert [o.get("_continue") for o in api.lists] == [None, "next"]
+
+
+def wait_until_true(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def test_410_gone_relists_and_the_consumer_sees_the_whole_state_again() -> None:
