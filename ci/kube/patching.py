@@ -7,12 +7,12 @@ again (another controller replica, or Tekton, moved first).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from ci.kube.errors import ObjectGoneError, PatchConflictError
+from ci.kube.plain import call_json
 from ci.kube.resources import ResourceKind
 from ci.logs import excerpt
 
@@ -51,8 +51,8 @@ def merge_patch(
         body["metadata"] = metadata
     try:
         if _client_of(api) is not None:
-            return _request(api, "PATCH", _path(kind, namespace, name), body=body,
-                            content_type=MERGE_PATCH, timeout=timeout)
+            return call_json(_client_of(api), "PATCH", _path(kind, namespace, name),
+                             body=body, content_type=MERGE_PATCH, timeout=timeout)
         result: dict[str, Any] = api.patch_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, body,
             _content_type=MERGE_PATCH, _request_timeout=timeout,
@@ -70,7 +70,8 @@ def read(
 
     try:
         if _client_of(api) is not None:
-            return _request(api, "GET", _path(kind, namespace, name), timeout=timeout)
+            return call_json(_client_of(api), "GET", _path(kind, namespace, name),
+                             timeout=timeout)
         result: dict[str, Any] = api.get_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, _request_timeout=timeout
         )
@@ -100,7 +101,7 @@ def delete(
     return True
 
 
-# -- one call, as plain JSON -----------------------------------------------------------------
+# -- where the calls go --------------------------------------------------------------------
 
 
 def _client_of(api: Any) -> Any:
@@ -112,26 +113,3 @@ def _client_of(api: Any) -> Any:
 def _path(kind: ResourceKind, namespace: str, name: str) -> str:
     return (f"/apis/{kind.group}/{kind.version}/namespaces/{quote(namespace, safe='')}/"
             f"{kind.plural}/{quote(name, safe='')}")
-
-
-def _request(api: Any, method: str, path: str, *, body: Mapping[str, Any] | None = None,
-             content_type: str | None = None, timeout: float) -> dict[str, Any]:
-    """One call through the client's connection pool and credentials, the answer parsed with
-    one `json.loads`: the generated methods validate every argument with pydantic and walk
-    the body and the answer, about a millisecond of CPU per call (two per report)."""
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-
-    client = _client_of(api)
-    headers = {**client.default_headers, "Accept": "application/json"}
-    if content_type is not None:
-        headers["Content-Type"] = content_type
-    client.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)
-    response = client.rest_client.request(
-        method, client.configuration.host + path, headers=headers,
-        body=dict(body) if body is not None else None, _request_timeout=timeout)
-    data = response.read()
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(
-            http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-    result: dict[str, Any] = json.loads(data)
-    return result

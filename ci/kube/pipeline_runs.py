@@ -9,7 +9,6 @@ receiver answers with 503 so the forge shows the delivery as failed.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from ci.kube import labels
 from ci.kube.errors import ApiRefusedError, ApiUnavailableError
+from ci.kube.plain import call_json
 from ci.kube.resources import PIPELINE_RUN, TASK_RUN, ResourceKind
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
@@ -69,28 +69,6 @@ def get_object(custom: Any, kind: ResourceKind, namespace: str, name: str, *,
     return dict(found)
 
 
-def create_json(api_client: Any, path: str, body: Mapping[str, Any], *,
-                timeout: float) -> dict[str, Any]:
-    """POST `body`, plain JSON, to `path` through `api_client`'s connections and credentials;
-    the created object. The generated `create_*` methods validate and copy every value of the
-    body through the client's model sanitiser three times before the one `json.dumps` (about
-    3 ms of CPU for a PipelineRun: more than the rest of the receiver's work on it); here the
-    REST layer's `json.dumps` is the only encoder. Errors are the client's `ApiException`s."""
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
-
-    headers = {**api_client.default_headers, "Accept": "application/json",
-               "Content-Type": "application/json"}
-    api_client.update_params_for_auth(headers, [], ["BearerToken"], path, "POST", body)
-    response = api_client.call_api("POST", api_client.configuration.host + path,
-                                   header_params=headers, body=body, _request_timeout=timeout)
-    data = response.read()
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(
-            http_resp=response, body=data.decode("utf-8", errors="replace"), data=None)
-    created: dict[str, Any] = json.loads(data)
-    return created
-
-
 class PipelineRuns:
     """PipelineRuns (and their per-run Secrets) through one `kubernetes.client.ApiClient`."""
 
@@ -109,10 +87,10 @@ class PipelineRuns:
         kind = PIPELINE_RUN
         try:
             with translate_api_errors(f"create PipelineRun {namespace}/{name}"):
-                created = create_json(
-                    self._api_client,
+                created = call_json(
+                    self._api_client, "POST",
                     f"/apis/{kind.group}/{kind.version}/namespaces/{namespace}/{kind.plural}",
-                    run, timeout=self._timeout,
+                    body=run, timeout=self._timeout,
                 )
         except ApiRefusedError as error:
             if error.status != 409:
@@ -198,8 +176,8 @@ class PipelineRuns:
         }
         try:
             with translate_api_errors(f"create Secret {run.namespace}/{name}"):
-                create_json(self._api_client, f"/api/v1/namespaces/{run.namespace}/secrets",
-                            body, timeout=self._timeout)
+                call_json(self._api_client, "POST", f"/api/v1/namespaces/{run.namespace}/secrets",
+                          body=body, timeout=self._timeout)
         except ApiRefusedError as error:
             if error.status != 409:
                 raise
