@@ -173,32 +173,42 @@ class Watcher(Generic[T]):
         converted (at most two pages of whole objects are held at once)."""
         objects: list[T] = []
         version = ""
-        pages = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"list {self._kind.plural}")
-        try:
-            pending: concurrent.futures.Future[Object] | None = pages.submit(
-                self._list, limit=self._settings.page_size, continue_token=None)
-            while pending is not None:
-                page = pending.result()
-                metadata = page.get("metadata") or {}
-                version = str(metadata.get("resourceVersion") or version)
-                token = metadata.get("continue")
-                pending = (pages.submit(self._list, limit=self._settings.page_size,
-                                        continue_token=token) if token else None)
-                for obj in page.get("items") or ():
-                    # A list's items carry no apiVersion/kind; filled so consumers see whole
-                    # objects.
-                    obj.setdefault("apiVersion", self._kind.api_version)
-                    obj.setdefault("kind", self._kind.kind)
-                    objects.append(self._convert(obj))
-                del page  # only the page being made is held as whole objects
-        finally:
-            # A failed list ends here: a page still being asked for is not waited on.
-            pages.shutdown(wait=False, cancel_futures=True)
+        pending: concurrent.futures.Future[Object] | None = self._next_page(None)
+        while pending is not None:
+            page = pending.result()
+            metadata = page.get("metadata") or {}
+            version = str(metadata.get("resourceVersion") or version)
+            token = metadata.get("continue")
+            pending = self._next_page(token) if token else None
+            for obj in page.get("items") or ():
+                # A list's items carry no apiVersion/kind; filled so consumers see whole
+                # objects.
+                obj.setdefault("apiVersion", self._kind.api_version)
+                obj.setdefault("kind", self._kind.kind)
+                objects.append(self._convert(obj))
+            del page  # only the page being made is held as whole objects
         self.relists += 1
         self._consumer.on_relist(objects)
         self._log.debug("listed", count=len(objects), resource_version=version)
         return version
+
+    def _next_page(self, token: str | None) -> concurrent.futures.Future[Object]:
+        """The list's page after `token` (None: the first), asked for in a thread of its own.
+        A daemon thread, as the watch's own: a page the API server is slow to make must not
+        hold up the process's exit (a thread pool's workers are joined at exit)."""
+        future: concurrent.futures.Future[Object] = concurrent.futures.Future()
+
+        def ask() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._list(limit=self._settings.page_size,
+                                             continue_token=token))
+            except BaseException as error:  # handed to the thread that waits for the page
+                future.set_exception(error)
+
+        threading.Thread(target=ask, name=f"list {self._kind.plural}", daemon=True).start()
+        return future
 
     def _watch_from(self, version: str) -> str:
         for event_type, obj in self._stream(version):
