@@ -3,8 +3,8 @@
 Full objects carry the whole compiled `pipelineSpec` (tens of kilobytes) and the API server's
 `managedFields`; with ten thousand runs in a cluster that is hundreds of megabytes for
 nothing. The watches make a snapshot of each object as soon as it is parsed (`RunSnapshot.of`
-and `TaskRunSnapshot.of` are their `convert`: a list's page is dropped before the next one is
-read, and no dict of a run is kept), with only the fields the controller reads. Strings every
+and `TaskRunSnapshot.of` are their `convert`: a relist holds at most two pages as whole
+objects, and no dict of a run is kept), with only the fields the controller reads. Strings every
 run repeats (label keys, namespaces, job names, reasons) are shared, and so are equal tasks
 and conditions.
 """

@@ -86,8 +86,8 @@ class Watcher(Generic[T]):
     """Lists and watches one kind of object for one consumer, until `stop()`.
 
     `namespace=None` watches all namespaces. `label_selector` narrows to Ferry's own objects.
-    `convert` makes what the consumer keeps of each object as soon as it is parsed (a list's
-    page before the next one is read): `whole`, or a snapshot of the fields it reads.
+    `convert` makes what the consumer keeps of each object as soon as it is parsed (a relist
+    holds at most two pages as whole objects): `whole`, or a snapshot of the fields it reads.
     """
 
     def __init__(
