@@ -49,9 +49,10 @@ def merge_patch(
         metadata = dict(body.get("metadata") or {})
         metadata["resourceVersion"] = resource_version
         body["metadata"] = metadata
+    client = _client_of(api)
     try:
-        if _client_of(api) is not None:
-            return call_json(_client_of(api), "PATCH", _path(kind, namespace, name),
+        if client is not None:
+            return call_json(client, "PATCH", _path(kind, namespace, name),
                              body=body, content_type=MERGE_PATCH, timeout=timeout)
         result: dict[str, Any] = api.patch_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, body,
@@ -68,10 +69,10 @@ def read(
     """The object as it is now, or None if it is gone."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
+    client = _client_of(api)
     try:
-        if _client_of(api) is not None:
-            return call_json(_client_of(api), "GET", _path(kind, namespace, name),
-                             timeout=timeout)
+        if client is not None:
+            return call_json(client, "GET", _path(kind, namespace, name), timeout=timeout)
         result: dict[str, Any] = api.get_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, _request_timeout=timeout
         )

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from ci.kube.errors import WatchStoppedError
 from ci.kube.resources import REPOSITORY
 from ci.kube.watching import EventType, Watcher, WatchEvent, WatchSettings, run_in_thread, whole
+from tests.cluster.processes import wait_until
 
 WAIT = 5.0  # seconds; every script here ends in milliseconds
 SETTINGS = WatchSettings(server_timeout=30, inactivity_timeout=7.0, connect_timeout=3.0,
@@ -196,7 +196,8 @@ def test_objects_are_converted_as_their_page_arrives_while_the_next_page_is_aske
         # The first page's objects wait (a while at most) for the second page to be asked
         # for: it is, without waiting for them.
         if obj["metadata"]["name"] in ("a", "b"):
-            wait_until_true(lambda: api.calls.count("list") == 2)
+            wait_until(lambda: api.calls.count("list") == 2, what="the second page asked for",
+                       timeout=WAIT, interval=0.005)
         return obj["metadata"]["name"], api.calls.count("list")
 
     consumer = Converted()
@@ -209,12 +210,6 @@ def test_objects_are_converted_as_their_page_arrives_while_the_next_page_is_aske
     assert consumer.relists == [[("a", 2), ("b", 2), ("c", 2)]]
     assert consumer.events == [(EventType.MODIFIED, ("a", 2))]
     assert [o.get("_continue") for o in api.lists] == [None, "next"]
-
-
-def wait_until_true(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.005)
 
 
 def test_410_gone_relists_and_the_consumer_sees_the_whole_state_again() -> None:
