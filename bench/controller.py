@@ -8,7 +8,8 @@
    final condition through the status subresource (as Tekton does) and measures, per
    transition, the delay from the API server accepting the status change to the forge
    receiving the status: p50/p99.
-2. Reads the controller's RSS.
+2. Reads the controller's RSS (and, after the restart, a bare process's with the same
+   imports, and with the libraries' alone: the part no run adds to).
 3. Adds finished, already reported runs up to `--present`, lists them once as the
    controller's watch pages them (the least its first list can take on this API server),
    restarts the controller, and times its startup: to the first full list, and to every run
@@ -31,6 +32,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -255,7 +257,9 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
               f"{resumed['resumed_seconds']:.2f}s after the watch started; "
               f"{time.monotonic() - began:.1f}s from process start (incl. Python imports)")
         print(f"controller RSS with {resumed['runs']} runs: "
-              f"{_rss_megabytes(controller.component.process.pid):.0f} MB")
+              f"{_rss_megabytes(controller.component.process.pid):.0f} MB; the same imports "
+              f"in a bare process: {_imports_megabytes(CONTROLLER_IMPORTS):.0f} MB, of which "
+              f"the libraries alone: {_imports_megabytes(LIBRARY_IMPORTS):.0f} MB")
         if restart_profile is not None:
             print(f"controller profile, restart to resumed ({restart_profile}):")
             for line in summary(restart_profile):
@@ -267,6 +271,23 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         controller.stop()
         forge.assert_no_violations()
     pool.shutdown()
+
+
+# What a running controller has imported (the Kubernetes client is imported when it first
+# connects), and the libraries among them: the floor under its RSS that no run adds to.
+CONTROLLER_IMPORTS = ("ci.controller.app", "kubernetes.client", "kubernetes.config")
+LIBRARY_IMPORTS = ("kubernetes.client", "kubernetes.config", "httpx", "pydantic", "structlog",
+                   "yaml", "prometheus_client", "cronsim")
+
+
+def _imports_megabytes(modules: tuple[str, ...]) -> float:
+    """RSS of a fresh Python process once it has imported `modules`, and nothing else."""
+    script = (f"import {', '.join(modules)}\n"
+              "print(next(line.split()[1] for line in open('/proc/self/status')"
+              " if line.startswith('VmRSS:')))")
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return int(found.stdout.split()[-1]) / 1024
 
 
 def _raw_list(kube: Kube, page_size: int) -> tuple[float, int]:
