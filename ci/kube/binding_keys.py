@@ -26,6 +26,8 @@ import structlog
 from ci.kube.binding import KEY_BYTES, BindingKeys
 from ci.kube.errors import ApiRefusedError, BindingKeyError
 from ci.kube.pipeline_runs import translate_api_errors
+from ci.kube.plain import call_json
+from ci.kube.resources import SECRET
 from ci.settings import KubernetesSettings
 
 log = structlog.get_logger(__name__)
@@ -44,9 +46,7 @@ class BindingKeyStore:
                  clock: Callable[[], float] = time.monotonic) -> None:
         """The Secret is `settings.binding_secret_namespace/binding_secret_name`, read again
         after `binding_key_ttl_seconds`."""
-        from kubernetes.client import CoreV1Api  # noqa: PLC0415 (heavy)
-
-        self._core = CoreV1Api(api_client)
+        self._client = api_client
         self._namespace = settings.binding_secret_namespace
         self._name = settings.binding_secret_name
         self._ttl = settings.binding_key_ttl_seconds
@@ -93,13 +93,13 @@ class BindingKeyStore:
         namespace, name = self._namespace, self._name
         try:
             with translate_api_errors(f"read Secret {namespace}/{name}"):
-                secret: Any = self._core.read_namespaced_secret(
-                    name, namespace, _request_timeout=self._timeout)
+                secret = call_json(self._client, "GET", SECRET.path(namespace, name),
+                                   timeout=self._timeout)
         except ApiRefusedError as error:
             if error.status == 404:
                 return None
             raise
-        return keys_of(secret.data or {}, where=f"Secret {namespace}/{name}")
+        return keys_of(secret.get("data") or {}, where=f"Secret {namespace}/{name}")
 
     def _create(self) -> None:
         namespace, name = self._namespace, self._name
@@ -111,8 +111,8 @@ class BindingKeyStore:
         }
         try:
             with translate_api_errors(f"create Secret {namespace}/{name}"):
-                self._core.create_namespaced_secret(namespace, body,
-                                                    _request_timeout=self._timeout)
+                call_json(self._client, "POST", SECRET.path(namespace), body=body,
+                          timeout=self._timeout)
         except ApiRefusedError as error:
             if error.status != 409:  # 409: another component created it first; read theirs
                 raise

@@ -17,7 +17,9 @@ from typing import Any
 from ci.forges.client import Credentials, GitHubAppCredentials, TokenCredentials
 from ci.forges.types import InstallationId
 from ci.kube.errors import CredentialsError
+from ci.kube.plain import call_json
 from ci.kube.repositories import Repository
+from ci.kube.resources import SECRET
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,21 +33,18 @@ SecretReader = Callable[[str, str], Mapping[str, str] | None]  # (namespace, nam
 
 def api_secret_reader(api_client: Any, *, timeout: float) -> SecretReader:
     """Read Secrets through the Kubernetes API; None for a Secret that does not exist."""
-    from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-
-    core = CoreV1Api(api_client)
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
 
     def read(namespace: str, name: str) -> Mapping[str, str] | None:
         try:
-            secret = core.read_namespaced_secret(name, namespace, _request_timeout=timeout)
+            secret = call_json(api_client, "GET", SECRET.path(namespace, name), timeout=timeout)
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
         return {
             key: base64.b64decode(value).decode("utf-8", errors="replace")
-            for key, value in (secret.data or {}).items()
+            for key, value in (secret.get("data") or {}).items()
         }
 
     return read

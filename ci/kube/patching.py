@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from ci.kube.errors import ObjectGoneError, PatchConflictError
 from ci.kube.plain import call_json
@@ -52,7 +51,7 @@ def merge_patch(
     client = _client_of(api)
     try:
         if client is not None:
-            return call_json(client, "PATCH", _path(kind, namespace, name),
+            return call_json(client, "PATCH", kind.path(namespace, name),
                              body=body, content_type=MERGE_PATCH, timeout=timeout)
         result: dict[str, Any] = api.patch_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, body,
@@ -72,7 +71,7 @@ def read(
     client = _client_of(api)
     try:
         if client is not None:
-            return call_json(client, "GET", _path(kind, namespace, name), timeout=timeout)
+            return call_json(client, "GET", kind.path(namespace, name), timeout=timeout)
         result: dict[str, Any] = api.get_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, _request_timeout=timeout
         )
@@ -109,8 +108,3 @@ def _client_of(api: Any) -> Any:
     """The `ApiClient` under a `CustomObjectsApi`; None for the unit tests' fakes, which are
     called through the generated methods instead."""
     return getattr(api, "api_client", None)
-
-
-def _path(kind: ResourceKind, namespace: str, name: str) -> str:
-    return (f"/apis/{kind.group}/{kind.version}/namespaces/{quote(namespace, safe='')}/"
-            f"{kind.plural}/{quote(name, safe='')}")

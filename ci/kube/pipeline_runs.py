@@ -17,7 +17,7 @@ from typing import Any
 from ci.kube import labels
 from ci.kube.errors import ApiRefusedError, ApiUnavailableError
 from ci.kube.plain import call_json
-from ci.kube.resources import PIPELINE_RUN, TASK_RUN, ResourceKind
+from ci.kube.resources import PIPELINE_RUN, SECRET, TASK_RUN, ResourceKind
 
 # Labels the compiler does not set: which Repository object a run belongs to (its name, and
 # its uid so a run survives its Repository being recreated under the same name unconfused).
@@ -176,7 +176,7 @@ class PipelineRuns:
         }
         try:
             with translate_api_errors(f"create Secret {run.namespace}/{name}"):
-                call_json(self._api_client, "POST", f"/api/v1/namespaces/{run.namespace}/secrets",
+                call_json(self._api_client, "POST", SECRET.path(run.namespace),
                           body=body, timeout=self._timeout)
         except ApiRefusedError as error:
             if error.status != 409:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ci.kube.errors import LogUnavailableError
+from ci.kube.plain import send
+from ci.kube.resources import POD
 
 # (namespace, pod, container, lines) -> the log's last lines; raises if unavailable.
 LogReader = Callable[[str, str, str, int], str]
@@ -16,16 +18,13 @@ MAXIMUM_LOG_BYTES = 64 * 1024
 
 
 def api_log_reader(api_client: Any, *, timeout: float) -> LogReader:
-    from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)
-
-    core = CoreV1Api(api_client)
-
     def read(namespace: str, pod: str, container: str, lines: int) -> str:
-        text = core.read_namespaced_pod_log(
-            pod, namespace, container=container, tail_lines=lines,
-            limit_bytes=MAXIMUM_LOG_BYTES, _request_timeout=timeout,
-        )
-        return str(text)
+        response = send(api_client, "GET", POD.path(namespace, pod, subresource="log"),
+                        query={"container": container, "tailLines": lines,
+                               "limitBytes": MAXIMUM_LOG_BYTES},
+                        timeout=timeout)
+        data: bytes = response.read()
+        return data.decode("utf-8", errors="replace")
 
     return read
 
@@ -39,17 +38,13 @@ STREAM_CHUNK = 64 * 1024
 def api_log_stream(api_client: Any, *, timeout: float) -> LogStream:
     """Whole container logs through `pods/log`, streamed: never held in memory at once.
     `timeout` bounds connecting and each read, not the whole (a log may be large)."""
-    from kubernetes.client import CoreV1Api  # noqa: PLC0415 (kept out of import time)
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-
-    core = CoreV1Api(api_client)
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
 
     def stream(namespace: str, pod: str, container: str) -> Iterator[bytes]:
         try:
-            response: Any = core.read_namespaced_pod_log(
-                pod, namespace, container=container, _preload_content=False,
-                _request_timeout=(timeout, timeout),
-            )
+            response: Any = send(api_client, "GET", POD.path(namespace, pod, subresource="log"),
+                                 query={"container": container},
+                                 timeout=(timeout, timeout)).response
         except ApiException as error:
             if error.status in (400, 404):
                 # 404: the pod is gone; 400: the container never started or is unknown.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +17,20 @@ class ResourceKind:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    def path(self, namespace: str, name: str | None = None, *,
+             subresource: str | None = None) -> str:
+        """The API server's path of this kind's objects in `namespace`, of the one named
+        `name`, or of its `subresource` (`log`, `status`)."""
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        path = f"{root}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        if name is not None:
+            path += f"/{quote(name, safe='')}"
+        return path if subresource is None else f"{path}/{subresource}"
+
 
 PIPELINE_RUN = ResourceKind("tekton.dev", "v1", "PipelineRun", "pipelineruns")
 TASK_RUN = ResourceKind("tekton.dev", "v1", "TaskRun", "taskruns")
 REPOSITORY = ResourceKind("ferry.dev", "v1alpha1", "Repository", "repositories")
 RUN_REQUEST = ResourceKind("ferry.dev", "v1alpha1", "RunRequest", "runrequests")
+SECRET = ResourceKind("", "v1", "Secret", "secrets")
+POD = ResourceKind("", "v1", "Pod", "pods")

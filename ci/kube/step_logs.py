@@ -12,8 +12,9 @@ from typing import Any
 from ci.kube import labels
 from ci.kube.errors import LogUnavailableError
 from ci.kube.pipeline_runs import translate_api_errors
+from ci.kube.plain import send
 from ci.kube.pods import STREAM_CHUNK
-from ci.kube.resources import TASK_RUN
+from ci.kube.resources import POD, TASK_RUN
 
 # Seconds a followed log may stay quiet before the connection is read again from the start
 # (a step that prints nothing for five minutes costs one re-read, not a broken stream).
@@ -22,9 +23,9 @@ FOLLOW_READ_TIMEOUT = 300.0
 
 class StepLogs:
     def __init__(self, api_client: Any, *, timeout: float) -> None:
-        from kubernetes.client import CoreV1Api, CustomObjectsApi  # noqa: PLC0415
+        from kubernetes.client import CustomObjectsApi  # noqa: PLC0415
 
-        self._core = CoreV1Api(api_client)
+        self._client = api_client
         self._custom = CustomObjectsApi(api_client)
         self._timeout = timeout
 
@@ -50,10 +51,11 @@ class StepLogs:
         read_timeout = FOLLOW_READ_TIMEOUT if follow else self._timeout
         with translate_api_errors(f"read the log of {namespace}/{pod} {container}"):
             try:
-                response: Any = self._core.read_namespaced_pod_log(
-                    pod, namespace, container=container, follow=follow,
-                    _preload_content=False, _request_timeout=(self._timeout, read_timeout),
-                )
+                query = {"container": container, **({"follow": "true"} if follow else {})}
+                response: Any = send(self._client, "GET",
+                                     POD.path(namespace, pod, subresource="log"), query=query,
+                                     timeout=(self._timeout, read_timeout)
+                                     ).response
             except ApiException as error:
                 if error.status in (400, 404):
                     raise LogUnavailableError(
