@@ -24,17 +24,17 @@ JSON = "application/json"
 
 def send(client: Any, method: str, path: str, *, query: Mapping[str, str | int] | None = None,
          body: Mapping[str, Any] | None = None, content_type: str = JSON,
-         accept: str = JSON, timeout: float | tuple[float, float]) -> Any:
+         timeout: float | tuple[float, float]) -> Any:
     """`method` on `path` (from the API server's root: `ResourceKind.path`) with
     `query` and `body`: the client's `RESTResponse`, its body not read yet (`.read()`, or
     `.response.stream(...)` then `.response.release_conn()`). An answer outside 2xx is raised
     as the client's `ApiException`. `client`: a `kubernetes.client.ApiClient`; `timeout`:
-    seconds in all, or (connect, each read). `accept` stays JSON for a pod's log too: the
-    API server answers `text/plain` there with 406, and sends the log as it is to JSON, as
-    the generated client asks."""
+    seconds in all, or (connect, each read). It accepts JSON, for a pod's log too: the API
+    server answers `text/plain` there with 406, and sends the log as it is to JSON, as the
+    generated client asks."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
 
-    headers = {**client.default_headers, "Accept": accept}
+    headers = {**client.default_headers, "Accept": JSON}
     if body is not None:
         headers["Content-Type"] = content_type
     client.update_params_for_auth(headers, [], ["BearerToken"], path, method, body)

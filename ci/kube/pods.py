@@ -17,12 +17,18 @@ LogReader = Callable[[str, str, str, int], str]
 MAXIMUM_LOG_BYTES = 64 * 1024
 
 
+def open_log(api_client: Any, namespace: str, pod: str, container: str, *,
+             timeout: float | tuple[float, float], **options: str | int) -> Any:
+    """The API server's answer to a read of the container's log, its body not read yet
+    (`plain.send`); `options`: `pods/log`'s own (`tailLines`, `limitBytes`, `follow`)."""
+    return send(api_client, "GET", POD.path(namespace, pod, subresource="log"),
+                query={"container": container, **options}, timeout=timeout)
+
+
 def api_log_reader(api_client: Any, *, timeout: float) -> LogReader:
     def read(namespace: str, pod: str, container: str, lines: int) -> str:
-        response = send(api_client, "GET", POD.path(namespace, pod, subresource="log"),
-                        query={"container": container, "tailLines": lines,
-                               "limitBytes": MAXIMUM_LOG_BYTES},
-                        timeout=timeout)
+        response = open_log(api_client, namespace, pod, container, timeout=timeout,
+                            tailLines=lines, limitBytes=MAXIMUM_LOG_BYTES)
         data: bytes = response.read()
         return data.decode("utf-8", errors="replace")
 
@@ -42,9 +48,8 @@ def api_log_stream(api_client: Any, *, timeout: float) -> LogStream:
 
     def stream(namespace: str, pod: str, container: str) -> Iterator[bytes]:
         try:
-            response: Any = send(api_client, "GET", POD.path(namespace, pod, subresource="log"),
-                                 query={"container": container},
-                                 timeout=(timeout, timeout)).response
+            response: Any = open_log(api_client, namespace, pod, container,
+                                     timeout=(timeout, timeout)).response
         except ApiException as error:
             if error.status in (400, 404):
                 # 404: the pod is gone; 400: the container never started or is unknown.

@@ -12,9 +12,8 @@ from typing import Any
 from ci.kube import labels
 from ci.kube.errors import LogUnavailableError
 from ci.kube.pipeline_runs import translate_api_errors
-from ci.kube.plain import send
-from ci.kube.pods import STREAM_CHUNK
-from ci.kube.resources import POD, TASK_RUN
+from ci.kube.pods import STREAM_CHUNK, open_log
+from ci.kube.resources import TASK_RUN
 
 # Seconds a followed log may stay quiet before the connection is read again from the start
 # (a step that prints nothing for five minutes costs one re-read, not a broken stream).
@@ -51,11 +50,10 @@ class StepLogs:
         read_timeout = FOLLOW_READ_TIMEOUT if follow else self._timeout
         with translate_api_errors(f"read the log of {namespace}/{pod} {container}"):
             try:
-                query = {"container": container, **({"follow": "true"} if follow else {})}
-                response: Any = send(self._client, "GET",
-                                     POD.path(namespace, pod, subresource="log"), query=query,
-                                     timeout=(self._timeout, read_timeout)
-                                     ).response
+                following = {"follow": "true"} if follow else {}
+                response: Any = open_log(self._client, namespace, pod, container,
+                                         timeout=(self._timeout, read_timeout),
+                                         **following).response
             except ApiException as error:
                 if error.status in (400, 404):
                     raise LogUnavailableError(
