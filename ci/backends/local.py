@@ -2,8 +2,10 @@
 
 What `ferry serve` uses when no cluster is configured. Each run is a background task: the
 commit is fetched into a bare mirror under the state directory, then `ci.local.running.run_plan`
-checks it out fresh for each job. Job changes become statuses (`ferry/<job>`), and the run's
-end becomes the final `ferry` status.
+checks it out fresh for each job, in a thread of the run's own (the local runner is threads;
+its observer calls are handed back to the event loop, where the reporting and archiving
+live). Job changes become statuses (`ferry/<job>`), and the run's end becomes the final
+`ferry` status.
 
 A restart must not leave a commit pending forever: every started run is written to
 `in-flight.json` and removed when it ends; whatever is still listed at the next start was
@@ -14,14 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import contextvars
 import datetime
+import functools
 import hashlib
 import json
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import git
 import structlog
@@ -47,12 +54,15 @@ from ci.local.engines import Engine, EngineName, HostEngine, find_engine
 from ci.local.environment import base_environment, isolated_base_environment
 from ci.local.outcomes import JobChange, JobResult, JobState, Observer, RunResult
 from ci.local.running import RunOptions, run_plan
+from ci.local.stopping import Stop
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin
 from ci.masking import Masker
 from ci.settings import LocalSettings
 from pipelines.names import pipeline_run_name
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 IN_FLIGHT_FILE = "in-flight.json"
 # Names of finished runs remembered, so a late redelivery does not run a commit again.
@@ -99,7 +109,7 @@ ClientFor = Callable[[str], ForgeClient | None]  # Repository key -> its forge c
 @dataclass(slots=True)
 class _Run:
     flight: InFlight
-    stop: asyncio.Event
+    stop: Stop
     task: asyncio.Task[None] | None = None
     # What `newest_run` answers: the jobs' states as they change, kept after the run ends.
     trusted: bool = True
@@ -199,7 +209,7 @@ class LocalBackend:
         )
         run = _Run(
             flight=flight,
-            stop=asyncio.Event(),
+            stop=Stop(),
             trusted=request.trusted,
             pull_request=request.event.pull_request.number if request.event.pull_request else None,
             jobs={job.name: Conclusion.QUEUED for job in request.plan.all_jobs},
@@ -287,7 +297,8 @@ class LocalBackend:
             archiving = self._archiving(request, flight, reporter)
             observer: Observer = archiving if archiving is not None else reporter
             origin = await asyncio.to_thread(self._fetch, request)
-            result = await run_plan(
+            result = await _in_own_thread(functools.partial(
+                run_plan,
                 request.plan,
                 request.event,
                 origin=origin,
@@ -299,9 +310,9 @@ class LocalBackend:
                     engine=self._engine,
                     private_home=True,
                 ),
-                observer=observer,
+                observer=_OnTheLoop(observer, asyncio.get_running_loop()),
                 stop=run.stop,
-            )
+            ))
             status = _final_status(self._contexts, flight.name, result, note=request.note)
         except WorkspaceError as error:
             log.warning("could not check the commit out", error=str(error))
@@ -314,6 +325,9 @@ class LocalBackend:
             )
         except Exception:  # a bug in a background task: report it, never leave it pending
             log.exception("local run failed")
+        except asyncio.CancelledError:  # the server stops: so do the run's steps
+            run.stop.set()
+            raise
         finally:
             await reporter.drain()
             # Over before its verdict is shown, so whoever reads the verdict finds it over.
@@ -411,6 +425,54 @@ def engine_for(settings: LocalSettings) -> Engine:
     if settings.engine == "host":
         return HostEngine(isolated_base_environment(path=settings.step_path))
     return find_engine(EngineName(settings.engine), base=base_environment())
+
+
+async def _in_own_thread(function: Callable[[], T]) -> T:
+    """`function()` in a thread of its own, awaited. A run lasts minutes: not in the loop's
+    small default pool (`asyncio.to_thread`), which every fetch and archive shares."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()  # the run's bound log fields go along
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # cancelled: the server is stopping
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]  # None only with an error
+
+    def work() -> None:
+        try:
+            result = context.run(function)
+        except BaseException as error:
+            outcome: tuple[T | None, BaseException | None] = (None, error)
+        else:
+            outcome = (result, None)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=work, daemon=True, name="ferry-local-run").start()
+    return await future
+
+
+class _OnTheLoop:
+    """The observer `run_plan`'s threads call: hands each call on to `inner` on the
+    server's event loop, in the order made (the backend's observers use its tasks)."""
+
+    def __init__(self, inner: Observer, loop: asyncio.AbstractEventLoop) -> None:
+        self._inner = inner
+        self._loop = loop
+
+    def job_changed(self, change: JobChange) -> None:
+        self._call(functools.partial(self._inner.job_changed, change))
+
+    def step_output(self, *, job: str, step: str, line: str) -> None:
+        self._call(functools.partial(self._inner.step_output, job=job, step=step, line=line))
+
+    def _call(self, call: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+            self._loop.call_soon_threadsafe(call)
 
 
 class _JobReporter:

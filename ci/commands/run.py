@@ -10,7 +10,6 @@ Secrets: see `ci.local.credentials`; a secret given nowhere is left unset with a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -30,6 +29,7 @@ from ci.local.outcomes import RunResult
 from ci.local.reporting import Reporter
 from ci.local.running import RunOptions, run_plan
 from ci.local.selecting import UnknownJobError, select_jobs
+from ci.local.stopping import Stop
 from ci.local.workspaces import WorkspaceError, WorkspaceOrigin, WorkspaceSource
 from ci.masking import Masker
 from pipelines.events import Event, EventKind
@@ -135,9 +135,7 @@ def _run_command(args: argparse.Namespace) -> int:
     )
     options = RunOptions(parallel=args.jobs, engine=engine, secrets=store)
     try:
-        result = asyncio.run(
-            _run(planned, event, origin=origin, options=options, reporter=reporter)
-        )
+        result = _run(planned, event, origin=origin, options=options, reporter=reporter)
     except WorkspaceError as error:
         raise _fail(error, status=EXIT_FAILED) from error
     reporter.summary(result)
@@ -175,7 +173,7 @@ def _fail(error: Exception, *, status: int) -> _CommandError:
     return _CommandError(status)
 
 
-async def _run(
+def _run(
     planned: Plan,
     event: Event,
     *,
@@ -183,18 +181,22 @@ async def _run(
     options: RunOptions,
     reporter: Reporter,
 ) -> RunResult:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stop = Stop()
+
+    def stop_gracefully(number: int, frame: Any) -> None:
+        stop.set()
+
     # Ctrl-C and `kill` stop the run gracefully: steps are stopped, the summary printed.
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
+    # (`Stop.set` takes no lock, so a signal arriving anywhere in this thread is safe.)
+    previous = {number: signal.signal(number, stop_gracefully)
+                for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return await run_plan(
+        return run_plan(
             planned, event, origin=origin, options=options, observer=reporter, stop=stop
         )
     finally:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(number)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _explain_nothing(nothing: NothingToRun) -> None:

@@ -98,7 +98,8 @@ class JobChange:
 
 
 class Observer(Protocol):
-    """Receives a run's progress. Called from the event loop's thread; must not block.
+    """Receives a run's progress. Called from the run's threads, one call at a time
+    (`run_plan` sees to that); must not block for long: steps wait for it.
 
     Output lines arrive with secrets already masked and without their line ending.
     """

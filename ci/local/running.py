@@ -5,7 +5,7 @@ Call order:
 
 1. `pipelines.preparing.prepare(text, path=..., event=...)` -> its `Plan` (see
    `pipelines.planning`; `Problems` and `NothingToRun` are the caller's to explain).
-2. `await run_plan(plan, event, origin=..., options=..., observer=..., stop=...)`:
+2. `run_plan(plan, event, origin=..., options=..., observer=..., stop=...)`:
    a. the workspace is prepared (a checkout of `origin.sha`); `WorkspaceError` is raised
       before any job starts when that fails;
    b. `observer.job_changed(QUEUED)` for every job, in plan order;
@@ -14,10 +14,13 @@ Call order:
       `JobResult` (SUCCESS, FAILURE, TIMED_OUT, SKIPPED or CANCELLED);
    d. the same for finally jobs;
    e. the `RunResult`, with every job in plan order. Temporary directories are gone by then.
-3. Setting `stop` cancels the run: running steps are stopped (their whole process groups),
-   jobs not started end CANCELLED, finally jobs do not run, and `run_plan` still returns a
-   `RunResult` (with `cancelled=True`). Cancelling the task that awaits `run_plan` stops
-   the processes too, but then `CancelledError` propagates and there is no result.
+3. Setting `stop` (a `ci.local.stopping.Stop`, from any thread or a signal handler) cancels
+   the run: running steps are stopped (their whole process groups) and their jobs end
+   CANCELLED, jobs not started end CANCELLED, finally jobs do not run, and `run_plan` still
+   returns a `RunResult` (with `cancelled=True`).
+
+`run_plan` blocks its caller (the server runs it in a thread of its own); jobs run in threads
+(`scheduling`), and the observer is called from them one call at a time.
 
 A job's attempt runs its steps in order in a fresh copy of the workspace; the first step that
 fails ends the attempt. A failed or timed-out attempt is retried `retries` times, each in a
@@ -26,9 +29,9 @@ new copy, as Tekton retries a task in a new pod. A job's `timeout` bounds each a
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets as random_tokens
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +56,7 @@ from ci.local.outcomes import (
     StepState,
 )
 from ci.local.scheduling import schedule
+from ci.local.stopping import Stop
 from ci.local.workspaces import WorkspaceOrigin, Workspaces
 from ci.masking import Masker
 from pipelines.events import Event
@@ -84,31 +88,47 @@ class RunOptions:
     private_home: bool = False
 
 
-async def run_plan(
+def run_plan(
     plan: Plan,
     event: Event,
     *,
     origin: WorkspaceOrigin,
     options: RunOptions,
     observer: Observer,
-    stop: asyncio.Event | None = None,
+    stop: Stop | None = None,
 ) -> RunResult:
     """Run `plan` for `event` (see the module docstring for the call order)."""
-    stop = stop or asyncio.Event()
+    stop = stop or Stop()
     started = time.monotonic()
+    serialised = _OneAtATime(observer)
     with Workspaces(origin, parent=options.temporary_directory) as workspaces:
-        await asyncio.to_thread(workspaces.prepare)
-        runner = _JobRunner(
-            plan=plan, event=event, workspaces=workspaces, options=options, observer=observer
-        )
-        results = await schedule(
+        workspaces.prepare()
+        runner = _JobRunner(plan=plan, event=event, workspaces=workspaces, options=options,
+                            observer=serialised, stop=stop)
+        results = schedule(
             plan,
             run_job=runner.run,
-            report=observer.job_changed,
+            report=serialised.job_changed,
             parallel=options.parallel,
             stop=stop,
         )
     return RunResult(jobs=results, cancelled=stop.is_set(), seconds=time.monotonic() - started)
+
+
+class _OneAtATime:
+    """The run's observer, called by one thread at a time (jobs run in threads)."""
+
+    def __init__(self, inner: Observer) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def job_changed(self, change: JobChange) -> None:
+        with self._lock:
+            self._inner.job_changed(change)
+
+    def step_output(self, *, job: str, step: str, line: str) -> None:
+        with self._lock:
+            self._inner.step_output(job=job, step=step, line=line)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,7 +147,9 @@ class _JobRunner:
         workspaces: Workspaces,
         options: RunOptions,
         observer: Observer,
+        stop: Stop,
     ) -> None:
+        self.stop = stop
         self.plan = plan
         self.event = event
         self.workspaces = workspaces
@@ -142,11 +164,16 @@ class _JobRunner:
             None if plan.timeout_seconds is None else time.monotonic() + plan.timeout_seconds
         )
 
-    async def run(self, job: PlannedJob) -> JobResult:
+    def run(self, job: PlannedJob) -> JobResult:
         started = time.monotonic()
         attempt = _Attempt(state=JobState.SKIPPED, steps=())
-        number = 0
+        attempts = 0
         for number in range(1, job.retries + 2):
+            if self.stop.is_set():
+                reason = "cancelled" if attempts else "cancelled before it started"
+                attempt = _Attempt(state=JobState.CANCELLED, steps=attempt.steps, reason=reason)
+                break
+            attempts = number
             budget = self._budget(job)
             if budget <= 0:
                 attempt = _Attempt(
@@ -157,15 +184,15 @@ class _JobRunner:
                 break
             self.observer.job_changed(JobChange(job=job.name, state=JobState.RUNNING,
                                                 attempt=number))
-            attempt = await self._attempt(job, number=number, budget=budget)
-            if attempt.state is JobState.SUCCESS:
+            attempt = self._attempt(job, number=number, budget=budget)
+            if attempt.state in (JobState.SUCCESS, JobState.CANCELLED):
                 break
         return JobResult(
             name=job.name,
             state=attempt.state,
             allow_failure=job.allow_failure,
             is_finally=job.is_finally,
-            attempts=number,
+            attempts=attempts,
             seconds=time.monotonic() - started,
             reason=attempt.reason,
             steps=attempt.steps,
@@ -177,22 +204,26 @@ class _JobRunner:
             return timeout
         return min(timeout, self.deadline - time.monotonic())
 
-    async def _attempt(self, job: PlannedJob, *, number: int, budget: float) -> _Attempt:
+    def _attempt(self, job: PlannedJob, *, number: int, budget: float) -> _Attempt:
         deadline = time.monotonic() + budget
-        workspace = await asyncio.to_thread(self.workspaces.for_job, job, attempt=number)
+        workspace = self.workspaces.for_job(job, attempt=number)
         secrets = job_secrets(job.secrets, self.options.secrets).values
         ferry = ferry_variables(self.event, job=job.name, run_name=self.options.run_name)
         base: dict[str, str] = {}
         if self.options.private_home and not self.engine.uses_images:
             private = self.workspaces.root / "private" / f"{job.name}-{number}"
-            base = await asyncio.to_thread(private_directories, private)
+            base = private_directories(private)
         results: list[StepResult] = []
         state, reason = JobState.SUCCESS, ""
         for step in job.steps:
             if state is not JobState.SUCCESS:
                 results.append(StepResult(name=step.name, state=StepState.NOT_RUN))
                 continue
-            result = await self._step(
+            if self.stop.is_set():
+                state, reason = JobState.CANCELLED, "cancelled"
+                results.append(StepResult(name=step.name, state=StepState.NOT_RUN))
+                continue
+            result = self._step(
                 job,
                 step,
                 number=number,
@@ -203,7 +234,9 @@ class _JobRunner:
                 timeout=deadline - time.monotonic(),
             )
             results.append(result)
-            if result.state is StepState.TIMED_OUT:
+            if result.state is StepState.CANCELLED:
+                state, reason = JobState.CANCELLED, "cancelled"
+            elif result.state is StepState.TIMED_OUT:
                 state = JobState.TIMED_OUT
                 reason = f"timed out after {_duration(budget)} in step `{step.name}`"
             elif result.state is not StepState.SUCCESS:
@@ -211,7 +244,7 @@ class _JobRunner:
                 reason = f"step `{step.name}` exited with code {result.exit_code}"
         return _Attempt(state=state, steps=tuple(results), reason=reason)
 
-    async def _step(
+    def _step(
         self,
         job: PlannedJob,
         step: PlannedStep,
@@ -236,15 +269,18 @@ class _JobRunner:
         def on_line(line: str) -> None:
             self.observer.step_output(job=job.name, step=step.name, line=self.masker.mask(line))
 
-        outcome = await run_process(
+        outcome = run_process(
             launch,
             on_line=on_line,
             timeout_seconds=timeout,
             grace_seconds=self.options.grace_seconds,
+            stop=self.stop,
         )
         seconds = time.monotonic() - started
         if outcome.end is ProcessEnd.TIMED_OUT:
             return StepResult(name=step.name, state=StepState.TIMED_OUT, seconds=seconds)
+        if outcome.end is ProcessEnd.CANCELLED:
+            return StepResult(name=step.name, state=StepState.CANCELLED, seconds=seconds)
         state = StepState.SUCCESS if outcome.succeeded else StepState.FAILURE
         return StepResult(
             name=step.name, state=state, exit_code=outcome.exit_code, seconds=seconds

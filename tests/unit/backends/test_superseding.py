@@ -21,6 +21,7 @@ from ci.backends.tekton import _group_labels
 from ci.forges.payloads import moment_text
 from ci.kube.repositories import Repository
 from ci.local.engines import HostEngine
+from ci.local.stopping import Stop
 from pipelines.events import Event, EventKind, PullRequest
 from pipelines.planning import Plan
 
@@ -82,7 +83,7 @@ def test_the_local_backend_cancels_only_runs_of_older_events(tmp_path: Path) -> 
     runs = {name: _Run(flight=InFlight(name=name, repository_key="team/app",
                                        forge_repository="acme/app", sha="a" * 40,
                                        group=group, event_time=time),
-                       stop=asyncio.Event())
+                       stop=Stop())
             for name, time in [("older", EARLY), ("newer", LATE), ("untimed", None)]}
     backend._runs.update(runs)
 

@@ -15,10 +15,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 # What only `ferry serve`, the controller and the cluster commands need; `difflib` only a
-# spec with a mistake in it (for "did you mean").
+# spec with a mistake in it (for "did you mean"); asyncio (with the ssl, socket and
+# concurrent.futures it imports) only the servers: the local runner is threads.
 HEAVY = frozenset({
     "kubernetes", "pydantic", "httpx", "git", "fastapi", "starlette", "uvicorn", "jwt",
     "cryptography", "boto3", "botocore", "jinja2", "prometheus_client", "structlog", "difflib",
+    "asyncio", "ssl", "concurrent",
 })
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
 from ci.local.engines import Launch
 from ci.local.executing import EXIT_CANNOT_START, ProcessEnd, run_process
+from ci.local.stopping import Stop
 
 
 def _alive(pid: int) -> bool:
@@ -33,9 +37,7 @@ def _run(script: str, tmp_path: Path, *, timeout: float | None = None):
     lines: list[str] = []
     launch = Launch(argv=("bash", "-c", script), environment={"PATH": "/usr/bin:/bin"},
                     directory=tmp_path)
-    outcome = asyncio.run(
-        run_process(launch, on_line=lines.append, timeout_seconds=timeout, grace_seconds=1)
-    )
+    outcome = run_process(launch, on_line=lines.append, timeout_seconds=timeout, grace_seconds=1)
     return outcome, lines
 
 
@@ -72,29 +74,49 @@ def test_background_processes_die_when_the_step_ends(tmp_path: Path) -> None:
     assert _dies(int(pid_file.read_text()))
 
 
-def test_cancelling_the_task_stops_the_group_and_propagates(tmp_path: Path) -> None:
+def test_a_stop_ends_the_step_cancelled_and_kills_the_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     launch = Launch(argv=("bash", "-c", f"sleep 300 & echo $! > {pid_file}; wait"),
                     environment={"PATH": "/usr/bin:/bin"}, directory=tmp_path)
+    stop = Stop()
 
-    async def main() -> bool:
-        task = asyncio.create_task(run_process(launch, on_line=lambda line: None))
+    def press_ctrl_c() -> None:
         while not pid_file.exists() or not pid_file.read_text().strip():
-            await asyncio.sleep(0.02)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            return True
-        return False
+            time.sleep(0.02)
+        stop.set()
 
-    assert asyncio.run(main())
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    outcome = run_process(launch, on_line=lambda line: None, stop=stop, grace_seconds=1)
+    presser.join()
+    assert outcome.end is ProcessEnd.CANCELLED
     assert _dies(int(pid_file.read_text()))
+
+
+def test_a_stop_set_before_the_start_ends_the_step_at_once(tmp_path: Path) -> None:
+    stop = Stop()
+    stop.set()
+    launch = Launch(argv=("sleep", "300"), environment={"PATH": "/usr/bin:/bin"},
+                    directory=tmp_path)
+    assert run_process(launch, on_line=lambda line: None, stop=stop).end is ProcessEnd.CANCELLED
+
+
+def test_the_exit_is_seen_while_an_escaped_daemon_holds_the_output(tmp_path: Path) -> None:
+    # The script ends; a daemon it started in a session of its own keeps the pipe open.
+    pid_file = tmp_path / "pid"
+    try:
+        outcome, lines = _run(f"echo before; setsid sleep 300 & echo $! > {pid_file}; "
+                              "echo after; exit 4", tmp_path)
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert outcome.exit_code == 4
+    assert lines == ["before", "after"]
 
 
 def test_a_command_that_cannot_start_is_exit_127(tmp_path: Path) -> None:
     lines: list[str] = []
     launch = Launch(argv=(str(tmp_path / "missing"),), environment={}, directory=tmp_path)
-    outcome = asyncio.run(run_process(launch, on_line=lines.append))
+    outcome = run_process(launch, on_line=lines.append)
     assert outcome.exit_code == EXIT_CANNOT_START
     assert lines[0].startswith("ferry: cannot start the step")

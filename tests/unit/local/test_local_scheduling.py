@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from collections.abc import Iterable, Mapping
 
 import pytest
 
 from ci.local.outcomes import JobChange, JobResult, JobState
 from ci.local.scheduling import schedule
+from ci.local.stopping import Stop
 from pipelines.planning import Plan, PlannedJob
 
 
@@ -33,22 +34,30 @@ def _plan(jobs: Iterable[PlannedJob], finally_jobs: Iterable[PlannedJob] = ()) -
 
 
 class _Fake:
-    """Ends each job in the state given (SUCCESS by default) and records the order."""
+    """Ends each job in the state given (SUCCESS by default) and records the order.
 
-    def __init__(self, states: Mapping[str, JobState] | None = None) -> None:
+    With `together`, each job waits until that many run at once (a barrier): the scheduler
+    must start them together, or the barrier breaks and the job fails.
+    """
+
+    def __init__(self, states: Mapping[str, JobState] | None = None, *,
+                 together: int = 1) -> None:
         self.states = dict(states or {})
         self.started: list[str] = []
         self.running = 0
         self.most_at_once = 0
         self.changes: list[JobChange] = []
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(together, timeout=30)
 
-    async def run_job(self, job: PlannedJob) -> JobResult:
-        self.started.append(job.name)
-        self.running += 1
-        self.most_at_once = max(self.most_at_once, self.running)
-        await asyncio.sleep(0)  # let every other ready job start too
-        await asyncio.sleep(0)
-        self.running -= 1
+    def run_job(self, job: PlannedJob) -> JobResult:
+        with self.lock:
+            self.started.append(job.name)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        self.barrier.wait()
+        with self.lock:
+            self.running -= 1
         return JobResult(
             name=job.name,
             state=self.states.get(job.name, JobState.SUCCESS),
@@ -62,13 +71,9 @@ class _Fake:
 
 
 def _run(plan: Plan, fake: _Fake, *, parallel: int = 4) -> dict[str, JobResult]:
-    async def main() -> tuple[JobResult, ...]:
-        return await schedule(
-            plan, run_job=fake.run_job, report=fake.report, parallel=parallel,
-            stop=asyncio.Event(),
-        )
-
-    return {result.name: result for result in asyncio.run(main())}
+    results = schedule(plan, run_job=fake.run_job, report=fake.report, parallel=parallel,
+                       stop=Stop())
+    return {result.name: result for result in results}
 
 
 def test_jobs_start_after_their_needs_and_results_keep_plan_order() -> None:
@@ -128,36 +133,51 @@ def test_jobs_ready_when_a_failure_happens_still_run_but_later_ones_do_not() -> 
 
 
 @pytest.mark.parametrize("parallel", [1, 2, 3])
-def test_no_more_jobs_run_at_once_than_allowed(parallel: int) -> None:
-    fake = _Fake()
-    _run(_plan([_job(name) for name in "abcdef"]), fake, parallel=parallel)
+def test_as_many_jobs_run_at_once_as_allowed_and_no_more(parallel: int) -> None:
+    fake = _Fake(together=parallel)
+    results = _run(_plan([_job(name) for name in "abcdef"]), fake, parallel=parallel)
+    assert all(result.state is JobState.SUCCESS for result in results.values())
     assert fake.most_at_once == parallel
 
 
-def test_stop_cancels_running_and_waiting_jobs_and_finally_jobs() -> None:
-    stop = asyncio.Event()
-    started = asyncio.Event()
+def test_stop_waits_for_running_jobs_and_cancels_waiting_and_finally_jobs() -> None:
+    stop = Stop()
+    started = threading.Event()
+    stopped = threading.Event()
 
-    async def run_job(job: PlannedJob) -> JobResult:
+    def run_job(job: PlannedJob) -> JobResult:
         started.set()
-        await asyncio.Event().wait()  # runs until cancelled
-        raise AssertionError("not reached")
+        with stop.listening(stopped.set):  # as the runner's steps do
+            stopped.wait()
+        return JobResult(name=job.name, state=JobState.CANCELLED, reason="cancelled",
+                         attempts=1)
 
-    async def main() -> tuple[JobResult, ...]:
-        async def press_ctrl_c() -> None:
-            await started.wait()
-            stop.set()
+    def press_ctrl_c() -> None:
+        started.wait()
+        stop.set()
 
-        presser = asyncio.create_task(press_ctrl_c())
-        plan = _plan([_job("a"), _job("b", "a")], [_job("z", is_finally=True)])
-        results = await schedule(plan, run_job=run_job, report=lambda change: None,
-                                 parallel=2, stop=stop)
-        await presser
-        return results
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    plan = _plan([_job("a"), _job("b", "a"), _job("c")], [_job("z", is_finally=True)])
+    results = {result.name: result for result in schedule(
+        plan, run_job=run_job, report=lambda change: None, parallel=1, stop=stop)}
+    presser.join()
+    assert results["a"].reason == "cancelled"  # what its own run said
+    for waiting in ("b", "c", "z"):  # for its need, for a slot, for the regular jobs
+        assert results[waiting].state is JobState.CANCELLED
+        assert results[waiting].reason == "cancelled before it started"
 
-    results = {result.name: result for result in asyncio.run(main())}
-    assert results["a"].state is JobState.CANCELLED
-    assert results["a"].reason == "cancelled"
-    assert results["b"].state is JobState.CANCELLED
-    assert results["z"].state is JobState.CANCELLED
-    assert results["z"].reason == "cancelled before it started"
+
+def test_a_job_that_raises_fails_with_the_error_and_the_run_goes_on() -> None:
+    def run_job(job: PlannedJob) -> JobResult:
+        if job.name == "a":
+            raise OSError("No space left on device")
+        return JobResult(name=job.name, state=JobState.SUCCESS, attempts=1)
+
+    plan = _plan([_job("a"), _job("b", "a")], [_job("z", is_finally=True)])
+    results = {result.name: result for result in schedule(
+        plan, run_job=run_job, report=lambda change: None, parallel=2, stop=Stop())}
+    assert results["a"].state is JobState.FAILURE
+    assert results["a"].reason == "Ferry failed to run it: OSError: No space left on device"
+    assert results["b"].state is JobState.SKIPPED
+    assert results["z"].state is JobState.SUCCESS

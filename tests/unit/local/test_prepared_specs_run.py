@@ -10,7 +10,6 @@ each one runs real processes in a real git checkout.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -128,8 +127,8 @@ def test_every_spec_prepare_accepts_compiles_and_runs_as_its_scripts_say(
 
     recorder = _Recorder()
     options = RunOptions(parallel=2, temporary_directory=tmp_path, grace_seconds=1)
-    result = asyncio.run(run_plan(planned, event, origin=WorkspaceOrigin(repository=path, sha=sha),
-                                  options=options, observer=recorder))
+    result = run_plan(planned, event, origin=WorkspaceOrigin(repository=path, sha=sha),
+                      options=options, observer=recorder)
 
     assert [job.name for job in result.jobs] == [job.name for job in planned.all_jobs], source
     by_name = {job.name: job for job in result.jobs}
