@@ -10,7 +10,9 @@ Runs, N times each, in alternation (medians reported):
   (`-P ubuntu-latest=-self-hosted`, no network: version check off, offline actions, no pull,
   no cache server). act is built once with `go install` into ~/.cache/ferry-bench when Go is
   present (about 1.5 minutes cold); without Go the act line is left out and says why;
-- `python -c "import ci.cli, ci.commands.run"`, to tell the cost of loading Ferry from running.
+- `python -c "import ci.cli, ci.commands.run"`, to tell the cost of loading Ferry from running,
+  split by `-X importtime` into Ferry's modules (and of them, CPython building dataclasses),
+  PyYAML and the standard library.
 Goals: `ferry run` no slower than act (ratio <= 1.0) and under 100 ms over bash. The start of a
 bare Python interpreter is printed too, as the part no code of ours can remove.
 """
@@ -101,6 +103,77 @@ def _seconds(argv: Sequence[str], *, directory: Path) -> float:
     return time.perf_counter() - started
 
 
+_DATACLASS_CLOCK = """
+import dataclasses, time
+spent = [0.0]
+build = dataclasses._process_class
+def timed(*args, **options):
+    started = time.perf_counter()
+    try:
+        return build(*args, **options)
+    finally:
+        spent[0] += time.perf_counter() - started
+dataclasses._process_class = timed
+import ci.cli, ci.commands.run
+print(spent[0])
+"""
+
+
+def _import_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
+    """Milliseconds of `import ci.cli, ci.commands.run` by whose modules they are (the self
+    times `-X importtime` gives, medians), and of them, CPython building the dataclasses."""
+    parts: dict[str, list[float]] = {"ferry": [], "yaml": [], "stdlib": [], "dataclasses": []}
+    for _ in range(repeat):
+        listing = _output([sys.executable, "-X", "importtime", "-c",
+                           "import ci.cli, ci.commands.run"], directory=directory, stderr=True)
+        totals = dict.fromkeys(("ferry", "yaml", "stdlib"), 0.0)
+        after_site = False
+        for line in listing.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            _, self_us, _, name = (part.strip() for part in line.replace("|", ":").split(":"))
+            if not after_site:  # the interpreter's start: `site` ends it
+                after_site = name == "site"
+                continue
+            top = name.split(".")[0]
+            group = ("ferry" if top in ("ci", "pipelines")
+                     else "yaml" if top in ("yaml", "_yaml") else "stdlib")
+            totals[group] += int(self_us) / 1000
+        for group, value in totals.items():
+            parts[group].append(value)
+        clock = _output([sys.executable, "-c", _DATACLASS_CLOCK], directory=directory)
+        parts["dataclasses"].append(float(clock) * 1000)
+    return {group: statistics.median(values) for group, values in parts.items()}
+
+
+def _start_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
+    """Milliseconds of what `site` imports at the start of every Python process (the .pth
+    files' modules: an editable install's finder, whatever the machine adds), medians, for
+    those over 1 ms."""
+    seen: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        listing = _output([sys.executable, "-X", "importtime", "-c", "pass"],
+                          directory=directory, stderr=True)
+        for line in listing.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            _, _, cumulative_us, name = line.replace("|", ":").split(":")
+            if name.startswith("   ") and not name.startswith("    "):  # site's own imports
+                seen.setdefault(name.strip(), []).append(int(cumulative_us) / 1000)
+    medians = {name: statistics.median(values) for name, values in seen.items()}
+    return {name: value for name, value in medians.items() if value >= 1.0}
+
+
+def _output(argv: Sequence[str], *, directory: Path, stderr: bool = False) -> str:
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "PYTHONDONTWRITEBYTECODE"}
+    environment |= {"PYTHONPATH": str(ROOT),
+                    "PYTHONPYCACHEPREFIX": str(directory.parent / "bytecode")}
+    done = subprocess.run(argv, cwd=directory, env=environment, check=True,
+                          capture_output=True, text=True)
+    return done.stderr if stderr else done.stdout
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="runs of each (default: 15)")
@@ -115,6 +188,7 @@ def main() -> int:
         script.write_text("\n".join(_commands()) + "\n")
         commands: dict[str, list[str]] = {
             "python": [sys.executable, "-c", "pass"],
+            "python -S": [sys.executable, "-S", "-c", "pass"],
             "bash": ["bash", "-eo", "pipefail", str(script)],
             "ferry": [sys.executable, "-m", "ci.cli", "run"],
             "imports": [sys.executable, "-c", "import ci.cli, ci.commands.run"],
@@ -127,6 +201,8 @@ def main() -> int:
         for _ in range(args.repeat):  # alternate, so a busy moment costs every runner alike
             for name, argv in commands.items():
                 times[name].append(_seconds(argv, directory=directory))
+        breakdown = _import_breakdown(directory, repeat=5)
+        start = _start_breakdown(directory, repeat=5)
     median = {name: statistics.median(values) for name, values in times.items()}
     python, bash, ferry, imports = (median[k] for k in ("python", "bash", "ferry", "imports"))
     overhead = (ferry - bash) * 1000
@@ -145,9 +221,19 @@ def main() -> int:
     verdict = "met" if overhead < TARGET_MILLISECONDS else "MISSED"
     print(f"  overhead over bash:    {overhead:7.1f} ms  (ratio {ferry / bash:.1f}x; "
           f"goal < {TARGET_MILLISECONDS} ms: {verdict})")
-    print(f"  of which Python start: {python * 1000:7.1f} ms  (a bare `python -c pass`)")
+    print(f"  of which Python start: {python * 1000:7.1f} ms  (a bare `python -c pass`; "
+          f"{median['python -S'] * 1000:.1f} with `-S`: no site-packages, no .pth files)")
+    if start:
+        print("      of it, what `site` imports (the .pth files': an editable install's "
+              "finder, this machine's own): " + ", ".join(
+            f"{name} {value:.1f} ms" for name, value in sorted(start.items(),
+                                                               key=lambda item: -item[1])))
     print(f"  of which Ferry's imports: {(imports - python) * 1000:7.1f} ms  "
-          "(`import ci.cli, ci.commands.run` less Python start)")
+          "(`import ci.cli, ci.commands.run` less Python start); by `-X importtime`, medians "
+          "of 5:")
+    print(f"      Ferry's modules {breakdown['ferry']:.1f} ms, of which CPython building their "
+          f"dataclasses {breakdown['dataclasses']:.1f}; PyYAML {breakdown['yaml']:.1f}; "
+          f"the standard library {breakdown['stdlib']:.1f}")
     print(f"  of which running:      {(ferry - imports - bash) * 1000:7.1f} ms  "
           "(checkout, lint, plan, one process per step, report)")
     return 0
