@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bytecode import bytecode_environment
 from bench.profiling import sampled, summary
 from ci.controller.reporting import RUN_REPORT, Memory, job_key
 from ci.forges.statuses import Conclusion
@@ -157,7 +158,8 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
         print(f"created {len(active)} active runs in {time.monotonic() - started:.1f}s")
 
         controller = ControllerProcess(control_plane, NAMESPACE, scratch / "controller",
-                                       extra=("--no-prune",))
+                                       extra=("--no-prune",),
+                                       environment=bytecode_environment(scratch))
         controller.start()
         controller.wait_ready()
 

@@ -30,6 +30,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.bytecode import bytecode_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 10
 TARGET_MILLISECONDS = 100
@@ -89,15 +91,14 @@ def _act_argv(binary: Path) -> list[str]:
             "--pull=false", "--no-cache-server"]
 
 
+def _environment(directory: Path) -> dict[str, str]:
+    # Bytecode as an installed Ferry has it (`bench.bytecode`), beside the repository.
+    return {**os.environ, **bytecode_environment(directory.parent), "PYTHONPATH": str(ROOT),
+            "ACT_DISABLE_VERSION_CHECK": "1"}
+
+
 def _seconds(argv: Sequence[str], *, directory: Path) -> float:
-    # Bytecode as an installed Ferry has it (pip writes it at install): with
-    # PYTHONDONTWRITEBYTECODE set (as on some CI machines) every run would compile Ferry's
-    # source again, which roughly doubles the import figure. The cache goes beside the
-    # repository, not into this checkout.
-    environment = {key: value for key, value in os.environ.items()
-                   if key != "PYTHONDONTWRITEBYTECODE"}
-    environment |= {"PYTHONPATH": str(ROOT), "ACT_DISABLE_VERSION_CHECK": "1",
-                    "PYTHONPYCACHEPREFIX": str(directory.parent / "bytecode")}
+    environment = _environment(directory)
     started = time.perf_counter()
     subprocess.run(argv, cwd=directory, env=environment, check=True, capture_output=True)
     return time.perf_counter() - started
@@ -165,11 +166,7 @@ def _start_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
 
 
 def _output(argv: Sequence[str], *, directory: Path, stderr: bool = False) -> str:
-    environment = {key: value for key, value in os.environ.items()
-                   if key != "PYTHONDONTWRITEBYTECODE"}
-    environment |= {"PYTHONPATH": str(ROOT),
-                    "PYTHONPYCACHEPREFIX": str(directory.parent / "bytecode")}
-    done = subprocess.run(argv, cwd=directory, env=environment, check=True,
+    done = subprocess.run(argv, cwd=directory, env=_environment(directory), check=True,
                           capture_output=True, text=True)
     return done.stderr if stderr else done.stdout
 

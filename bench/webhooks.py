@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from bench.bytecode import bytecode_environment
 from bench.forge_process import forge_process
 from bench.profiling import sampled, summary
 from ci.forges.github.authentication import BASE_HEADERS
@@ -186,7 +187,7 @@ def _receiver(control_plane: ControlPlane, directory: Path, *, namespace: str,
         name="ferry-webhooks",
         argv=[*ferry_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
         log_path=directory / "webhooks.log",
-        env={**environment,
+        env={**environment, **bytecode_environment(directory),
              "FERRY_KUBERNETES_KUBECONFIG": str(control_plane.kubeconfig),
              "FERRY_KUBERNETES_POOL_SIZE": str(pool_size),
              "FERRY_KUBERNETES_BINDING_SECRET_NAMESPACE": namespace,
