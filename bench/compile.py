@@ -7,7 +7,8 @@ plan, compile to a PipelineRun dict) relative to just reading the same text with
 Target: <= 2. Writing the run as YAML (`to_yaml`, for `ferry render`; the webhook sends the
 dict) must cost no more than compiling it. Target: to_yaml / compile <= 1. Also printed: the
 receiver's cost for a spec text it has met before (`pipelines.preparing.Specs` lints each
-text once), plan + compile only.
+text once), plan + compile only; and the first figure's parts (parsing into nodes with
+positions, linting, planning and compiling), where to look first.
 
 Each round times the three one after the other, in CPU time of this process: on a loaded
 machine, wall-clock medians taken minutes apart measure the neighbours, not the code.
@@ -24,6 +25,8 @@ from typing import Any
 import yaml
 
 from pipelines.events import Event, EventKind
+from pipelines.linting import lint_spec
+from pipelines.parsing import parse_yaml
 from pipelines.planning import Plan
 from pipelines.preparing import Prepared, Specs, prepare
 from pipelines.tekton import CompileOptions, compile_pipeline_run, to_yaml
@@ -100,20 +103,32 @@ def main() -> None:
     def libyaml() -> object:
         return yaml.load(text, Loader=yaml.CSafeLoader)
 
+    def parse() -> object:  # the first part of `ferry`: the text into nodes with positions
+        return parse_yaml(text, filename=".ci.yaml")
+
+    def lint() -> object:  # parse and lint: the part `Specs` does once per text
+        return lint_spec(text)
+
     run = ferry()
     to_yaml(run), libyaml(), receiver()  # warm caches (glob regexes, imports, Specs)
-    timings: dict[str, list[float]] = {"ferry": [], "yaml": [], "dump": [], "receiver": []}
+    measured: dict[str, Callable[[], object]] = {
+        "ferry": ferry, "yaml": libyaml, "dump": lambda: to_yaml(run), "receiver": receiver,
+        "parse": parse, "lint": lint,
+    }
+    timings: dict[str, list[float]] = {name: [] for name in measured}
     for _ in range(args.rounds):  # interleaved, so each sees the same machine
-        timings["ferry"].append(cpu_seconds(ferry))
-        timings["yaml"].append(cpu_seconds(libyaml))
-        timings["dump"].append(cpu_seconds(lambda: to_yaml(run)))
-        timings["receiver"].append(cpu_seconds(receiver))
-    ferry_seconds, yaml_seconds, dump_seconds, receiver_seconds = (
-        statistics.median(timings[name]) for name in ("ferry", "yaml", "dump", "receiver"))
+        for name, function in measured.items():
+            timings[name].append(cpu_seconds(function))
+    ferry_seconds, yaml_seconds, dump_seconds, receiver_seconds, parse_seconds, lint_seconds = (
+        statistics.median(timings[name]) for name in measured)
     print(f"spec: 20 jobs, {len(text)} bytes; {args.rounds} rounds, CPU time, medians")
     print(f"lint + plan + compile: {ferry_seconds * 1000:.2f} ms")
     print(f"yaml.load CSafeLoader: {yaml_seconds * 1000:.2f} ms")
     print(f"ratio:                 {ferry_seconds / yaml_seconds:.2f} (target <= 2)")
+    print(f"  of which parsing (nodes with positions): {parse_seconds * 1000:.2f} ms "
+          f"({parse_seconds / yaml_seconds:.2f} of yaml.load), linting "
+          f"{(lint_seconds - parse_seconds) * 1000:.2f} ms, planning and compiling "
+          f"{(ferry_seconds - lint_seconds) * 1000:.2f} ms")
     print(f"to_yaml of the run:    {dump_seconds * 1000:.2f} ms, "
           f"{dump_seconds / ferry_seconds:.2f} of the compile (target <= 1)")
     print(f"receiver, spec text met before (Specs: plan + compile): "
