@@ -10,7 +10,7 @@ receiver's cost for a spec text it has met before (`pipelines.preparing.Specs` l
 text once), plan + compile only; and the first figure's parts (parsing into nodes with
 positions, linting, planning and compiling), where to look first.
 
-Each round times the three one after the other, in CPU time of this process: on a loaded
+Each round times them one after the other, in CPU time of this process: on a loaded
 machine, wall-clock medians taken minutes apart measure the neighbours, not the code.
 """
 
