@@ -23,6 +23,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -135,10 +136,13 @@ def _stop(process: subprocess.Popen[bytes], wakes: queue.SimpleQueue[_Wake], *,
 
 
 def _exited(wakes: queue.SimpleQueue[_Wake], *, timeout_seconds: float | None) -> bool:
-    """Has the process ended within the time? (Wake-ups from `Stop` are passed over.)"""
+    """Has the process ended within the time? (Wake-ups from `Stop`, a second Ctrl-C, are
+    passed over without making the wait longer.)"""
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            if wakes.get(timeout=timeout_seconds) is _Wake.EXITED:
+            if wakes.get(timeout=left) is _Wake.EXITED:
                 return True
         except queue.Empty:
             return False

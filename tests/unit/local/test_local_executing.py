@@ -120,3 +120,28 @@ def test_a_command_that_cannot_start_is_exit_127(tmp_path: Path) -> None:
     outcome = run_process(launch, on_line=lines.append)
     assert outcome.exit_code == EXIT_CANNOT_START
     assert lines[0].startswith("ferry: cannot start the step")
+
+
+def test_ctrl_c_pressed_again_and_again_does_not_stretch_the_grace_period(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    launch = Launch(argv=("bash", "-c", f"trap '' TERM; echo $$ > {pid_file}; sleep 300"),
+                    environment={"PATH": "/usr/bin:/bin"}, directory=tmp_path)
+    stop = Stop()
+    ended = threading.Event()
+
+    def keep_pressing() -> None:  # every 20 ms, far more often than the grace period
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            time.sleep(0.02)
+        while not ended.wait(0.02):
+            stop.set()
+
+    presser = threading.Thread(target=keep_pressing, daemon=True)
+    presser.start()
+    outcomes = []
+    runner = threading.Thread(target=lambda: outcomes.append(
+        run_process(launch, on_line=lambda line: None, stop=stop, grace_seconds=0.5)))
+    runner.start()
+    runner.join(60)  # without a deadline each press would restart the grace period
+    ended.set()
+    assert outcomes and outcomes[0].end is ProcessEnd.CANCELLED
+    assert _dies(int(pid_file.read_text()))
