@@ -434,23 +434,19 @@ async def _in_own_thread(function: Callable[[], T]) -> T:
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()  # the run's bound log fields go along
 
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():  # cancelled: the server is stopping
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]  # None only with an error
+    def settle(hand_back: Callable[[], None]) -> None:
+        if not future.done():  # done: cancelled, the server is stopping
+            hand_back()
 
     def work() -> None:
         try:
             result = context.run(function)
-        except BaseException as error:
-            outcome: tuple[T | None, BaseException | None] = (None, error)
+        except BaseException as error:  # handed to the task that waits for the run
+            hand_back = functools.partial(future.set_exception, error)
         else:
-            outcome = (result, None)
+            hand_back = functools.partial(future.set_result, result)
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(settle, *outcome)
+            loop.call_soon_threadsafe(settle, hand_back)
 
     threading.Thread(target=work, daemon=True, name="ferry-local-run").start()
     return await future
