@@ -457,3 +457,42 @@ def test_the_local_backend_knows_which_jobs_of_a_commits_newest_run_failed(
     assert found.failed == {"broken"} and found.pull_request is None
     assert asyncio.run(receiver.backend.newest_run(repository, sha, pull_request=3)) is None
     assert asyncio.run(receiver.backend.newest_run(repository, "c" * 40)) is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_newer_push_stops_the_older_runs_step_and_it_reports_cancelled(
+    serve: Callable[[FakeForge], TestClient], remote: Path, tmp_path: Path
+) -> None:
+    # The run is a thread of the server's own; the cancel comes from the event loop.
+    pid_file = tmp_path / "older.pid"
+    specs = {"older": "concurrency: {cancel_in_progress: true}\n" + _spec(
+        f"'echo $$ > {pid_file}; exec sleep 300'"),
+        "newer": "concurrency: {cancel_in_progress: true}\n" + _spec("echo newer")}
+    forge = FakeForge(ForgeKind.GITHUB)
+    older = _commit(remote, specs["older"])
+    forge.add_file(OWNER_NAME, older, ".ci.yaml", specs["older"])
+    client = serve(forge)
+    assert _push(client, older, remote).status_code == 202
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline, forge.statuses_for(OWNER_NAME, older)
+        time.sleep(0.05)
+    step = int(pid_file.read_text())
+
+    newer = _commit(remote, specs["newer"])
+    forge.add_file(OWNER_NAME, newer, ".ci.yaml", specs["newer"])
+    assert _push(client, newer, remote).status_code == 202
+
+    assert _final_state(forge, older)[-1] == "error"
+    final = [s for s in forge.statuses_for(OWNER_NAME, older) if s["context"] == "ferry"][-1]
+    assert "cancel" in final["description"].lower(), final
+    assert not _alive(step)
+    assert _final_state(forge, newer)[-1] == "success"
+    forge.assert_no_violations()
