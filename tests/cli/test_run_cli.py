@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pids import dies
+
 ROOT = Path(__file__).resolve().parents[2]
 # Only bounds for a broken runner; a passing test never waits this long.
 COMMAND_LIMIT_SECONDS = 120
@@ -79,26 +81,6 @@ def ferry_run(
     )
     assert not list(_temporary_directory(repository).iterdir()), "workspaces left behind"
     return result
-
-
-def _alive(pid: int) -> bool:
-    """Is `pid` a live process? A zombie (ended, not yet reaped by init) counts as dead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _dies(pid: int) -> bool:
-    """Has `pid` ended, or does it end soon? A killed process closes its files (which is what
-    the runner waits for) a moment before it leaves the process table."""
-    deadline = time.monotonic() + 10
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _wait_for(paths: list[Path]) -> None:
@@ -189,7 +171,7 @@ def test_a_timeout_stops_the_step_and_everything_it_started(
     result = ferry_run(repository)
     assert result.returncode == 1
     assert "timed out" in result.stdout
-    assert _dies(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
 
 
 def test_a_retry_that_succeeds_passes_the_job(tmp_path: Path, scratch: Path) -> None:
@@ -513,7 +495,7 @@ def test_ctrl_c_stops_every_step_and_prints_the_summary(tmp_path: Path, scratch:
     assert "CANCELLED" in stdout
     assert "JOB" in stdout
     for pid_file in pid_files:
-        assert _dies(int(pid_file.read_text()))
+        assert dies(int(pid_file.read_text()))
     assert not list(_temporary_directory(repository).iterdir())
 
 

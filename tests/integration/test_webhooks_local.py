@@ -31,6 +31,7 @@ from tests.cluster.log_archives import LogArchive, log_archive
 from tests.contracts import CONTRACTS
 from tests.fakeforge import FakeForge
 from tests.fakeforge.serving import serve as serve_forge
+from tests.pids import alive
 from webhooks.app import create_app
 
 __all__ = ["log_archive"]  # a fixture, imported to be found
@@ -459,14 +460,6 @@ def test_the_local_backend_knows_which_jobs_of_a_commits_newest_run_failed(
     assert asyncio.run(receiver.backend.newest_run(repository, "c" * 40)) is None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_a_newer_push_stops_the_older_runs_step_and_it_reports_cancelled(
     serve: Callable[[FakeForge], TestClient], remote: Path, tmp_path: Path
 ) -> None:
@@ -493,6 +486,6 @@ def test_a_newer_push_stops_the_older_runs_step_and_it_reports_cancelled(
     assert _final_state(forge, older)[-1] == "error"
     final = [s for s in forge.statuses_for(OWNER_NAME, older) if s["context"] == "ferry"][-1]
     assert "cancel" in final["description"].lower(), final
-    assert not _alive(step)
+    assert not alive(step)
     assert _final_state(forge, newer)[-1] == "success"
     forge.assert_no_violations()

@@ -12,25 +12,7 @@ from pathlib import Path
 from ci.local.engines import Launch
 from ci.local.executing import EXIT_CANNOT_START, ProcessEnd, run_process
 from ci.local.stopping import Stop
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _dies(pid: int) -> bool:
-    """Has `pid` ended, or does it end soon? A killed process closes its files (which is what
-    the runner waits for) a moment before it leaves the process table."""
-    deadline = time.monotonic() + 10
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+from tests.pids import dies
 
 
 def _run(script: str, tmp_path: Path, *, timeout: float | None = None):
@@ -59,7 +41,7 @@ def test_a_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     outcome, _ = _run(f"sleep 300 & echo $! > {pid_file}; wait", tmp_path, timeout=0.5)
     assert outcome.end is ProcessEnd.TIMED_OUT
-    assert _dies(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -71,7 +53,7 @@ def test_background_processes_die_when_the_step_ends(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     outcome, _ = _run(f"sleep 300 >/dev/null & echo $! > {pid_file}", tmp_path)
     assert outcome.succeeded
-    assert _dies(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
 
 
 def test_a_stop_ends_the_step_cancelled_and_kills_the_group(tmp_path: Path) -> None:
@@ -90,7 +72,7 @@ def test_a_stop_ends_the_step_cancelled_and_kills_the_group(tmp_path: Path) -> N
     outcome = run_process(launch, on_line=lambda line: None, stop=stop, grace_seconds=1)
     presser.join()
     assert outcome.end is ProcessEnd.CANCELLED
-    assert _dies(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
 
 
 def test_a_stop_set_before_the_start_ends_the_step_at_once(tmp_path: Path) -> None:
@@ -144,4 +126,4 @@ def test_ctrl_c_pressed_again_and_again_does_not_stretch_the_grace_period(tmp_pa
     runner.join(60)  # without a deadline each press would restart the grace period
     ended.set()
     assert outcomes and outcomes[0].end is ProcessEnd.CANCELLED
-    assert _dies(int(pid_file.read_text()))
+    assert dies(int(pid_file.read_text()))
