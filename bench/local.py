@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.bytecode import bytecode_environment
@@ -120,6 +120,15 @@ print(spent[0])
 """
 
 
+def _importtime_rows(listing: str) -> Iterator[tuple[int, int, str]]:
+    """(self, cumulative) microseconds and the module's name, indented by its nesting, of each
+    line `-X importtime` wrote."""
+    for line in listing.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            _, self_us, cumulative_us, name = line.replace("|", ":").split(":")
+            yield int(self_us), int(cumulative_us), name
+
+
 def _import_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
     """Milliseconds of `import ci.cli, ci.commands.run` by whose modules they are (the self
     times `-X importtime` gives, medians), and of them, CPython building the dataclasses."""
@@ -129,17 +138,15 @@ def _import_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
                            "import ci.cli, ci.commands.run"], directory=directory, stderr=True)
         totals = dict.fromkeys(("ferry", "yaml", "stdlib"), 0.0)
         after_site = False
-        for line in listing.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            _, self_us, _, name = (part.strip() for part in line.replace("|", ":").split(":"))
+        for self_us, _, indented in _importtime_rows(listing):
+            name = indented.strip()
             if not after_site:  # the interpreter's start: `site` ends it
                 after_site = name == "site"
                 continue
             top = name.split(".")[0]
             group = ("ferry" if top in ("ci", "pipelines")
                      else "yaml" if top in ("yaml", "_yaml") else "stdlib")
-            totals[group] += int(self_us) / 1000
+            totals[group] += self_us / 1000
         for group, value in totals.items():
             parts[group].append(value)
         clock = _output([sys.executable, "-c", _DATACLASS_CLOCK], directory=directory)
@@ -155,12 +162,9 @@ def _start_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
     for _ in range(repeat):
         listing = _output([sys.executable, "-X", "importtime", "-c", "pass"],
                           directory=directory, stderr=True)
-        for line in listing.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            _, _, cumulative_us, name = line.replace("|", ":").split(":")
+        for _, cumulative_us, name in _importtime_rows(listing):
             if name.startswith("   ") and not name.startswith("    "):  # site's own imports
-                seen.setdefault(name.strip(), []).append(int(cumulative_us) / 1000)
+                seen.setdefault(name.strip(), []).append(cumulative_us / 1000)
     medians = {name: statistics.median(values) for name, values in seen.items()}
     return {name: value for name, value in medians.items() if value >= 1.0}
 
