@@ -61,7 +61,9 @@ class Redactor:
         if isinstance(value, dict):
             return {k: self._clean(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return type(value)(self._clean(key, v) for v in value)
+            cleaned = [self._clean(key, v) for v in value]
+            # A named tuple (a spec's `Position`) cannot be rebuilt from one iterable.
+            return cleaned if isinstance(value, list) else tuple(cleaned)
         return value
 
     def __call__(

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -43,8 +43,7 @@ _MAP = f"{_TAG_PREFIX}map"
 _TEXT_TAGS = frozenset({_STR, _TIMESTAMP})
 
 
-@dataclass(frozen=True, slots=True)
-class ScalarNode:
+class ScalarNode(NamedTuple):
     position: Position
     value: ScalarValue
     text: str  # as written (after YAML unquoting/folding)
@@ -74,17 +73,13 @@ class SequenceNode:
         return "list"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One `key: value` pair. Keys are always scalars, kept by their text."""
 
     key: ScalarNode
     value: Node
     # The key's text: what the linter reads most, so a field rather than a property.
-    name: str = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", self.key.text)
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,34 +191,15 @@ _Frozen = TypeVar("_Frozen")
 
 @functools.cache
 def _maker(cls: type[_Frozen]) -> Callable[..., _Frozen]:
-    """A constructor of the frozen slots dataclass `cls` (2 to 5 fields), every field
+    """A constructor of the frozen slots dataclass `cls` (4 or 5 fields), every field
     positional, no defaults.
 
     A frozen dataclass's `__init__` sets each field through `object.__setattr__`, about
     twice the cost of the slot descriptors this sets them with; the parser builds a node
-    and a position for every YAML node. The instances are the same in every other way.
+    for every collection. The instances are the same in every other way.
     """
     setters = tuple(getattr(cls, item.name).__set__ for item in fields(cls))  # type: ignore[arg-type]
     new = object.__new__
-    if len(setters) == 2:
-        set_a, set_b = setters
-
-        def make2(a: Any, b: Any) -> _Frozen:
-            instance = new(cls)
-            set_a(instance, a)
-            set_b(instance, b)
-            return instance
-        return make2
-    if len(setters) == 3:
-        set_a, set_b, set_c = setters
-
-        def make3(a: Any, b: Any, c: Any) -> _Frozen:
-            instance = new(cls)
-            set_a(instance, a)
-            set_b(instance, b)
-            set_c(instance, c)
-            return instance
-        return make3
     if len(setters) == 4:
         set_a, set_b, set_c, set_d = setters
 
@@ -246,6 +222,12 @@ def _maker(cls: type[_Frozen]) -> Callable[..., _Frozen]:
         set_e(instance, e)
         return instance
     return make5
+
+
+# Positions, scalars and entries, most of the parser's objects, are named tuples made by
+# `tuple.__new__(cls, (a, b, c))`: one call into C, where a frozen dataclass costs a Python
+# call and a descriptor call per field (2.5 times as long).
+_new_tuple = tuple.__new__
 
 
 class _Frame:
@@ -292,9 +274,6 @@ class _Reader:
         self._plain_tags: dict[str, str] = {}
         self._quoted_tags: dict[str, str] = {}
         self._values: dict[tuple[str, str], ScalarValue] = {}
-        self._position: Callable[..., Position] = _maker(Position)
-        self._scalar_node: Callable[..., ScalarNode] = _maker(ScalarNode)
-        self._entry: Callable[..., Entry] = _maker(Entry)
         self._mapping_node: Callable[..., MappingNode] = _maker(MappingNode)
         self._sequence_node: Callable[..., SequenceNode] = _maker(SequenceNode)
 
@@ -333,13 +312,13 @@ class _Reader:
     def _mark(self, mark: _Mark | None) -> Position:
         if mark is None:
             return Position(self._filename, 1, 1)
-        return self._position(self._filename, mark.line + 1, mark.column + 1)
+        return _new_tuple(Position, (self._filename, mark.line + 1, mark.column + 1))
 
     def _read_events(self) -> None:
         get_event = self._loader.get_event
         stack, filename, plain_tags, quoted_tags = (
             self._stack, self._filename, self._plain_tags, self._quoted_tags)
-        position_of, scalar_node, entry_of = self._position, self._scalar_node, self._entry
+        new_tuple = _new_tuple  # a local: read for every scalar
         while (event := get_event()) is not None:
             if isinstance(event, yaml.ScalarEvent):
                 # Most scalars are text already resolved once, in a collection, without a
@@ -352,11 +331,11 @@ class _Reader:
                                             ).get(text) not in _TEXT_TAGS:
                     self._add(self._scalar(event), anchor=event.anchor)
                     continue
-                position = position_of(filename, mark.line + 1, mark.column + 1)
+                position = new_tuple(Position, (filename, mark.line + 1, mark.column + 1))
                 self._nodes += 1
                 if self._nodes > MAX_YAML_NODES:
                     self._count(0, position)
-                node = scalar_node(position, text, text)
+                node = new_tuple(ScalarNode, (position, text, text))
                 frame = stack[-1]
                 key = frame.pending_key
                 if not frame.is_mapping:
@@ -368,7 +347,7 @@ class _Reader:
                     self._add(node, anchor=None)
                 else:
                     frame.pending_key = None
-                    entry = frame.seen[key.text] = entry_of(key, node, key.text)
+                    entry = frame.seen[key.text] = new_tuple(Entry, (key, node, key.text))
                     frame.entries.append(entry)
                     frame.size += 2  # the key and the value
             elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
@@ -426,7 +405,7 @@ class _Reader:
             value = text  # the key `<<`; handled by the mapping it sits in
         else:
             self._tag_problem(tag, position)
-        node = self._scalar_node(position, value, text)
+        node = _new_tuple(ScalarNode, (position, value, text))
         if tag == _MERGE and self._stack and self._stack[-1].is_mapping \
                 and self._stack[-1].pending_key is None:
             self._stack[-1].merge_pending = True
@@ -461,7 +440,7 @@ class _Reader:
     def _start(self, event: yaml.SequenceStartEvent | yaml.MappingStartEvent) -> None:
         mark = event.start_mark
         position = self._mark(None) if mark is None else \
-            self._position(self._filename, mark.line + 1, mark.column + 1)
+            _new_tuple(Position, (self._filename, mark.line + 1, mark.column + 1))
         self._nodes += 1
         if self._nodes > MAX_YAML_NODES:
             self._count(0, position)
@@ -510,7 +489,7 @@ class _Reader:
                 self._add(node, anchor=None)
                 return
             parent.pending_key = None
-            entry = parent.seen[key.text] = self._entry(key, node, key.text)
+            entry = parent.seen[key.text] = _new_tuple(Entry, (key, node, key.text))
             parent.entries.append(entry)
             parent.size += 1
         parent.size += node.size
@@ -562,7 +541,7 @@ class _Reader:
                         f"duplicate key `{text}` (first at line {first.key.position.line})",
                         hint="YAML would silently keep only the last one")
             return
-        entry = frame.seen[text] = self._entry(key, node, text)
+        entry = frame.seen[text] = _new_tuple(Entry, (key, node, text))
         frame.entries.append(entry)
         frame.size += key.size + node.size
         frame.height = max(frame.height, node.height)

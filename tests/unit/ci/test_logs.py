@@ -5,6 +5,7 @@ import pytest
 import structlog
 
 from ci.logs import MASK, Redactor, configure
+from pipelines.problems import Position
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +52,12 @@ def test_nested_structures_are_cleaned() -> None:
     redactor = Redactor(["abcdef"])
     cleaned = redactor(None, "info", {"headers": {"Authorization": "Bearer x"}, "args": ["abcdef"]})
     assert cleaned == {"headers": {"Authorization": MASK}, "args": [MASK]}
+
+
+def test_named_tuples_are_cleaned_as_tuples() -> None:
+    redactor = Redactor(["abcdef"])
+    cleaned = redactor(None, "info", {"at": Position("abcdef.yaml", 3, 5)})
+    assert cleaned == {"at": (f"{MASK}.yaml", 3, 5)}
 
 
 def test_short_values_are_not_registered_as_secrets() -> None:
