@@ -93,7 +93,7 @@ def lint_spec(
     except SpecError as error:
         return None, error.problems
     out = Collector()
-    spec = _Linter(out).spec(root)
+    spec = _Linter(out, tekton_variables=_may_hold_tekton_variables(source)).spec(root)
     problems = SpecError(out.problems).problems  # one ordering rule, kept in one place
     return (None if out.has_errors else spec), problems
 
@@ -104,8 +104,18 @@ def kubernetes_name(name: str) -> str:
     return slug[:MAX_NAME_LENGTH].rstrip("-") or "job"
 
 
-def _frozen(values: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(values))
+def _may_hold_tekton_variables(source: str | bytes) -> bool:
+    """Whether any text the parser read can contain `$(`: only if the file does, or if a
+    double-quoted escape writes it (`"\\x24("`, or `$\\` ending a line before `(`). Most specs
+    hold neither, and skip the walk that looks for Tekton variables."""
+    if isinstance(source, bytes):
+        return b"$(" in source or b"\\" in source
+    return "$(" in source or "\\" in source
+
+
+def _frozen(values: dict[str, str]) -> Mapping[str, str]:
+    """A read-only view of `values`, a dict nothing else holds."""
+    return MappingProxyType(values)
 
 
 def _keys(node: MappingNode) -> Mapping[str, Position]:
@@ -118,15 +128,17 @@ _NO_JOB_YET = Job(name="", steps=())
 
 
 class _Linter:
-    def __init__(self, out: Collector) -> None:
+    def __init__(self, out: Collector, *, tekton_variables: bool = True) -> None:
         self.out = out
+        self.may_hold_tekton_variables = tekton_variables
 
     def spec(self, root: MappingNode) -> Spec:
         out = self.out
         # `x-...` keys are free, as in Compose files: a place for anchors to share blocks.
         extensions = [entry.name for entry in root.entries if entry.name.startswith("x-")]
         reading.mapping(out, root, "", allowed=(*TOP_KEYS, *extensions))
-        self.tekton_variables(root)
+        if self.may_hold_tekton_variables:
+            self.tekton_variables(root)
         env = self.env(_value(root.get("env")), "env", in_matrix_job=None)
         when = self.when(_value(root.get("when")), "when")
         timeout = self.timeout(_value(root.get("timeout")), "timeout")

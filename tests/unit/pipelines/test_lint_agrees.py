@@ -48,6 +48,15 @@ def test_tekton_variables_are_lint_errors_where_they_are_written() -> None:
     assert all("would be replaced by Tekton" in error for error in errors)
 
 
+def test_tekton_variables_written_with_double_quoted_escapes_are_lint_errors() -> None:
+    # The file never holds `$(`: YAML's escapes write it (a file without `$(` or `\\` skips
+    # the walk that looks for variables, so these are the cases that must not skip it).
+    errors = errors_of('steps:\n  - run: "echo \\x24(params.branch)"\n'
+                       '  - run: "echo $\\\n    (context.taskRun.name)"\n')
+    assert [error.split(":")[0] for error in errors] == ["2", "3"]
+    assert all("would be replaced by Tekton" in error for error in errors)
+
+
 def test_tekton_variables_in_when_and_unused_blocks_do_not_reach_the_run() -> None:
     assert errors_of("x-unused: $(params.x)\nwhen:\n  branch: '$(params.x)'\nsteps: [make]\n") \
         == []
