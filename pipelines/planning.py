@@ -134,27 +134,24 @@ def plan(spec: Spec, event: Event) -> Plan | NothingToRun:
 
     skipped = _skipped_jobs(spec.jobs, event)
     namer = _Namer()
-    variants = {
-        job.name: _expand(job, spec=spec, namer=namer)
-        for job in spec.jobs
-        if job.name not in skipped
-    }
+    # Every variant's name first, so that each planned job is built once, with its needs.
+    named = {job.name: _variants(job, namer) for job in spec.jobs if job.name not in skipped}
     variants = {
         job.name: [
-            replace(
-                variant,
-                needs=tuple(v.name for needed in job.needs for v in variants.get(needed, ())),
-            )
-            for variant in variants[job.name]
+            _planned(job, spec=spec, name=name, values=values,
+                     needs=tuple(need for needed in job.needs
+                                 for need, _ in named.get(needed, ())))
+            for name, values in named[job.name]
         ]
         for job in spec.jobs
-        if job.name in variants
+        if job.name in named
     }
     finally_jobs: list[PlannedJob] = []
     for job in spec.finally_jobs:
         job_reason = why_not(job.when, event)
         if job_reason is None:
-            finally_jobs.extend(_expand(job, spec=spec, namer=namer))
+            finally_jobs.extend(_planned(job, spec=spec, name=name, values=values, needs=())
+                                for name, values in _variants(job, namer))
         else:
             skipped[job.name] = job_reason
 
@@ -234,23 +231,12 @@ def _topological(
     return tuple(ordered)
 
 
-def _expand(
-    job: Job,
-    *,
-    spec: Spec,
-    namer: _Namer,
-) -> list[PlannedJob]:
+def _variants(job: Job, namer: _Namer) -> list[tuple[str, Mapping[str, str]]]:
+    """The planned name and matrix values of each variant of `job` (one without a matrix)."""
     if job.matrix is None:
-        return [_planned(job, spec=spec, name=namer.name(job.name, ()), values={})]
-    return [
-        _planned(
-            job,
-            spec=spec,
-            name=namer.name(job.name, tuple(values.values())),
-            values=values,
-        )
-        for values in combinations(job.matrix)
-    ]
+        return [(namer.name(job.name, ()), {})]
+    return [(namer.name(job.name, tuple(values.values())), values)
+            for values in combinations(job.matrix)]
 
 
 def _planned(
@@ -259,6 +245,7 @@ def _planned(
     spec: Spec,
     name: str,
     values: Mapping[str, str],
+    needs: tuple[str, ...],
 ) -> PlannedJob:
     def substitute(text: str) -> str:
         if job.matrix is None:
@@ -309,6 +296,7 @@ def _planned(
         env=_frozen({**substitute_all(spec.env), **substitute_all(job.env), **matrix_env}),
         secrets=job.secrets,
         services=services,
+        needs=needs,
         timeout_seconds=job.timeout_seconds,
         retries=job.retries,
         allow_failure=job.allow_failure,
