@@ -21,11 +21,18 @@ class ResourceKind:
              subresource: str | None = None) -> str:
         """The API server's path of this kind's objects in `namespace`, of the one named
         `name`, or of its `subresource` (`log`, `status`)."""
-        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{root}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        path = f"{self._root}/namespaces/{quote(namespace, safe='')}/{self.plural}"
         if name is not None:
             path += f"/{quote(name, safe='')}"
         return path if subresource is None else f"{path}/{subresource}"
+
+    def collection(self, namespace: str | None) -> str:
+        """The path of this kind's objects in `namespace`, or in every namespace (None)."""
+        return self.path(namespace) if namespace is not None else f"{self._root}/{self.plural}"
+
+    @property
+    def _root(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
 
 
 PIPELINE_RUN = ResourceKind("tekton.dev", "v1", "PipelineRun", "pipelineruns")

@@ -6,7 +6,15 @@ Three small loops, outermost first (the shape kopf uses):
 - `list_and_watch` lists the collection (handing the consumer the whole state, so it can drop
   what vanished while nobody watched), then watches from the list's `resourceVersion`,
   tracking the version of every event, BOOKMARK included, and relisting on 410 Gone;
-- `_stream` reads the raw watch response line by line.
+- `_events` reads the raw watch response line by line.
+
+The list is streamed where the API server can (KEP-3157, `sendInitialEvents`: a watch that
+first sends every object, then a bookmark marked `k8s.io/initial-events-end`), and paged
+where it cannot (the WatchList feature gate off: Kubernetes 1.30, 1.31 and 1.33 by default,
+which answer 422; the watcher then pages for as long as it lives). Streamed, the API server
+sends the objects from its watch cache one by one; paged, each page is a consistent read.
+Measured on the test cluster with 50,000 runs: 4.4 to 5.8 s streamed, 4.3 to 18 s paged (the
+pages slow down as the API server's heap grows), bytes only, the same minute.
 
 The official client's `Watch.stream` retries 410 once and ignores bookmarks, which loses
 transitions after an etcd compaction; this module is the one place that watches.
@@ -23,13 +31,14 @@ import concurrent.futures
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 
+from ci.kube import plain
 from ci.kube.errors import ResourceVersionGoneError, WatchStoppedError
 from ci.kube.resources import ResourceKind
 from ci.logs import excerpt
@@ -40,6 +49,12 @@ Object = dict[str, Any]
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 T_contra = TypeVar("T_contra", contravariant=True)
+
+# The annotation on the bookmark that ends a streamed list's objects.
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+# What an API server that does not stream lists answers the request for one: 422 (the
+# WatchList feature gate off: `sendInitialEvents is forbidden`), or 400 from a proxy in front.
+_NO_STREAMED_LISTS = frozenset({400, 422})
 
 
 class EventType(StrEnum):
@@ -80,6 +95,8 @@ class WatchSettings:
     # Delays between reconnects after failures; the last one repeats.
     backoff: Sequence[float] = field(default=(0.1, 0.5, 1.0, 2.0, 5.0, 10.0))
     page_size: int = 500
+    # Ask for the list as a stream first (see the module docstring); False: always pages.
+    stream_lists: bool = True
 
 
 class Watcher(Generic[T]):
@@ -113,6 +130,8 @@ class Watcher(Generic[T]):
         self._response: Any = None
         self.restarts = 0  # reconnects after a failure or a 410, for metrics and tests
         self.relists = 0
+        # Whether this API server streams lists: None until asked, then what it answered.
+        self.streams_lists: bool | None = None if settings.stream_lists else False
         self._log = log.bind(kind=kind.plural, namespace=namespace or "*")
 
     # -- the outer loop ---------------------------------------------------------------------
@@ -168,6 +187,65 @@ class Watcher(Generic[T]):
         raise WatchStoppedError
 
     def _relist(self) -> str:
+        """The whole collection to the consumer, streamed if the API server can, else paged;
+        the version to watch from."""
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
+
+        if self.streams_lists is not False:
+            try:
+                version = self._streamed_list()
+            except ApiException as error:
+                if error.status not in _NO_STREAMED_LISTS:
+                    raise
+                self.streams_lists = False
+                self._log.info("the API server does not stream lists; paging them",
+                               status=error.status, reason=excerpt(str(error.body or "")))
+            else:
+                self.streams_lists = True
+                return version
+        return self._paged_list()
+
+    def _streamed_list(self) -> str:
+        """Every object as the watch that streams them sends it, converted on arrival (one
+        whole object is held at a time), until the bookmark that ends them; that
+        bookmark's version. The stream is closed there: the watch resumes from it."""
+        objects: list[T] = []
+        timeout = self._settings.server_timeout
+        query: dict[str, str | int] = {
+            "watch": "true", "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout}
+        if self._label_selector:
+            query["labelSelector"] = self._label_selector
+        response = plain.send(self._api.api_client, "GET", self._kind.collection(self._namespace),
+                              query=query, timeout=(self._settings.connect_timeout,
+                                                    self._settings.inactivity_timeout))
+        events = self._events(response.response)
+        try:
+            for event_type, obj in events:
+                metadata = obj.get("metadata") or {}
+                if event_type == "ADDED":
+                    obj.setdefault("apiVersion", self._kind.api_version)
+                    obj.setdefault("kind", self._kind.kind)
+                    objects.append(self._convert(obj))
+                elif event_type == "BOOKMARK":
+                    if (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
+                        version = str(metadata.get("resourceVersion") or "")
+                        break
+                elif event_type == "ERROR":
+                    raise RuntimeError(f"watch error: {excerpt(json.dumps(obj))}")
+                else:  # the initial events are all ADDED (KEP-3157)
+                    raise RuntimeError(f"a streamed list sent {event_type} before its end")
+            else:
+                raise RuntimeError("the API server ended a streamed list before its last object")
+        finally:
+            events.close()
+        self.relists += 1
+        self._consumer.on_relist(objects)
+        self._log.debug("listed", count=len(objects), resource_version=version, streamed=True)
+        return version
+
+    def _paged_list(self) -> str:
         """The whole collection, page by page: each next page is asked for as soon as this
         one's continue token is known, so the API server makes it while this one is
         converted (at most two pages of whole objects are held at once)."""
@@ -225,7 +303,7 @@ class Watcher(Generic[T]):
 
     # -- the raw stream ---------------------------------------------------------------------
 
-    def _stream(self, version: str) -> Iterator[tuple[str, Object]]:
+    def _stream(self, version: str) -> Generator[tuple[str, Object], None, None]:
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 (kept lazy)
 
         try:
@@ -242,14 +320,21 @@ class Watcher(Generic[T]):
             if error.status == 410:
                 raise ResourceVersionGoneError from error
             raise
+        return self._events(response)
+
+    def _events(self, response: Any) -> Generator[tuple[str, Object], None, None]:
+        """The events of an open watch `response` (urllib3's), until it ends; closed early
+        (a streamed list's end, a stop, a failure), the connection is closed, not reused."""
         with self._lock:
             self._response = response
+        ended = False
         try:
             if self._stopped.is_set():
                 raise WatchStoppedError
             for line in _lines(response.stream(amt=None, decode_content=True)):
                 message = json.loads(line)
                 yield message["type"], message["object"]
+            ended = True
         except Exception:
             if self._stopped.is_set():
                 raise WatchStoppedError from None
@@ -257,6 +342,8 @@ class Watcher(Generic[T]):
         finally:
             with self._lock:
                 self._response = None
+            if not ended:
+                response.close()  # the rest of the stream is still coming
             response.release_conn()
 
     def _list(self, *, limit: int, continue_token: str | None) -> Object:

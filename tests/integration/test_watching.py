@@ -67,19 +67,27 @@ def custom_objects(cluster: ControlPlane) -> Any:
     client.close()
 
 
-def _watcher(api: Any, recorder: Recorder, namespace: str) -> Watcher:
-    settings = WatchSettings(server_timeout=30, backoff=(0.05, 0.1, 0.2))
+def _watcher(api: Any, recorder: Recorder, namespace: str, *,
+             stream_lists: bool = True) -> Watcher:
+    settings = WatchSettings(server_timeout=30, backoff=(0.05, 0.1, 0.2),
+                             stream_lists=stream_lists)
     return Watcher(api=api, kind=REPOSITORY, consumer=recorder, convert=whole,
                    settings=settings, namespace=namespace)
 
 
-def test_events_arrive_in_order(kube: Kube, namespace: str, custom_objects: Any) -> None:
+@pytest.mark.parametrize("stream_lists", [True, False], ids=["streamed list", "paged list"])
+def test_events_arrive_in_order(kube: Kube, namespace: str, custom_objects: Any,
+                                stream_lists: bool) -> None:
     kube.create(_repository(namespace, "existing"))
+    kube.create(_repository(namespace, "also-existing"))
     recorder = Recorder()
-    watcher = _watcher(custom_objects, recorder, namespace)
+    watcher = _watcher(custom_objects, recorder, namespace, stream_lists=stream_lists)
     thread = run_in_thread(watcher, name="test watch")
     try:
-        wait_until(lambda: recorder.relists == [["existing"]], what="first list", timeout=WAIT)
+        wait_until(lambda: recorder.relists == [["also-existing", "existing"]],
+                   what="first list", timeout=WAIT)
+        # This API server (1.34) streams lists: the watcher found it out, or was told not to.
+        assert watcher.streams_lists is stream_lists
         kube.create(_repository(namespace, "new"))
         markers = [f"m{index}" for index in range(20)]
         for marker in markers:
@@ -147,28 +155,29 @@ def test_stop_returns_promptly_while_idle(namespace: str, custom_objects: Any) -
     assert stopped < STOP_WAIT, f"stop() took {stopped:.1f}s"
 
 
-def test_failures_reconnect_and_count_restarts(kube: Kube, namespace: str) -> None:
+def test_failures_reconnect_and_count_restarts(kube: Kube, namespace: str,
+                                               custom_objects: Any) -> None:
     class Flaky:
-        """Fails the first two calls, then is the real API."""
+        """The client's transport: fails the first two requests (a streamed list's or a
+        page's, whichever the watcher asks first), then is the real one."""
 
         def __init__(self, real: Any) -> None:
             self.real, self.failures = real, 2
 
-        def __getattr__(self, name: str) -> Any:
-            method = getattr(self.real, name)
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("injected")
+            return self.real.request(*args, **kwargs)
 
-            def call(*args: Any, **kwargs: Any) -> Any:
-                if self.failures:
-                    self.failures -= 1
-                    raise ConnectionError("injected")
-                return method(*args, **kwargs)
+        def __getattr__(self, name: str) -> Any:  # the rest (closing its pool) as it is
+            return getattr(self.real, name)
 
-            return call
-
-    client = kube.api_client
+    client = custom_objects.api_client  # the watcher's own client, not the test's
+    client.rest_client = Flaky(client.rest_client)
     kube.create(_repository(namespace, "steady"))
     recorder = Recorder()
-    watcher = _watcher(Flaky(CustomObjectsApi(client)), recorder, namespace)
+    watcher = _watcher(custom_objects, recorder, namespace)
     thread = run_in_thread(watcher, name="flaky watch")
     try:
         wait_until(lambda: recorder.relists == [["steady"]], what="list after failures",

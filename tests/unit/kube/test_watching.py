@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from dataclasses import replace
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,11 +22,14 @@ from ci.kube.watching import EventType, Watcher, WatchEvent, WatchSettings, run_
 from tests.cluster.processes import wait_until
 
 WAIT = 5.0  # seconds; every script here ends in milliseconds
+# Paged lists, as from an API server that does not stream them (the streamed tests at the end
+# use STREAMED).
 SETTINGS = WatchSettings(server_timeout=30, inactivity_timeout=7.0, connect_timeout=3.0,
-                         backoff=(0.01,), page_size=2)
+                         backoff=(0.01,), page_size=2, stream_lists=False)
 # For scripts with no failure in them: a failure would wait a minute, so the test fails.
 NO_FAILURE = WatchSettings(server_timeout=30, inactivity_timeout=7.0, connect_timeout=3.0,
-                           backoff=(60.0,), page_size=2)
+                           backoff=(60.0,), page_size=2, stream_lists=False)
+STREAMED = replace(SETTINGS, stream_lists=True)
 Obj = dict[str, Any]
 
 
@@ -316,3 +320,116 @@ def test_all_namespaces_or_one(namespace: str | None) -> None:
     assert len(calls) == 2  # the list, then the watch
     assert {o["label_selector"] for o in [*api.lists, *api.watches]} == {
         "app.kubernetes.io/part-of=ferry"}
+
+
+# -- streamed lists (`sendInitialEvents`) ------------------------------------------------------
+
+
+def end_of_list(version: str) -> Obj:
+    return {"type": "BOOKMARK", "object": {"metadata": {
+        "resourceVersion": version, "annotations": {"k8s.io/initial-events-end": "true"}}}}
+
+
+class Answer:
+    """`ci.kube.plain.send`'s answer: a status, and the watch response (or the error body)."""
+
+    def __init__(self, status: int, response: Response | None = None, body: bytes = b"") -> None:
+        self.status = status
+        self.reason = "OK" if status == 200 else "Unprocessable Entity"
+        self.headers: dict[str, str] = {}
+        self.response = response
+        self.data = body
+
+    def read(self) -> bytes:
+        return self.data
+
+
+class StreamingApi(ScriptedApi):
+    """A `ScriptedApi` whose `api_client` answers the requests for streamed lists (the
+    generated client has no `sendInitialEvents`: `ci.kube.plain` sends them) from `streams`:
+    a `Response`, or a status the API server refuses with."""
+
+    def __init__(self, streams: Sequence[Response | int], pages: Sequence[Obj],
+                 watches: Sequence[Response | Exception]) -> None:
+        super().__init__(pages, watches)
+        self._streams = deque(streams)
+        self.streamed: list[tuple[str, Any]] = []  # (url, request timeout) of each
+        self.responses: list[Response] = []
+        self.default_headers: dict[str, str] = {}
+        self.configuration = type("Configuration", (), {"host": "https://api.test"})()
+        self.api_client = self
+        self.rest_client = self
+
+    def update_params_for_auth(self, headers: dict[str, str], *_: Any) -> None:
+        headers["Authorization"] = "Bearer test"
+
+    def request(self, method: str, url: str, *, headers: dict[str, str], body: Any,
+                _request_timeout: Any) -> Answer:
+        assert method == "GET" and headers["Authorization"] == "Bearer test"
+        self.streamed.append((url, _request_timeout))
+        self.calls.append("stream list")
+        step = self._streams.popleft()
+        if isinstance(step, int):
+            return Answer(step, body=b'{"kind":"Status","message":"sendInitialEvents is '
+                                     b'forbidden for watch unless the WatchList feature gate '
+                                     b'is enabled"}')
+        self.responses.append(step)
+        return Answer(200, step)
+
+
+def test_a_streamed_list_then_a_watch_from_the_bookmark_that_ends_it() -> None:
+    api = StreamingApi(
+        [Response([event("ADDED", "a", "5"), bookmark("8"), event("ADDED", "b", "7"),
+                   end_of_list("9"), event("MODIFIED", "a", "10")])],  # the last: never read
+        [], [Response([event("MODIFIED", "b", "12")])])
+    recorder = Recorder()
+    watcher = watch(api, recorder, replace(STREAMED, backoff=(60.0,)))
+    # The objects before the marked bookmark are the list; the watch resumes from its
+    # version, and what the stream sent after it comes again on that watch.
+    assert recorder.calls == [("relist", ["a", "b"]), (EventType.MODIFIED, "b")]
+    assert {(o["apiVersion"], o["kind"]) for o in recorder.objects} == {
+        ("ferry.dev/v1alpha1", "Repository")}
+    assert api.calls == ["stream list", "watch from 9", "watch from 12"]
+    url, timeout = api.streamed[0]
+    assert url.startswith("https://api.test/apis/ferry.dev/v1alpha1/namespaces/team/repositories?")
+    assert "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan" in url
+    assert "allowWatchBookmarks=true&timeoutSeconds=30" in url and timeout == (3.0, 7.0)
+    # The stream goes on after its list: closed there, not handed back to the pool.
+    assert api.responses[0].closed.is_set()
+    assert (watcher.restarts, watcher.relists, watcher.streams_lists) == (0, 1, True)
+
+
+def test_an_api_server_that_does_not_stream_lists_is_paged_from_then_on() -> None:
+    api = StreamingApi([422], [page("10", "a"), page("20", "a", "b")],
+                       [Response([gone()])])
+    recorder = Recorder()
+    watcher = watch(api, recorder, replace(STREAMED, backoff=(60.0,)))
+    # Refused once (the WatchList feature gate off), never asked again: the relist after the
+    # 410 is paged straight away, and neither is a failure.
+    assert api.calls == ["stream list", "list", "watch from 10", "list", "watch from 20"]
+    assert recorder.calls == [("relist", ["a"]), ("relist", ["a", "b"])]
+    assert (watcher.restarts, watcher.relists, watcher.streams_lists) == (1, 2, False)
+
+
+def test_a_stream_that_ends_before_its_list_does_is_a_failure_and_streamed_again() -> None:
+    api = StreamingApi([Response([event("ADDED", "a", "5")]),  # no end-of-list bookmark
+                        Response([event("ADDED", "a", "5"), event("ADDED", "b", "6"),
+                                  end_of_list("7")])],
+                       [], [])
+    recorder = Recorder()
+    watcher = watch(api, recorder, STREAMED)
+    # Half a list is never handed on: the consumer would drop the runs it did not see.
+    assert recorder.calls == [("relist", ["a", "b"])]
+    assert api.calls == ["stream list", "stream list", "watch from 7"]
+    assert (watcher.restarts, watcher.relists) == (1, 1)
+
+
+def test_a_410_after_a_streamed_list_streams_the_list_again() -> None:
+    api = StreamingApi([Response([event("ADDED", "a", "5"), end_of_list("6")]),
+                        Response([event("ADDED", "b", "30"), end_of_list("31")])],
+                       [], [Response([event("ADDED", "b", "30"), gone()])])
+    recorder = Recorder()
+    watcher = watch(api, recorder, replace(STREAMED, backoff=(60.0,)))
+    assert recorder.calls == [("relist", ["a"]), (EventType.ADDED, "b"), ("relist", ["b"])]
+    assert api.calls == ["stream list", "watch from 6", "stream list", "watch from 31"]
+    assert (watcher.restarts, watcher.relists) == (1, 2)
