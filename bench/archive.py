@@ -194,7 +194,7 @@ def bench_controller_path(name: str, store: LogStore, *, steps: int = 100) -> No
         yield from chunks(1)
 
     async def measure() -> list[float]:
-        runs = RunStore(lambda key, observation: None)
+        runs = RunStore(lambda observations: None)
         repositories = RepositoryIndex()
         repositories.on_relist([{"metadata": {"name": "app", "namespace": "bench", "uid": "r"},
                                  "spec": {"forge": "github", "url": url,

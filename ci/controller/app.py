@@ -226,8 +226,8 @@ class _Controller:
             client, timeout=settings.kubernetes.request_timeout_seconds)
 
         queue: KeyedQueue[Key, Observation | None]
-        def notify(key: RunKey, observation: Observation) -> None:
-            loop.call_soon_threadsafe(self._submit_run, queue, key, observation)
+        def notify(observations: Sequence[tuple[RunKey, Observation]]) -> None:
+            loop.call_soon_threadsafe(self._submit_runs, queue, observations)
 
         store = RunStore(notify)
         repositories = RepositoryIndex()
@@ -423,16 +423,17 @@ class _Controller:
     _prune = True
     _archive_queue: KeyedQueue[RunKey, Observation] | None = None
 
-    def _submit_run(self, queue: KeyedQueue[Key, Observation | None], key: RunKey,
-                    observation: Observation) -> None:
-        queue.submit(("run", *key), observation)
-        if self._archive_queue is not None:
-            self._archive_queue.submit(key, observation)
-        run = observation.run
-        if self._admit and run is not None:
-            group = admission.group_of(run)
-            if group is not None:
-                queue.submit(("admit", run.namespace, group), None, newest_only=True)
+    def _submit_runs(self, queue: KeyedQueue[Key, Observation | None],
+                     observations: Sequence[tuple[RunKey, Observation]]) -> None:
+        for key, observation in observations:
+            queue.submit(("run", *key), observation)
+            if self._archive_queue is not None:
+                self._archive_queue.submit(key, observation)
+            run = observation.run
+            if self._admit and run is not None:
+                group = admission.group_of(run)
+                if group is not None:
+                    queue.submit(("admit", run.namespace, group), None, newest_only=True)
 
     def _resubmit_all(self, queue: KeyedQueue[Key, Observation | None], store: RunStore
                       ) -> None:

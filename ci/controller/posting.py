@@ -131,11 +131,6 @@ class Poster:
         if (run is None or repository is None
                 or await self._verifier.refusal(run, repository) is not None):
             return None
-        bound = log.bind(run=f"{run.namespace}/{run.name}", repository=run.repository,
-                         sha=run.sha)
-        forge = await self._forge_for(repository, log=bound)
-        if isinstance(forge, Retry):
-            return forge
         state = observe(run, self._store.task_runs(key))
         # The event may be older than our own last write, or than the store's copy: the
         # memory is the newest of the three, whatever state the event shows.
@@ -151,6 +146,13 @@ class Poster:
         # A run without its commit cannot be reported at all (the receiver always sets both).
         if not run.repository or not run.sha:
             return None
+        # The forge and a bound log only for a run with something to report: after a
+        # restart, nearly every run has nothing.
+        bound = log.bind(run=f"{run.namespace}/{run.name}", repository=run.repository,
+                         sha=run.sha)
+        forge = await self._forge_for(repository, log=bound)
+        if isinstance(forge, Retry):
+            return forge
         return self._wait_for_task_runs(run, state) or await self._post(
             run, state, memory, reports, forge=forge, observation=observation, attempt=attempt,
             log=bound)

@@ -194,8 +194,11 @@ def _parsed(text: str) -> Memory:
 def newest(*memories: Memory | None) -> Memory:
     """Of several copies (the annotation of an event, the one this process last wrote), the
     most recent: the annotation of a queued event can be older than our own last write."""
-    present = [memory for memory in memories if memory is not None]
-    return max(present, key=lambda memory: memory.sequence, default=Memory())
+    found: Memory | None = None
+    for memory in memories:  # the first of the most recent, as `max` would pick
+        if memory is not None and (found is None or memory.sequence > found.sequence):
+            found = memory
+    return found if found is not None else Memory()  # made only when none is present
 
 
 # -- planning -------------------------------------------------------------------------------

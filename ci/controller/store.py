@@ -1,7 +1,8 @@
 """The controller's view of runs and task runs, fed by watches, read by workers.
 
 Watches call the consumers from their threads; the store is locked, and every change is
-handed to the event loop (`notify`) as an `Observation`, in the order the watch saw it.
+handed to the event loop (`notify`) as an `Observation`, in the order the watch saw it: one
+at a time, and a relist's all in one call (one wake of the loop, not one per run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Observation:
     deleted: bool = False
 
 
-Notify = Callable[[RunKey, Observation], None]
+Notify = Callable[[Sequence[tuple[RunKey, Observation]]], None]
 
 
 def newer_version(candidate: str, current: str) -> bool:
@@ -87,8 +88,8 @@ class RunStore:
                 del self._runs[key]
                 self._task_runs.pop(key, None)
             self._runs.update(fresh)
-        for key, run in sorted(fresh.items(), key=lambda item: item[1].created):
-            self._notify(key, Observation(run, seen))
+        self._notify([(key, Observation(run, seen))
+                      for key, run in sorted(fresh.items(), key=lambda item: item[1].created)])
 
     def update_run(self, run: RunSnapshot, *, deleted: bool) -> None:
         seen = time.time()
@@ -100,7 +101,7 @@ class RunStore:
                 current = self._runs.get(run.key)
                 if current is None or newer_version(run.resource_version, current.resource_version):
                     self._runs[run.key] = run
-        self._notify(run.key, Observation(run, seen, deleted=deleted))
+        self._notify(((run.key, Observation(run, seen, deleted=deleted)),))
 
     def replace_task_runs(self, task_runs: Iterable[TaskRunSnapshot], *,
                           namespace: str | None) -> None:
@@ -123,7 +124,7 @@ class RunStore:
                 children[task_run.name] = task_run
             known = key in self._runs
         if known and not deleted:
-            self._notify(key, Observation(None, time.time()))
+            self._notify(((key, Observation(None, time.time())),))
 
 
 class PipelineRunConsumer:

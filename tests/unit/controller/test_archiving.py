@@ -62,7 +62,7 @@ class Cluster:
         repository = repository_object("widget", "https://github.com/acme/widget")
         self.run = bound(self.run, repository)  # as the receiver signs the runs it makes
         self.api = FakeApi(self.run)
-        self.store = RunStore(lambda key, observation: None)
+        self.store = RunStore(lambda observations: None)
         self.logs: dict[tuple[str, str], list[bytes]] = {}
         self.streamed: list[tuple[str, str]] = []
         self.archived: list[str] = []

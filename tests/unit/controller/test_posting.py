@@ -114,7 +114,7 @@ def incarnation(api: FakeCustomObjects, forge: FakeForge, http: httpx.AsyncClien
     finals: list[str] = []
     poster = Poster(
         api=api,
-        store=store if store is not None else RunStore(lambda key, observation: None),
+        store=store if store is not None else RunStore(lambda observations: None),
         repositories=repositories,
         forges=RepositoryForges(CredentialsCache(lambda namespace, name: secret), http),
         log_tails=LogTails(read_log=read_log or (lambda *_: ""), read_secret=lambda *_: None,
@@ -497,7 +497,7 @@ async def test_a_failed_run_waits_for_its_task_runs_end_to_show_the_failing_step
 ) -> None:
     api = FakeCustomObjects(pipeline_run(condition=("False", "Failed"), jobs=("build",),
                                          completion="2024-05-01T10:01:00Z"))
-    store = RunStore(lambda key, observation: None)
+    store = RunStore(lambda observations: None)
     poster = incarnation(api, app_forge, http, "one", app_key=app_keys[0], store=store,
                          read_log=lambda *_: "FAILED: 2 of 9 tests")
     failed_build(api, store, ended=False)
@@ -517,7 +517,7 @@ async def test_a_task_run_that_never_ends_holds_the_report_back_only_so_long(
 ) -> None:
     api = FakeCustomObjects(pipeline_run(condition=("False", "Failed"), jobs=("build",),
                                          completion="2024-05-01T10:01:00Z"))
-    store = RunStore(lambda key, observation: None)
+    store = RunStore(lambda observations: None)
     poster = incarnation(api, app_forge, http, "one", app_key=app_keys[0], store=store)
     failed_build(api, store, ended=False)
     assert await poster.handle() == Retry(LAGGING_TASK_RUN_DELAY)
