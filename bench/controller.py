@@ -11,8 +11,9 @@
 2. Reads the controller's RSS (and, after the restart, a bare process's with the same
    imports, and with the libraries' alone: the part no run adds to).
 3. Adds finished, already reported runs up to `--present`, lists them once as the
-   controller's watch pages them (the least its first list can take on this API server),
-   restarts the controller, and times its startup: to the first full list, and to every run
+   controller's watch streams them (the least its first list can take on this API server)
+   and once in pages (what an API server that does not stream lists gives), restarts the
+   controller, and times its startup: to the first full list, and to every run
    looked at ("resumed").
 
 `--profile FILE` samples the controller with py-spy through the burst and the steady phase
