@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from dataclasses import replace
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
