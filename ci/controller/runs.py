@@ -33,10 +33,12 @@ class Condition:
     status: str = "Unknown"
     reason: str = ""
     message: str = ""
+    # Found once: every decision about a run reads it, and equal conditions are one object
+    # (`_condition`), so this costs one table lookup per distinct condition, not per read.
+    conclusion: Conclusion = field(init=False, repr=False, compare=False)
 
-    @property
-    def conclusion(self) -> Conclusion:
-        return conclusion_of(self.status, self.reason)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conclusion", conclusion_of(self.status, self.reason))
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> Condition | None:

@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -68,15 +68,19 @@ class BindingKeys:
 
     current: bytes
     previous: tuple[bytes, ...] = ()
+    # (key id, key) of each, hashed once: every run checked looks its key up by id.
+    _by_id: tuple[tuple[str, bytes], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in (self.current, *self.previous):
             if len(key) < MIN_KEY_BYTES:
                 raise ValueError(f"a binding key must have at least {MIN_KEY_BYTES} bytes")
+        object.__setattr__(self, "_by_id", tuple(
+            (key_id_of(key), key) for key in (self.current, *self.previous)))
 
     def by_id(self, key_id: str) -> bytes | None:
-        for key in (self.current, *self.previous):
-            if hmac.compare_digest(key_id, key_id_of(key)):
+        for known, key in self._by_id:
+            if hmac.compare_digest(key_id, known):
                 return key
         return None
 
