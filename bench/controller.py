@@ -50,7 +50,12 @@ from ci.forges.types import ForgeKind
 from ci.kube import labels, plain
 from ci.kube.binding import BindingKeys
 from ci.kube.resources import PIPELINE_RUN
-from ci.kube.watching import INITIAL_EVENTS_END, WatchSettings, whole_lines
+from ci.kube.watching import (
+    WatchSettings,
+    ends_initial_events,
+    streamed_list_query,
+    whole_lines,
+)
 from tests.binding import bound, cluster_keys
 from tests.cluster.control_plane import ControlPlane
 from tests.cluster.processes import wait_until
@@ -302,10 +307,7 @@ def _raw_streamed_list(kube: Kube) -> tuple[float, int]:
     """Seconds to stream every Ferry run in the bench namespace (`sendInitialEvents`, as
     `ci.kube.watching` asks), parsing each event, and how many: the least a restarted
     controller's first list can take on this API server."""
-    query: dict[str, str | int] = {
-        "watch": "true", "sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan",
-        "allowWatchBookmarks": "true", "timeoutSeconds": 600,
-        "labelSelector": labels.MANAGED_SELECTOR}
+    query = streamed_list_query(timeout_seconds=600, label_selector=labels.MANAGED_SELECTOR)
     started = time.monotonic()
     response = plain.send(kube.api_client, "GET", PIPELINE_RUN.collection(NAMESPACE),
                           query=query, timeout=(10, 300)).response
@@ -315,8 +317,7 @@ def _raw_streamed_list(kube: Kube) -> tuple[float, int]:
             event = orjson.loads(line)
             if event["type"] == "ADDED":
                 count += 1
-            elif ((event["object"].get("metadata") or {}).get("annotations") or {}).get(
-                    INITIAL_EVENTS_END) == "true":
+            elif event["type"] == "BOOKMARK" and ends_initial_events(event["object"]):
                 return time.monotonic() - started, count
         raise RuntimeError("the stream ended before its list did")
     finally:

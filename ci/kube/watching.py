@@ -83,6 +83,24 @@ def whole(obj: Object) -> Object:
     return obj
 
 
+def streamed_list_query(*, timeout_seconds: int,
+                        label_selector: str | None) -> dict[str, str | int]:
+    """The query of a watch that first sends every object (KEP-3157), then goes on."""
+    query: dict[str, str | int] = {
+        "watch": "true", "sendInitialEvents": "true",
+        "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": "true",
+        "timeoutSeconds": timeout_seconds}
+    if label_selector:
+        query["labelSelector"] = label_selector
+    return query
+
+
+def ends_initial_events(obj: Object) -> bool:
+    """Is this BOOKMARK's object the one that ends a streamed list's objects?"""
+    metadata = obj.get("metadata") or {}
+    return (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WatchSettings:
     """Timings of the watch loop; seconds throughout."""
@@ -211,27 +229,19 @@ class Watcher(Generic[T]):
         whole object is held at a time), until the bookmark that ends them; that
         bookmark's version. The stream is closed there: the watch resumes from it."""
         objects: list[T] = []
-        timeout = self._settings.server_timeout
-        query: dict[str, str | int] = {
-            "watch": "true", "sendInitialEvents": "true",
-            "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": "true",
-            "timeoutSeconds": timeout}
-        if self._label_selector:
-            query["labelSelector"] = self._label_selector
+        query = streamed_list_query(timeout_seconds=self._settings.server_timeout,
+                                    label_selector=self._label_selector)
         response = plain.send(self._api.api_client, "GET", self._kind.collection(self._namespace),
                               query=query, timeout=(self._settings.connect_timeout,
                                                     self._settings.inactivity_timeout))
         events = self._events(response.response)
         try:
             for event_type, obj in events:
-                metadata = obj.get("metadata") or {}
                 if event_type == "ADDED":
-                    obj.setdefault("apiVersion", self._kind.api_version)
-                    obj.setdefault("kind", self._kind.kind)
-                    objects.append(self._convert(obj))
+                    objects.append(self._listed(obj))
                 elif event_type == "BOOKMARK":
-                    if (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
-                        version = str(metadata.get("resourceVersion") or "")
+                    if ends_initial_events(obj):
+                        version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
                         break
                 elif event_type == "ERROR":
                     raise RuntimeError(f"watch error: {excerpt(json.dumps(obj))}")
@@ -260,16 +270,19 @@ class Watcher(Generic[T]):
             token = metadata.get("continue")
             pending = self._next_page(token) if token else None
             for obj in page.get("items") or ():
-                # A list's items carry no apiVersion/kind; filled so consumers see whole
-                # objects.
-                obj.setdefault("apiVersion", self._kind.api_version)
-                obj.setdefault("kind", self._kind.kind)
-                objects.append(self._convert(obj))
+                objects.append(self._listed(obj))
             del page  # only the page being made is held as whole objects
         self.relists += 1
         self._consumer.on_relist(objects)
         self._log.debug("listed", count=len(objects), resource_version=version)
         return version
+
+    def _listed(self, obj: Object) -> T:
+        """A listed object as the consumer keeps it. A page's items carry no apiVersion and
+        kind (a streamed list's may not either): filled, so consumers see whole objects."""
+        obj.setdefault("apiVersion", self._kind.api_version)
+        obj.setdefault("kind", self._kind.kind)
+        return self._convert(obj)
 
     def _next_page(self, token: str | None) -> concurrent.futures.Future[Object]:
         """The list's page after `token` (None: the first), asked for in a thread of its own.
