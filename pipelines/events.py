@@ -7,8 +7,9 @@ environment variables, never into a script.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 
 class EventKind(StrEnum):
@@ -31,8 +32,7 @@ PRODUCED_EVENTS: frozenset[EventKind] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PullRequest:
+class PullRequest(Struct, frozen=True, kw_only=True):
     number: int
     title: str
     head_branch: str
@@ -44,8 +44,7 @@ class PullRequest:
     author_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
+class Event(Struct, frozen=True, kw_only=True):
     """What happened on the forge, reduced to what filtering and compiling need.
 
     `branch` is the branch a `when.branch` filter matches: the pushed branch for a push, the

@@ -6,15 +6,14 @@ across jobs) both import it, and neither imports the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from pipelines.parsing import Node, ScalarNode
 from pipelines.problems import Position
 from pipelines.spec import Job
 
 
-@dataclass(slots=True)
-class JobSource:
+class JobSource(Struct):
     """A job with the positions the cross-job checks point at."""
 
     job: Job

@@ -17,16 +17,16 @@ written, so `python: 3.10` can still mean "3.10" to the matrix and `on:` stays a
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol
 
 import yaml
+from msgspec import Struct, field
 from yaml.constructor import SafeConstructor
 
 from pipelines.problems import Position, Problem, Severity, SpecError
+from pipelines.records import ComparedWithout
 from pipelines.spec import MAX_NESTING_DEPTH, MAX_SPEC_BYTES, MAX_YAML_NODES
 
 ScalarValue = str | int | float | bool | None
@@ -61,8 +61,7 @@ class ScalarNode(NamedTuple):
         return _kind_of(self.value)
 
 
-@dataclass(frozen=True, slots=True)
-class SequenceNode:
+class SequenceNode(Struct, frozen=True):
     position: Position
     items: tuple[Node, ...]
     size: int = 1
@@ -82,14 +81,15 @@ class Entry(NamedTuple):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class MappingNode:
+class MappingNode(ComparedWithout, frozen=True):
+    __left_out__ = frozenset({"by_name"})
+
     position: Position
     entries: tuple[Entry, ...]
     size: int = 1
     height: int = 1
     # The entries by name (names are unique in a mapping), for `get`.
-    by_name: Mapping[str, Entry] = field(default_factory=dict, compare=False, repr=False)
+    by_name: Mapping[str, Entry] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -186,44 +186,6 @@ class _EventSource(Protocol):
     def dispose(self) -> None: ...
 
 
-_Frozen = TypeVar("_Frozen")
-
-
-@functools.cache
-def _maker(cls: type[_Frozen]) -> Callable[..., _Frozen]:
-    """A constructor of the frozen slots dataclass `cls` (4 or 5 fields), every field
-    positional, no defaults.
-
-    A frozen dataclass's `__init__` sets each field through `object.__setattr__`, about
-    twice the cost of the slot descriptors this sets them with; the parser builds a node
-    for every collection. The instances are the same in every other way.
-    """
-    setters = tuple(getattr(cls, item.name).__set__ for item in fields(cls))  # type: ignore[arg-type]
-    new = object.__new__
-    if len(setters) == 4:
-        set_a, set_b, set_c, set_d = setters
-
-        def make4(a: Any, b: Any, c: Any, d: Any) -> _Frozen:
-            instance = new(cls)
-            set_a(instance, a)
-            set_b(instance, b)
-            set_c(instance, c)
-            set_d(instance, d)
-            return instance
-        return make4
-    set_a, set_b, set_c, set_d, set_e = setters
-
-    def make5(a: Any, b: Any, c: Any, d: Any, e: Any) -> _Frozen:
-        instance = new(cls)
-        set_a(instance, a)
-        set_b(instance, b)
-        set_c(instance, c)
-        set_d(instance, d)
-        set_e(instance, e)
-        return instance
-    return make5
-
-
 # Positions, scalars and entries, most of the parser's objects, are named tuples made by
 # `tuple.__new__(cls, (a, b, c))`: one call into C, where a frozen dataclass costs a Python
 # call and a descriptor call per field (2.5 times as long).
@@ -274,8 +236,6 @@ class _Reader:
         self._plain_tags: dict[str, str] = {}
         self._quoted_tags: dict[str, str] = {}
         self._values: dict[tuple[str, str], ScalarValue] = {}
-        self._mapping_node: Callable[..., MappingNode] = _maker(MappingNode)
-        self._sequence_node: Callable[..., SequenceNode] = _maker(SequenceNode)
 
     def read(self) -> MappingNode:
         try:
@@ -466,10 +426,10 @@ class _Reader:
                 entries += merged
                 size += sum(e.key.size + e.value.size for e in merged)
                 height = max(height, *(e.value.height for e in merged), 0)
-            node = self._mapping_node(frame.position, tuple(entries), 1 + size, 1 + height,
+            node = MappingNode(frame.position, tuple(entries), 1 + size, 1 + height,
                                       MappingProxyType(frame.seen))
         else:
-            node = self._sequence_node(frame.position, tuple(frame.items), 1 + frame.size,
+            node = SequenceNode(frame.position, tuple(frame.items), 1 + frame.size,
                                        1 + frame.height)
         if frame.anchor is not None:
             self._open_anchors.discard(frame.anchor)

@@ -45,14 +45,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from pipelines.events import Event
 from pipelines.filtering import why_not
 from pipelines.matrices import MATRIX_KEY, PLACEHOLDER, combinations, matrix_env_name
 from pipelines.names import dns_label, fit_label, short_hash
 from pipelines.problems import Position
+from pipelines.records import ComparedWithout
 from pipelines.spec import Job, SecretRef, Spec
 
 _NOWHERE = Position("<none>", 0, 0)
@@ -62,25 +65,26 @@ def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlannedStep:
+class PlannedStep(ComparedWithout, frozen=True, kw_only=True):
+    __left_out__ = frozenset({"position"})
+
     name: str  # unique within the job, DNS-1123, never "clone" (the backend's own first step)
     script: str  # the `run` text, matrix variables replaced
     image: str
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    position: Position = field(default=_NOWHERE, compare=False, repr=False)  # of the spec step
+    position: Position = _NOWHERE  # of the spec step
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlannedService:
+class PlannedService(Struct, frozen=True, kw_only=True):
     name: str
     image: str
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     command: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlannedJob:
+class PlannedJob(ComparedWithout, frozen=True, kw_only=True):
+    __left_out__ = frozenset({"position"})
+
     name: str  # unique across the plan, DNS-1123 label <= 63
     spec_job: str  # the job's name in `.ci.yaml` (several planned jobs share it in a matrix)
     matrix: Mapping[str, str]  # this variant's values; empty for a job without a matrix
@@ -95,21 +99,19 @@ class PlannedJob:
     allow_failure: bool = False
     share_workspace: bool = False
     is_finally: bool = False
-    position: Position = field(default=_NOWHERE, compare=False, repr=False)  # of the spec job
+    position: Position = _NOWHERE  # of the spec job
 
     def env_for(self, step: PlannedStep) -> Mapping[str, str]:
         """The step's effective plain environment (secrets not included)."""
         return _frozen({**self.env, **step.env})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SkippedJob:
+class SkippedJob(Struct, frozen=True, kw_only=True):
     name: str  # the job's name in `.ci.yaml`
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
+class Plan(Struct, frozen=True, kw_only=True):
     jobs: tuple[PlannedJob, ...]  # non-empty, dependency order
     finally_jobs: tuple[PlannedJob, ...] = ()
     skipped: tuple[SkippedJob, ...] = ()
@@ -120,8 +122,7 @@ class Plan:
         return (*self.jobs, *self.finally_jobs)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NothingToRun:
+class NothingToRun(Struct, frozen=True, kw_only=True):
     reason: str
     skipped: tuple[SkippedJob, ...] = ()
 

@@ -20,8 +20,9 @@ and plans it for every event. Parsing and linting were 8.6% of the receiver's CP
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import overload
+
+from msgspec import Struct
 
 from pipelines.events import Event
 from pipelines.linting import lint_spec
@@ -30,8 +31,7 @@ from pipelines.problems import Problem, Severity
 from pipelines.spec import DEFAULT_SPEC_PATH, Spec
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Problems:
+class Problems(Struct, frozen=True, kw_only=True):
     """A spec that cannot run: every problem (at least one error), errors first."""
 
     problems: tuple[Problem, ...]
@@ -41,16 +41,14 @@ class Problems:
         return tuple(p for p in self.problems if p.severity is Severity.ERROR)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Linted:
+class Linted(Struct, frozen=True, kw_only=True):
     """A spec without errors, and its warnings (which never block a run)."""
 
     spec: Spec
     warnings: tuple[Problem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Prepared(Linted):
+class Prepared(Linted, frozen=True, kw_only=True):
     """A spec without errors, its warnings, and what runs for the event."""
 
     outcome: Plan | NothingToRun

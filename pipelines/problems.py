@@ -7,9 +7,10 @@ The linter collects every problem instead of stopping at the first; warnings nev
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
+
+from msgspec import Struct
 
 
 class Severity(StrEnum):
@@ -33,8 +34,7 @@ class Position(NamedTuple):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Problem:
+class Problem(Struct, frozen=True, kw_only=True):
     """One thing wrong (or suspicious) in a spec.
 
     `path` is the dotted field path (`jobs.test.steps[0].run`) for tools; `position` is for

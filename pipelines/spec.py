@@ -10,11 +10,13 @@ Durations are whole seconds; lists are tuples; mappings keep the file's order.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from msgspec import Struct, field
 
 from pipelines.events import EventKind
 from pipelines.problems import Position
+from pipelines.records import ComparedWithout
 
 # Hard limits, named so that errors and docs can quote them.
 MAX_SPEC_BYTES = 256 * 1024
@@ -43,21 +45,22 @@ def _frozen(mapping: Mapping[str, str] | None = None) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping or {}))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Located:
-    """Base for model objects: where the object starts, and where each of its keys is."""
+class Located(ComparedWithout, frozen=True, kw_only=True):
+    """Base for model objects: where the object starts, and where each of its keys is.
 
-    position: Position = field(default=_NOWHERE, compare=False, repr=False)
-    key_positions: Mapping[str, Position] = field(
-        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
-    )
+    Two objects that differ only in where they were written are equal.
+    """
+
+    __left_out__ = frozenset({"position", "key_positions"})
+
+    position: Position = _NOWHERE
+    key_positions: Mapping[str, Position] = field(default_factory=lambda: MappingProxyType({}))
 
     def position_of(self, key: str) -> Position:
         return self.key_positions.get(key, self.position)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Patterns:
+class Patterns(Struct, frozen=True, kw_only=True):
     """Glob patterns with exclusions: `["main", "release/*", "!release/old"]`.
 
     Empty `include` means "everything not excluded".
@@ -71,8 +74,7 @@ class Patterns:
         return not self.include and not self.exclude
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class When(Located):
+class When(Located, frozen=True, kw_only=True):
     """When a pipeline or job runs. Every given condition must hold; absent ones always hold."""
 
     events: tuple[EventKind, ...] = ()  # empty: any event
@@ -81,8 +83,7 @@ class When(Located):
     paths: Patterns = field(default_factory=Patterns)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SecretRef(Located):
+class SecretRef(Located, frozen=True, kw_only=True):
     """A key of a Kubernetes Secret (in the run's namespace) exposed as an env var."""
 
     env: str
@@ -90,8 +91,7 @@ class SecretRef(Located):
     key: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Service(Located):
+class Service(Located, frozen=True, kw_only=True):
     """A sidecar container that lives as long as its job (a database, a cache)."""
 
     name: str
@@ -100,8 +100,7 @@ class Service(Located):
     command: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step(Located):
+class Step(Located, frozen=True, kw_only=True):
     """One shell script. Runs with `bash -eo pipefail` when the image has bash, else `sh -e`."""
 
     run: str
@@ -110,8 +109,7 @@ class Step(Located):
     env: Mapping[str, str] = field(default_factory=_frozen)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Matrix(Located):
+class Matrix(Located, frozen=True, kw_only=True):
     """Axes of a job's matrix, expanded by the planner into one job per combination.
 
     `include` adds extra combinations; `exclude` removes combinations that match all of an
@@ -123,8 +121,7 @@ class Matrix(Located):
     exclude: tuple[Mapping[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Job(Located):
+class Job(Located, frozen=True, kw_only=True):
     name: str
     steps: tuple[Step, ...]
     image: str = DEFAULT_IMAGE
@@ -141,8 +138,7 @@ class Job(Located):
     is_finally: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Concurrency(Located):
+class Concurrency(Located, frozen=True, kw_only=True):
     """How many runs of one group (a branch, or a pull request) may run at once.
 
     `limit` None means no limit. `cancel_in_progress` cancels older runs of the same group
@@ -153,8 +149,7 @@ class Concurrency(Located):
     cancel_in_progress: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Spec(Located):
+class Spec(Located, frozen=True, kw_only=True):
     """A whole `.ci.yaml` that linted without errors."""
 
     jobs: tuple[Job, ...]  # regular jobs, in file order

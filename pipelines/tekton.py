@@ -61,8 +61,9 @@ The shape of the output, and why:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from pipelines.emitting import dump
 from pipelines.events import Event
@@ -125,8 +126,7 @@ CLONE_TOKEN_ENV = "FERRY_CLONE_TOKEN"  # noqa: S105 (a variable name, not a secr
 CLONE_TOKEN_KEY = "token"  # noqa: S105 (the key's name in the clone Secret, not a secret)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompileOptions:
+class CompileOptions(Struct, frozen=True, kw_only=True):
     """How to compile; everything the spec does not say.
 
     `namespace` None leaves `metadata.namespace` out (the client's namespace applies).
@@ -319,8 +319,7 @@ def _job_timeout(job: PlannedJob, options: CompileOptions, *, cap: int | None = 
     return timeout if cap is None else min(timeout, cap)
 
 
-@dataclass(frozen=True, slots=True)
-class _Timeouts:
+class _Timeouts(Struct, frozen=True):
     """Seconds: the run's `spec.timeouts`, and the most each kind of task may be given."""
 
     pipeline: int

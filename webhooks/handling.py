@@ -16,11 +16,11 @@ into 4xx/5xx answers. What the flow works with (`Receiver`, `Target`) is `webhoo
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
+from msgspec.structs import replace
 from structlog.contextvars import bind_contextvars
 
 from ci.backends import RunRequest
@@ -307,15 +307,15 @@ async def _with_changed_files(
         return event, prepared
     forge = target.forge
     files = await target.call(lambda: forge.changed_files(target.name, pull_request.number))
-    event = dataclasses.replace(event, changed_files=files)
+    event = replace(event, changed_files=files)
     return event, prepared.for_event(event)
 
 
 def _without_secrets(planned: Plan) -> Plan:
-    return dataclasses.replace(
+    return replace(
         planned,
-        jobs=tuple(dataclasses.replace(job, secrets=()) for job in planned.jobs),
-        finally_jobs=tuple(dataclasses.replace(job, secrets=()) for job in planned.finally_jobs),
+        jobs=tuple(replace(job, secrets=()) for job in planned.jobs),
+        finally_jobs=tuple(replace(job, secrets=()) for job in planned.finally_jobs),
     )
 
 

@@ -8,7 +8,8 @@ variant). Finally jobs are left out unless one is selected by name: asking for `
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from pipelines.planning import Plan, PlannedJob, SkippedJob
 

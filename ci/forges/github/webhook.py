@@ -5,8 +5,9 @@ Header and payload facts: ../shared/contracts/github/WEBHOOKS.md.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
+
+import msgspec.structs
 
 from ci.forges.deliveries import (
     Comment,
@@ -167,7 +168,7 @@ def _pull_request(payload: Fields, repository: RepositoryRef | None) -> Parsed:
         event = pull_request_event(pull_request, number, require_repository(repository))
         before = payload.optional_text("before") if action == "synchronize" else None
         if before and not is_zero_sha(before) and before != event.sha:
-            event = dataclasses.replace(event, replaced_sha=before)
+            event = msgspec.structs.replace(event, replaced_sha=before)
         return event
     if action == "closed":
         return PullRequestClosed(number=number, merged=pull_request.boolean("merged"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec.structs
 
 from pipelines.planning import NothingToRun, Plan
 from pipelines.preparing import Prepared, Problems, Specs, prepare
@@ -24,7 +24,7 @@ jobs:
 def test_a_text_met_again_is_planned_for_each_event_from_one_linted_spec() -> None:
     specs = Specs()
     first = specs.prepare(SPEC, path=".ci.yaml", event=PUSH)
-    other_branch = dataclasses.replace(PUSH, sha="1" * 40, ref="refs/heads/dev", branch="dev")
+    other_branch = msgspec.structs.replace(PUSH, sha="1" * 40, ref="refs/heads/dev", branch="dev")
     second = specs.prepare(SPEC, path=".ci.yaml", event=other_branch)
     assert isinstance(first, Prepared) and isinstance(second, Prepared)
     assert second.spec is first.spec  # linted once

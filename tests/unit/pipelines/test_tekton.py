@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import msgspec.structs
 import pytest
 import yaml
 
@@ -32,7 +32,7 @@ PUSH = Event(
     branch="main",
     author="alice",
 )
-HOSTILE = dataclasses.replace(
+HOSTILE = msgspec.structs.replace(
     PUSH,
     kind=EventKind.PULL_REQUEST,
     ref="refs/pull/1/head",
@@ -273,11 +273,11 @@ def test_go_duration(seconds: int, text: str) -> None:
 
 
 def test_run_name_is_idempotent_and_short() -> None:
-    assert pipeline_run_name(PUSH) == pipeline_run_name(dataclasses.replace(PUSH, author="bob"))
-    assert pipeline_run_name(PUSH) != pipeline_run_name(dataclasses.replace(PUSH, sha="1" * 40))
+    assert pipeline_run_name(PUSH) == pipeline_run_name(msgspec.structs.replace(PUSH, author="bob"))
+    assert pipeline_run_name(PUSH) != pipeline_run_name(msgspec.structs.replace(PUSH, sha="1" * 40))
     assert pipeline_run_name(PUSH) != pipeline_run_name(
-        dataclasses.replace(PUSH, kind=EventKind.MANUAL))
-    long_name = dataclasses.replace(PUSH, repository="acme/" + "Very_Long.Name-" * 10)
+        msgspec.structs.replace(PUSH, kind=EventKind.MANUAL))
+    long_name = msgspec.structs.replace(PUSH, repository="acme/" + "Very_Long.Name-" * 10)
     for name in (pipeline_run_name(PUSH), pipeline_run_name(long_name, prefix="ferry-"),
                  pipeline_run_name(HOSTILE)):
         assert len(name) <= 63
