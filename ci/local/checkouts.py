@@ -9,8 +9,9 @@ files are unknown, so `when.paths` filters hold, as the filter does for any unkn
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from ci.local.gitcli import GitError, git, succeeds
 from pipelines.events import Event, EventKind, PullRequest
@@ -20,8 +21,7 @@ class CheckoutError(Exception):
     """Not a git repository, no commit yet, or an unknown `--sha`."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Checkout:
+class Checkout(Struct, frozen=True, kw_only=True):
     root: Path  # the working tree's top directory
     sha: str  # the commit asked for (HEAD by default), in full
     branch: str | None  # the branch checked out; None when HEAD is detached

@@ -11,7 +11,8 @@ token unrunnable on a laptop, where deploying is rarely the point.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from pipelines.spec import SecretRef
 
@@ -20,8 +21,7 @@ class SecretArgumentError(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobSecrets:
+class JobSecrets(Struct, frozen=True, kw_only=True):
     values: Mapping[str, str]  # env name -> value
     missing: tuple[SecretRef, ...]
 

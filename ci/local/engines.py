@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
+
+from msgspec import Struct, field
 
 from pipelines.scripts import SOURCE_PATH, shell_script
 
@@ -42,8 +43,7 @@ class EngineNotFoundError(Exception):
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Launch:
+class Launch(Struct, frozen=True, kw_only=True):
     """One process to start for a step."""
 
     argv: tuple[str, ...]
@@ -76,8 +76,7 @@ class Engine(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class HostEngine:
+class HostEngine(Struct, frozen=True):
     base: Mapping[str, str]  # the clean host environment (see `environment.base_environment`)
 
     @property
@@ -103,8 +102,7 @@ class HostEngine:
         return Launch(argv=argv, environment={**self.base, **environment}, directory=workspace)
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerEngine:
+class ContainerEngine(Struct, frozen=True):
     name: EngineName
     binary: str  # the client's absolute path
     base: Mapping[str, str]  # the client's own environment (PATH, HOME for its config)

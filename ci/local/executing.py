@@ -25,9 +25,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import IO
+
+from msgspec import Struct
 
 from ci.local.engines import Launch
 from ci.local.stopping import Stop
@@ -47,8 +48,7 @@ class ProcessEnd(StrEnum):
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessOutcome:
+class ProcessOutcome(Struct, frozen=True, kw_only=True):
     end: ProcessEnd
     exit_code: int | None = None  # set when EXITED
 

@@ -6,9 +6,10 @@ attempt), then exactly one final state. Only the final states carry a `JobResult
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+from msgspec import Struct
 
 
 class JobState(StrEnum):
@@ -49,16 +50,14 @@ class StepState(StrEnum):
     NOT_RUN = "not_run"  # an earlier step of the same attempt failed
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepResult:
+class StepResult(Struct, frozen=True, kw_only=True):
     name: str
     state: StepState
     exit_code: int | None = None  # None when the step was killed or never started
     seconds: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobResult:
+class JobResult(Struct, frozen=True, kw_only=True):
     name: str
     state: JobState
     allow_failure: bool = False
@@ -75,8 +74,7 @@ class JobResult:
         return failed and not self.allow_failure
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunResult:
+class RunResult(Struct, frozen=True, kw_only=True):
     jobs: tuple[JobResult, ...]  # plan order: regular jobs, then finally jobs
     cancelled: bool = False  # stopped from outside (Ctrl-C, a newer run)
     seconds: float = 0.0
@@ -87,14 +85,13 @@ class RunResult:
         return not self.cancelled and not any(job.blocks_run for job in self.jobs)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobChange:
+class JobChange(Struct, frozen=True, kw_only=True):
     """One state change of one job, as the observer receives it."""
 
     job: str
     state: JobState
     attempt: int = 0  # 1-based for RUNNING; the last attempt for final states
-    result: JobResult | None = field(default=None)  # set for final states only
+    result: JobResult | None = None  # set for final states only
 
 
 class Observer(Protocol):

@@ -34,8 +34,9 @@ import secrets as random_tokens
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from ci.local.credentials import job_secrets
 from ci.local.engines import Engine, HostEngine
@@ -70,8 +71,7 @@ def _core_count() -> int:
     return os.cpu_count() or 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunOptions:
+class RunOptions(Struct, frozen=True, kw_only=True):
     """How to run a plan locally; everything the spec does not say."""
 
     parallel: int = field(default_factory=_core_count)  # jobs at once; default: the cores
@@ -131,8 +131,7 @@ class _OneAtATime:
             self._inner.step_output(job=job, step=step, line=line)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Attempt:
+class _Attempt(Struct, frozen=True, kw_only=True):
     state: JobState
     steps: tuple[StepResult, ...]
     reason: str = ""

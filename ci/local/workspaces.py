@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
+
+from msgspec import Struct
 
 from ci.local.gitcli import GitError, git
 from pipelines.planning import PlannedJob
@@ -38,8 +39,7 @@ class WorkspaceError(Exception):
     """The repository cannot provide the requested tree (no such commit, not a repository)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkspaceOrigin:
+class WorkspaceOrigin(Struct, frozen=True, kw_only=True):
     """Where job workspaces come from."""
 
     repository: Path  # the root of the developer's git checkout
