@@ -427,10 +427,10 @@ class _Reader:
                 size += sum(e.key.size + e.value.size for e in merged)
                 height = max(height, *(e.value.height for e in merged), 0)
             node = MappingNode(frame.position, tuple(entries), 1 + size, 1 + height,
-                                      MappingProxyType(frame.seen))
+                               MappingProxyType(frame.seen))
         else:
             node = SequenceNode(frame.position, tuple(frame.items), 1 + frame.size,
-                                       1 + frame.height)
+                                1 + frame.height)
         if frame.anchor is not None:
             self._open_anchors.discard(frame.anchor)
             self._add(node, anchor=frame.anchor)
