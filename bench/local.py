@@ -131,31 +131,32 @@ def _importtime_rows(listing: str) -> Iterator[tuple[int, int, str]]:
 
 
 # The libraries on `ferry run`'s path, each charged with the modules it is first to import.
-_LIBRARIES = {"yaml": "yaml", "msgspec": "msgspec"}
+_LIBRARIES = ("yaml", "msgspec")
+_GROUPS = ("ferry", *_LIBRARIES, "stdlib")
 
 
 def _import_breakdown(directory: Path, *, repeat: int) -> dict[str, float]:
-    """Milliseconds of `import ci.cli, ci.commands.run` by whose modules they are (the self
-    times `-X importtime` gives, medians), and of them, CPython building the dataclasses."""
-    parts: dict[str, list[float]] = {
-        "ferry": [], "yaml": [], "msgspec": [], "stdlib": [], "dataclasses": []}
+    """Milliseconds of `import ci.cli, ci.commands.run` by whose modules they are, medians:
+    Ferry's modules' self times (as `-X importtime` gives them), each library's package with
+    what it imports first (its cumulative time), the standard library the rest; and of them,
+    CPython building the dataclasses."""
+    parts: dict[str, list[float]] = {group: [] for group in (*_GROUPS, "dataclasses")}
     for _ in range(repeat):
         listing = _output([sys.executable, "-X", "importtime", "-c",
                            "import ci.cli, ci.commands.run"], directory=directory, stderr=True)
-        totals = dict.fromkeys(("ferry", "yaml", "msgspec", "stdlib"), 0.0)
+        totals = dict.fromkeys(_GROUPS, 0.0)
         after_site = False
         for self_us, cumulative_us, indented in _importtime_rows(listing):
             name = indented.strip()
             if not after_site:  # the interpreter's start: `site` ends it
                 after_site = name == "site"
                 continue
-            top = name.split(".")[0]
-            if top in ("ci", "pipelines"):
+            if name.split(".")[0] in ("ci", "pipelines"):
                 totals["ferry"] += self_us / 1000
             elif name in _LIBRARIES:  # the library's package, with all it imports first
-                totals[_LIBRARIES[name]] += cumulative_us / 1000
-            totals["stdlib"] += self_us / 1000
-        totals["stdlib"] -= totals["ferry"] + totals["yaml"] + totals["msgspec"]
+                totals[name] += cumulative_us / 1000
+            totals["stdlib"] += self_us / 1000  # every row; the others' taken off below
+        totals["stdlib"] -= sum(totals[group] for group in ("ferry", *_LIBRARIES))
         for group, value in totals.items():
             parts[group].append(value)
         clock = _output([sys.executable, "-c", _DATACLASS_CLOCK], directory=directory)
