@@ -14,7 +14,8 @@
    controller's watch streams them (the least its first list can take on this API server)
    and once in pages (what an API server that does not stream lists gives), restarts the
    controller, and times its startup: to the first full list, and to every run
-   looked at ("resumed").
+   looked at ("resumed"); then streams the raw list once more (the API server's speed
+   drifts: the two raw figures bracket the restart's).
 
 `--profile FILE` samples the controller with py-spy through the burst and the steady phase
 (`bench.profiling`), and the restarted one until it resumed (into `FILE.restart`), and prints
@@ -273,6 +274,10 @@ def _bench(kube: Kube, control_plane: ControlPlane, args: argparse.Namespace,
               f"{_rss_megabytes(controller.component.process.pid):.0f} MB; the same imports "
               f"in a bare process: {_imports_megabytes(CONTROLLER_IMPORTS):.0f} MB, of which "
               f"the libraries alone: {_imports_megabytes(LIBRARY_IMPORTS):.0f} MB")
+        # The API server's own speed moves from minute to minute (the paged list just before
+        # grows its heap): the peer list again, right after the restart, brackets it.
+        after_seconds, _ = _raw_streamed_list(kube)
+        print(f"raw streamed list again, right after the restart: {after_seconds:.2f}s")
         if restart_profile is not None:
             print(f"controller profile, restart to resumed ({restart_profile}):")
             for line in summary(restart_profile):
