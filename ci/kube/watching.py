@@ -23,6 +23,8 @@ The consumer is called from the watching thread, in order. It must not block for
 work to a queue (see `ci.controller`) rather than calling the forge from `on_event`. It gets
 each object as the watcher's `convert` made it, as soon as it was parsed: the controller keeps
 a compact snapshot of each run, and a relist of ten thousand runs never holds them as dicts.
+A `ListingConsumer` also gets a list in parts while it comes (a page, or `page_size` objects
+of a stream), so it can work on the first runs while the API server still sends the rest.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import orjson
 import structlog
@@ -76,6 +78,16 @@ class Consumer(Protocol[T_contra]):
     def on_relist(self, objects: Sequence[T_contra]) -> None: ...
 
     def on_event(self, event: WatchEvent[T_contra]) -> None: ...
+
+
+@runtime_checkable
+class ListingConsumer(Consumer[T_contra], Protocol[T_contra]):
+    """A consumer that also takes a list in parts while it comes: `on_list_part` gets each
+    part (a page, or `page_size` objects of a stream) as soon as it is converted, then
+    `on_relist` the whole list (the same objects) once its last part is in. A part is never
+    the whole truth: nothing that vanished is known before `on_relist`."""
+
+    def on_list_part(self, objects: Sequence[T_contra]) -> None: ...
 
 
 def whole(obj: Object) -> Object:
@@ -141,6 +153,7 @@ class Watcher(Generic[T]):
         self._convert = convert
         self._kind = kind
         self._consumer = consumer
+        self._on_part = consumer.on_list_part if isinstance(consumer, ListingConsumer) else None
         self._settings = settings
         self._namespace = namespace
         self._label_selector = label_selector
@@ -235,10 +248,14 @@ class Watcher(Generic[T]):
                               query=query, timeout=(self._settings.connect_timeout,
                                                     self._settings.inactivity_timeout))
         events = self._events(response.response)
+        part_size = max(1, self._settings.page_size)
+        handed = 0  # objects handed on in parts so far
         try:
             for event_type, obj in events:
                 if event_type == "ADDED":
                     objects.append(self._listed(obj))
+                    if len(objects) - handed >= part_size:
+                        handed = self._hand_part(objects, handed)
                 elif event_type == "BOOKMARK":
                     if ends_initial_events(obj):
                         version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
@@ -251,6 +268,7 @@ class Watcher(Generic[T]):
                 raise RuntimeError("the API server ended a streamed list before its last object")
         finally:
             events.close()
+        self._hand_part(objects, handed)
         self.relists += 1
         self._consumer.on_relist(objects)
         self._log.debug("listed", count=len(objects), resource_version=version, streamed=True)
@@ -269,13 +287,22 @@ class Watcher(Generic[T]):
             version = str(metadata.get("resourceVersion") or version)
             token = metadata.get("continue")
             pending = self._next_page(token) if token else None
+            handed = len(objects)
             for obj in page.get("items") or ():
                 objects.append(self._listed(obj))
             del page  # only the page being made is held as whole objects
+            self._hand_part(objects, handed)
         self.relists += 1
         self._consumer.on_relist(objects)
         self._log.debug("listed", count=len(objects), resource_version=version)
         return version
+
+    def _hand_part(self, objects: list[T], handed: int) -> int:
+        """The objects after the first `handed` to a `ListingConsumer`, as one part; how many
+        are handed now. The consumer works on them while the rest of the list comes."""
+        if self._on_part is not None and len(objects) > handed:
+            self._on_part(objects[handed:])
+        return len(objects)
 
     def _listed(self, obj: Object) -> T:
         """A listed object as the consumer keeps it. A page's items carry no apiVersion and

@@ -433,3 +433,35 @@ def test_a_410_after_a_streamed_list_streams_the_list_again() -> None:
     assert recorder.calls == [("relist", ["a"]), (EventType.ADDED, "b"), ("relist", ["b"])]
     assert api.calls == ["stream list", "watch from 6", "stream list", "watch from 31"]
     assert (watcher.restarts, watcher.relists) == (1, 2)
+
+
+class PartRecorder(Recorder):
+    """A `ListingConsumer`: the parts of a list while it comes, then the list."""
+
+    def on_list_part(self, objects: Sequence[Obj]) -> None:
+        self.calls.append(("part", [o["metadata"]["name"] for o in objects]))
+
+
+def test_a_listing_consumer_gets_a_streamed_list_in_parts_while_it_comes() -> None:
+    api = StreamingApi(
+        # Ends before its list: a failure, after one whole part.
+        [Response([event("ADDED", "a", "5"), event("ADDED", "b", "5"), event("ADDED", "c", "5")]),
+         Response([event("ADDED", name, "5") for name in "abcde"] + [end_of_list("9")])],
+        [], [Response([event("MODIFIED", "b", "12")])])
+    recorder = PartRecorder()
+    watch(api, recorder, replace(STREAMED, backoff=(0.01,)))
+    # `page_size` objects a part, the rest at the list's end; the whole list after its parts.
+    # The failed stream's whole part was handed on (the consumer keeps it as part of a list
+    # still coming), but its list never was: nothing is dropped on half a list.
+    assert recorder.calls == [("part", ["a", "b"]),
+                              ("part", ["a", "b"]), ("part", ["c", "d"]), ("part", ["e"]),
+                              ("relist", ["a", "b", "c", "d", "e"]), (EventType.MODIFIED, "b")]
+
+
+def test_a_listing_consumer_gets_a_paged_list_page_by_page() -> None:
+    api = ScriptedApi([page("9", "a", "b", more="next"), page("10", "c")],
+                      [Response([event("ADDED", "d", "11")])])
+    recorder = PartRecorder()
+    watch(api, recorder, NO_FAILURE)
+    assert recorder.calls == [("part", ["a", "b"]), ("part", ["c"]),
+                              ("relist", ["a", "b", "c"]), (EventType.ADDED, "d")]
