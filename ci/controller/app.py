@@ -33,6 +33,7 @@ from ci.controller.posting import Poster
 from ci.controller.queueing import KeyedQueue
 from ci.controller.retaining import retain
 from ci.controller.retrying import Retry
+from ci.controller.routing import Key, Routing
 from ci.controller.runs import RunKey, RunSnapshot, TaskRunSnapshot
 from ci.controller.scheduling import Clock, Scheduler, real_clock
 from ci.controller.settings import ControllerSettings
@@ -49,7 +50,15 @@ from ci.kube.repositories import Repository, RepositoryIndex, normalize_url
 from ci.kube.repository_status import RepositoryStatusWriter
 from ci.kube.resources import PIPELINE_RUN, REPOSITORY, TASK_RUN
 from ci.kube.run_requests import RunRequests
-from ci.kube.watching import Consumer, Object, Watcher, WatchEvent, run_in_thread, whole
+from ci.kube.watching import (
+    Consumer,
+    ListingConsumer,
+    Object,
+    Watcher,
+    WatchEvent,
+    run_in_thread,
+    whole,
+)
 from ci.repository_forges import RepositoryForges
 from ci.settings import check_details_url_template
 
@@ -65,7 +74,6 @@ JOIN_TIMEOUT = 10.0
 # Between reads of the binding key while the API server does not answer (start-up).
 KEY_RETRY_SECONDS = 2.0
 
-Key = tuple[str, str, str]  # ("run" | "admit" | "prune", namespace, name)
 # Archive queue workers per archive thread: most wait for a thread, none hold one.
 ARCHIVE_QUEUE_FACTOR = 4
 # Threads for blocking calls beyond one per worker: the lease's renewal, the scheduler and
@@ -95,6 +103,10 @@ class _FirstList(Generic[T]):
         self._consumer = consumer
         self._after = after
         self.listed = threading.Event()
+
+    def on_list_part(self, objects: Sequence[T]) -> None:
+        if isinstance(self._consumer, ListingConsumer):
+            self._consumer.on_list_part(objects)
 
     def on_relist(self, objects: Sequence[T]) -> None:
         self._consumer.on_relist(objects)
@@ -134,6 +146,7 @@ class _Controller:
         # predecessor may have delivered.
         self._incarnation = f"{self._identity}-{uuid.uuid4().hex[:8]}"
         self._watchers: list[Watcher[Any]] = []
+        self._archive_queue: KeyedQueue[RunKey, Observation] | None = None
         self._threads: list[threading.Thread] = []
 
     async def run(self, stop: threading.Event) -> None:
@@ -225,9 +238,9 @@ class _Controller:
         read_secret = api_secret_reader(
             client, timeout=settings.kubernetes.request_timeout_seconds)
 
-        queue: KeyedQueue[Key, Observation | None]
+        routing: Routing
         def notify(observations: Sequence[tuple[RunKey, Observation]]) -> None:
-            loop.call_soon_threadsafe(self._submit_runs, queue, observations)
+            loop.call_soon_threadsafe(routing.submit_runs, observations)
 
         store = RunStore(notify)
         repositories = RepositoryIndex()
@@ -235,7 +248,7 @@ class _Controller:
                                cached=keys.cached)
 
         def repositories_changed() -> None:
-            loop.call_soon_threadsafe(self._resubmit_all, queue, store)
+            loop.call_soon_threadsafe(routing.resubmit_all)
 
         credentials = CredentialsCache(read_secret, ttl=settings.credentials_ttl)
         archive = open_store(settings.archive) if settings.archive is not None else None
@@ -247,7 +260,7 @@ class _Controller:
                 read_secret=read_secret, lines=settings.log_tail_lines, archive=archive),
             leadership=leadership, metrics=self._metrics, settings=settings,
             incarnation=self._incarnation,
-            on_final=lambda run, repository: self._on_final(queue, run, repository),
+            on_final=lambda run, repository: routing.on_final(repository),
             verifier=verifier,
         )
         housekeeping = _Housekeeping(api=api, store=store, repositories=repositories,
@@ -260,7 +273,7 @@ class _Controller:
             client=client, api=api, store=store, repositories=repositories,
             credentials=credentials, read_secret=read_secret, archive=archive,
             leadership=leadership, verifier=verifier,
-            on_archived=lambda run, repository: self._on_final(queue, run, repository))
+            on_archived=lambda run, repository: routing.on_final(repository))
 
         async def handle(key: Key, item: Observation | None, attempt: int) -> Retry | None:
             action, namespace, name = key
@@ -274,8 +287,8 @@ class _Controller:
 
         queue = KeyedQueue(handle, workers=settings.workers)
         self._export_gauges(queue)
-        self._admit = settings.admit
-        self._prune = settings.prune
+        routing = Routing(queue=queue, archive_queue=self._archive_queue, store=store,
+                          admit=settings.admit, prune=settings.prune)
 
         # Renewing from the moment the lease is held: starting the watches can take longer
         # than the lease is trusted for, and every run they list would meet a lease not held.
@@ -416,42 +429,6 @@ class _Controller:
         await queue.idle()
         log.info("resumed", runs=len(store), listed_seconds=round(listed, 3),
                  resumed_seconds=round(time.monotonic() - started, 3))
-
-    # -- routing ----------------------------------------------------------------------------
-
-    _admit = True
-    _prune = True
-    _archive_queue: KeyedQueue[RunKey, Observation] | None = None
-
-    def _submit_runs(self, queue: KeyedQueue[Key, Observation | None],
-                     observations: Sequence[tuple[RunKey, Observation]]) -> None:
-        for key, observation in observations:
-            queue.submit(("run", *key), observation)
-            if self._archive_queue is not None:
-                self._archive_queue.submit(key, observation)
-            run = observation.run
-            if self._admit and run is not None:
-                group = admission.group_of(run)
-                if group is not None:
-                    queue.submit(("admit", run.namespace, group), None, newest_only=True)
-
-    def _resubmit_all(self, queue: KeyedQueue[Key, Observation | None], store: RunStore
-                      ) -> None:
-        # A Repository (or its Secret name) appeared or changed: runs that found none before
-        # are looked at again. Cheap: runs with nothing to report return at once.
-        seen = time.time()
-        for run in store.runs():
-            queue.submit(("run", *run.key), Observation(None, seen))
-            if self._archive_queue is not None:
-                self._archive_queue.submit(run.key, Observation(None, seen))
-
-    def _on_final(self, queue: KeyedQueue[Key, Observation | None], run: RunSnapshot,
-                  repository: Repository) -> None:
-        if self._prune:
-            # One pass over the namespace's runs for all the runs that ended meanwhile: a
-            # restart with 10,000 finished runs queued 10,000 passes of 10,000 runs each.
-            queue.submit(("prune", repository.namespace, repository.name), None,
-                         newest_only=True)
 
 
 class _Housekeeping:

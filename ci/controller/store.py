@@ -2,7 +2,9 @@
 
 Watches call the consumers from their threads; the store is locked, and every change is
 handed to the event loop (`notify`) as an `Observation`, in the order the watch saw it: one
-at a time, and a relist's all in one call (one wake of the loop, not one per run).
+at a time, and a relist's in parts while the list comes (one wake of the loop per part, not
+one per run). A listed run is reported as soon as its part is in; what looks across a
+namespace's runs (admission, pruning) waits for the whole list (`listing`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ class Observation:
     run: RunSnapshot | None
     seen: float
     deleted: bool = False
+    # Part of a list still coming: the run is in the store, but the namespace's other runs
+    # may not be yet, so nothing that compares runs is decided on it.
+    listing: bool = False
+    # False: handed on already while its list came; the list's end shows it again only for
+    # what waited for the whole list.
+    report: bool = True
 
 
 Notify = Callable[[Sequence[tuple[RunKey, Observation]]], None]
@@ -44,6 +52,10 @@ class RunStore:
         self._lock = threading.Lock()
         self._runs: dict[RunKey, RunSnapshot] = {}
         self._task_runs: dict[RunKey, dict[str, TaskRunSnapshot]] = {}
+        # Runs handed on in the parts of a list still coming, at the version handed, and the
+        # namespaces (None: all) being listed.
+        self._handed: dict[RunKey, str] = {}
+        self._listing: set[str | None] = set()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -62,6 +74,11 @@ class RunStore:
                 if namespace is None or run.namespace == namespace
             )
 
+    def listing(self, namespace: str) -> bool:
+        """Is a list of `namespace`'s runs still coming (the store may hold part of it)?"""
+        with self._lock:
+            return namespace in self._listing or None in self._listing
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._runs)
@@ -78,7 +95,23 @@ class RunStore:
             self._runs[run.key] = run
             return True
 
+    def add_listed_runs(self, runs: Sequence[RunSnapshot], *, namespace: str | None) -> None:
+        """A part of a list of `namespace`'s runs (None: all) still coming: its runs are
+        stored and handed on to be reported; none is dropped before the whole list is in."""
+        seen = time.time()
+        with self._lock:
+            self._listing.add(namespace)
+            for run in runs:
+                current = self._runs.get(run.key)
+                if current is None or newer_version(run.resource_version,
+                                                    current.resource_version):
+                    self._runs[run.key] = run
+                self._handed[run.key] = run.resource_version
+        self._notify([(run.key, Observation(run, seen, listing=True)) for run in runs])
+
     def replace_runs(self, runs: Iterable[RunSnapshot], *, namespace: str | None) -> None:
+        """The whole list of `namespace`'s runs (None: all): what is not in it is dropped.
+        Runs its parts handed on already are shown again with `report=False`."""
         seen = time.time()
         fresh = {run.key: run for run in runs}
         with self._lock:
@@ -88,8 +121,13 @@ class RunStore:
                 del self._runs[key]
                 self._task_runs.pop(key, None)
             self._runs.update(fresh)
-        self._notify([(key, Observation(run, seen))
-                      for key, run in sorted(fresh.items(), key=lambda item: item[1].created)])
+            handed = self._handed
+            self._handed = {key: version for key, version in handed.items()
+                            if namespace is not None and key[0] != namespace}
+            self._listing.discard(namespace)
+        self._notify([
+            (key, Observation(run, seen, report=handed.get(key) != run.resource_version))
+            for key, run in sorted(fresh.items(), key=lambda item: item[1].created)])
 
     def update_run(self, run: RunSnapshot, *, deleted: bool) -> None:
         seen = time.time()
@@ -128,11 +166,14 @@ class RunStore:
 
 
 class PipelineRunConsumer:
-    """A `watching.Consumer` of PipelineRun snapshots in one namespace (None: all)."""
+    """A `watching.ListingConsumer` of PipelineRun snapshots in one namespace (None: all)."""
 
     def __init__(self, store: RunStore, *, namespace: str | None) -> None:
         self._store = store
         self._namespace = namespace
+
+    def on_list_part(self, objects: Sequence[RunSnapshot]) -> None:
+        self._store.add_listed_runs(objects, namespace=self._namespace)
 
     def on_relist(self, objects: Sequence[RunSnapshot]) -> None:
         self._store.replace_runs(objects, namespace=self._namespace)
