@@ -96,13 +96,16 @@ def run_controller(
 
 
 class _FirstList(Generic[T]):
-    """Wraps a consumer to tell when its first list arrived."""
+    """Wraps a consumer to tell when its first list arrived: `listed` is set on the loop the
+    moment the watcher's thread has handed the whole list (not at the next poll: the three
+    kinds are listed one after the other, so a poll's wait would count three times)."""
 
-    def __init__(self, consumer: Consumer[T], *, after: Callable[[], None] | None = None
-                 ) -> None:
+    def __init__(self, consumer: Consumer[T], *, loop: asyncio.AbstractEventLoop,
+                 after: Callable[[], None] | None = None) -> None:
         self._consumer = consumer
         self._after = after
-        self.listed = threading.Event()
+        self._loop = loop
+        self.listed = asyncio.Event()
 
     def on_list_part(self, objects: Sequence[T]) -> None:
         if isinstance(self._consumer, ListingConsumer):
@@ -110,7 +113,7 @@ class _FirstList(Generic[T]):
 
     def on_relist(self, objects: Sequence[T]) -> None:
         self._consumer.on_relist(objects)
-        self.listed.set()
+        self._loop.call_soon_threadsafe(self.listed.set)
         if self._after is not None:
             self._after()
 
@@ -118,6 +121,25 @@ class _FirstList(Generic[T]):
         self._consumer.on_event(event)
         if self._after is not None:
             self._after()
+
+
+async def _wait_listed(consumers: Sequence[_FirstList[Any]], stopping: asyncio.Event, *,
+                       timeout: float = FIRST_LIST_TIMEOUT) -> None:
+    """Until each consumer's first list arrived (or `timeout` seconds passed for one: go on
+    without it, or the controller stops)."""
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        for consumer in consumers:
+            listed = asyncio.ensure_future(consumer.listed.wait())
+            done, _ = await asyncio.wait({listed, stopped}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            listed.cancel()
+            if stopped in done:
+                return
+            if not done:
+                log.warning("first list is late; going on")
+    finally:
+        stopped.cancel()
 
 
 async def _first_keys(keys: BindingKeyStore, stopping: asyncio.Event) -> bool:
@@ -217,17 +239,6 @@ class _Controller:
         self._watchers.append(watcher)
         self._threads.append(run_in_thread(
             watcher, name=f"watch {kind.plural} {namespace or '*'}"))
-
-    async def _wait_listed(self, consumers: Sequence[_FirstList[Any]], stopping: asyncio.Event
-                           ) -> None:
-        for consumer in consumers:
-            waited = 0.0
-            while not consumer.listed.is_set() and not stopping.is_set():
-                await asyncio.sleep(STOP_POLL)
-                waited += STOP_POLL
-                if waited > FIRST_LIST_TIMEOUT:
-                    log.warning("first list is late; going on")
-                    break
 
     async def _serve(self, client: Any, http: httpx.AsyncClient, leadership: Leadership,
                      stopping: asyncio.Event, keys: BindingKeyStore) -> None:
@@ -396,23 +407,24 @@ class _Controller:
                              stopping: asyncio.Event) -> list[_FirstList[RunSnapshot]]:
         """Repositories first (credentials and keepRuns), then TaskRuns, then runs: a resumed
         run must find its Repository and its jobs when its first event is handled."""
+        loop = asyncio.get_running_loop()
         repository_consumers = []
         for namespace in namespaces:
-            consumer = _FirstList(repositories, after=repositories_changed)
+            consumer = _FirstList(repositories, loop=loop, after=repositories_changed)
             repository_consumers.append(consumer)
             self._watch(api=api, kind=REPOSITORY, consumer=consumer, convert=whole,
                         namespace=namespace, selector=None)
-        await self._wait_listed(repository_consumers, stopping)
+        await _wait_listed(repository_consumers, stopping)
         task_run_consumers = []
         for namespace in namespaces:
-            task_runs = _FirstList(TaskRunConsumer(store, namespace=namespace))
+            task_runs = _FirstList(TaskRunConsumer(store, namespace=namespace), loop=loop)
             task_run_consumers.append(task_runs)
             self._watch(api=api, kind=TASK_RUN, consumer=task_runs, convert=TaskRunSnapshot.of,
                         namespace=namespace, selector=labels.MANAGED_SELECTOR)
-        await self._wait_listed(task_run_consumers, stopping)
+        await _wait_listed(task_run_consumers, stopping)
         run_consumers = []
         for namespace in namespaces:
-            runs = _FirstList(PipelineRunConsumer(store, namespace=namespace))
+            runs = _FirstList(PipelineRunConsumer(store, namespace=namespace), loop=loop)
             run_consumers.append(runs)
             self._watch(api=api, kind=PIPELINE_RUN, consumer=runs, convert=RunSnapshot.of,
                         namespace=namespace, selector=labels.MANAGED_SELECTOR)
@@ -424,7 +436,7 @@ class _Controller:
         """Say when the runs present at startup were all looked at (operators and the bench
         time a restart by it)."""
         started = time.monotonic()
-        await self._wait_listed(consumers, stopping)
+        await _wait_listed(consumers, stopping)
         listed = time.monotonic() - started
         await queue.idle()
         log.info("resumed", runs=len(store), listed_seconds=round(listed, 3),
