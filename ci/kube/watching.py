@@ -299,7 +299,13 @@ class Watcher(Generic[T]):
 
     def _hand_part(self, objects: list[T], handed: int) -> int:
         """The objects after the first `handed` to a `ListingConsumer`, as one part; how many
-        are handed now. The consumer works on them while the rest of the list comes."""
+        are handed now. The consumer works on them while the rest of the list comes.
+
+        A watcher stopped meanwhile hands nothing more on, not even the list it has: `stop`
+        wakes a blocked read, but the lines already read still come, and the consumer's
+        owner (a controller shutting down, its event loop closing) no longer takes them."""
+        if self._stopped.is_set():
+            raise WatchStoppedError
         if self._on_part is not None and len(objects) > handed:
             self._on_part(objects[handed:])
         return len(objects)

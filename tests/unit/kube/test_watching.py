@@ -465,3 +465,32 @@ def test_a_listing_consumer_gets_a_paged_list_page_by_page() -> None:
     watch(api, recorder, NO_FAILURE)
     assert recorder.calls == [("part", ["a", "b"]), ("part", ["c"]),
                               ("relist", ["a", "b", "c"]), (EventType.ADDED, "d")]
+
+
+class StoppingRecorder(PartRecorder):
+    """A listing consumer whose owner stops the watch on the first part (a controller shutting
+    down while its list still comes)."""
+
+    watcher: Watcher | None = None
+
+    def on_list_part(self, objects: Sequence[Obj]) -> None:
+        super().on_list_part(objects)
+        assert self.watcher is not None
+        self.watcher.stop()
+
+
+def test_a_watcher_stopped_while_its_list_comes_hands_nothing_more_on() -> None:
+    # The whole stream is already read (`Response` yields its lines after a close too), as
+    # buffered lines are when `stop` wakes the read.
+    api = StreamingApi([Response([event("ADDED", name, "5") for name in "abcde"]
+                                 + [end_of_list("9")])], [], [])
+    recorder = StoppingRecorder()
+    watcher = Watcher(api=api, kind=REPOSITORY, consumer=recorder, convert=whole,
+                      settings=STREAMED, namespace="team")
+    recorder.watcher = watcher
+    thread = run_in_thread(watcher, name="test watch")
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert recorder.calls == [("part", ["a", "b"])]
+    assert api.calls == ["stream list"]
+    assert (watcher.restarts, watcher.relists) == (0, 0)
