@@ -106,10 +106,13 @@ class _FirstList(Generic[T]):
         self._after = after
         self._loop = loop
         self.listed = asyncio.Event()
+        # Decided once, as the watcher decides for this wrapper: parts go on only to a
+        # consumer that takes them.
+        self._on_part = consumer.on_list_part if isinstance(consumer, ListingConsumer) else None
 
     def on_list_part(self, objects: Sequence[T]) -> None:
-        if isinstance(self._consumer, ListingConsumer):
-            self._consumer.on_list_part(objects)
+        if self._on_part is not None:
+            self._on_part(objects)
 
     def on_relist(self, objects: Sequence[T]) -> None:
         self._consumer.on_relist(objects)
